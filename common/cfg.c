@@ -1,0 +1,378 @@
+/*
+ * common/cfg.c - configuration from CLIENTELE_* environment variables.
+ *
+ * One table-free function per kind of value (integer, duration, size,
+ * address, URL) keeps each rule testable on its own; cfg_load() applies
+ * them in a fixed order and reports the first failure. Nothing here reads
+ * the environment directly: the lookup function is passed in.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+
+const char *cfg_getenv(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+int cfg_parse_int(const char *s, long min, long max, long *out, const char **why)
+{
+    char *end;
+    if (*s == '\0' || isspace((unsigned char)*s)) {
+        *why = "must be an integer";
+        return ERR_INVALID;
+    }
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        *why = "must be an integer";
+        return ERR_INVALID;
+    }
+    if (v < min || v > max) {
+        *why = "is out of range";
+        return ERR_INVALID;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Splits "123unit" into a non-negative integer and its unit suffix. */
+static int split_number(const char *s, unsigned long long *num, const char **unit)
+{
+    if (!isdigit((unsigned char)*s))
+        return ERR_INVALID;
+    unsigned long long v = 0;
+    for (; isdigit((unsigned char)*s); s++) {
+        if (v > (ULLONG_MAX - 9) / 10)
+            return ERR_INVALID;
+        v = v * 10 + (unsigned)(*s - '0');
+    }
+    *num = v;
+    *unit = s;
+    return 0;
+}
+
+int cfg_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out, const char **why)
+{
+    unsigned long long v, mult;
+    const char *unit;
+    if (split_number(s, &v, &unit) != 0) {
+        *why = "must be a duration such as 500ms, 5s or 2m";
+        return ERR_INVALID;
+    }
+    if (strcmp(unit, "ms") == 0)
+        mult = 1;
+    else if (strcmp(unit, "s") == 0 || *unit == '\0')
+        mult = 1000;
+    else if (strcmp(unit, "m") == 0)
+        mult = 60000;
+    else {
+        *why = "must be a duration such as 500ms, 5s or 2m";
+        return ERR_INVALID;
+    }
+    if (v > (unsigned long long)LONG_MAX / mult || (long)(v * mult) < min_ms || (long)(v * mult) > max_ms) {
+        *why = "is out of range";
+        return ERR_INVALID;
+    }
+    *out = (long)(v * mult);
+    return 0;
+}
+
+int cfg_parse_size(const char *s, size_t min, size_t max, size_t *out, const char **why)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {{"", 1},           {"B", 1},           {"k", 1024},         {"K", 1024},  {"KiB", 1024},
+                 {"M", 1024 * 1024}, {"MiB", 1024 * 1024}, {"G", 1024 * 1024 * 1024ULL}, {"GiB", 1024 * 1024 * 1024ULL}};
+    unsigned long long v;
+    const char *unit;
+    if (split_number(s, &v, &unit) != 0) {
+        *why = "must be a size such as 65536, 64KiB or 1MiB";
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(unit, units[i].suffix) != 0)
+            continue;
+        if (v > SIZE_MAX / units[i].mult || v * units[i].mult < min || v * units[i].mult > max) {
+            *why = "is out of range";
+            return ERR_INVALID;
+        }
+        *out = (size_t)(v * units[i].mult);
+        return 0;
+    }
+    *why = "must be a size such as 65536, 64KiB or 1MiB";
+    return ERR_INVALID;
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    long v;
+    const char *why;
+    if (cfg_parse_int(s, 1, 65535, &v, &why) != 0 || *s == '+' || *s == '-')
+        return ERR_INVALID;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int cfg_parse_hostport(const char *s, char **host, uint16_t *port, const char **why)
+{
+    const char *colon;
+    size_t hostlen;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':') {
+            *why = "must be host:port or [ipv6]:port";
+            return ERR_INVALID;
+        }
+        s++;
+        hostlen = (size_t)(close - s);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL) {
+            *why = "must be host:port or [ipv6]:port";
+            return ERR_INVALID;
+        }
+        hostlen = (size_t)(colon - s);
+    }
+    if (hostlen == 0 || hostlen > 253) {
+        *why = "has an empty or overlong host";
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < hostlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '.' && c != '-' && c != ':' && c != '_') {
+            *why = "has an invalid character in the host";
+            return ERR_INVALID;
+        }
+    }
+    if (parse_port(colon + 1, port) != 0) {
+        *why = "has a port that is not between 1 and 65535";
+        return ERR_INVALID;
+    }
+    *host = strndup(s, hostlen);
+    return 0;
+}
+
+int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0) {
+        *why = "must start with redis://";
+        return ERR_INVALID;
+    }
+    s += sizeof(scheme) - 1;
+    const char *at = strchr(s, '@');
+    char *password = NULL;
+    if (at != NULL) {
+        /* redis://:password@host:port/db; a user name (Redis 6 ACL) is not supported. */
+        if (*s != ':') {
+            *why = "supports only redis://:password@host:port/db credentials";
+            return ERR_INVALID;
+        }
+        password = strndup(s + 1, (size_t)(at - s - 1));
+        s = at + 1;
+    }
+    const char *slash = strchr(s, '/');
+    char *hostport = slash != NULL ? strndup(s, (size_t)(slash - s)) : strdup(s);
+    char *host = NULL;
+    uint16_t port = 6379;
+    int ret = 0;
+    if (strchr(hostport, ':') == NULL && hostport[0] != '[') {
+        /* no port given: the Redis default */
+        char *tmp;
+        if (asprintf(&tmp, "%s:6379", hostport) < 0)
+            abort();
+        ret = cfg_parse_hostport(tmp, &host, &port, why);
+        free(tmp);
+    } else {
+        ret = cfg_parse_hostport(hostport, &host, &port, why);
+    }
+    free(hostport);
+    long db = 0;
+    if (ret == 0 && slash != NULL && slash[1] != '\0' && cfg_parse_int(slash + 1, 0, 15, &db, why) != 0) {
+        *why = "has a database number that is not between 0 and 15";
+        ret = ERR_INVALID;
+    }
+    if (ret != 0) {
+        free(host);
+        free(password);
+        return ret;
+    }
+    free(cfg->redis_host);
+    free(cfg->redis_password);
+    cfg->redis_host = host;
+    cfg->redis_port = port;
+    cfg->redis_db = (int)db;
+    cfg->redis_password = password;
+    return 0;
+}
+
+static int parse_origins(const char *s, char ***out, const char **why)
+{
+    size_t n = 1;
+    for (const char *p = s; *p != '\0'; p++)
+        n += *p == ',';
+    char **list = calloc(n + 1, sizeof(*list));
+    size_t cnt = 0;
+    const char *p = s;
+    while (*p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        while (len > 0 && isspace((unsigned char)*p))
+            p++, len--;
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        int ok = len == 1 && *p == '*';
+        if (!ok && len > 7 && (strncmp(p, "http://", 7) == 0 || (len > 8 && strncmp(p, "https://", 8) == 0))) {
+            ok = 1;
+            for (size_t i = 0; i < len; i++)
+                if (!isgraph((unsigned char)p[i]) || (i > 8 && p[i] == '/'))
+                    ok = 0;
+        }
+        if (!ok) {
+            for (size_t i = 0; i < cnt; i++)
+                free(list[i]);
+            free(list);
+            *why = "must be * or a comma-separated list of origins such as https://app.example.com";
+            return ERR_INVALID;
+        }
+        list[cnt++] = strndup(p, len);
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    *out = list;
+    return 0;
+}
+
+#define FAIL(name, fmt, ...)                                                                                           \
+    do {                                                                                                               \
+        snprintf(err, errlen, "%s: " fmt, name, __VA_ARGS__);                                                          \
+        goto Error;                                                                                                    \
+    } while (0)
+
+int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errlen)
+{
+    const char *v, *why;
+    long l;
+    memset(cfg, 0, sizeof(*cfg));
+
+#define GET(name, def) ((v = lookup(name, ctx)) != NULL && *v != '\0' ? v : (def))
+
+    if (cfg_parse_hostport(GET("CLIENTELE_LISTEN", "127.0.0.1:8080"), &cfg->listen_host, &cfg->listen_port, &why) != 0)
+        FAIL("CLIENTELE_LISTEN", "%s (got \"%s\")", why, v);
+
+    v = GET("CLIENTELE_DATABASE_URL", "postgresql://clientele@127.0.0.1:5432/clientele");
+    {
+        char *pqerr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(v, &pqerr);
+        if (opts == NULL) {
+            snprintf(err, errlen, "CLIENTELE_DATABASE_URL: is not a valid PostgreSQL connection string (%s)",
+                     pqerr != NULL ? pqerr : "out of memory");
+            PQfreemem(pqerr);
+            goto Error;
+        }
+        PQconninfoFree(opts);
+        cfg->database_url = strdup(v);
+    }
+
+    if (cfg_parse_redis_url(GET("CLIENTELE_REDIS_URL", "redis://127.0.0.1:6379/0"), cfg, &why) != 0)
+        FAIL("CLIENTELE_REDIS_URL", "%s", why);
+
+    {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        char def[24];
+        snprintf(def, sizeof(def), "%ld", ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+        if (cfg_parse_int(GET("CLIENTELE_THREADS", def), 1, 256, &l, &why) != 0)
+            FAIL("CLIENTELE_THREADS", "%s: expected 1 to 256 (got \"%s\")", why, v);
+        cfg->threads = (int)l;
+    }
+    if (cfg_parse_int(GET("CLIENTELE_DB_POOL", "8"), 1, 256, &l, &why) != 0)
+        FAIL("CLIENTELE_DB_POOL", "%s: expected 1 to 256 (got \"%s\")", why, v);
+    cfg->db_pool = (int)l;
+    if (cfg_parse_int(GET("CLIENTELE_DB_QUEUE", "1024"), 0, 1000000, &l, &why) != 0)
+        FAIL("CLIENTELE_DB_QUEUE", "%s: expected 0 to 1000000 (got \"%s\")", why, v);
+    cfg->db_queue = (int)l;
+    if (cfg_parse_duration_ms(GET("CLIENTELE_DB_TIMEOUT", "5s"), 10, 3600000, &l, &why) != 0)
+        FAIL("CLIENTELE_DB_TIMEOUT", "%s: expected 10ms to 60m (got \"%s\")", why, v);
+    cfg->db_timeout_ms = (int)l;
+    if (cfg_parse_duration_ms(GET("CLIENTELE_REDIS_TIMEOUT", "2s"), 10, 600000, &l, &why) != 0)
+        FAIL("CLIENTELE_REDIS_TIMEOUT", "%s: expected 10ms to 10m (got \"%s\")", why, v);
+    cfg->redis_timeout_ms = (int)l;
+    if (cfg_parse_duration_ms(GET("CLIENTELE_SHUTDOWN_TIMEOUT", "10s"), 0, 3600000, &l, &why) != 0)
+        FAIL("CLIENTELE_SHUTDOWN_TIMEOUT", "%s: expected 0s to 60m (got \"%s\")", why, v);
+    cfg->shutdown_timeout_ms = (int)l;
+
+    if ((v = lookup("CLIENTELE_JWT_SECRET", ctx)) != NULL) {
+        if (strlen(v) < 32)
+            FAIL("CLIENTELE_JWT_SECRET", "must be at least 32 bytes long (got %zu)", strlen(v));
+        cfg->jwt_secret = strdup(v);
+    }
+
+    if ((cfg->log_level = log_level_parse(GET("CLIENTELE_LOG_LEVEL", "info"))) < 0)
+        FAIL("CLIENTELE_LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", v);
+
+    if (cfg_parse_size(GET("CLIENTELE_BODY_LIMIT", "1MiB"), 1024, 1024 * 1024 * 1024, &cfg->body_limit, &why) != 0)
+        FAIL("CLIENTELE_BODY_LIMIT", "%s: expected 1KiB to 1GiB (got \"%s\")", why, v);
+    if (cfg_parse_size(GET("CLIENTELE_BULK_BODY_LIMIT", "32MiB"), 1024, 1024 * 1024 * 1024, &cfg->bulk_body_limit,
+                       &why) != 0)
+        FAIL("CLIENTELE_BULK_BODY_LIMIT", "%s: expected 1KiB to 1GiB (got \"%s\")", why, v);
+    if (cfg->bulk_body_limit < cfg->body_limit)
+        FAIL("CLIENTELE_BULK_BODY_LIMIT", "must not be smaller than CLIENTELE_BODY_LIMIT (%zu)", cfg->body_limit);
+
+    if (parse_origins(GET("CLIENTELE_CORS_ORIGINS", ""), &cfg->cors_origins, &why) != 0)
+        FAIL("CLIENTELE_CORS_ORIGINS", "%s (got \"%s\")", why, v);
+
+    {
+        const char *cert = lookup("CLIENTELE_TLS_CERT", ctx), *key = lookup("CLIENTELE_TLS_KEY", ctx);
+        int has_cert = cert != NULL && *cert != '\0', has_key = key != NULL && *key != '\0';
+        if (has_cert != has_key)
+            FAIL(has_cert ? "CLIENTELE_TLS_KEY" : "CLIENTELE_TLS_CERT", "%s",
+                 "must be set together with the other of CLIENTELE_TLS_CERT and CLIENTELE_TLS_KEY");
+        for (int i = 0; i < 2 && has_cert; i++) {
+            const char *path = i == 0 ? cert : key;
+            if (access(path, R_OK) != 0)
+                FAIL(i == 0 ? "CLIENTELE_TLS_CERT" : "CLIENTELE_TLS_KEY", "cannot read \"%s\": %s", path,
+                     strerror(errno));
+        }
+        if (has_cert) {
+            cfg->tls_cert = strdup(cert);
+            cfg->tls_key = strdup(key);
+        }
+    }
+#undef GET
+    return 0;
+
+Error:
+    cfg_free(cfg);
+    return ERR_INVALID;
+}
+
+void cfg_free(cfg_t *cfg)
+{
+    free(cfg->listen_host);
+    free(cfg->database_url);
+    free(cfg->redis_host);
+    free(cfg->redis_password);
+    free(cfg->jwt_secret);
+    if (cfg->cors_origins != NULL)
+        for (char **p = cfg->cors_origins; *p != NULL; p++)
+            free(*p);
+    free(cfg->cors_origins);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,57 @@
+/*
+ * common/cfg.h - configuration from CLIENTELE_* environment variables.
+ *
+ * cfg_load() fills a cfg_t from a lookup function (getenv in production, a
+ * table in tests) and stops at the first bad value with a message naming
+ * the variable and the problem. The cfg_t owns its strings; cfg_free()
+ * releases them. After start-up the struct is read-only and shared by all
+ * threads.
+ */
+#ifndef CLIENTELE_COMMON_CFG_H
+#define CLIENTELE_COMMON_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef const char *(*cfg_lookup_fn)(const char *name, void *ctx);
+
+typedef struct st_cfg_t {
+    char *listen_host; /* CLIENTELE_LISTEN, host part (IPv4/IPv6 literal or name) */
+    uint16_t listen_port;
+    char *database_url;     /* CLIENTELE_DATABASE_URL */
+    char *redis_host;       /* from CLIENTELE_REDIS_URL */
+    uint16_t redis_port;
+    int redis_db;
+    char *redis_password;   /* NULL when none */
+    int threads;            /* CLIENTELE_THREADS */
+    int db_pool;            /* CLIENTELE_DB_POOL, connections per thread */
+    int db_queue;           /* CLIENTELE_DB_QUEUE, waiting queries per thread */
+    int db_timeout_ms;      /* CLIENTELE_DB_TIMEOUT */
+    int redis_timeout_ms;   /* CLIENTELE_REDIS_TIMEOUT */
+    char *jwt_secret;       /* CLIENTELE_JWT_SECRET, NULL when unset */
+    int log_level;          /* CLIENTELE_LOG_LEVEL */
+    size_t body_limit;      /* CLIENTELE_BODY_LIMIT */
+    size_t bulk_body_limit; /* CLIENTELE_BULK_BODY_LIMIT */
+    char **cors_origins;    /* CLIENTELE_CORS_ORIGINS, NULL-terminated; "*" allowed */
+    char *tls_cert;         /* CLIENTELE_TLS_CERT */
+    char *tls_key;          /* CLIENTELE_TLS_KEY */
+    int shutdown_timeout_ms; /* CLIENTELE_SHUTDOWN_TIMEOUT */
+} cfg_t;
+
+/*
+ * Loads every variable, applying defaults. On failure returns ERR_INVALID
+ * with "CLIENTELE_X: problem" in err; the cfg_t is then left freed.
+ */
+int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errlen);
+void cfg_free(cfg_t *cfg);
+/* The lookup used in production. */
+const char *cfg_getenv(const char *name, void *ctx);
+
+/* Parsers, exposed for tests. Each returns 0 or ERR_INVALID with a reason. */
+int cfg_parse_int(const char *s, long min, long max, long *out, const char **why);
+int cfg_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out, const char **why);
+int cfg_parse_size(const char *s, size_t min, size_t max, size_t *out, const char **why);
+int cfg_parse_hostport(const char *s, char **host, uint16_t *port, const char **why);
+int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why);
+
+#endif
