@@ -1,0 +1,173 @@
+/*
+ * api/api.h - what every API module shares: the server, its threads, and
+ * the per-request state handlers work with.
+ *
+ * Ownership: the api_server_t lives for the whole process (created in
+ * main.c). Each api_thread_t belongs to one loop thread and owns that
+ * thread's h2o context, database pool and Redis client. An api_req_t is
+ * created for each request that reaches the router; it is a ref-counted
+ * chunk (h2o_mem_alloc_shared) whose one reference is held by a guard on
+ * the request's pool. When h2o disposes the request, the guard sets
+ * ar->req to NULL and drops its reference, so a handler waiting on a query
+ * takes its own reference (api_req_hold) and, on the reply, checks ar->req
+ * before answering (api_req_release afterwards).
+ */
+#ifndef CLIENTELE_API_API_H
+#define CLIENTELE_API_API_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <jansson.h>
+
+#include "common/cfg.h"
+#include "common/db.h"
+#include "common/err.h"
+#include "common/kv.h"
+#include "router.h"
+
+typedef struct st_api_req_t api_req_t;
+typedef struct st_api_thread_t api_thread_t;
+typedef struct st_api_metrics_t api_metrics_t;
+
+/* A handler answers now or later; a negative return is answered with api_send_error(). */
+typedef int (*api_handler_fn)(api_req_t *ar);
+
+enum {
+    API_BODY_JSON = 1 << 0,        /* expects an application/json body */
+    API_BODY_MERGE_PATCH = 1 << 1, /* expects application/merge-patch+json */
+    API_BODY_NDJSON = 1 << 2,      /* also takes application/x-ndjson */
+    API_BODY_BULK = 1 << 3,        /* allowed up to the bulk body limit */
+};
+
+typedef struct st_api_route_t {
+    unsigned method;      /* a ROUTER_* bit */
+    const char *path;     /* template, "/v1/customers/{id:int}" */
+    api_handler_fn handler;
+    unsigned flags;       /* API_BODY_* */
+} api_route_t;
+
+/* The route table (api/routes.c). */
+extern const api_route_t api_routes[];
+extern const size_t api_nroutes;
+
+typedef struct st_api_server_t {
+    const cfg_t *cfg;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    api_metrics_t *metrics;
+    const char *const *templates; /* api_routes[i].path, for router_match */
+    unsigned *methods;            /* api_routes[i].method */
+    h2o_iovec_t openapi_yaml;     /* the embedded spec */
+    h2o_iovec_t openapi_json;     /* the same, converted once at start-up */
+    SSL_CTX *ssl_ctx;             /* NULL without TLS */
+    api_thread_t *threads;
+    int nthreads;
+    _Atomic int shutting_down;
+} api_server_t;
+
+struct st_api_thread_t {
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    api_server_t *server;
+    int index;
+    pthread_t tid;
+    db_t *db;
+    kv_t *kv;
+    h2o_socket_t *listener;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_multithread_receiver_t wake;
+    int connections; /* open client connections */
+    int inflight;    /* requests that reached the router and are not yet disposed */
+    uint64_t rng;    /* request-id generator state */
+};
+
+struct st_api_req_t {
+    h2o_req_t *req;           /* NULL once h2o has disposed the request */
+    api_thread_t *thread;
+    const api_route_t *route; /* NULL when no route matched */
+    int route_index;          /* metrics label; -1 for no route */
+    router_match_t match;
+    char *scratch;            /* decoded path parameters live here */
+    char request_id[65];
+    char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
+    json_t *body;             /* the parsed JSON body, when the route takes one */
+    int64_t user_id;          /* 0 until authenticated */
+    uint64_t started_ns;
+};
+
+/* The thread a request runs on. */
+static inline api_thread_t *api_thread_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(api_thread_t, ctx, req->conn->ctx);
+}
+
+/* Entry point registered with h2o for every path (api/http.c). */
+int api_on_req(h2o_handler_t *self, h2o_req_t *req);
+/* Registers the handler, the error filter and the request guard on a host. */
+void api_register(api_server_t *server, h2o_hostconf_t *hostconf);
+
+/* Keeps ar alive across an asynchronous call; pair with api_req_release. */
+void api_req_hold(api_req_t *ar);
+void api_req_release(api_req_t *ar);
+
+/* A path parameter by name; the router guarantees declared ones exist. */
+int64_t api_param_i64(api_req_t *ar, const char *name);
+const char *api_param_str(api_req_t *ar, const char *name);
+
+/*
+ * Answers with a JSON body (steals the reference to body; NULL sends no
+ * body). Adds the request id and CORS headers. Returns 0.
+ */
+int api_send_json(api_req_t *ar, int status, json_t *body);
+/* Answers with a raw body of the given content type (body is copied). */
+int api_send_raw(api_req_t *ar, int status, const char *content_type, const char *body, size_t len);
+/* Adds a response header (name lower-case, value copied into the pool). */
+void api_add_header(api_req_t *ar, const char *name, const char *value);
+
+/* --- api/problem.c: the only writer of error bodies ------------------- */
+
+/* The reason phrase for a status ("Not Found"). */
+const char *api_status_reason(int status);
+/* The HTTP status for an err_t. */
+int api_err_status(int err);
+/* Answers with an RFC 9457 problem for err, with a sentence of detail (may be NULL). */
+int api_send_error(api_req_t *ar, int err, const char *detail);
+/* Answers 422 (or `status`) with errors: [{"field","code","message"}] (steals errors). */
+int api_send_invalid(api_req_t *ar, int status, const char *detail, json_t *errors);
+/* Appends {"field","code","message"} to an errors array. */
+void api_error_add(json_t *errors, const char *field, const char *code, const char *message);
+/* Builds the problem body for a status (used for h2o's own error answers too). */
+json_t *api_problem_new(int status, const char *detail, const char *instance);
+/* Registers the filter that rewrites h2o's plain-text errors as problems. */
+void api_problem_register_filter(h2o_pathconf_t *pathconf, api_server_t *server);
+
+/* --- api/metrics.c ---------------------------------------------------- */
+
+api_metrics_t *api_metrics_new(size_t nroutes);
+void api_metrics_free(api_metrics_t *m);
+/* Counts one finished request; route -1 is "no route". Any thread. */
+void api_metrics_observe(api_metrics_t *m, int route, int status, uint64_t duration_ns);
+/* Appends the Prometheus text exposition to buf. */
+void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t *out);
+
+/* --- handlers --------------------------------------------------------- */
+
+int health_live(api_req_t *ar);
+int health_ready(api_req_t *ar);
+int health_metrics(api_req_t *ar);
+int openapi_get_yaml(api_req_t *ar);
+int openapi_get_json(api_req_t *ar);
+
+/* api/openapi.c: converts the embedded YAML spec to JSON once. */
+int api_openapi_load(api_server_t *server, char *err, size_t errlen);
+/* Parses a YAML document into JSON (for the spec and its tests); NULL + err on failure. */
+json_t *api_yaml_to_json(const char *yaml, size_t len, char *err, size_t errlen);
+
+/* api/migrate.c: applies schema/ files; blocking, run before serving. */
+int api_migrate(const char *conninfo, const char *dir);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * api/http.c - the request pipeline: from h2o's on_req to a handler, and
+ * the helpers handlers answer with.
+ *
+ * For every request: assign the request id, route it, answer OPTIONS and
+ * CORS preflights, refuse bodies of the wrong type or size, parse JSON
+ * bodies, then call the route's handler. A pool-linked guard notices when
+ * h2o disposes the request; it writes the access log line, counts the
+ * request in the metrics and detaches the api_req_t (see api.h).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "api.h"
+#include "common/log.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --- request state and its guard --------------------------------------- */
+
+static void on_ar_dispose(void *p)
+{
+    api_req_t *ar = p;
+    if (ar->body != NULL)
+        json_decref(ar->body);
+}
+
+void api_req_hold(api_req_t *ar)
+{
+    h2o_mem_addref_shared(ar);
+}
+
+void api_req_release(api_req_t *ar)
+{
+    h2o_mem_release_shared(ar);
+}
+
+static void log_request(api_req_t *ar, h2o_req_t *req, uint64_t dur_ns)
+{
+    int status = req->res.status;
+    int level = status >= 500 ? LOG_ERROR : LOG_INFO;
+    if (!log_enabled(level))
+        return;
+    json_t *o = json_object();
+    json_object_set_new(o, "msg", json_string("request"));
+    json_object_set_new(o, "request_id", json_string(ar->request_id));
+    json_object_set_new(o, "method", json_string(ar->method));
+    json_object_set_new(o, "route", json_string(ar->route != NULL ? ar->route->path : "(none)"));
+    json_object_set_new(o, "status", json_integer(status));
+    json_object_set_new(o, "duration_us", json_integer((json_int_t)(dur_ns / 1000)));
+    if (ar->user_id != 0)
+        json_object_set_new(o, "user_id", json_integer(ar->user_id));
+    log_json(level, o);
+    json_decref(o);
+}
+
+/* Runs when h2o clears the request's pool: the request is finished or gone. */
+static void on_guard_dispose(void *p)
+{
+    api_req_t *ar = *(api_req_t **)p;
+    h2o_req_t *req = ar->req;
+    api_thread_t *t = ar->thread;
+    uint64_t dur = now_ns() - ar->started_ns;
+    if (req->res.status == 0)
+        req->res.status = 499; /* the client went away before an answer */
+    log_request(ar, req, dur);
+    api_metrics_observe(t->server->metrics, ar->route_index, req->res.status, dur);
+    t->inflight--;
+    ar->req = NULL;
+    h2o_mem_release_shared(ar);
+}
+
+/* --- request ids --------------------------------------------------------- */
+
+static int is_sane_request_id(const char *s, size_t len)
+{
+    if (len == 0 || len > 64)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.' && s[i] != ':')
+            return 0;
+    return 1;
+}
+
+static void new_request_id(api_thread_t *t, char *out)
+{
+    if (t->rng == 0 && getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng))
+        t->rng = now_ns() ^ (uint64_t)(uintptr_t)t;
+    uint64_t a, b;
+    /* xorshift64*; ids need to be unique, not secret. */
+    t->rng ^= t->rng >> 12, t->rng ^= t->rng << 25, t->rng ^= t->rng >> 27;
+    a = t->rng * 0x2545F4914F6CDD1DULL;
+    t->rng ^= t->rng >> 12, t->rng ^= t->rng << 25, t->rng ^= t->rng >> 27;
+    b = t->rng * 0x2545F4914F6CDD1DULL;
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+/* --- answering ----------------------------------------------------------- */
+
+void api_add_header(api_req_t *ar, const char *name, const char *value)
+{
+    h2o_req_t *req = ar->req;
+    /* h2o keeps pointers, not copies: the value must live as long as the request. */
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
+}
+
+static const char *find_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i < 0)
+        return NULL;
+    *len = req->headers.entries[i].value.len;
+    return req->headers.entries[i].value.base;
+}
+
+static const char *find_header_str(h2o_req_t *req, const char *name, size_t *len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return NULL;
+    *len = req->headers.entries[i].value.len;
+    return req->headers.entries[i].value.base;
+}
+
+/* Returns the allowed origin to echo, or NULL when CORS does not apply. */
+static const char *cors_origin(api_req_t *ar)
+{
+    char **origins = ar->thread->server->cfg->cors_origins;
+    size_t len;
+    const char *origin = find_header_str(ar->req, "origin", &len);
+    if (origin == NULL || origins == NULL || origins[0] == NULL)
+        return NULL;
+    for (char **o = origins; *o != NULL; o++) {
+        if (strcmp(*o, "*") == 0 || (strlen(*o) == len && memcmp(*o, origin, len) == 0))
+            return h2o_strdup(&ar->req->pool, origin, len).base;
+    }
+    return NULL;
+}
+
+static void add_common_headers(api_req_t *ar)
+{
+    api_add_header(ar, "x-request-id", ar->request_id);
+    const char *origin = cors_origin(ar);
+    if (origin != NULL) {
+        api_add_header(ar, "access-control-allow-origin", origin);
+        api_add_header(ar, "access-control-expose-headers", "ETag, Location, Retry-After, X-Request-Id");
+        api_add_header(ar, "vary", "Origin");
+    }
+}
+
+int api_send_raw(api_req_t *ar, int status, const char *content_type, const char *body, size_t len)
+{
+    h2o_req_t *req = ar->req;
+    req->res.status = status;
+    req->res.reason = api_status_reason(status);
+    add_common_headers(ar);
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+    if (status == 204 || status == 304) {
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+int api_send_json(api_req_t *ar, int status, json_t *body)
+{
+    if (body == NULL)
+        return api_send_raw(ar, status, NULL, "", 0);
+    size_t len = json_dumpb(body, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *buf = h2o_mem_alloc_pool(&ar->req->pool, len + 1);
+    json_dumpb(body, buf, len, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    const char *ctype = status >= 400 ? "application/problem+json" : "application/json";
+    return api_send_raw(ar, status, ctype, buf, len);
+}
+
+int64_t api_param_i64(api_req_t *ar, const char *name)
+{
+    const router_param_t *p = router_param(&ar->match, name);
+    return p != NULL ? p->i64 : 0;
+}
+
+const char *api_param_str(api_req_t *ar, const char *name)
+{
+    const router_param_t *p = router_param(&ar->match, name);
+    return p != NULL ? p->str : NULL;
+}
+
+/* --- the pipeline -------------------------------------------------------- */
+
+static int answer_options(api_req_t *ar, unsigned allow)
+{
+    char allowbuf[96];
+    router_format_allow(allow, allowbuf, sizeof(allowbuf));
+    api_add_header(ar, "allow", allowbuf);
+    size_t len;
+    if (cors_origin(ar) != NULL && find_header_str(ar->req, "access-control-request-method", &len) != NULL) {
+        api_add_header(ar, "access-control-allow-methods", allowbuf);
+        api_add_header(ar, "access-control-allow-headers",
+                       "Authorization, Content-Type, If-Match, If-None-Match, X-Request-Id");
+        api_add_header(ar, "access-control-max-age", "600");
+    }
+    return api_send_raw(ar, 204, NULL, "", 0);
+}
+
+/* Compares a Content-Type's media type (before any ';') case-insensitively. */
+static int media_type_is(const char *v, size_t len, const char *want)
+{
+    size_t n = 0;
+    while (n < len && v[n] != ';' && v[n] != ' ' && v[n] != '\t')
+        n++;
+    return n == strlen(want) && strncasecmp(v, want, n) == 0;
+}
+
+/* Checks the body's type and size and parses it; answers and returns nonzero on failure. */
+static int read_body(api_req_t *ar)
+{
+    h2o_req_t *req = ar->req;
+    const api_route_t *r = ar->route;
+    const cfg_t *cfg = ar->thread->server->cfg;
+    size_t limit = (r->flags & API_BODY_BULK) ? cfg->bulk_body_limit : cfg->body_limit;
+    char detail[320];
+
+    if (req->entity.base != NULL && req->entity.len > limit) {
+        snprintf(detail, sizeof(detail), "The request body is %zu bytes; this endpoint accepts at most %zu.",
+                 req->entity.len, limit);
+        api_send_error(ar, ERR_TOO_LARGE, detail);
+        return 1;
+    }
+    size_t ctlen;
+    const char *ct = find_header(req, H2O_TOKEN_CONTENT_TYPE, &ctlen);
+    const char *want = (r->flags & API_BODY_MERGE_PATCH) ? "application/merge-patch+json" : "application/json";
+    int ndjson = 0;
+    if (ct == NULL || !(media_type_is(ct, ctlen, want) ||
+                        ((r->flags & API_BODY_NDJSON) && (ndjson = media_type_is(ct, ctlen, "application/x-ndjson"))))) {
+        snprintf(detail, sizeof(detail), "The request body must be sent as %s%s.", want,
+                 (r->flags & API_BODY_NDJSON) ? " or application/x-ndjson" : "");
+        api_send_error(ar, ERR_MEDIA_TYPE, detail);
+        return 1;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        api_send_error(ar, ERR_INVALID, "The request needs a JSON body.");
+        return 1;
+    }
+    if (ndjson) {
+        /* One JSON value per line, collected into an array. */
+        json_t *arr = json_array();
+        const char *p = req->entity.base, *end = p + req->entity.len;
+        int line = 0;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+            line++;
+            const char *q = p;
+            while (q < p + n && isspace((unsigned char)*q))
+                q++;
+            if (q < p + n) {
+                json_error_t jerr;
+                json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+                if (v == NULL) {
+                    json_decref(arr);
+                    snprintf(detail, sizeof(detail), "Line %d of the NDJSON body is not valid JSON: %s.", line,
+                             jerr.text);
+                    api_send_error(ar, ERR_INVALID, detail);
+                    return 1;
+                }
+                json_array_append_new(arr, v);
+            }
+            p += n + (nl != NULL);
+        }
+        ar->body = arr;
+        return 0;
+    }
+    json_error_t jerr;
+    ar->body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (ar->body == NULL) {
+        snprintf(detail, sizeof(detail), "The body is not valid JSON (line %d, column %d): %s.", jerr.line,
+                 jerr.column, jerr.text);
+        api_send_error(ar, ERR_INVALID, detail);
+        return 1;
+    }
+    return 0;
+}
+
+int api_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    api_thread_t *t = api_thread_of(req);
+    api_server_t *server = t->server;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+
+    api_req_t *ar = h2o_mem_alloc_shared(NULL, sizeof(*ar) + path_len + 1, on_ar_dispose);
+    memset(ar, 0, sizeof(*ar));
+    ar->req = req;
+    ar->thread = t;
+    ar->route_index = -1;
+    ar->scratch = (char *)(ar + 1);
+    ar->started_ns = now_ns();
+    api_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_guard_dispose);
+    *guard = ar;
+    t->inflight++;
+    if (req->method.len < sizeof(ar->method)) {
+        memcpy(ar->method, req->method.base, req->method.len);
+        for (size_t i = 0; i < req->method.len; i++)
+            if (!isupper((unsigned char)ar->method[i]))
+                ar->method[i] = '?';
+    } else {
+        strcpy(ar->method, "?");
+    }
+
+    size_t idlen;
+    const char *id = find_header_str(req, "x-request-id", &idlen);
+    if (id != NULL && is_sane_request_id(id, idlen)) {
+        memcpy(ar->request_id, id, idlen);
+        ar->request_id[idlen] = '\0';
+    } else {
+        new_request_id(t, ar->request_id);
+    }
+
+    unsigned method = router_method_bit(req->method.base, req->method.len);
+    int r = router_match(server->templates, server->methods, api_nroutes, method, req->path.base, path_len,
+                         ar->scratch, &ar->match);
+    if (r == ROUTER_ERR_NOT_FOUND)
+        return api_send_error(ar, ERR_NOT_FOUND, "No resource exists at this path."), 0;
+    if (method == ROUTER_OPTIONS)
+        return answer_options(ar, ar->match.allow);
+    if (r == ROUTER_ERR_METHOD) {
+        char allow[96], detail[160];
+        router_format_allow(ar->match.allow, allow, sizeof(allow));
+        api_add_header(ar, "allow", allow);
+        snprintf(detail, sizeof(detail), "This resource supports %s.", allow);
+        api_send_error(ar, ERR_METHOD, detail);
+        return 0;
+    }
+    ar->route = &api_routes[r];
+    ar->route_index = r;
+    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH)) != 0 && read_body(ar) != 0)
+        return 0;
+    int ret = ar->route->handler(ar);
+    if (ret < 0)
+        api_send_error(ar, ret, NULL);
+    return 0;
+}
+
+void api_register(api_server_t *server, h2o_hostconf_t *hostconf)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(pathconf, sizeof(*h));
+    h->on_req = api_on_req;
+    api_problem_register_filter(pathconf, server);
+    api_problem_register_filter(&hostconf->fallback_path, server);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# scripts/deps.sh - installs the Debian packages Clientele needs, only those missing.
+set -euo pipefail
+
+PACKAGES=(
+    gcc make pkg-config libc6-dev
+    libh2o-evloop-dev libjansson-dev libpq-dev libhiredis-dev libjwt-dev libargon2-dev libyaml-dev libssl-dev
+    check libsubunit-dev
+    postgresql postgresql-contrib redis-server redis-tools
+    curl procps tzdata ca-certificates
+)
+[ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages (${missing[*]}); run as root or install them" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# The postgresql package would start a system-wide cluster on 5432; we run our own.
+mkdir -p /etc/postgresql-common
+if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+    echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
