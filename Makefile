@@ -46,44 +46,56 @@ INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
 
 all: $(BUILD)/clientele-api $(BUILD)/clientele-worker
 
+V ?= 0
+ifeq ($(V),0)
+Q = @
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/api/openapi_blob.o: api/openapi_blob.S openapi/openapi.yaml
 	@mkdir -p $(dir $@)
 	$(CC) -c -I. $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 $(BUILD)/libapi.a: $(API_OBJ)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 $(BUILD)/libworker.a: $(WORKER_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^ $(if $(WORKER_OBJ),,)
+	$(Q)$(AR) rcs $@ $^ $(if $(WORKER_OBJ),,)
 
 $(BUILD)/clientele-api: $(BUILD)/api/main.o $(BUILD)/libapi.a $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/clientele-worker: $(BUILD)/worker/main.o $(BUILD)/libworker.a $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # Unit tests include the file under test (to reach its statics) and link the
 # rest of its directory's library; the archive supplies only what is missing.
 $(BUILD)/tests/unit/common/%_test: tests/unit/common/%_test.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
 $(BUILD)/tests/unit/api/%_test: tests/unit/api/%_test.c $(BUILD)/libapi.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libapi.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libapi.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
 $(BUILD)/tests/unit/worker/%_test: tests/unit/worker/%_test.c $(BUILD)/libworker.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libworker.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libworker.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
 $(BUILD)/tests/integration/%_test: tests/integration/%_test.c $(SUPPORT_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(SUPPORT_OBJ) $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(SUPPORT_OBJ) $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
 $(BUILD)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
 unit-build: all $(UNIT_BIN) $(INTEG_BIN)
 
