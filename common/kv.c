@@ -149,7 +149,7 @@ static void schedule_retry(kv_t *kv)
 
 static void set_down(kv_t *kv, const char *why)
 {
-    if (atomic_load(&kv->up) || kv->was_up)
+    if ((atomic_load(&kv->up) || kv->was_up) && !kv->closing)
         log_msg(LOG_WARN, "redis connection lost: %s", why);
     kv->was_up = 0;
     atomic_store(&kv->up, 0);

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# scripts/run.sh - `make run`: the whole service on this machine, until Ctrl-C.
+#
+# Installs what is missing, builds, starts PostgreSQL and Redis under .run/ (kept
+# between runs), migrates, loads the demo data once, then runs the API and the worker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+make -j"$(nproc 2>/dev/null || echo 2)"
+
+export STACK_DIR=${CLIENTELE_RUN_DIR:-.run}
+export STACK_PG_PORT=${CLIENTELE_RUN_PG_PORT:-55432}
+export STACK_REDIS_PORT=${CLIENTELE_RUN_REDIS_PORT:-56379}
+scripts/stack.sh start
+export CLIENTELE_DATABASE_URL=${CLIENTELE_DATABASE_URL:-postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele}
+export CLIENTELE_REDIS_URL=${CLIENTELE_REDIS_URL:-redis://127.0.0.1:$STACK_REDIS_PORT/0}
+export CLIENTELE_LISTEN=${CLIENTELE_LISTEN:-127.0.0.1:8080}
+if [ -z "${CLIENTELE_JWT_SECRET:-}" ]; then
+    # A per-checkout secret, made once and kept with the run data.
+    [ -s "$STACK_DIR/jwt_secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$STACK_DIR/jwt_secret"
+    CLIENTELE_JWT_SECRET=$(cat "$STACK_DIR/jwt_secret")
+    export CLIENTELE_JWT_SECRET
+fi
+
+build/clientele-api migrate
+if [ -x scripts/demo.sh ]; then
+    scripts/demo.sh
+fi
+
+pids=()
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "run: stopping"
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    scripts/stack.sh stop
+}
+trap stop_all INT TERM EXIT
+
+build/clientele-api &
+pids+=($!)
+build/clientele-worker &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+    curl -fsS "http://$CLIENTELE_LISTEN/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+cat <<MSG
+
+  Clientele is running at http://$CLIENTELE_LISTEN   (spec: http://$CLIENTELE_LISTEN/openapi.yaml)
+  PostgreSQL: $CLIENTELE_DATABASE_URL
+  Redis:      $CLIENTELE_REDIS_URL
+  Press Ctrl-C to stop everything.
+
+MSG
+if [ -s "$STACK_DIR/demo_logins.txt" ]; then
+    echo "  Demo logins (DEMO CREDENTIALS: for this local run only, never for a real deployment):"
+    sed 's/^/    /' "$STACK_DIR/demo_logins.txt"
+    echo
+fi
+wait -n "${pids[@]}" || true
