@@ -61,4 +61,5 @@ if [ -s "$STACK_DIR/demo_logins.txt" ]; then
     sed 's/^/    /' "$STACK_DIR/demo_logins.txt"
     echo
 fi
-wait -n "${pids[@]}" || true
+# Runs until Ctrl-C (or until the API or the worker exits on its own).
+while kill -0 "${pids[@]}" 2>/dev/null; do sleep 0.5; done
