@@ -27,7 +27,9 @@
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "kdf.h"
 #include "router.h"
+#include "token.h"
 
 typedef struct st_api_req_t api_req_t;
 typedef struct st_api_thread_t api_thread_t;
@@ -64,6 +66,8 @@ typedef struct st_api_server_t {
     h2o_iovec_t openapi_yaml;     /* the embedded spec */
     h2o_iovec_t openapi_json;     /* the same, converted once at start-up */
     SSL_CTX *ssl_ctx;             /* NULL without TLS */
+    token_conf_t token;           /* access token signing and checking */
+    kdf_pool_t *kdf;              /* password hashing threads */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;
@@ -77,6 +81,7 @@ struct st_api_thread_t {
     pthread_t tid;
     db_t *db;
     kv_t *kv;
+    kdf_client_t *kdf;
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
@@ -96,6 +101,7 @@ struct st_api_req_t {
     char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
     json_t *body;             /* the parsed JSON body, when the route takes one */
     int64_t user_id;          /* 0 until authenticated */
+    token_claims_t claims;    /* valid once api_authenticate() succeeded */
     uint64_t started_ns;
 };
 
@@ -127,6 +133,19 @@ int api_send_json(api_req_t *ar, int status, json_t *body);
 int api_send_raw(api_req_t *ar, int status, const char *content_type, const char *body, size_t len);
 /* Adds a response header (name lower-case, value copied into the pool). */
 void api_add_header(api_req_t *ar, const char *name, const char *value);
+
+/* --- api/auth.c -------------------------------------------------------- */
+
+/*
+ * Checks the request's bearer token (no I/O). On success fills ar->claims
+ * and ar->user_id and returns 0; otherwise answers 401 itself and returns
+ * ERR_UNAUTHENTICATED, and the handler must return 0.
+ */
+int api_authenticate(api_req_t *ar);
+/* Answers 401; `invalid` adds error="invalid_token" to WWW-Authenticate. */
+int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail);
+/* The caller's id and token version as SQL parameters ($1, $2 of every scoped statement). */
+void api_caller_params(api_req_t *ar, char uid[24], char ver[24]);
 
 /* --- api/problem.c: the only writer of error bodies ------------------- */
 
@@ -166,6 +185,9 @@ int openapi_get_json(api_req_t *ar);
 int api_openapi_load(api_server_t *server, char *err, size_t errlen);
 /* Parses a YAML document into JSON (for the spec and its tests); NULL + err on failure. */
 json_t *api_yaml_to_json(const char *yaml, size_t len, char *err, size_t errlen);
+
+/* api/useradd.c: `clientele-api user-add EMAIL NAME ROLE [TEAM]`; blocking. */
+int api_useradd(const char *conninfo, int argc, char **argv);
 
 /* api/migrate.c: applies schema/ files; blocking, run before serving. */
 int api_migrate(const char *conninfo, const char *dir);

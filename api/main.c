@@ -117,6 +117,8 @@ static void *thread_main(void *arg)
     while (t->connections > 0 && h2o_now(t->loop) < flush_until)
         h2o_evloop_run(t->loop, 10);
 
+    kdf_client_destroy(t->kdf);
+    t->kdf = NULL;
     db_close(t->db);
     t->db = NULL;
     kv_close(t->kv);
@@ -147,7 +149,8 @@ static SSL_CTX *make_ssl_ctx(const cfg_t *cfg, char *err, size_t errlen)
 static int usage(void)
 {
     fprintf(stderr, "usage: clientele-api            serve the API (configured by CLIENTELE_* variables)\n"
-                    "       clientele-api migrate [DIR]  apply DIR/NNNN_*.sql (default: schema)\n");
+                    "       clientele-api migrate [DIR]  apply DIR/NNNN_*.sql (default: schema)\n"
+                    "       clientele-api user-add EMAIL NAME ROLE [TEAM]  create a user; password on stdin\n");
     return 2;
 }
 
@@ -167,6 +170,11 @@ int main(int argc, char **argv)
         cfg_free(&cfg);
         return r;
     }
+    if (argc >= 2 && strcmp(argv[1], "user-add") == 0) {
+        int r = api_useradd(cfg.database_url, argc - 2, argv + 2);
+        cfg_free(&cfg);
+        return r;
+    }
     if (argc != 1)
         return usage();
 
@@ -181,6 +189,23 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every loop thread */
 
     server.cfg = &cfg;
+    if (cfg_require_auth(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "clientele-api: %s\n", err);
+        return 2;
+    }
+    server.token = (token_conf_t){
+        .alg = cfg.jwt_rs256 ? TOKEN_RS256 : TOKEN_HS256,
+        .key = (const unsigned char *)(cfg.jwt_rs256 ? cfg.jwt_private_key : cfg.jwt_secret),
+        .key_len = strlen(cfg.jwt_rs256 ? cfg.jwt_private_key : cfg.jwt_secret),
+        .pubkey = (const unsigned char *)cfg.jwt_public_key,
+        .pubkey_len = cfg.jwt_public_key != NULL ? strlen(cfg.jwt_public_key) : 0,
+        .issuer = cfg.jwt_issuer,
+        .audience = cfg.jwt_audience,
+        .ttl_s = cfg.access_ttl_s,
+        .leeway_s = 30,
+    };
+    kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
+    server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {
         fprintf(stderr, "clientele-api: the embedded OpenAPI spec is invalid: %s\n", err);
         return 1;
@@ -223,6 +248,7 @@ int main(int argc, char **argv)
         h2o_context_init(&t->ctx, t->loop, &server.globalconf);
         h2o_multithread_register_receiver(t->ctx.queue, &t->wake, on_wake);
         t->db = db_open(t->loop, &dbconf);
+        t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
         t->kv = kv_open(t->loop, &kvconf);
     }
     for (int i = 0; i < cfg.threads; i++)
@@ -240,6 +266,7 @@ int main(int argc, char **argv)
         pthread_join(server.threads[i].tid, NULL);
     log_msg(LOG_INFO, "stopped");
 
+    kdf_pool_destroy(server.kdf);
     api_metrics_free(server.metrics);
     free(templates);
     free(server.methods);

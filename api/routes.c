@@ -7,6 +7,12 @@
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
 #include "api.h"
+#include "customers.h"
+
+int auth_token(api_req_t *ar);
+int auth_refresh(api_req_t *ar);
+int auth_logout(api_req_t *ar);
+int auth_me(api_req_t *ar);
 
 const api_route_t api_routes[] = {
     {ROUTER_GET, "/healthz", health_live, 0},
@@ -14,6 +20,19 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/metrics", health_metrics, 0},
     {ROUTER_GET, "/openapi.yaml", openapi_get_yaml, 0},
     {ROUTER_GET, "/openapi.json", openapi_get_json, 0},
+
+    {ROUTER_POST, "/v1/auth/token", auth_token, API_BODY_JSON},
+    {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON},
+    {ROUTER_POST, "/v1/auth/logout", auth_logout, API_BODY_JSON},
+    {ROUTER_GET, "/v1/me", auth_me, 0},
+
+    {ROUTER_GET, "/v1/customers", customers_list, 0},
+    {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON},
+    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK},
+    {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON},
+    {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0},
+    {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -77,6 +77,10 @@ int cfg_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out, co
         mult = 1000;
     else if (strcmp(unit, "m") == 0)
         mult = 60000;
+    else if (strcmp(unit, "h") == 0)
+        mult = 3600000;
+    else if (strcmp(unit, "d") == 0)
+        mult = 86400000;
     else {
         *why = "must be a duration such as 500ms, 5s or 2m";
         return ERR_INVALID;
@@ -316,11 +320,42 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
         FAIL("CLIENTELE_SHUTDOWN_TIMEOUT", "%s: expected 0s to 60m (got \"%s\")", why, v);
     cfg->shutdown_timeout_ms = (int)l;
 
-    if ((v = lookup("CLIENTELE_JWT_SECRET", ctx)) != NULL) {
+    if ((v = lookup("CLIENTELE_JWT_SECRET", ctx)) != NULL && *v != '\0') {
         if (strlen(v) < 32)
             FAIL("CLIENTELE_JWT_SECRET", "must be at least 32 bytes long (got %zu)", strlen(v));
         cfg->jwt_secret = strdup(v);
     }
+    v = GET("CLIENTELE_JWT_ALG", "HS256");
+    if (strcmp(v, "HS256") != 0 && strcmp(v, "RS256") != 0)
+        FAIL("CLIENTELE_JWT_ALG", "must be HS256 or RS256 (got \"%s\")", v);
+    cfg->jwt_rs256 = strcmp(v, "RS256") == 0;
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "CLIENTELE_JWT_PRIVATE_KEY" : "CLIENTELE_JWT_PUBLIC_KEY";
+        char **dst = i == 0 ? &cfg->jwt_private_key : &cfg->jwt_public_key;
+        if ((v = lookup(name, ctx)) == NULL || *v == '\0')
+            continue;
+        FILE *f = fopen(v, "rb");
+        if (f == NULL)
+            FAIL(name, "cannot read \"%s\": %s", v, strerror(errno));
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "-----BEGIN ") == NULL)
+            FAIL(name, "\"%s\" is not a PEM file", v);
+        *dst = strdup(buf);
+    }
+    cfg->jwt_issuer = strdup(GET("CLIENTELE_JWT_ISSUER", "clientele"));
+    cfg->jwt_audience = strdup(GET("CLIENTELE_JWT_AUDIENCE", "clientele-api"));
+    if (cfg_parse_duration_ms(GET("CLIENTELE_ACCESS_TTL", "15m"), 60000, 86400000, &l, &why) != 0)
+        FAIL("CLIENTELE_ACCESS_TTL", "%s: expected 1m to 24h (got \"%s\")", why, v);
+    cfg->access_ttl_s = (int)(l / 1000);
+    if (cfg_parse_duration_ms(GET("CLIENTELE_REFRESH_TTL", "30d"), 60000, 365L * 86400000, &l, &why) != 0)
+        FAIL("CLIENTELE_REFRESH_TTL", "%s: expected 1m to 365d (got \"%s\")", why, v);
+    cfg->refresh_ttl_s = (int)(l / 1000);
+    if (cfg_parse_int(GET("CLIENTELE_KDF_THREADS", "2"), 1, 64, &l, &why) != 0)
+        FAIL("CLIENTELE_KDF_THREADS", "%s: expected 1 to 64 (got \"%s\")", why, v);
+    cfg->kdf_threads = (int)l;
 
     if ((cfg->log_level = log_level_parse(GET("CLIENTELE_LOG_LEVEL", "info"))) < 0)
         FAIL("CLIENTELE_LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", v);
@@ -361,6 +396,21 @@ Error:
     return ERR_INVALID;
 }
 
+int cfg_require_auth(const cfg_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->jwt_rs256) {
+        if (cfg->jwt_private_key == NULL || cfg->jwt_public_key == NULL) {
+            snprintf(err, errlen, "%s: must be set when CLIENTELE_JWT_ALG is RS256",
+                     cfg->jwt_private_key == NULL ? "CLIENTELE_JWT_PRIVATE_KEY" : "CLIENTELE_JWT_PUBLIC_KEY");
+            return ERR_INVALID;
+        }
+    } else if (cfg->jwt_secret == NULL) {
+        snprintf(err, errlen, "CLIENTELE_JWT_SECRET: must be set (at least 32 bytes) to sign access tokens");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
 void cfg_free(cfg_t *cfg)
 {
     free(cfg->listen_host);
@@ -368,6 +418,10 @@ void cfg_free(cfg_t *cfg)
     free(cfg->redis_host);
     free(cfg->redis_password);
     free(cfg->jwt_secret);
+    free(cfg->jwt_private_key);
+    free(cfg->jwt_public_key);
+    free(cfg->jwt_issuer);
+    free(cfg->jwt_audience);
     if (cfg->cors_origins != NULL)
         for (char **p = cfg->cors_origins; *p != NULL; p++)
             free(*p);

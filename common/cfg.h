@@ -29,6 +29,14 @@ typedef struct st_cfg_t {
     int db_timeout_ms;      /* CLIENTELE_DB_TIMEOUT */
     int redis_timeout_ms;   /* CLIENTELE_REDIS_TIMEOUT */
     char *jwt_secret;       /* CLIENTELE_JWT_SECRET, NULL when unset */
+    int jwt_rs256;          /* CLIENTELE_JWT_ALG is RS256 */
+    char *jwt_private_key;  /* CLIENTELE_JWT_PRIVATE_KEY: PEM file contents (RS256) */
+    char *jwt_public_key;   /* CLIENTELE_JWT_PUBLIC_KEY: PEM file contents (RS256) */
+    char *jwt_issuer;       /* CLIENTELE_JWT_ISSUER */
+    char *jwt_audience;     /* CLIENTELE_JWT_AUDIENCE */
+    int access_ttl_s;       /* CLIENTELE_ACCESS_TTL */
+    int refresh_ttl_s;      /* CLIENTELE_REFRESH_TTL */
+    int kdf_threads;        /* CLIENTELE_KDF_THREADS: password hashing threads */
     int log_level;          /* CLIENTELE_LOG_LEVEL */
     size_t body_limit;      /* CLIENTELE_BODY_LIMIT */
     size_t bulk_body_limit; /* CLIENTELE_BULK_BODY_LIMIT */
@@ -44,6 +52,8 @@ typedef struct st_cfg_t {
  */
 int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errlen);
 void cfg_free(cfg_t *cfg);
+/* For the API: signing keys must be configured. ERR_INVALID with a message otherwise. */
+int cfg_require_auth(const cfg_t *cfg, char *err, size_t errlen);
 /* The lookup used in production. */
 const char *cfg_getenv(const char *name, void *ctx);
 

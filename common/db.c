@@ -530,7 +530,9 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
     db->conninfo = strdup(conf->conninfo);
     db->app_name = strdup(conf->app_name != NULL ? conf->app_name : "clientele");
     if (conf->timeout_ms > 0)
-        snprintf(db->options, sizeof(db->options), "-c statement_timeout=%d", conf->timeout_ms);
+        snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC -c statement_timeout=%d", conf->timeout_ms);
+    else
+        snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC");
     db->pool_size = conf->pool_size;
     db->queue_max = conf->queue_max;
     h2o_linklist_init_anchor(&db->queue);

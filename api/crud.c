@@ -1,0 +1,446 @@
+/*
+ * api/crud.c - the conventions every resource shares (see crud.h).
+ *
+ * Everything a client sees about lists, preconditions and write outcomes
+ * is decided here once. Statement results are read by column position in
+ * the standard shapes documented in crud.h; documents arrive from
+ * PostgreSQL as JSON text and are passed through without re-parsing.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jx.h"
+#include "crud.h"
+
+/* --- query strings ------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decodes a query component into the pool; NULL when it is malformed or holds NUL or invalid UTF-8. */
+static char *decode_component(h2o_mem_pool_t *pool, const char *s, size_t len)
+{
+    char *out = h2o_mem_alloc_pool(pool, len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len + 0 && i + 2 > len - 1)
+                return NULL;
+            if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+                return NULL;
+            char c = (char)(hi * 16 + lo);
+            if (c == '\0')
+                return NULL;
+            *o++ = c;
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    json_t *check = json_stringn(out, (size_t)(o - out)); /* jansson validates UTF-8 */
+    if (check == NULL)
+        return NULL;
+    json_decref(check);
+    return out;
+}
+
+static int bad_query(api_req_t *ar, const char *name, const char *code, const char *message)
+{
+    json_t *errors = json_array();
+    api_error_add(errors, name, code, message);
+    api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
+    return -1;
+}
+
+int crud_parse_query(api_req_t *ar, const char *const *allowed, crud_query_t *q)
+{
+    h2o_req_t *req = ar->req;
+    q->n = 0;
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp != NULL ? amp : end;
+        if (stop > p) {
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            const char *nend = eq != NULL ? eq : stop;
+            char *name = decode_component(&req->pool, p, (size_t)(nend - p));
+            char *value = eq != NULL ? decode_component(&req->pool, eq + 1, (size_t)(stop - eq - 1)) : "";
+            if (name == NULL || value == NULL)
+                return bad_query(ar, name != NULL ? name : "(query)", "invalid_format", "is not valid percent-encoded UTF-8");
+            int known = 0;
+            for (const char *const *a = allowed; *a != NULL; a++)
+                known |= strcmp(*a, name) == 0;
+            if (!known)
+                return bad_query(ar, name, "unknown_parameter", "is not a parameter of this endpoint");
+            if (crud_query_get(q, name) != NULL)
+                return bad_query(ar, name, "repeated", "must appear at most once");
+            if (q->n == CRUD_MAX_QUERY_PARAMS)
+                return bad_query(ar, name, "too_many", "too many parameters");
+            q->p[q->n].name = name;
+            q->p[q->n].value = value;
+            q->n++;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+const char *crud_query_get(const crud_query_t *q, const char *name)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->p[i].name, name) == 0)
+            return q->p[i].value;
+    return NULL;
+}
+
+int crud_param_id(api_req_t *ar, const crud_query_t *q, const char *name, char buf[24], const char **out)
+{
+    const char *v = crud_query_get(q, name);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    size_t len = strlen(v);
+    int ok = len > 0 && len <= 18 && v[0] != '0';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isdigit((unsigned char)v[i]);
+    if (!ok)
+        return bad_query(ar, name, "invalid_format", "must be a positive integer id");
+    snprintf(buf, 24, "%s", v);
+    *out = buf;
+    return 0;
+}
+
+int crud_param_time(api_req_t *ar, const crud_query_t *q, const char *name, const char **out)
+{
+    const char *v = crud_query_get(q, name);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    if (!jx_is_rfc3339(v))
+        return bad_query(ar, name, "invalid_format", "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
+    *out = v;
+    return 0;
+}
+
+int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, const char *const *values,
+                    const char **out)
+{
+    const char *v = crud_query_get(q, name);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    for (const char *const *e = values; *e != NULL; e++) {
+        if (strcmp(*e, v) == 0) {
+            *out = v;
+            return 0;
+        }
+    }
+    char msg[256];
+    size_t n = snprintf(msg, sizeof(msg), "must be one of");
+    for (const char *const *e = values; *e != NULL && n < sizeof(msg); e++)
+        n += snprintf(msg + n, sizeof(msg) - n, "%s %s", e == values ? "" : ",", *e);
+    return bad_query(ar, name, "invalid_value", msg);
+}
+
+int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sorts, int default_sort,
+                    const char *const *fields, crud_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->limit = 50;
+    out->sort = default_sort;
+    const char *v;
+    if ((v = crud_query_get(q, "limit")) != NULL) {
+        char *end;
+        long l = strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || l < 1 || l > 200)
+            return bad_query(ar, "limit", "out_of_range", "must be an integer from 1 to 200");
+        out->limit = (int)l;
+    }
+    if ((v = crud_query_get(q, "sort")) != NULL) {
+        int desc = v[0] == '-', found = -1;
+        for (int i = 0; sorts[i] != NULL; i++)
+            if (strcmp(v + desc, sorts[i]) == 0)
+                found = 2 * i + desc;
+        if (found < 0) {
+            char msg[200];
+            size_t n = snprintf(msg, sizeof(msg), "must be one of");
+            for (int i = 0; sorts[i] != NULL && n < sizeof(msg); i++)
+                n += snprintf(msg + n, sizeof(msg) - n, "%s %s", i == 0 ? "" : ",", sorts[i]);
+            snprintf(msg + (n < sizeof(msg) ? n : sizeof(msg) - 1), sizeof(msg) - (n < sizeof(msg) ? n : sizeof(msg) - 1),
+                     ", optionally with a leading - for descending order");
+            return bad_query(ar, "sort", "invalid_value", msg);
+        }
+        out->sort = found;
+    }
+    if ((v = crud_query_get(q, "count")) != NULL) {
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+            return bad_query(ar, "count", "invalid_value", "must be true or false");
+        out->count = strcmp(v, "true") == 0;
+    }
+    if ((v = crud_query_get(q, "fields")) != NULL) {
+        /* "id,name" -> "{id,name}" after checking every name. */
+        size_t len = strlen(v);
+        char *lit = h2o_mem_alloc_pool(&ar->req->pool, len + 3);
+        lit[0] = '{';
+        memcpy(lit + 1, v, len);
+        lit[len + 1] = '}';
+        lit[len + 2] = '\0';
+        const char *p = v;
+        while (1) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+            int ok = 0;
+            for (const char *const *f = fields; *f != NULL; f++)
+                ok |= strlen(*f) == n && strncmp(*f, p, n) == 0;
+            if (!ok)
+                return bad_query(ar, "fields", "invalid_value", "must be a comma-separated list of field names");
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+        out->fields = lit;
+    }
+    if ((v = crud_query_get(q, "cursor")) != NULL) {
+        json_t *c = jx_cursor_decode(v, strlen(v));
+        json_t *k = c != NULL ? json_object_get(c, "k") : NULL, *id = c != NULL ? json_object_get(c, "i") : NULL;
+        json_t *s = c != NULL ? json_object_get(c, "s") : NULL;
+        if (c == NULL || !json_is_string(k) || !json_is_integer(id) || !json_is_integer(s) || json_integer_value(id) <= 0) {
+            if (c != NULL)
+                json_decref(c);
+            return bad_query(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned");
+        }
+        if (json_integer_value(s) != out->sort) {
+            json_decref(c);
+            return bad_query(ar, "cursor", "invalid_value", "was made for another sort order");
+        }
+        out->cursor_key = h2o_strdup(&ar->req->pool, json_string_value(k), SIZE_MAX).base;
+        char *idbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
+        snprintf(idbuf, 24, "%lld", (long long)json_integer_value(id));
+        out->cursor_id = idbuf;
+        json_decref(c);
+    }
+    return 0;
+}
+
+/* --- preconditions ------------------------------------------------------- */
+
+int crud_if_match(api_req_t *ar, int64_t *version)
+{
+    *version = -1;
+    ssize_t i = h2o_find_header(&ar->req->headers, H2O_TOKEN_IF_MATCH, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = ar->req->headers.entries[i].value;
+    const char *p = v.base, *end = v.base + v.len;
+    while (p < end && *p == ' ')
+        p++;
+    if (end - p == 1 && *p == '*') {
+        *version = 0;
+        return 0;
+    }
+    if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+        p += 2; /* weak comparison is fine: our tags are per version */
+    int64_t n = 0;
+    int ok = end - p >= 3 && p[0] == '"' && end[-1] == '"';
+    for (const char *d = p + 1; ok && d < end - 1; d++) {
+        ok = isdigit((unsigned char)*d) && n < 100000000000LL;
+        n = n * 10 + (*d - '0');
+    }
+    if (!ok || n <= 0) {
+        api_send_error(ar, ERR_PRECONDITION, "If-Match must be an ETag this API returned, such as \"3\", or *.");
+        return -1;
+    }
+    *version = n;
+    return 0;
+}
+
+const char *crud_version_param(int64_t version, char buf[24])
+{
+    if (version <= 0)
+        return NULL;
+    snprintf(buf, 24, "%lld", (long long)version);
+    return buf;
+}
+
+static int if_none_match_hits(api_req_t *ar, const char *etag)
+{
+    ssize_t i = h2o_find_header(&ar->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = ar->req->headers.entries[i].value;
+    if (v.len == 1 && v.base[0] == '*')
+        return 1;
+    /* A list of tags, each possibly weak. */
+    size_t elen = strlen(etag);
+    for (size_t k = 0; k + elen <= v.len; k++)
+        if (memcmp(v.base + k, etag, elen) == 0)
+            return 1;
+    return 0;
+}
+
+/* --- results ------------------------------------------------------------- */
+
+int crud_check_result(api_req_t *ar, const PGresult *res, int err)
+{
+    if (err != 0) {
+        api_send_error(ar, err, NULL);
+        return -1;
+    }
+    if (PQntuples(res) == 0) {
+        /* The caller CTE found no live user for this token: deactivated or token revoked. */
+        api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
+        return -1;
+    }
+    return 0;
+}
+
+static void set_etag(api_req_t *ar, const char *version)
+{
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%s\"", version);
+    api_add_header(ar, "etag", etag);
+}
+
+void crud_send_read(api_req_t *ar, const PGresult *res)
+{
+    if (strcmp(PQgetvalue(res, 0, 0), "none") == 0) {
+        api_send_error(ar, ERR_FORBIDDEN, "Your role may not read these records.");
+        return;
+    }
+    if (PQgetisnull(res, 0, 1)) {
+        api_send_error(ar, ERR_NOT_FOUND, NULL);
+        return;
+    }
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 1));
+    if (if_none_match_hits(ar, etag)) {
+        api_add_header(ar, "etag", etag);
+        api_send_raw(ar, 304, NULL, "", 0);
+        return;
+    }
+    api_add_header(ar, "etag", etag);
+    api_send_raw(ar, 200, "application/json", PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
+}
+
+void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
+{
+    const char *outcome = PQgetvalue(res, 0, 0);
+    if (strcmp(outcome, "created") == 0 || strcmp(outcome, "updated") == 0) {
+        set_etag(ar, PQgetvalue(res, 0, 2));
+        int created = outcome[0] == 'c';
+        if (created) {
+            char loc[128];
+            snprintf(loc, sizeof(loc), "%s/%s", collection, PQgetvalue(res, 0, 1));
+            api_add_header(ar, "location", loc);
+        }
+        api_send_raw(ar, created ? 201 : 200, "application/json", PQgetvalue(res, 0, 3),
+                     (size_t)PQgetlength(res, 0, 3));
+    } else if (strcmp(outcome, "deleted") == 0) {
+        api_send_json(ar, 204, NULL);
+    } else if (strcmp(outcome, "not_found") == 0) {
+        if (PQnfields(res) > 4 && strcmp(PQgetvalue(res, 0, 4), "none") == 0)
+            api_send_error(ar, ERR_FORBIDDEN, "Your role may not read these records.");
+        else
+            api_send_error(ar, ERR_NOT_FOUND, NULL);
+    } else if (strcmp(outcome, "forbidden") == 0) {
+        api_send_error(ar, ERR_FORBIDDEN, "Your role may not make this change to this record.");
+    } else if (strcmp(outcome, "forbidden_target") == 0) {
+        api_send_error(ar, ERR_FORBIDDEN, "Your role may not place a record with that owner or team.");
+    } else if (strcmp(outcome, "precondition") == 0) {
+        api_send_error(ar, ERR_PRECONDITION, "The record has changed since the version named in If-Match.");
+    } else if (strncmp(outcome, "invalid_", 8) == 0) {
+        json_t *errors = json_array();
+        api_error_add(errors, outcome + 8, "invalid_reference", "does not name an existing, usable record");
+        api_send_invalid(ar, 422, "The request refers to a record that does not exist.", errors);
+    } else if (strncmp(outcome, "too_large_", 10) == 0) {
+        json_t *errors = json_array();
+        api_error_add(errors, outcome + 10, "too_large", "is too large after applying the change");
+        api_send_invalid(ar, 422, "The change would make a field too large.", errors);
+    } else {
+        api_send_error(ar, ERR_INTERNAL, NULL);
+    }
+}
+
+void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
+{
+    if (strcmp(PQgetvalue(res, 0, 0), "none") == 0) {
+        api_send_error(ar, ERR_FORBIDDEN, "Your role may not read these records.");
+        return;
+    }
+    int rows = PQntuples(res), n = 0;
+    size_t cap = 64;
+    for (int i = 0; i < rows && i < list->limit; i++)
+        if (!PQgetisnull(res, i, 1))
+            cap += (size_t)PQgetlength(res, i, 3) + 1, n++;
+    char *next = NULL;
+    if (rows > list->limit && !PQgetisnull(res, list->limit, 1)) {
+        json_t *c = json_pack("{s:s, s:I, s:i}", "k", PQgetvalue(res, list->limit - 1, 2), "i",
+                              (json_int_t)strtoll(PQgetvalue(res, list->limit - 1, 1), NULL, 10), "s", list->sort);
+        next = jx_cursor_encode(c);
+        json_decref(c);
+        cap += strlen(next);
+    }
+    cap += 64;
+    char *buf = h2o_mem_alloc_pool(&ar->req->pool, cap), *p = buf;
+    p += sprintf(p, "{\"data\":[");
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = ',';
+        size_t len = (size_t)PQgetlength(res, i, 3);
+        memcpy(p, PQgetvalue(res, i, 3), len);
+        p += len;
+    }
+    p += sprintf(p, "],\"next_cursor\":");
+    if (next != NULL) {
+        p += sprintf(p, "\"%s\"", next);
+        free(next);
+    } else {
+        p += sprintf(p, "null");
+    }
+    if (list->count)
+        p += sprintf(p, ",\"total\":%s", PQgetisnull(res, 0, 4) ? "0" : PQgetvalue(res, 0, 4));
+    *p++ = '}';
+    api_send_raw(ar, 200, "application/json", buf, (size_t)(p - buf));
+}
+
+/* --- the standard asynchronous step ---------------------------------------- */
+
+typedef struct st_crud_step_t {
+    api_req_t *ar;
+    crud_done_fn done;
+    void *arg;
+} crud_step_t;
+
+static void on_step(void *data, const PGresult *res, int err)
+{
+    crud_step_t *s = data;
+    if (s->ar->req != NULL)
+        s->done(s->ar, res, err, s->arg);
+    api_req_release(s->ar);
+    free(s);
+}
+
+int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
+               void *arg)
+{
+    crud_step_t *s = malloc(sizeof(*s));
+    if (s == NULL)
+        abort();
+    *s = (crud_step_t){ar, done, arg};
+    int ret = db_query(ar->thread->db, sql, nparams, params, on_step, s);
+    if (ret != 0) {
+        free(s);
+        return ret;
+    }
+    api_req_hold(ar);
+    return 0;
+}

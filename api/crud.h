@@ -1,0 +1,101 @@
+/*
+ * api/crud.h - the conventions every resource shares, built once.
+ *
+ * Query strings (strict: unknown parameters are refused), ETags and
+ * preconditions, the standard shapes of read and write statement results,
+ * and list envelopes with opaque cursors. A resource module describes its
+ * SQL in <resource>_db.c with the standard result columns below and lets
+ * these helpers turn results into answers, so every resource answers the
+ * same way for the same situation.
+ *
+ * Standard columns of a read-one statement: rscope, version, doc (JSON text).
+ * Standard columns of a write statement: outcome, id, version, doc, rscope;
+ * outcome is one of created, updated, deleted, not_found, forbidden,
+ * forbidden_target, precondition, invalid_<field> (422 naming <field>).
+ */
+#ifndef CLIENTELE_API_CRUD_H
+#define CLIENTELE_API_CRUD_H
+
+#include "api.h"
+
+#define CRUD_MAX_QUERY_PARAMS 32
+
+typedef struct st_crud_query_t {
+    size_t n;
+    struct {
+        const char *name;
+        const char *value;
+    } p[CRUD_MAX_QUERY_PARAMS];
+} crud_query_t;
+
+/*
+ * Parses the request's query string (percent-decoding, '+' as space) into
+ * q, refusing repeated or unknown parameters (allowed: NULL-terminated).
+ * Strings live in the request pool. On failure answers 400 and returns
+ * nonzero.
+ */
+int crud_parse_query(api_req_t *ar, const char *const *allowed, crud_query_t *q);
+const char *crud_query_get(const crud_query_t *q, const char *name);
+
+/* Standard list parameters: limit (1..200, default 50), cursor, sort, fields, count. */
+typedef struct st_crud_list_t {
+    int limit;
+    const char *cursor_key; /* from the cursor; NULL on the first page */
+    const char *cursor_id;
+    int sort;               /* index into the resource's sort table */
+    const char *fields;     /* "{id,name}" as a PostgreSQL array literal, or NULL */
+    int count;
+} crud_list_t;
+
+/*
+ * Reads limit, cursor, sort (one of `sorts`, each optionally with a leading
+ * '-'; sorts[i] ascending is 2*i, descending 2*i+1; default_sort when
+ * absent) and fields (checked against `fields`) from q. A cursor carries
+ * the sort it was made for and is refused with another. Answers 400 and
+ * returns nonzero on bad values.
+ */
+int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sorts, int default_sort,
+                    const char *const *fields, crud_list_t *out);
+
+/* Parses an int64 query value (> 0); answers 400 naming the parameter on failure. */
+int crud_param_id(api_req_t *ar, const crud_query_t *q, const char *name, char buf[24], const char **out);
+/* Checks an RFC 3339 query value; answers 400 naming the parameter on failure. */
+int crud_param_time(api_req_t *ar, const crud_query_t *q, const char *name, const char **out);
+/* Checks a value against an enumeration; answers 400 on failure. */
+int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, const char *const *values,
+                    const char **out);
+
+/*
+ * If-Match: sets *version to the entity version it names, -1 when absent,
+ * 0 for "*". Answers 412 and returns nonzero when it is malformed (it can
+ * never match then).
+ */
+int crud_if_match(api_req_t *ar, int64_t *version);
+/* The version as a SQL parameter ("12"), or NULL for no precondition. */
+const char *crud_version_param(int64_t version, char buf[24]);
+
+/* Answers a read-one result: 401, 403, 404, 304 (If-None-Match) or 200 with ETag. */
+void crud_send_read(api_req_t *ar, const PGresult *res);
+/* Answers a write result; `collection` ("/v1/customers") builds Location for created records. */
+void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection);
+
+/*
+ * Answers a list result whose rows are (rscope, id, sortkey, doc, total):
+ * the first `limit` docs as data, next_cursor from row limit - 1 when a
+ * further row exists, total when asked. 401 with no row; 403 when the
+ * caller's read scope is none.
+ */
+void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list);
+
+/* Completes a scoped statement's callback: 0 when the caller may go on, else answered. */
+int crud_check_result(api_req_t *ar, const PGresult *res, int err);
+
+/*
+ * The standard asynchronous step: sends the result to `done` only while the
+ * request is alive, holding it meanwhile. Use as db_query(..., crud_cb, op).
+ */
+typedef void (*crud_done_fn)(api_req_t *ar, const PGresult *res, int err, void *arg);
+int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
+               void *arg);
+
+#endif

@@ -1,0 +1,315 @@
+/*
+ * api/customers.c - /v1/customers: CRUD, upsert by external id, bulk, lists.
+ *
+ * Handlers authenticate, validate the input against the field table below
+ * (every error at once), and hand one scoped statement to customers_db.c;
+ * the shared conventions of api/crud.c turn its result into the answer.
+ * Documents are built by PostgreSQL (customer_json) and passed through.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crud.h"
+#include "customers.h"
+#include "customers_db.h"
+#include "validate.h"
+
+#define BULK_MAX_ITEMS 5000
+
+static const char *const kinds[] = {"person", "company", NULL};
+static const char *const statuses[] = {"prospect", "customer", "partner", "inactive", NULL};
+
+static const validate_field_t address_fields[] = {
+    {.name = "line1", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 200},
+    {.name = "line2", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 200},
+    {.name = "city", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 100},
+    {.name = "region", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 100},
+    {.name = "postal_code", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 20},
+    {.name = "country", .type = VT_COUNTRY, .flags = VF_NULLABLE},
+};
+
+const validate_field_t customers_fields[] = {
+    {.name = "id", .type = VT_ID, .flags = VF_READONLY},
+    {.name = "external_id", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .min_len = 1, .max_len = 200},
+    {.name = "kind", .type = VT_ENUM, .flags = VF_REQUIRED, .enum_values = kinds},
+    {.name = "name", .type = VT_STRING, .flags = VF_REQUIRED | VF_TRIM, .min_len = 1, .max_len = 200},
+    {.name = "email", .type = VT_EMAIL, .flags = VF_NULLABLE | VF_TRIM, .max_len = 254},
+    {.name = "phone", .type = VT_PHONE, .flags = VF_NULLABLE | VF_TRIM, .max_len = 32},
+    {.name = "address", .type = VT_OBJECT, .flags = VF_NULLABLE, VALIDATE_NESTED(address_fields)},
+    {.name = "industry", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 100},
+    {.name = "status", .type = VT_ENUM, .enum_values = statuses},
+    {.name = "owner_id", .type = VT_ID},
+    {.name = "team_id", .type = VT_ID, .flags = VF_NULLABLE},
+    {.name = "tags", .type = VT_STRING_ARRAY, .max_len = 50, .item_min_len = 1, .item_max_len = 50},
+    {.name = "attrs", .type = VT_JSON_OBJECT, .max_bytes = 16384},
+    {.name = "credit_limit", .type = VT_DECIMAL, .flags = VF_NULLABLE, .int_digits = 16, .scale = 2},
+    {.name = "created_at", .type = VT_TIMESTAMP, .flags = VF_READONLY},
+    {.name = "updated_at", .type = VT_TIMESTAMP, .flags = VF_READONLY},
+    {.name = "version", .type = VT_INT, .flags = VF_READONLY},
+    {.name = "analytics", .type = VT_JSON_OBJECT, .flags = VF_READONLY, .max_bytes = 65536},
+};
+const size_t customers_nfields = VALIDATE_COUNT(customers_fields);
+
+static const char *const list_fields[] = {"id",       "external_id", "kind",       "name",       "email",
+                                          "phone",    "address",     "industry",   "status",     "owner_id",
+                                          "team_id",  "tags",        "attrs",      "credit_limit", "created_at",
+                                          "updated_at", "version",   "analytics",  NULL};
+
+/* Validates a body; answers 422 with every error and returns nonzero when it is bad. */
+static int check_input(api_req_t *ar, json_t *body, unsigned mode)
+{
+    json_t *errors = json_array();
+    validate_object(body, customers_fields, customers_nfields, mode, "", errors);
+    if (json_array_size(errors) > 0) {
+        api_send_invalid(ar, 422, "The customer has invalid fields.", errors);
+        return -1;
+    }
+    json_decref(errors);
+    if (json_is_object(body))
+        validate_trim(body, customers_fields, customers_nfields);
+    return 0;
+}
+
+static char *dump(api_req_t *ar, json_t *v)
+{
+    size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *buf = h2o_mem_alloc_pool(&ar->req->pool, len + 1);
+    json_dumpb(v, buf, len, JSON_COMPACT);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* --- one record --------------------------------------------------------------- */
+
+static void on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (crud_check_result(ar, res, err) == 0)
+        crud_send_read(ar, res);
+}
+
+static void on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (err == ERR_CONFLICT) {
+        api_send_error(ar, ERR_CONFLICT, "Another customer already has this external_id.");
+        return;
+    }
+    if (crud_check_result(ar, res, err) == 0)
+        crud_send_write(ar, res, "/v1/customers");
+}
+
+int customers_get(api_req_t *ar)
+{
+    if (api_authenticate(ar) != 0)
+        return 0;
+    return customers_db_get(ar, api_param_i64(ar, "id"), on_read, NULL);
+}
+
+int customers_create(api_req_t *ar)
+{
+    if (api_authenticate(ar) != 0 || check_input(ar, ar->body, VALIDATE_CREATE) != 0)
+        return 0;
+    return customers_db_create(ar, dump(ar, ar->body), on_write, NULL);
+}
+
+int customers_patch(api_req_t *ar)
+{
+    int64_t version;
+    char vbuf[24];
+    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_PATCH) != 0)
+        return 0;
+    return customers_db_patch(ar, api_param_i64(ar, "id"), dump(ar, ar->body), crud_version_param(version, vbuf),
+                              on_write, NULL);
+}
+
+int customers_delete(api_req_t *ar)
+{
+    int64_t version;
+    char vbuf[24];
+    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+        return 0;
+    return customers_db_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write, NULL);
+}
+
+/* An upsert that lost a race against a concurrent insert of the same external id is retried once. */
+typedef struct st_put_state_t {
+    const char *external_id, *input, *if_match;
+    int retried;
+} put_state_t;
+
+static void on_put(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    put_state_t *st = arg;
+    if (err == ERR_CONFLICT && !st->retried) {
+        st->retried = 1;
+        int ret = customers_db_put_external(ar, st->external_id, st->input, st->if_match, on_put, st);
+        if (ret != 0)
+            api_send_error(ar, ret, NULL);
+        return;
+    }
+    on_write(ar, res, err, NULL);
+}
+
+int customers_put_external(api_req_t *ar)
+{
+    int64_t version;
+    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
+        return 0;
+    const char *ext = api_param_str(ar, "external_id");
+    json_t *errors = json_array();
+    json_t *probe = json_pack("{s:s}", "external_id", ext);
+    if (probe == NULL) {
+        api_error_add(errors, "external_id", "invalid_format", "must be valid UTF-8");
+    } else {
+        validate_object(probe, customers_fields, customers_nfields, VALIDATE_PATCH, "", errors);
+        json_decref(probe);
+    }
+    json_t *given = json_object_get(ar->body, "external_id");
+    if (given != NULL && !(json_is_string(given) && strcmp(json_string_value(given), ext) == 0))
+        api_error_add(errors, "external_id", "invalid_value", "must equal the external id in the path, or be left out");
+    if (json_array_size(errors) > 0)
+        return api_send_invalid(ar, 422, "The customer has invalid fields.", errors);
+    json_decref(errors);
+    put_state_t *st = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*st));
+    char *vbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
+    /* The pool outlives the retry: both steps run while the request is alive. */
+    *st = (put_state_t){ext, dump(ar, ar->body), crud_version_param(version, vbuf), 0};
+    return customers_db_put_external(ar, st->external_id, st->input, st->if_match, on_put, st);
+}
+
+/* --- bulk ----------------------------------------------------------------------- */
+
+static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (err == ERR_CONFLICT) {
+        api_send_error(ar, ERR_CONFLICT, "Another request changed these customers at the same time. Retry.");
+        return;
+    }
+    if (crud_check_result(ar, res, err) != 0)
+        return;
+    if (!PQgetisnull(res, 0, 3)) {
+        json_t *bad = json_loads(PQgetvalue(res, 0, 3), 0, NULL), *errors = json_array(), *item;
+        size_t i;
+        json_array_foreach(bad, i, item)
+        {
+            char field[48];
+            const char *outcome = json_string_value(json_object_get(item, "outcome"));
+            long long idx = (long long)json_integer_value(json_object_get(item, "index"));
+            if (strncmp(outcome, "invalid_", 8) == 0) {
+                snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
+                api_error_add(errors, field, "invalid_reference", "does not name an existing, usable record");
+            } else {
+                snprintf(field, sizeof(field), "[%lld]", idx);
+                api_error_add(errors, field, outcome,
+                              strcmp(outcome, "not_found") == 0 ? "this customer is not visible to you"
+                                                               : "your role may not write this customer");
+            }
+        }
+        json_decref(bad);
+        api_send_invalid(ar, 422, "Some customers may not be written; nothing was written.", errors);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "created", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    json_object_set_new(o, "updated", json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
+    api_send_json(ar, 200, o);
+}
+
+int customers_bulk(api_req_t *ar)
+{
+    if (api_authenticate(ar) != 0)
+        return 0;
+    json_t *items = ar->body, *errors = json_array(), *item;
+    if (!json_is_array(items)) {
+        api_error_add(errors, "", "invalid_type", "must be a JSON array (or NDJSON) of customers");
+        return api_send_invalid(ar, 422, "The body must list customers.", errors);
+    }
+    if (json_array_size(items) == 0 || json_array_size(items) > BULK_MAX_ITEMS) {
+        api_error_add(errors, "", "too_many", "must hold 1 to 5000 customers");
+        return api_send_invalid(ar, 422, "The body must hold 1 to 5000 customers.", errors);
+    }
+    json_t *seen = json_object();
+    size_t i;
+    json_array_foreach(items, i, item)
+    {
+        char prefix[24], field[48];
+        snprintf(prefix, sizeof(prefix), "[%zu]", i);
+        validate_object(item, customers_fields, customers_nfields, VALIDATE_REPLACE, prefix, errors);
+        json_t *ext = json_is_object(item) ? json_object_get(item, "external_id") : NULL;
+        snprintf(field, sizeof(field), "[%zu].external_id", i);
+        if (json_is_object(item) && !json_is_string(ext)) {
+            api_error_add(errors, field, "required", "is required in bulk requests");
+        } else if (json_is_string(ext)) {
+            if (json_object_get(seen, json_string_value(ext)) != NULL)
+                api_error_add(errors, field, "duplicate", "appears more than once in this request");
+            json_object_set_new(seen, json_string_value(ext), json_true());
+        }
+        if (json_is_object(item))
+            validate_trim(item, customers_fields, customers_nfields);
+    }
+    json_decref(seen);
+    if (json_array_size(errors) > 0)
+        return api_send_invalid(ar, 422, "Some customers are invalid; nothing was written.", errors);
+    json_decref(errors);
+    return customers_db_bulk(ar, dump(ar, items), on_bulk, NULL);
+}
+
+/* --- lists ------------------------------------------------------------------------ */
+
+static void on_list(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (crud_check_result(ar, res, err) == 0)
+        crud_send_list(ar, res, arg);
+}
+
+/* "ab%c" -> "%ab\%c%": the search term matched literally anywhere in name or email. */
+static const char *like_pattern(api_req_t *ar, const char *q)
+{
+    size_t len = strlen(q);
+    char *out = h2o_mem_alloc_pool(&ar->req->pool, 2 * len + 3), *o = out;
+    *o++ = '%';
+    for (size_t i = 0; i < len; i++) {
+        if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+            *o++ = '\\';
+        *o++ = q[i];
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
+}
+
+int customers_list(api_req_t *ar)
+{
+    static const char *const allowed[] = {"limit",    "cursor",  "sort",   "fields", "count",
+                                          "q",        "owner_id", "team_id", "status", "tag",
+                                          "updated_since", "created_after", "created_before", NULL};
+    crud_query_t q;
+    customers_filter_t f = {0};
+    char owner[24], team[24];
+    if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0)
+        return 0;
+    crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
+    if (crud_parse_list(ar, &q, customers_db_sorts, 2, list_fields, list) != 0 ||
+        crud_param_id(ar, &q, "owner_id", owner, &f.owner_id) != 0 ||
+        crud_param_id(ar, &q, "team_id", team, &f.team_id) != 0 ||
+        crud_param_enum(ar, &q, "status", statuses, &f.status) != 0 ||
+        crud_param_time(ar, &q, "updated_since", &f.updated_since) != 0 ||
+        crud_param_time(ar, &q, "created_after", &f.created_after) != 0 ||
+        crud_param_time(ar, &q, "created_before", &f.created_before) != 0)
+        return 0;
+    f.tag = crud_query_get(&q, "tag");
+    const char *term = crud_query_get(&q, "q");
+    if (term != NULL && (strlen(term) == 0 || strlen(term) > 200)) {
+        json_t *errors = json_array();
+        api_error_add(errors, "q", "invalid_value", "must be 1 to 200 characters");
+        return api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
+    }
+    if (term != NULL)
+        f.q_pattern = like_pattern(ar, term);
+    /* owner_id and team_id need their own copies: the buffers above die with this frame. */
+    if (f.owner_id != NULL)
+        f.owner_id = h2o_strdup(&ar->req->pool, f.owner_id, SIZE_MAX).base;
+    if (f.team_id != NULL)
+        f.team_id = h2o_strdup(&ar->req->pool, f.team_id, SIZE_MAX).base;
+    return customers_db_list(ar, &f, list, on_list, list);
+}

@@ -1,0 +1,28 @@
+/*
+ * api/scope.h - the one definition of the caller's record scope in SQL.
+ *
+ * Every scoped statement starts with the CTE below, with the caller's user
+ * id as $1 and the token's `ver` claim as $2. It yields one row when the
+ * user exists, is active and the token is current (none otherwise: the
+ * handler answers 401), carrying the caller's id, team and, per action,
+ * the scope their role grants for the module (`none` when absent). Records
+ * are then filtered with the SQL function in_scope() (schema/0002), so
+ * pagination and counts see exactly the visible rows. The macros build
+ * static SQL text at compile time; nothing here comes from a request.
+ */
+#ifndef CLIENTELE_API_SCOPE_H
+#define CLIENTELE_API_SCOPE_H
+
+#define SCOPE_OF(module, action) "coalesce(r.permissions #>> '{" module "," action "}', 'none')"
+
+/* caller(uid, tid, rscope, cscope, uscope, dscope) for a module. */
+#define SCOPE_CALLER_CTE(module)                                                                                       \
+    "caller AS (SELECT u.id AS uid, u.team_id AS tid, " SCOPE_OF(module, "read") " AS rscope, "                       \
+    SCOPE_OF(module, "create") " AS cscope, " SCOPE_OF(module, "update") " AS uscope, "                                \
+    SCOPE_OF(module, "delete") " AS dscope FROM users u JOIN roles r ON r.id = u.role_id"                              \
+    " WHERE u.id = $1 AND u.active AND u.token_version = $2)"
+
+/* Is a record with (owner, team) inside the caller's scope for an action column? */
+#define SCOPE_OK(scope_col, owner, team) "in_scope(caller." scope_col ", caller.uid, caller.tid, " owner ", " team ")"
+
+#endif
