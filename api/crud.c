@@ -444,3 +444,114 @@ int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *p
     api_req_hold(ar);
     return 0;
 }
+
+/* --- bodies ---------------------------------------------------------------------- */
+
+int crud_check_body(api_req_t *ar, json_t *body, const validate_field_t *fields, size_t nfields, unsigned mode,
+                    const char *what)
+{
+    json_t *errors = json_array();
+    validate_object(body, fields, nfields, mode, "", errors);
+    if (json_array_size(errors) > 0) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "The %s has invalid fields.", what);
+        api_send_invalid(ar, 422, detail, errors);
+        return -1;
+    }
+    json_decref(errors);
+    if (json_is_object(body))
+        validate_trim(body, fields, nfields);
+    return 0;
+}
+
+char *crud_dump(api_req_t *ar, const json_t *v)
+{
+    size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *buf = h2o_mem_alloc_pool(&ar->req->pool, len + 1);
+    json_dumpb(v, buf, len, JSON_COMPACT);
+    buf[len] = '\0';
+    return buf;
+}
+
+int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
+                    crud_item_check_fn extra, const char *what)
+{
+    json_t *errors = json_array(), *item;
+    char detail[128];
+    if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > max) {
+        api_error_add(errors, "", json_is_array(items) ? "too_many" : "invalid_type",
+                      "must be a JSON array (or NDJSON) of 1 to 5000 items");
+        snprintf(detail, sizeof(detail), "The body must list 1 to %zu %s.", max, what);
+        api_send_invalid(ar, 422, detail, errors);
+        return -1;
+    }
+    json_t *seen = json_object();
+    size_t i;
+    json_array_foreach(items, i, item)
+    {
+        char prefix[24], field[48];
+        snprintf(prefix, sizeof(prefix), "[%zu]", i);
+        validate_object(item, fields, nfields, VALIDATE_REPLACE, prefix, errors);
+        if (!json_is_object(item))
+            continue;
+        json_t *ext = json_object_get(item, "external_id");
+        snprintf(field, sizeof(field), "[%zu].external_id", i);
+        if (!json_is_string(ext)) {
+            api_error_add(errors, field, "required", "is required in bulk requests");
+        } else {
+            if (json_object_get(seen, json_string_value(ext)) != NULL)
+                api_error_add(errors, field, "duplicate", "appears more than once in this request");
+            json_object_set_new(seen, json_string_value(ext), json_true());
+        }
+        if (extra != NULL)
+            extra(item, prefix, errors);
+        validate_trim(item, fields, nfields);
+    }
+    json_decref(seen);
+    if (json_array_size(errors) > 0) {
+        snprintf(detail, sizeof(detail), "Some %s are invalid; nothing was written.", what);
+        api_send_invalid(ar, 422, detail, errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *what)
+{
+    char detail[128];
+    if (err == ERR_CONFLICT) {
+        snprintf(detail, sizeof(detail), "Another request changed these %s at the same time. Retry.", what);
+        api_send_error(ar, ERR_CONFLICT, detail);
+        return;
+    }
+    if (crud_check_result(ar, res, err) != 0)
+        return;
+    if (!PQgetisnull(res, 0, 3)) {
+        json_t *bad = json_loads(PQgetvalue(res, 0, 3), 0, NULL), *errors = json_array(), *item;
+        size_t i;
+        json_array_foreach(bad, i, item)
+        {
+            char field[64];
+            const char *outcome = json_string_value(json_object_get(item, "outcome"));
+            long long idx = (long long)json_integer_value(json_object_get(item, "index"));
+            if (strncmp(outcome, "invalid_", 8) == 0) {
+                snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
+                api_error_add(errors, field, "invalid_reference", "does not name an existing record you may use");
+            } else {
+                snprintf(field, sizeof(field), "[%lld]", idx);
+                api_error_add(errors, field, outcome,
+                              strcmp(outcome, "not_found") == 0 ? "this record is not visible to you"
+                                                               : "your role may not write this record");
+            }
+        }
+        json_decref(bad);
+        snprintf(detail, sizeof(detail), "Some %s may not be written; nothing was written.", what);
+        api_send_invalid(ar, 422, detail, errors);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "created", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    json_object_set_new(o, "updated", json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
+    api_send_json(ar, 200, o);
+}

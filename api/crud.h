@@ -99,3 +99,25 @@ int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *p
                void *arg);
 
 #endif
+
+/* --- bodies ---------------------------------------------------------------------- */
+
+#include "validate.h"
+
+/* Validates and trims a body; answers 422 with every error (detail names `what`) and returns nonzero when bad. */
+int crud_check_body(api_req_t *ar, json_t *body, const validate_field_t *fields, size_t nfields, unsigned mode,
+                    const char *what);
+/* Compact JSON text of v in the request pool. */
+char *crud_dump(api_req_t *ar, const json_t *v);
+
+/* Extra per-item checks of a bulk request; appends errors with the given prefix ("[3]"). */
+typedef void (*crud_item_check_fn)(json_t *item, const char *prefix, json_t *errors);
+/*
+ * Checks a bulk body: an array of 1..max items, each valid in REPLACE mode,
+ * each with a unique external_id, plus `extra`. Answers 422 listing every
+ * bad item's index and field and returns nonzero when anything is wrong.
+ */
+int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
+                    crud_item_check_fn extra, const char *what);
+/* Answers a bulk statement's row (cscope, created, updated, refused items). */
+void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *what);

@@ -56,29 +56,12 @@ static const char *const list_fields[] = {"id",       "external_id", "kind",    
                                           "team_id",  "tags",        "attrs",      "credit_limit", "created_at",
                                           "updated_at", "version",   "analytics",  NULL};
 
-/* Validates a body; answers 422 with every error and returns nonzero when it is bad. */
 static int check_input(api_req_t *ar, json_t *body, unsigned mode)
 {
-    json_t *errors = json_array();
-    validate_object(body, customers_fields, customers_nfields, mode, "", errors);
-    if (json_array_size(errors) > 0) {
-        api_send_invalid(ar, 422, "The customer has invalid fields.", errors);
-        return -1;
-    }
-    json_decref(errors);
-    if (json_is_object(body))
-        validate_trim(body, customers_fields, customers_nfields);
-    return 0;
+    return crud_check_body(ar, body, customers_fields, customers_nfields, mode, "customer");
 }
 
-static char *dump(api_req_t *ar, json_t *v)
-{
-    size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    char *buf = h2o_mem_alloc_pool(&ar->req->pool, len + 1);
-    json_dumpb(v, buf, len, JSON_COMPACT);
-    buf[len] = '\0';
-    return buf;
-}
+#define dump crud_dump
 
 /* --- one record --------------------------------------------------------------- */
 
@@ -181,77 +164,15 @@ int customers_put_external(api_req_t *ar)
 
 static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
-    if (err == ERR_CONFLICT) {
-        api_send_error(ar, ERR_CONFLICT, "Another request changed these customers at the same time. Retry.");
-        return;
-    }
-    if (crud_check_result(ar, res, err) != 0)
-        return;
-    if (!PQgetisnull(res, 0, 3)) {
-        json_t *bad = json_loads(PQgetvalue(res, 0, 3), 0, NULL), *errors = json_array(), *item;
-        size_t i;
-        json_array_foreach(bad, i, item)
-        {
-            char field[48];
-            const char *outcome = json_string_value(json_object_get(item, "outcome"));
-            long long idx = (long long)json_integer_value(json_object_get(item, "index"));
-            if (strncmp(outcome, "invalid_", 8) == 0) {
-                snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
-                api_error_add(errors, field, "invalid_reference", "does not name an existing, usable record");
-            } else {
-                snprintf(field, sizeof(field), "[%lld]", idx);
-                api_error_add(errors, field, outcome,
-                              strcmp(outcome, "not_found") == 0 ? "this customer is not visible to you"
-                                                               : "your role may not write this customer");
-            }
-        }
-        json_decref(bad);
-        api_send_invalid(ar, 422, "Some customers may not be written; nothing was written.", errors);
-        return;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "created", json_integer(strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
-    json_object_set_new(o, "updated", json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
-    api_send_json(ar, 200, o);
+    crud_send_bulk(ar, res, err, "customers");
 }
 
 int customers_bulk(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
+    if (api_authenticate(ar) != 0 ||
+        crud_check_bulk(ar, ar->body, BULK_MAX_ITEMS, customers_fields, customers_nfields, NULL, "customers") != 0)
         return 0;
-    json_t *items = ar->body, *errors = json_array(), *item;
-    if (!json_is_array(items)) {
-        api_error_add(errors, "", "invalid_type", "must be a JSON array (or NDJSON) of customers");
-        return api_send_invalid(ar, 422, "The body must list customers.", errors);
-    }
-    if (json_array_size(items) == 0 || json_array_size(items) > BULK_MAX_ITEMS) {
-        api_error_add(errors, "", "too_many", "must hold 1 to 5000 customers");
-        return api_send_invalid(ar, 422, "The body must hold 1 to 5000 customers.", errors);
-    }
-    json_t *seen = json_object();
-    size_t i;
-    json_array_foreach(items, i, item)
-    {
-        char prefix[24], field[48];
-        snprintf(prefix, sizeof(prefix), "[%zu]", i);
-        validate_object(item, customers_fields, customers_nfields, VALIDATE_REPLACE, prefix, errors);
-        json_t *ext = json_is_object(item) ? json_object_get(item, "external_id") : NULL;
-        snprintf(field, sizeof(field), "[%zu].external_id", i);
-        if (json_is_object(item) && !json_is_string(ext)) {
-            api_error_add(errors, field, "required", "is required in bulk requests");
-        } else if (json_is_string(ext)) {
-            if (json_object_get(seen, json_string_value(ext)) != NULL)
-                api_error_add(errors, field, "duplicate", "appears more than once in this request");
-            json_object_set_new(seen, json_string_value(ext), json_true());
-        }
-        if (json_is_object(item))
-            validate_trim(item, customers_fields, customers_nfields);
-    }
-    json_decref(seen);
-    if (json_array_size(errors) > 0)
-        return api_send_invalid(ar, 422, "Some customers are invalid; nothing was written.", errors);
-    json_decref(errors);
-    return customers_db_bulk(ar, dump(ar, items), on_bulk, NULL);
+    return customers_db_bulk(ar, dump(ar, ar->body), on_bulk, NULL);
 }
 
 /* --- lists ------------------------------------------------------------------------ */

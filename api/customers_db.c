@@ -100,7 +100,7 @@ static const char SQL_PUT_EXTERNAL[] =
     "   SELECT " INPUT_VALUES("$3") " FROM i, t, chk WHERE chk.action = 'create' RETURNING *)"
     " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.action END,"
     " coalesce(upd.id, ins.id), coalesce(upd.version, ins.version),"
-    " coalesce(customer_json(upd::customers), customer_json(ins::customers))::text, caller.rscope"
+    " CASE WHEN upd.id IS NOT NULL THEN customer_json(upd::customers) ELSE customer_json(ins::customers) END::text, caller.rscope"
     " FROM caller JOIN chk ON true LEFT JOIN upd ON true LEFT JOIN ins ON true";
 
 static const char SQL_DELETE[] =

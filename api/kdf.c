@@ -145,7 +145,8 @@ static int check_encoded(const char *enc)
         return ERR_INVALID;
     s = enc + sizeof(KDF_PREFIX) - 1;
     if (strncmp(s, "v=", 2) == 0) {
-        if ((s = read_u32(s + 2, &v)) == NULL || *s++ != '$')
+        /* Only the versions libargon2 implements: 0x10 and 0x13. */
+        if ((s = read_u32(s + 2, &v)) == NULL || *s++ != '$' || (v != ARGON2_VERSION_10 && v != ARGON2_VERSION_13))
             return ERR_INVALID;
     }
     if (strncmp(s, "m=", 2) != 0 || (s = read_u32(s + 2, &m)) == NULL || strncmp(s, ",t=", 3) != 0 ||

@@ -7,7 +7,9 @@
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
 #include "api.h"
+#include "changes.h"
 #include "customers.h"
+#include "orders.h"
 
 int auth_token(api_req_t *ar);
 int auth_refresh(api_req_t *ar);
@@ -33,6 +35,17 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0},
     {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH},
     {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0},
+
+    {ROUTER_GET, "/v1/orders", orders_list, 0},
+    {ROUTER_POST, "/v1/orders", orders_create, API_BODY_JSON},
+    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK},
+    {ROUTER_PUT, "/v1/orders/external/{external_id:str}", orders_put_external, API_BODY_JSON},
+    {ROUTER_GET, "/v1/orders/{id:int}", orders_get, 0},
+    {ROUTER_PATCH, "/v1/orders/{id:int}", orders_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/orders/{id:int}", orders_delete, 0},
+
+    {ROUTER_GET, "/v1/changes/customers", changes_customers, 0},
+    {ROUTER_GET, "/v1/changes/orders", changes_orders, 0},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

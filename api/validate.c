@@ -39,19 +39,20 @@
 
 /* ISO 3166-1 alpha-2, the 249 officially assigned codes (no user-assigned codes such as XK), sorted. */
 static const char COUNTRIES[][3] = {
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", "BA", "BB", "BD", "BE",
-    "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD",
-    "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM",
-    "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU",
-    "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN",
-    "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME",
-    "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM",
-    "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI",
-    "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK",
-    "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", "BA", "BB",
+    "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY",
+    "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX",
+    "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK",
+    "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS",
+    "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR",
+    "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA",
+    "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE",
+    "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM",
+    "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG",
+    "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF",
+    "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY",
+    "UZ", "VA", "VC", "VE", "VG", "VI", "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 };
 
 /*
@@ -335,7 +336,7 @@ __attribute__((format(printf, 2, 3))) static char *format_alloc(char **out, cons
 }
 
 __attribute__((format(printf, 4, 5))) static void report(vctx_t *cx, const char *path, const char *code,
-                                                          const char *fmt, ...)
+                                                         const char *fmt, ...)
 {
     va_list ap;
     char *msg;
@@ -413,8 +414,8 @@ static void report_enum(vctx_t *cx, const char *path, const validate_field_t *f)
 
 /* --- the walk ----------------------------------------------------------- */
 
-static void check_members(vctx_t *cx, const json_t *obj, const validate_field_t *fields, size_t nfields,
-                          unsigned mode, const char *prefix);
+static void check_members(vctx_t *cx, const json_t *obj, const validate_field_t *fields, size_t nfields, unsigned mode,
+                          const char *prefix);
 static void check_present(vctx_t *cx, const validate_field_t *f, const json_t *v, unsigned mode, const char *path);
 
 /* The string types: shape, characters and length, then what the type means. */
@@ -576,7 +577,8 @@ static void check_value(vctx_t *cx, const validate_field_t *f, const json_t *v, 
     case VT_ID: {
         json_int_t i;
         if (!json_is_integer(v)) {
-            report(cx, path, VALIDATE_E_INVALID_TYPE, f->type == VT_ID ? "must be a positive integer" : "must be an integer");
+            report(cx, path, VALIDATE_E_INVALID_TYPE,
+                   f->type == VT_ID ? "must be a positive integer" : "must be an integer");
             break;
         }
         i = json_integer_value(v);
@@ -615,8 +617,8 @@ static void check_present(vctx_t *cx, const validate_field_t *f, const json_t *v
     if (!json_is_null(v)) {
         check_value(cx, f, v, mode, path);
     } else if (f->flags & VF_REQUIRED) {
-        report(cx, path, VALIDATE_E_REQUIRED, MODE_BASE(mode) == VALIDATE_PATCH ? "is required and cannot be removed"
-                                                                                 : "is required");
+        report(cx, path, VALIDATE_E_REQUIRED,
+               MODE_BASE(mode) == VALIDATE_PATCH ? "is required and cannot be removed" : "is required");
     } else if (!(f->flags & VF_NULLABLE)) {
         report(cx, path, VALIDATE_E_INVALID_TYPE, "must not be null");
     }
@@ -643,8 +645,8 @@ static size_t utf8_clip(const char *s, size_t len, size_t max)
     return max;
 }
 
-static void check_members(vctx_t *cx, const json_t *obj, const validate_field_t *fields, size_t nfields,
-                          unsigned mode, const char *prefix)
+static void check_members(vctx_t *cx, const json_t *obj, const validate_field_t *fields, size_t nfields, unsigned mode,
+                          const char *prefix)
 {
     const char *key;
     size_t keylen, i;
@@ -819,8 +821,7 @@ static int check_field(const validate_field_t *f, const char *path, char *err, s
         break;
     case VT_STRING_ARRAY:
         if (f->item_max_len == 0 || f->item_min_len > f->item_max_len)
-            return table_error(err, errlen, "Field \"%s\" needs item_min_len <= item_max_len, item_max_len > 0.",
-                               path);
+            return table_error(err, errlen, "Field \"%s\" needs item_min_len <= item_max_len, item_max_len > 0.", path);
         break;
     case VT_JSON_OBJECT:
         if (f->max_bytes == 0)

@@ -102,9 +102,9 @@ typedef enum {
 #define VALIDATE_ALLOW_READONLY 0x100
 
 typedef struct st_validate_field_t {
-    const char *name;  /* member name; ignored for VT_ARRAY's item description */
+    const char *name; /* member name; ignored for VT_ARRAY's item description */
     validate_type_t type;
-    unsigned flags;    /* VF_* */
+    unsigned flags; /* VF_* */
     /*
      * Strings: length in Unicode code points (after trimming with VF_TRIM),
      * for every string type. Arrays: item counts. 0 for max_len means no
@@ -112,13 +112,13 @@ typedef struct st_validate_field_t {
      * the array types: every input should be bounded (SIZE_MAX if truly none).
      */
     size_t min_len, max_len;
-    const char *const *enum_values;            /* VT_ENUM: NULL-terminated list */
-    int int_digits, scale;                      /* VT_DECIMAL: 1..DEC_INT_DIGITS, 0..DEC_SCALE */
-    const struct st_validate_field_t *fields;  /* VT_OBJECT members, or VT_ARRAY's single item */
-    size_t nfields;                             /* VT_OBJECT: number of members (VALIDATE_NESTED) */
-    size_t max_bytes;                           /* VT_JSON_OBJECT: compact serialized size limit */
-    int64_t min_value, max_value;               /* VF_RANGE bounds, inclusive (whole numbers for decimals) */
-    size_t item_min_len, item_max_len;          /* VT_STRING_ARRAY: code points per item */
+    const char *const *enum_values;           /* VT_ENUM: NULL-terminated list */
+    int int_digits, scale;                    /* VT_DECIMAL: 1..DEC_INT_DIGITS, 0..DEC_SCALE */
+    const struct st_validate_field_t *fields; /* VT_OBJECT members, or VT_ARRAY's single item */
+    size_t nfields;                           /* VT_OBJECT: number of members (VALIDATE_NESTED) */
+    size_t max_bytes;                         /* VT_JSON_OBJECT: compact serialized size limit */
+    int64_t min_value, max_value;             /* VF_RANGE bounds, inclusive (whole numbers for decimals) */
+    size_t item_min_len, item_max_len;        /* VT_STRING_ARRAY: code points per item */
 } validate_field_t;
 
 /* Number of entries of a static table. */
@@ -142,7 +142,7 @@ typedef struct st_validate_field_t {
  * allocated that the caller has to free; errors keeps its entries.
  */
 int validate_object(const json_t *obj, const validate_field_t *fields, size_t nfields, unsigned mode,
-                     const char *prefix, json_t *errors);
+                    const char *prefix, json_t *errors);
 
 /*
  * Trims leading and trailing " \t\n\r" in place from every string that a

@@ -230,8 +230,7 @@ int jx_parse_rfc3339(const char *s, int64_t *unix_seconds, int32_t *micros)
     /* Fixed-width part "YYYY-MM-DDTHH:MM:SS"; the checks stop at the first NUL, so no overread. */
     if ((year = read_digits(s, 4)) < 0 || s[4] != '-' || (month = read_digits(s + 5, 2)) < 0 || s[7] != '-' ||
         (day = read_digits(s + 8, 2)) < 0 || (s[10] != 'T' && s[10] != 't') || (hour = read_digits(s + 11, 2)) < 0 ||
-        s[13] != ':' || (minute = read_digits(s + 14, 2)) < 0 || s[16] != ':' ||
-        (second = read_digits(s + 17, 2)) < 0)
+        s[13] != ':' || (minute = read_digits(s + 14, 2)) < 0 || s[16] != ':' || (second = read_digits(s + 17, 2)) < 0)
         return ERR_INVALID;
     if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
         minute > 59 || second > 59)
@@ -253,8 +252,7 @@ int jx_parse_rfc3339(const char *s, int64_t *unix_seconds, int32_t *micros)
         ++p;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if ((oh = read_digits(p + 1, 2)) < 0 || p[3] != ':' || (om = read_digits(p + 4, 2)) < 0 || oh > 23 ||
-            om > 59)
+        if ((oh = read_digits(p + 1, 2)) < 0 || p[3] != ':' || (om = read_digits(p + 4, 2)) < 0 || oh > 23 || om > 59)
             return ERR_INVALID;
         off = (oh * 60 + om) * 60;
         if (*p == '-')

@@ -40,6 +40,25 @@ ROLLBACK;
 \quit
 \endif
 
+-- Identity values are not rolled back: restart the ones of still-empty tables, so an
+-- interrupted earlier load does not shift the ids of this one.
+SELECT NOT EXISTS (SELECT 1 FROM teams) AS demo_no_teams,
+       NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM refresh_tokens) AS demo_no_users,
+       NOT EXISTS (SELECT 1 FROM customers) AND NOT EXISTS (SELECT 1 FROM orders)
+           AND NOT EXISTS (SELECT 1 FROM changes) AS demo_no_sales \gset
+\if :demo_no_teams
+ALTER TABLE teams ALTER COLUMN id RESTART;
+\endif
+\if :demo_no_users
+ALTER TABLE users ALTER COLUMN id RESTART;
+ALTER TABLE refresh_tokens ALTER COLUMN id RESTART;
+\endif
+\if :demo_no_sales
+ALTER TABLE customers ALTER COLUMN id RESTART;
+ALTER TABLE orders ALTER COLUMN id RESTART;
+ALTER TABLE changes ALTER COLUMN seq RESTART;
+\endif
+
 -- u(m, k): the k-th (0..3) 32-bit slice of the md5 hex digest m as a float8 in (0, 1).
 CREATE FUNCTION pg_temp.u(m text, k int) RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT ((('x' || substr(m, k * 8 + 1, 8))::bit(32)::bigint)::float8 + 0.5) / 4294967296.0
@@ -142,7 +161,7 @@ WITH w AS (
            '{Logistics,Stores,Trading,Industries,Software,Health,Hotels,Construction,Foods,Energy}'::text[] AS sector,
            '{web,referral,trade_fair,partner,cold_call}'::text[] AS source,
            '{2500,5000,5000,10000,10000,10000,25000,25000,50000,100000,250000}'::numeric[] AS limits
-), h AS (
+), h AS MATERIALIZED ( -- materialized: else every use of m1..m6 recomputes its md5
     SELECT i, md5('demo-c1:' || i) AS m1, md5('demo-c2:' || i) AS m2, md5('demo-c3:' || i) AS m3,
            md5('demo-c4:' || i) AS m4, md5('demo-c5:' || i) AS m5, md5('demo-c6:' || i) AS m6,
            ((i - 1) + pg_temp.u(md5('demo-c0:' || i), 0)) / :demo_customers AS f
@@ -257,7 +276,7 @@ WITH w AS (
              "Espresso machine","LED desk lamp","Filing cabinet","Whiteboard 120x90","Conference speakerphone",
              "Laptop backpack","Webcam HD","Cable management kit","Desk organiser","Water filter jug",
              "Annual support plan"}'::text[] AS product
-), s AS (
+), s AS MATERIALIZED ( -- materialized: else every use of m1..m3 recomputes its md5
     SELECT s, md5('demo-o1:' || s) AS m1, md5('demo-o2:' || s) AS m2, md5('demo-o3:' || s) AS m3,
            CASE WHEN s <= :demo_b1 THEN :demo_r + s
                 WHEN s <= :demo_b1 + 2 * :demo_r THEN (s - :demo_b1 - 1) / 2 + 1

@@ -51,7 +51,7 @@
 #define CURVE_ZMAX 0.9
 #define CURVE_BATCH 32
 
-static double lgam(double v)
+static double compute_lgamma(double v)
 {
     int sign;
     return lgamma_r(v, &sign);
@@ -76,20 +76,19 @@ static int is_count(double x)
     return isfinite(x) && x >= 0 && x <= X_MAX && x == floor(x);
 }
 
-static int valid_positive(double v)
+static int is_positive(double v)
 {
     return isfinite(v) && v > 0;
 }
 
-static int valid_bgnbd_params(const wk_bgnbd_params_t *p)
+static int is_valid_bgnbd_params(const wk_bgnbd_params_t *p)
 {
-    return p != NULL && valid_positive(p->r) && valid_positive(p->alpha) && valid_positive(p->a) &&
-           valid_positive(p->b);
+    return p != NULL && is_positive(p->r) && is_positive(p->alpha) && is_positive(p->a) && is_positive(p->b);
 }
 
-static int valid_gg_params(const wk_gg_params_t *p)
+static int is_valid_gg_params(const wk_gg_params_t *p)
 {
-    return p != NULL && valid_positive(p->p) && valid_positive(p->q) && valid_positive(p->gamma);
+    return p != NULL && is_positive(p->p) && is_positive(p->q) && is_positive(p->gamma);
 }
 
 /*
@@ -97,7 +96,7 @@ static int valid_gg_params(const wk_gg_params_t *p)
  * x = 0). T = 0, a first purchase on the last calibration day, is allowed:
  * such a customer adds 0 to the BG/NBD log-likelihood.
  */
-static int valid_summary(double x, double t_x, double T)
+static int is_valid_summary(double x, double t_x, double T)
 {
     if (!is_count(x) || !isfinite(T) || T < 0)
         return 0;
@@ -113,7 +112,7 @@ int wk_clv_summarise(const int32_t *days, const int64_t *cents, size_t n, int32_
     int32_t first, last;
     size_t purchase_days = 0;
 
-    if (out == NULL || (n > 0 && (days == NULL || cents == NULL)) || !valid_positive(time_unit))
+    if (out == NULL || (n > 0 && (days == NULL || cents == NULL)) || !is_positive(time_unit))
         return ERR_INVALID;
     for (size_t i = 1; i < n; i++)
         if (days[i] < days[i - 1])
@@ -169,7 +168,7 @@ int wk_bgnbd_data_init(wk_bgnbd_data_t *data, const wk_clv_summary_t *rows, size
     if (rows == NULL || n == 0)
         return ERR_INVALID;
     for (size_t i = 0; i < n; i++)
-        if (!valid_summary(rows[i].x, rows[i].t_x, rows[i].T))
+        if (!is_valid_summary(rows[i].x, rows[i].t_x, rows[i].T))
             return ERR_INVALID;
     if ((tmp = malloc(n * sizeof(*tmp))) == NULL)
         return ERR_INTERNAL;
@@ -255,7 +254,8 @@ void wk_bgnbd_data_free(wk_bgnbd_data_t *data)
 static int eval_bgnbd(const wk_bgnbd_data_t *d, const double *theta, double *ll, double *grad)
 {
     double r = theta[0], alpha = theta[1], a = theta[2], b = theta[3];
-    double log_alpha = log(alpha), lg_r = lgam(r), lg_b = lgam(b), lg_ab = lgam(a + b), log_a = log(a);
+    double log_alpha = log(alpha), lg_r = compute_lgamma(r), lg_b = compute_lgamma(b), lg_ab = compute_lgamma(a + b),
+           log_a = log(a);
     double psi_r = 0, psi_b = 0, psi_ab = 0, sum = 0, g_r = 0, g_alpha = 0, g_a = 0, g_b = 0;
     size_t i = 0;
 
@@ -266,7 +266,7 @@ static int eval_bgnbd(const wk_bgnbd_data_t *d, const double *theta, double *ll,
     }
     for (size_t g = 0; g < d->_ngroups; g++) {
         double x = d->x[i], rx = r + x, gw = d->_group_w[g];
-        double const_part = lgam(rx) - lg_r + r * log_alpha;
+        double const_part = compute_lgamma(rx) - lg_r + r * log_alpha;
         /* Per-row sums: w lse, w (w3 log(alpha+T) + w4 log(alpha+t_x)), w (w3/(alpha+T) + w4/(alpha+t_x)), w w4. */
         double s_lse = 0, s_log = 0, s_inv = 0, s_w4 = 0;
         size_t end = d->_group_end[g];
@@ -280,7 +280,7 @@ static int eval_bgnbd(const wk_bgnbd_data_t *d, const double *theta, double *ll,
             }
         } else {
             double log_ratio = log_a - log(b + x - 1);
-            const_part += lg_ab + lgam(b + x) - lg_b - lgam(a + b + x);
+            const_part += lg_ab + compute_lgamma(b + x) - lg_b - compute_lgamma(a + b + x);
             for (; i < end; i++) {
                 double wi = d->w[i], at = alpha + d->T[i], atx = alpha + d->t_x[i];
                 double lt = log(at), ltx = log(atx);
@@ -332,7 +332,7 @@ int wk_bgnbd_loglik(const wk_bgnbd_data_t *data, const wk_bgnbd_params_t *params
 {
     double theta[4];
 
-    if (data == NULL || data->n == 0 || ll == NULL || !valid_bgnbd_params(params))
+    if (data == NULL || data->n == 0 || ll == NULL || !is_valid_bgnbd_params(params))
         return ERR_INVALID;
     theta[0] = params->r;
     theta[1] = params->alpha;
@@ -416,7 +416,7 @@ static int fit_model(struct st_fit_ctx_t *ctx, double *theta, size_t unique_rows
     return ret == 0 ? 0 : ERR_INTERNAL;
 }
 
-static int loglik_bgnbd_cb(const void *data, const double *theta, double *ll, double *grad)
+static int call_bgnbd_loglik(const void *data, const double *theta, double *ll, double *grad)
 {
     return eval_bgnbd(data, theta, ll, grad);
 }
@@ -424,13 +424,13 @@ static int loglik_bgnbd_cb(const void *data, const double *theta, double *ll, do
 int wk_bgnbd_fit(const wk_bgnbd_data_t *data, double penalizer, const wk_bgnbd_params_t *init, wk_bgnbd_params_t *out,
                  wk_clv_fit_info_t *info)
 {
-    struct st_fit_ctx_t ctx = {4, 0, penalizer, data, loglik_bgnbd_cb};
+    struct st_fit_ctx_t ctx = {4, 0, penalizer, data, call_bgnbd_loglik};
     double theta[4];
     int ret;
 
     if (data == NULL || data->n == 0 || out == NULL || !isfinite(penalizer) || penalizer < 0)
         return ERR_INVALID;
-    if (init != NULL && !valid_bgnbd_params(init))
+    if (init != NULL && !is_valid_bgnbd_params(init))
         return ERR_INVALID;
     ctx.weight = data->weight;
     if (init != NULL) {
@@ -474,7 +474,7 @@ int wk_bgnbd_p_alive(const wk_bgnbd_params_t *params, double x, double t_x, doub
 {
     double lr;
 
-    if (out == NULL || !valid_bgnbd_params(params) || !valid_summary(x, t_x, T))
+    if (out == NULL || !is_valid_bgnbd_params(params) || !is_valid_summary(x, t_x, T))
         return ERR_INVALID;
     if (x == 0) {
         *out = 1;
@@ -556,7 +556,7 @@ int wk_bgnbd_expected_conditional(const wk_bgnbd_params_t *params, double x, dou
 
 int wk_bgnbd_expected_new(const wk_bgnbd_params_t *params, double t, double *out)
 {
-    if (out == NULL || !valid_bgnbd_params(params) || !isfinite(t) || t < 0)
+    if (out == NULL || !is_valid_bgnbd_params(params) || !isfinite(t) || t < 0)
         return ERR_INVALID;
     return eval_expectation(params, 0, 0, t, out);
 }
@@ -777,7 +777,7 @@ void wk_gg_data_free(wk_gg_data_t *data)
 static int eval_gg(const wk_gg_data_t *d, const double *theta, double *ll, double *grad)
 {
     double p = theta[0], q = theta[1], gamma = theta[2];
-    double lg_q = lgam(q), log_gamma = log(gamma), psi_q = grad != NULL ? digamma(q) : 0;
+    double lg_q = compute_lgamma(q), log_gamma = log(gamma), psi_q = grad != NULL ? digamma(q) : 0;
     double sum = 0, g_p = 0, g_q = 0, g_gamma = 0;
     size_t i = 0;
 
@@ -791,7 +791,8 @@ static int eval_gg(const wk_gg_data_t *d, const double *theta, double *ll, doubl
             s_log += d->w[i] * log(den);
             s_inv += d->w[i] / den;
         }
-        sum += gw * (lgam(px + q) - lgam(px) - lg_q + q * log_gamma + px * log_x) + (px - 1) * gwlz - (px + q) * s_log;
+        sum += gw * (compute_lgamma(px + q) - compute_lgamma(px) - lg_q + q * log_gamma + px * log_x) +
+               (px - 1) * gwlz - (px + q) * s_log;
         if (grad != NULL) {
             double psi_pxq = digamma(px + q);
             g_p += x * (gw * (psi_pxq - digamma(px) + log_x) + gwlz - s_log);
@@ -817,7 +818,7 @@ int wk_gg_loglik(const wk_gg_data_t *data, const wk_gg_params_t *params, double 
 {
     double theta[3];
 
-    if (data == NULL || data->n == 0 || ll == NULL || !valid_gg_params(params))
+    if (data == NULL || data->n == 0 || ll == NULL || !is_valid_gg_params(params))
         return ERR_INVALID;
     theta[0] = params->p;
     theta[1] = params->q;
@@ -825,7 +826,7 @@ int wk_gg_loglik(const wk_gg_data_t *data, const wk_gg_params_t *params, double 
     return eval_gg(data, theta, ll, NULL) == 0 ? 0 : ERR_INTERNAL;
 }
 
-static int loglik_gg_cb(const void *data, const double *theta, double *ll, double *grad)
+static int call_gg_loglik(const void *data, const double *theta, double *ll, double *grad)
 {
     return eval_gg(data, theta, ll, grad);
 }
@@ -833,13 +834,13 @@ static int loglik_gg_cb(const void *data, const double *theta, double *ll, doubl
 int wk_gg_fit(const wk_gg_data_t *data, double penalizer, const wk_gg_params_t *init, wk_gg_params_t *out,
               wk_clv_fit_info_t *info)
 {
-    struct st_fit_ctx_t ctx = {3, 0, penalizer, data, loglik_gg_cb};
+    struct st_fit_ctx_t ctx = {3, 0, penalizer, data, call_gg_loglik};
     double theta[3];
     int ret;
 
     if (data == NULL || data->n == 0 || out == NULL || !isfinite(penalizer) || penalizer < 0)
         return ERR_INVALID;
-    if (init != NULL && !valid_gg_params(init))
+    if (init != NULL && !is_valid_gg_params(init))
         return ERR_INVALID;
     ctx.weight = data->weight;
     if (init != NULL) {
@@ -879,7 +880,7 @@ int wk_gg_expected_value(const wk_gg_params_t *params, double x, double zbar, do
 {
     double den;
 
-    if (out == NULL || !valid_gg_params(params) || !isfinite(x) || x < 0 || !isfinite(zbar) || zbar < 0)
+    if (out == NULL || !is_valid_gg_params(params) || !isfinite(x) || x < 0 || !isfinite(zbar) || zbar < 0)
         return ERR_INVALID;
     den = params->p * x + params->q - 1;
     if (!(den > 0))

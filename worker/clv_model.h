@@ -148,8 +148,10 @@ int wk_bgnbd_p_alive(const wk_bgnbd_params_t *params, double x, double t_x, doub
 
 /*
  * Expected purchases in (T, T + t] of a customer with summary (x, t_x, T),
- * t >= 0 (Fader, Hardie & Lee 2005, eq. 10). Returns 0; ERR_INVALID for
- * invalid input; ERR_INTERNAL if 2F1 cannot be evaluated.
+ * t >= 0 (Fader, Hardie & Lee 2005, eq. 10). 0 without computing 2F1 when
+ * P(alive) underflows to 0. Returns 0; ERR_INVALID for invalid input;
+ * ERR_INTERNAL if 2F1 cannot be evaluated (e.g. t so long against
+ * alpha + T that t / (alpha + T + t) rounds to 1).
  */
 int wk_bgnbd_expected_conditional(const wk_bgnbd_params_t *params, double x, double t_x, double T, double t,
                                   double *out);
@@ -200,8 +202,9 @@ int wk_gg_fit_rows(const wk_clv_summary_t *rows, size_t n, double penalizer, wk_
  * discount per unit: sum over k = 1..horizon of (E[Y(k)] - E[Y(k-1)]) *
  * value / (1 + discount)^k, E[Y(k)] being wk_bgnbd_expected_conditional()
  * at t = k. With discount = 0 this is E[Y(horizon)] * value. value is the
- * expected value per purchase (e.g. from wk_gg_expected_value()). The cost
- * grows with the horizon when discount != 0 (about 3 us for 52 units).
+ * expected value per purchase (e.g. from wk_gg_expected_value()). With
+ * discount != 0 the cost grows with the horizon: about 2 us for 52 units
+ * at CDNOW-like tenures, up to about 12 us for customers seen only days.
  * Returns 0; ERR_INVALID for invalid input, horizon < 0 or above
  * WK_CLV_MAX_HORIZON, discount <= -1 or a non-finite value; ERR_INTERNAL
  * if 2F1 cannot be evaluated.

@@ -8,19 +8,19 @@
  * line search brackets a step meeting the weak Wolfe conditions (Armijo
  * c1 = 1e-4, curvature c2 = 0.9): it doubles the step while the slope is
  * still steep and, once bracketed, takes the safeguarded minimiser of the
- * quadratic through the bracket's low end. Where f is within rounding noise
- * (1e-10 relative) of the start, sufficient decrease is judged on the slope
- * instead (Hager & Zhang's approximate Wolfe conditions), so that BFGS can
- * still drive the gradient down when a log-likelihood summed over many
- * rows is flat to the last bits. A failed evaluation (domain
- * error) counts as an infinitely bad point, so the search simply steps
- * back. If no step is found along the quasi-Newton direction, H is reset
- * to the identity and steepest descent is tried before giving up.
+ * quadratic through the bracket's low end. Where f is within rounding
+ * noise (1e-10 relative) of the start, sufficient decrease is judged on the
+ * slope instead (Hager & Zhang's approximate Wolfe conditions), so that
+ * BFGS can still drive the gradient down when a log-likelihood summed over
+ * many rows is flat to the last bits. A failed evaluation (domain error)
+ * counts as an infinitely bad point, so the search simply steps back. If
+ * no step is found along the quasi-Newton direction, H is reset to the
+ * identity and steepest descent is tried before giving up.
  *
  * Nelder-Mead is the textbook method (Lagarias et al. 1998 ordering rules)
- * with one restart at convergence, which catches the usual premature
- * collapse of the simplex. It is the fallback for objectives whose
- * gradient is wrong, noisy or missing at the optimum.
+ * with restarts at convergence, which catch the usual premature collapse
+ * of the simplex. It is the fallback for objectives whose gradient is
+ * wrong, noisy or missing at the optimum.
  */
 #include <float.h>
 #include <math.h>

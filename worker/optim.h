@@ -57,9 +57,12 @@ void wk_optim_default_opts(wk_optim_opts_t *opts);
 /*
  * BFGS on the inverse Hessian, started from x[0..n), with a weak-Wolfe line
  * search (Armijo sufficient decrease plus curvature, bracketing with safe
- * interpolation). Converged when max |grad_i| <= gtol. Fails when the line
- * search finds no acceptable step even along steepest descent, or after
- * max_iter iterations. On return x holds the best point found and *res is
+ * interpolation; within 1e-10 relative of f the decrease is judged on the
+ * slope, see optim.c). Converged when max |grad_i| <= gtol, or when the
+ * decrease a full quasi-Newton step promises is below the rounding level
+ * of f. Fails when the line search finds no acceptable step even along
+ * steepest descent, or after max_iter iterations. On return x holds the
+ * last iterate (no worse than the start beyond rounding noise) and *res is
  * filled, whatever the outcome. opts may be NULL for the defaults.
  * Returns 0 when converged; ERR_INTERNAL when not converged; ERR_INVALID
  * when n is 0 or above WK_OPTIM_MAX_DIM, a pointer is NULL, or fn fails or
@@ -71,11 +74,12 @@ int wk_optim_bfgs(size_t n, double *x, wk_optim_fn fn, void *ctx, const wk_optim
 /*
  * Nelder-Mead (reflection 1, expansion 2, contractions 1/2, shrink 1/2)
  * from a right-angled simplex of edge nm_step at x. When the simplex meets
- * the nm_xtol / nm_ftol test the search restarts once from the best vertex
- * with a fresh simplex, and is converged only if that restart does not
- * improve the value by more than nm_ftol (guards against collapsed
- * simplices). res->grad_norm is computed at the end. Same returns and
- * conventions as wk_optim_bfgs().
+ * the nm_xtol / nm_ftol test the search restarts from the best vertex with
+ * a fresh simplex, and is converged once a restart no longer improves the
+ * value by more than nm_ftol (guards against collapsed simplices; at most
+ * 5 restarts, all within nm_max_iter). x is the best vertex found.
+ * res->grad_norm is computed at the end. Same returns and conventions as
+ * wk_optim_bfgs().
  */
 int wk_optim_nelder_mead(size_t n, double *x, wk_optim_fn fn, void *ctx, const wk_optim_opts_t *opts,
                          wk_optim_result_t *res);

@@ -85,9 +85,9 @@ START_TEST(merge_patch_reuses_object_target)
     json_t *patch = J("{\"a\":{\"y\":3},\"c\":{\"d\":[1,2]}}");
     json_t *got = jx_merge_patch(target, patch);
 
-    ck_assert_ptr_eq(got, target);                        /* reused, not copied */
-    ck_assert_ptr_eq(json_object_get(got, "a"), inner);   /* nested objects merged in place */
-    ck_assert_int_eq(got->refcount, 1);                   /* the caller's one reference, handed back */
+    ck_assert_ptr_eq(got, target);                      /* reused, not copied */
+    ck_assert_ptr_eq(json_object_get(got, "a"), inner); /* nested objects merged in place */
+    ck_assert_int_eq(got->refcount, 1);                 /* the caller's one reference, handed back */
     assert_json_eq(got, "{\"a\":{\"x\":1,\"y\":3},\"b\":2,\"c\":{\"d\":[1,2]}}");
     /* Values taken from the patch are copies: changing the result leaves the patch alone. */
     ck_assert_ptr_ne(json_object_get(got, "c"), json_object_get(patch, "c"));
@@ -137,7 +137,7 @@ END_TEST
 
 START_TEST(b64url_rfc4648_vectors)
 {
-    static const char *const V[][2] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},       {"foo", "Zm9v"},
+    static const char *const V[][2] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
                                        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
     char enc[16];
     unsigned char dec[16];
@@ -191,19 +191,19 @@ END_TEST
 START_TEST(b64url_decode_strict)
 {
     static const char *const BAD[] = {
-        "Zg==", "Zm8=", "Zg=",  /* padding */
-        "Zm9+", "Zm9/",        /* standard alphabet */
-        " Zm9v", "Zm9v ", "Zm 9v", "Zm9v\n", "Zm9\tv", /* whitespace */
-        "Z", "Zm9vY",          /* impossible lengths */
-        "Zh", "Zm9",           /* unused low bits not zero ("Zg", "Zm8" are the spellings) */
+        "Zg==",  "Zm8=",  "Zg=",                             /* padding */
+        "Zm9+",  "Zm9/",                                     /* standard alphabet */
+        " Zm9v", "Zm9v ", "Zm 9v",       "Zm9v\n", "Zm9\tv", /* whitespace */
+        "Z",     "Zm9vY",                                    /* impossible lengths */
+        "Zh",    "Zm9", /* unused low bits not zero ("Zg", "Zm8" are the spellings) */
         "Zm9v.", "Zm9v!", "\xc3\xa9Zm9",
     };
     unsigned char dec[16];
     size_t i, n = 99;
 
     for (i = 0; i < sizeof(BAD) / sizeof(BAD[0]); ++i)
-        ck_assert_msg(jx_b64url_decode(BAD[i], strlen(BAD[i]), dec, sizeof(dec), &n) == ERR_INVALID,
-                      "accepted \"%s\"", BAD[i]);
+        ck_assert_msg(jx_b64url_decode(BAD[i], strlen(BAD[i]), dec, sizeof(dec), &n) == ERR_INVALID, "accepted \"%s\"",
+                      BAD[i]);
     /* A NUL inside the given length is just another bad character. */
     ck_assert_int_eq(jx_b64url_decode("Zm\0v", 4, dec, sizeof(dec), &n), ERR_INVALID);
     ck_assert_uint_eq(n, 99); /* untouched on failure */
@@ -340,10 +340,10 @@ END_TEST
 START_TEST(rfc3339_accepts)
 {
     static const char *const OK[] = {
-        "2024-02-29T12:00:00Z",          "2000-02-29T00:00:00Z",        "1985-04-12T23:20:50.52Z",
-        "1996-12-19T16:39:57-08:00",     "1990-12-31T23:59:59Z",        "1937-01-01T12:00:27.87+00:20",
-        "2024-01-01t00:00:00z",          "2024-01-01T00:00:00.123456Z", "2024-01-01T00:00:00.1+23:59",
-        "2024-01-01T00:00:00-00:00",     "0001-01-01T00:00:00Z",        "9999-12-31T23:59:59.999999-23:59",
+        "2024-02-29T12:00:00Z",      "2000-02-29T00:00:00Z",        "1985-04-12T23:20:50.52Z",
+        "1996-12-19T16:39:57-08:00", "1990-12-31T23:59:59Z",        "1937-01-01T12:00:27.87+00:20",
+        "2024-01-01t00:00:00z",      "2024-01-01T00:00:00.123456Z", "2024-01-01T00:00:00.1+23:59",
+        "2024-01-01T00:00:00-00:00", "0001-01-01T00:00:00Z",        "9999-12-31T23:59:59.999999-23:59",
         "2023-04-30T23:59:59+05:30",
     };
     size_t i;
@@ -357,35 +357,35 @@ START_TEST(rfc3339_rejects)
 {
     static const char *const BAD[] = {
         "",
-        "2024-01-01",                     /* date only */
-        "2024-01-01T00:00:00",            /* no offset */
-        "2024-01-01 00:00:00Z",           /* space separator */
+        "2024-01-01",           /* date only */
+        "2024-01-01T00:00:00",  /* no offset */
+        "2024-01-01 00:00:00Z", /* space separator */
         "2024-01-01_00:00:00Z",
-        "2024-01-01T24:00:00Z",           /* 24:00 */
+        "2024-01-01T24:00:00Z", /* 24:00 */
         "2024-01-01T23:60:00Z",
-        "2016-12-31T23:59:60Z",           /* leap second: refused by design */
-        "2023-02-29T00:00:00Z",           /* not a leap year */
-        "1900-02-29T00:00:00Z",           /* centuries are not leap years... */
+        "2016-12-31T23:59:60Z", /* leap second: refused by design */
+        "2023-02-29T00:00:00Z", /* not a leap year */
+        "1900-02-29T00:00:00Z", /* centuries are not leap years... */
         "2024-04-31T00:00:00Z",
         "2024-13-01T00:00:00Z",
         "2024-00-10T00:00:00Z",
         "2024-01-00T00:00:00Z",
         "2024-01-32T00:00:00Z",
-        "0000-01-01T00:00:00Z",           /* no year 0 */
-        "2024-01-01T00:00:00.Z",          /* empty fraction */
-        "2024-01-01T00:00:00.1234567Z",   /* 7 fraction digits */
-        "2024-01-01T00:00:00,5Z",         /* comma fraction */
-        "2024-01-01T00:00:00+0100",       /* offset without colon */
+        "0000-01-01T00:00:00Z",         /* no year 0 */
+        "2024-01-01T00:00:00.Z",        /* empty fraction */
+        "2024-01-01T00:00:00.1234567Z", /* 7 fraction digits */
+        "2024-01-01T00:00:00,5Z",       /* comma fraction */
+        "2024-01-01T00:00:00+0100",     /* offset without colon */
         "2024-01-01T00:00:00+01",
         "2024-01-01T00:00:00+24:00",
         "2024-01-01T00:00:00+01:60",
-        "2024-01-01T00:00:00ZZ",          /* trailing characters */
+        "2024-01-01T00:00:00ZZ", /* trailing characters */
         "2024-01-01T00:00:00Z ",
         " 2024-01-01T00:00:00Z",
         "24-01-01T00:00:00Z",
         "2024-1-01T00:00:00Z",
         "2024-01-01T0:00:00Z",
-        "2024-01-01T00:00Z",              /* no seconds */
+        "2024-01-01T00:00Z", /* no seconds */
         "+2024-01-01T00:00:00Z",
         "２０２４-01-01T00:00:00Z",
         "2024-01-01T00:00:00UTC",
@@ -398,7 +398,7 @@ START_TEST(rfc3339_rejects)
         ck_assert_msg(!jx_is_rfc3339(BAD[i]), "accepted \"%s\"", BAD[i]);
     ck_assert(!jx_is_rfc3339(NULL));
     ck_assert_int_eq(jx_parse_rfc3339("2024-01-01T24:00:00Z", &secs, &us), ERR_INVALID);
-    ck_assert(secs == 7 && us == 7); /* untouched */
+    ck_assert(secs == 7 && us == 7);                            /* untouched */
     ck_assert_int_eq(jx_is_rfc3339("2000-02-29T00:00:00Z"), 1); /* ...but multiples of 400 are */
 }
 END_TEST
