@@ -342,3 +342,108 @@ int th_api_run(const char *const *env, const char *arg, char *err, size_t errlen
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+/* --- identities ------------------------------------------------------------ */
+
+long long th_user_add(const char *db_url, const char *email, const char *name, const char *role, const char *team,
+                      const char *password)
+{
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0)
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("CLIENTELE_DATABASE_URL", db_url, 1);
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(api_binary(), "clientele-api", "user-add", email, name, role, team, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    if (write(in[1], password, strlen(password)) < 0 || write(in[1], "\n", 1) < 0)
+        abort();
+    close(in[1]);
+    char buf[64] = {0};
+    ssize_t n = read(out[0], buf, sizeof(buf) - 1);
+    close(out[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || n <= 0) {
+        fprintf(stderr, "harness: user-add %s failed\n", email);
+        exit(2);
+    }
+    return atoll(buf);
+}
+
+static PGconn *sql_connect(const char *db_url)
+{
+    PGconn *c = PQconnectdb(db_url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "harness: cannot connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+int th_sql(const char *db_url, const char *sql)
+{
+    PGconn *c = sql_connect(db_url);
+    if (c == NULL)
+        return -1;
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "harness: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+int th_sql_value(const char *db_url, const char *sql, char *out, size_t outlen)
+{
+    PGconn *c = sql_connect(db_url);
+    if (c == NULL)
+        return -1;
+    PGresult *r = PQexec(c, sql);
+    int ret = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+        ret = 0;
+    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "harness: %s: %s", sql, PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    PQfinish(c);
+    return ret;
+}
+
+int th_login(int port, const char *email, const char *password, char *access, char *refresh)
+{
+    json_t *body = json_pack("{s:s, s:s}", "email", email, "password", password);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    th_resp_t r;
+    int rc = th_http(port, "POST", "/v1/auth/token", h, text, strlen(text), &r);
+    free(text);
+    if (rc != 0)
+        return 0;
+    int status = r.status;
+    if (status == 200 && r.json != NULL) {
+        snprintf(access, 2048, "%s", json_string_value(json_object_get(r.json, "access_token")));
+        if (refresh != NULL)
+            snprintf(refresh, 256, "%s", json_string_value(json_object_get(r.json, "refresh_token")));
+    }
+    th_resp_free(&r);
+    return status;
+}
+
+const char *th_bearer(const char *token, char *buf, size_t len)
+{
+    snprintf(buf, len, "Authorization: Bearer %s", token);
+    return buf;
+}

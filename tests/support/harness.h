@@ -68,3 +68,21 @@ int th_free_port(void);
 long long th_now_ms(void);
 
 #endif
+
+/* --- identities ------------------------------------------------------------ */
+
+/* Runs `clientele-api user-add` against db_url; returns the new user's id (aborts the run on failure). */
+long long th_user_add(const char *db_url, const char *email, const char *name, const char *role, const char *team,
+                      const char *password);
+/* Runs one SQL command (test set-up only) against db_url; returns 0, or -1 with the error printed. */
+int th_sql(const char *db_url, const char *sql);
+/* Runs a query and copies the first column of the first row into out; returns 0 when there was a row. */
+int th_sql_value(const char *db_url, const char *sql, char *out, size_t outlen);
+/*
+ * Logs in with POST /v1/auth/token. Copies the access token into access (at
+ * least 2048 bytes) and the refresh token into refresh (may be NULL);
+ * returns the HTTP status.
+ */
+int th_login(int port, const char *email, const char *password, char *access, char *refresh);
+/* "Authorization: Bearer <token>" in buf, for a headers array. */
+const char *th_bearer(const char *token, char *buf, size_t len);
