@@ -24,20 +24,20 @@
 #define H2O_USE_LIBUV 0
 #include <h2o/multithread.h>
 
-#define KDF_DEFAULT_T_COST 2        /* OWASP's argon2id minimum: t=2, m=19 MiB, p=1 */
+#define KDF_DEFAULT_T_COST 2 /* OWASP's argon2id minimum: t=2, m=19 MiB, p=1 */
 #define KDF_DEFAULT_M_COST_KIB 19456
 #define KDF_DEFAULT_PARALLELISM 1
-#define KDF_MAX_PASSWORD 1024       /* bytes; longer passwords are ERR_INVALID */
-#define KDF_ENCODED_MAX 256         /* room for any encoded hash this module writes or reads */
-#define KDF_QUEUE_CAP 256           /* jobs accepted and not yet finished, per pool */
+#define KDF_MAX_PASSWORD 1024 /* bytes; longer passwords are ERR_INVALID */
+#define KDF_ENCODED_MAX 256   /* room for any encoded hash this module writes or reads */
+#define KDF_QUEUE_CAP 256     /* jobs accepted and not yet finished, per pool */
 /* Limits on the parameters of hashes we create or verify, so one stored row cannot take a worker's memory or time. */
 #define KDF_MAX_T_COST 32
 #define KDF_MAX_M_COST_KIB (256 * 1024)
 #define KDF_MAX_PARALLELISM 16
 
 typedef struct st_kdf_params_t {
-    uint32_t t_cost;     /* iterations; 0 means KDF_DEFAULT_T_COST */
-    uint32_t m_cost_kib; /* memory in KiB; 0 means KDF_DEFAULT_M_COST_KIB */
+    uint32_t t_cost;      /* iterations; 0 means KDF_DEFAULT_T_COST */
+    uint32_t m_cost_kib;  /* memory in KiB; 0 means KDF_DEFAULT_M_COST_KIB */
     uint32_t parallelism; /* lanes; 0 means KDF_DEFAULT_PARALLELISM */
 } kdf_params_t;
 
@@ -112,7 +112,11 @@ int kdf_verify(kdf_client_t *c, const char *encoded, const char *password, size_
  */
 int kdf_hash_now(const kdf_params_t *p, const char *password, size_t len, char *out, size_t outlen);
 
-/* Returns 1 on a match, 0 on none, ERR_INVALID for a password too long or encoded not argon2id (or NULL), ERR_INTERNAL otherwise. */
+/*
+ * Returns 1 on a match, 0 on none, ERR_INVALID for a password too long or
+ * an encoded string that is NULL or not an acceptable argon2id hash (see
+ * kdf_verify), ERR_INTERNAL if argon2 failed otherwise.
+ */
 int kdf_verify_now(const char *encoded, const char *password, size_t len);
 
 #endif

@@ -23,8 +23,8 @@ enum { TOKEN_HS256 = 1, TOKEN_RS256 = 2 };
 #define TOKEN_MAX_LEEWAY 30     /* seconds; larger leeway_s values are clamped */
 
 typedef struct st_token_conf_t {
-    int alg;                    /* TOKEN_HS256 or TOKEN_RS256 */
-    const unsigned char *key;   /* HS256 secret (>= 32 bytes), or RS256 private key PEM (for issuing) */
+    int alg;                  /* TOKEN_HS256 or TOKEN_RS256 */
+    const unsigned char *key; /* HS256 secret (>= 32 bytes), or RS256 private key PEM (for issuing) */
     size_t key_len;
     const unsigned char *pubkey; /* RS256 public key PEM (for verifying); unused for HS256 */
     size_t pubkey_len;
@@ -35,12 +35,12 @@ typedef struct st_token_conf_t {
 } token_conf_t;
 
 typedef struct st_token_claims_t {
-    int64_t sub;    /* user id (> 0), a JSON string in the JWT per RFC 7519 ("42") */
-    char role[33];  /* role name, ^[a-z][a-z0-9_]{0,31}$ as in the roles table */
-    int64_t team;   /* team id, 0 = none (claim omitted or null) */
-    int64_t ver;    /* the user's token_version at issue time (custom claim "ver") */
+    int64_t sub;           /* user id (> 0), a JSON string in the JWT per RFC 7519 ("42") */
+    char role[33];         /* role name, ^[a-z][a-z0-9_]{0,31}$ as in the roles table */
+    int64_t team;          /* team id, 0 = none (claim omitted or null) */
+    int64_t ver;           /* the user's token_version at issue time (custom claim "ver") */
     int64_t iat, exp, nbf; /* nbf is 0 when a verified token carries none */
-    char jti[37];   /* random id, 32 hex chars (or a UUID); "" when a verified token carries none */
+    char jti[37];          /* random id, 32 hex chars (or a UUID); "" when a verified token carries none */
 } token_claims_t;
 
 /*

@@ -41,7 +41,7 @@ psql_db -At -F ' ' -c "
     SELECT u.email, r.name, coalesce(t.name, '-')
     FROM users u JOIN roles r ON r.id = u.role_id LEFT JOIN teams t ON t.id = u.team_id
     WHERE u.email::text LIKE '%@demo.clientele'
-    ORDER BY r.id, t.name NULLS FIRST, u.email" |
+    ORDER BY array_position('{admin,director,analyst,integration,manager,rep}'::text[], r.name), t.name, u.email" |
     while read -r email role team; do
         printf '%-30s %-12s %-6s %s\n' "$email" "$role" "$team" "$DEMO_PASSWORD"
     done >"$logins.tmp"

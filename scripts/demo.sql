@@ -30,6 +30,8 @@
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL work_mem = '64MB';
+-- JIT would spend seconds compiling the large expressions below, to save less.
+SET LOCAL jit = off;
 -- Two `make run` at once: the second waits here, then sees the first's users.
 SELECT pg_advisory_xact_lock(7276534957300) AS demo_locked \gset
 
@@ -250,9 +252,11 @@ JOIN demo_country k ON k.code = c.address ->> 'country';
 -- Buyers: all but prospects and 5% of the rest, ranked by a tenure-biased random key
 -- (older customers and companies tend to rank high; rank 1 buys the most).
 CREATE TEMP TABLE demo_buyer ON COMMIT DROP AS
-SELECT b.id, b.kind, b.created_at, b.currency, row_number() OVER (ORDER BY b.key DESC, b.n)::int AS rnk
+SELECT b.id, b.kind, b.status, b.created_at, b.currency,
+       extract(epoch FROM :demo_ref::timestamptz - b.created_at)::float8 AS secs,
+       row_number() OVER (ORDER BY b.key DESC, b.n)::int AS rnk
 FROM (
-    SELECT d.n, d.id, d.kind, d.created_at, d.currency,
+    SELECT d.n, d.id, d.kind, d.status, d.created_at, d.currency,
            pg_temp.u(md5('demo-b:' || d.n), 1)
                * (1 + extract(epoch FROM :demo_ref::timestamptz - d.created_at)::float8 / 86400)
                * CASE d.kind WHEN 'company' THEN 3 ELSE 1 END AS key
@@ -276,8 +280,9 @@ WITH w AS (
              "Espresso machine","LED desk lamp","Filing cabinet","Whiteboard 120x90","Conference speakerphone",
              "Laptop backpack","Webcam HD","Cable management kit","Desk organiser","Water filter jug",
              "Annual support plan"}'::text[] AS product
-), s AS MATERIALIZED ( -- materialized: else every use of m1..m3 recomputes its md5
+), s AS MATERIALIZED ( -- materialized: else every use of m1..m4 recomputes its md5
     SELECT s, md5('demo-o1:' || s) AS m1, md5('demo-o2:' || s) AS m2, md5('demo-o3:' || s) AS m3,
+           md5('demo-o4:' || s) AS m4,
            CASE WHEN s <= :demo_b1 THEN :demo_r + s
                 WHEN s <= :demo_b1 + 2 * :demo_r THEN (s - :demo_b1 - 1) / 2 + 1
                 ELSE least(:demo_r, 1 + floor(1.0 / (y * y) - :demo_pareto_c)::int) END AS rnk
@@ -286,15 +291,16 @@ WITH w AS (
                          + pg_temp.u(md5('demo-o0:' || g.s), 0)
                            * (1.0 / sqrt((:demo_r + :demo_pareto_c)::float8) - 1.0 / sqrt(:demo_pareto_c::float8))
                          AS y) AS p
-), o AS (
-    SELECT s.*, b.id AS customer_id, b.kind, b.currency, b.created_at,
-           -- One-time buyers mostly order within 60 days of sign-up; the others at any time since.
+), o AS MATERIALIZED ( -- materialized: cents and ordered_at are used many times below
+    SELECT s.*, b.id AS customer_id, b.currency,
+           -- One-time buyers mostly order within 60 days of sign-up, inactive customers in the
+           -- first half of their time with us, the others at any time since they signed up.
            b.created_at + floor(pg_temp.u(m1, 0)
-               * CASE WHEN s.s <= :demo_b1 AND pg_temp.u(m1, 1) < 0.8
-                      THEN least(extract(epoch FROM :demo_ref::timestamptz - b.created_at)::float8, 60 * 86400)
-                      ELSE extract(epoch FROM :demo_ref::timestamptz - b.created_at)::float8 END)
+               * CASE WHEN s.s <= :demo_b1 AND pg_temp.u(m1, 1) < 0.8 THEN least(b.secs, 60 * 86400)
+                      WHEN b.status = 'inactive' THEN b.secs / 2
+                      ELSE b.secs END)
                * interval '1 second' AS ordered_at,
-           -- total in cents: a lognormal from the sum of four uniforms (an approximate normal z), in numeric.
+           -- The total in cents: lognormal, from the sum of four uniforms (about a normal z), in numeric.
            least(2000000, greatest(500, round(100 * exp(
                CASE WHEN b.kind = 'company' THEN ln(350::numeric) ELSE ln(45::numeric) END
                + CASE WHEN b.kind = 'company' THEN 1.1 ELSE 0.9 END
@@ -305,6 +311,7 @@ WITH w AS (
 ), l AS (
     SELECT o.*,
            CASE WHEN pg_temp.u(m3, 0) < 0.45 THEN 1 WHEN pg_temp.u(m3, 0) < 0.8 THEN 2 ELSE 3 END AS nlines,
+           1 + pg_temp.pick(m4, 0, 20) AS p1, 1 + pg_temp.pick(m4, 1, 20) AS p2, 1 + pg_temp.pick(m4, 2, 20) AS p3,
            1 + pg_temp.pick(m3, 1, 4) AS q1,
            1 + pg_temp.pick(m3, 2, 3) AS q2,
            CASE WHEN ordered_at > :demo_ref::timestamptz - interval '10 days' AND pg_temp.u(m1, 2) < 0.5 THEN 'pending'
@@ -313,32 +320,33 @@ WITH w AS (
                 ELSE 'refunded' END AS status
     FROM o
 ), a AS (
-    -- Line 1: q1 x unit1 from 20-60% of the total; line 2 (of 3): q2 x unit2 from 30-70% of
-    -- the rest; the last line is the remainder at quantity 1, so the lines sum to the total.
-    SELECT l.*, cents1 / q1 AS unit1, (cents - cents1 / q1 * q1) AS rest1
+    -- Line 1: q1 x unit1 from 20-60% of the total; line 2 of 3: q2 x unit2 from 30-70% of the
+    -- rest; the last line is what remains at quantity 1, so the lines sum to the total exactly.
+    -- (total >= 5.00, so every unit price is at least 0.20.)
+    SELECT l.*, x.cents1 / q1 AS unit1, cents - x.cents1 / q1 * q1 AS rest1
     FROM l, LATERAL (SELECT floor(cents * (0.2 + 0.4 * pg_temp.u(m3, 3)))::bigint AS cents1) AS x
 ), j AS (
-    SELECT a.*, CASE WHEN nlines = 3 THEN floor(rest1 * (0.3 + 0.4 * pg_temp.u(m3, 2)))::bigint / q2 END AS unit2
+    SELECT a.*, floor(rest1 * (0.3 + 0.4 * pg_temp.u(m4, 3)))::bigint / q2 AS unit2
     FROM a
 )
 SELECT 'ERP-O-' || lpad((row_number() OVER (ORDER BY j.ordered_at, j.s))::text, 7, '0'),
        customer_id, ordered_at, status, currency, cents / 100.0,
        CASE nlines
            WHEN 1 THEN jsonb_build_array(
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 0, 20)], 'name', w.product[1 + pg_temp.pick(m2, 0, 20)],
-                                  'quantity', 1, 'unit_price', round(cents / 100.0, 2)))
+               jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', 1,
+                                  'unit_price', round(cents / 100.0, 2)))
            WHEN 2 THEN jsonb_build_array(
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 0, 20)], 'name', w.product[1 + pg_temp.pick(m2, 0, 20)],
-                                  'quantity', q1, 'unit_price', round(unit1 / 100.0, 2)),
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 1, 20)], 'name', w.product[1 + pg_temp.pick(m2, 1, 20)],
-                                  'quantity', 1, 'unit_price', round(rest1 / 100.0, 2)))
+               jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', q1,
+                                  'unit_price', round(unit1 / 100.0, 2)),
+               jsonb_build_object('sku', w.sku[p2], 'name', w.product[p2], 'quantity', 1,
+                                  'unit_price', round(rest1 / 100.0, 2)))
            ELSE jsonb_build_array(
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 0, 20)], 'name', w.product[1 + pg_temp.pick(m2, 0, 20)],
-                                  'quantity', q1, 'unit_price', round(unit1 / 100.0, 2)),
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 1, 20)], 'name', w.product[1 + pg_temp.pick(m2, 1, 20)],
-                                  'quantity', q2, 'unit_price', round(unit2 / 100.0, 2)),
-               jsonb_build_object('sku', w.sku[1 + pg_temp.pick(m2, 2, 20)], 'name', w.product[1 + pg_temp.pick(m2, 2, 20)],
-                                  'quantity', 1, 'unit_price', round((rest1 - q2 * unit2) / 100.0, 2)))
+               jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', q1,
+                                  'unit_price', round(unit1 / 100.0, 2)),
+               jsonb_build_object('sku', w.sku[p2], 'name', w.product[p2], 'quantity', q2,
+                                  'unit_price', round(unit2 / 100.0, 2)),
+               jsonb_build_object('sku', w.sku[p3], 'name', w.product[p3], 'quantity', 1,
+                                  'unit_price', round((rest1 - q2 * unit2) / 100.0, 2)))
        END,
        ordered_at,
        CASE WHEN status IN ('cancelled', 'refunded')

@@ -33,6 +33,7 @@ static const char *const api_env[] = {
     "CLIENTELE_DB_TIMEOUT=2s",
     "CLIENTELE_CORS_ORIGINS=https://app.example.com",
     "CLIENTELE_SHUTDOWN_TIMEOUT=8s",
+    "CLIENTELE_JWT_SECRET=core-test-secret-0123456789abcdefghij",
     NULL,
 };
 
@@ -371,6 +372,8 @@ START_TEST(bad_configuration_exits_2_naming_the_variable)
         {"CLIENTELE_JWT_SECRET=short", "CLIENTELE_JWT_SECRET"},
         {"CLIENTELE_REDIS_URL=http://x", "CLIENTELE_REDIS_URL"},
         {"CLIENTELE_BODY_LIMIT=lots", "CLIENTELE_BODY_LIMIT"},
+        {"CLIENTELE_JWT_SECRET=", "CLIENTELE_JWT_SECRET"}, /* the API cannot sign tokens without one */
+        {"CLIENTELE_JWT_ALG=none", "CLIENTELE_JWT_ALG"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i].env, NULL};

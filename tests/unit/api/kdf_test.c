@@ -25,9 +25,12 @@
 static const kdf_params_t SMALL = {.t_cost = 1, .m_cost_kib = 1024, .parallelism = 1};
 
 /* Made with: echo -n password | argon2 somesaltsomesalt -id -t 2 -m 10 -p 2 -e (and -i, -d). */
-static const char REF_ID[] = "$argon2id$v=19$m=1024,t=2,p=2$c29tZXNhbHRzb21lc2FsdA$E2UjtrDTCgIx4mfpqQ9GwLzvabuQuVCcwisqBRbSI+4";
-static const char REF_I[] = "$argon2i$v=19$m=1024,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$lwfbXCoFcL3IplJiF7JfD/BD6NIUHLAFJiATPggIHk8";
-static const char REF_D[] = "$argon2d$v=19$m=1024,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$tI7IDBBRUfD6PFGox60UFLOgsxY2K2SnD8BOBd03zK8";
+static const char REF_ID[] =
+    "$argon2id$v=19$m=1024,t=2,p=2$c29tZXNhbHRzb21lc2FsdA$E2UjtrDTCgIx4mfpqQ9GwLzvabuQuVCcwisqBRbSI+4";
+static const char REF_I[] =
+    "$argon2i$v=19$m=1024,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$lwfbXCoFcL3IplJiF7JfD/BD6NIUHLAFJiATPggIHk8";
+static const char REF_D[] =
+    "$argon2d$v=19$m=1024,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$tI7IDBBRUfD6PFGox60UFLOgsxY2K2SnD8BOBd03zK8";
 
 static double now_ms(void)
 {

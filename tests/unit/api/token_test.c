@@ -139,10 +139,10 @@ static char *hs(json_t *payload)
 /* The claims of a token that verifies at NOW. */
 static json_t *good_claims(void)
 {
-    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "iss", ISS, "aud", AUD, "sub", "42",
-                          "role", "manager", "team", (json_int_t)7, "ver", (json_int_t)3, "iat", (json_int_t)NOW - 10,
-                          "nbf", (json_int_t)NOW - 10, "exp", (json_int_t)NOW + 890, "jti",
-                          "00112233445566778899aabbccddeeff");
+    json_t *p =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "iss", ISS, "aud", AUD, "sub", "42", "role",
+                  "manager", "team", (json_int_t)7, "ver", (json_int_t)3, "iat", (json_int_t)NOW - 10, "nbf",
+                  (json_int_t)NOW - 10, "exp", (json_int_t)NOW + 890, "jti", "00112233445566778899aabbccddeeff");
     ck_assert_ptr_nonnull(p);
     return p;
 }
@@ -474,8 +474,7 @@ START_TEST(test_alg_none_any_case)
         snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", spellings[i]);
         /* Unsigned, as the attack is usually sent, and with a valid HMAC appended. */
         expect_reject(sign_json(hdr, good_claims(), NULL, NULL, 0), "unsigned token (alg none)");
-        expect_reject(sign_json(hdr, good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
-                      "unsigned token (alg none)");
+        expect_reject(sign_json(hdr, good_claims(), EVP_sha256(), SECRET, strlen(SECRET)), "unsigned token (alg none)");
     }
 }
 END_TEST
@@ -491,16 +490,14 @@ END_TEST
 START_TEST(test_alg_hs512_with_our_secret)
 {
     /* libjwt alone would verify this with our key and accept it. */
-    expect_reject(sign_json("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", good_claims(), EVP_sha512(), SECRET,
-                            strlen(SECRET)),
+    expect_reject(sign_json("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", good_claims(), EVP_sha512(), SECRET, strlen(SECRET)),
                   "unexpected alg");
 }
 END_TEST
 
 START_TEST(test_alg_hs384_with_our_secret)
 {
-    expect_reject(sign_json("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", good_claims(), EVP_sha384(), SECRET,
-                            strlen(SECRET)),
+    expect_reject(sign_json("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", good_claims(), EVP_sha384(), SECRET, strlen(SECRET)),
                   "unexpected alg");
 }
 END_TEST
@@ -517,19 +514,17 @@ START_TEST(test_alg_missing_or_not_string)
 {
     expect_reject(sign_json("{\"typ\":\"JWT\"}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
                   "token has no alg");
-    expect_reject(sign_json("{\"alg\":256}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
-                  "token has no alg");
-    expect_reject(sign_json("{\"alg\":null}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
-                  "token has no alg");
+    expect_reject(sign_json("{\"alg\":256}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)), "token has no alg");
+    expect_reject(sign_json("{\"alg\":null}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)), "token has no alg");
 }
 END_TEST
 
 START_TEST(test_alg_duplicate_header_key)
 {
     /* Two parsers could disagree on which alg counts; we refuse to pick. */
-    expect_reject(sign_json("{\"alg\":\"HS256\",\"alg\":\"none\"}", good_claims(), EVP_sha256(), SECRET,
-                            strlen(SECRET)),
-                  "token header is not base64url JSON");
+    expect_reject(
+        sign_json("{\"alg\":\"HS256\",\"alg\":\"none\"}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
+        "token header is not base64url JSON");
 }
 END_TEST
 
@@ -556,16 +551,15 @@ END_TEST
 
 START_TEST(test_header_typ_and_crit)
 {
-    expect_reject(sign_json("{\"alg\":\"HS256\",\"typ\":\"JWS\"}", good_claims(), EVP_sha256(), SECRET,
-                            strlen(SECRET)),
+    expect_reject(sign_json("{\"alg\":\"HS256\",\"typ\":\"JWS\"}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
                   "unexpected typ");
     expect_reject(sign_json("{\"alg\":\"HS256\",\"typ\":7}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
                   "unexpected typ");
-    expect_reject(sign_json("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", good_claims(), EVP_sha256(), SECRET,
-                            strlen(SECRET)),
-                  "unsupported crit header");
-    expect_accept(sign_json("{\"alg\":\"HS256\",\"typ\":\"jwt\"}", good_claims(), EVP_sha256(), SECRET,
-                            strlen(SECRET)));
+    expect_reject(
+        sign_json("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)),
+        "unsupported crit header");
+    expect_accept(
+        sign_json("{\"alg\":\"HS256\",\"typ\":\"jwt\"}", good_claims(), EVP_sha256(), SECRET, strlen(SECRET)));
 }
 END_TEST
 
@@ -827,8 +821,8 @@ END_TEST
 START_TEST(test_claim_sub)
 {
     expect_reject(hs(with(good_claims(), "sub", NULL)), "token has no sub");
-    static const char *const bad[] = {"0", "-5", "+5", "042", "abc", "42x", "4 2", "", "4.2", "1e3",
-                                      "9223372036854775808", "99999999999999999999"};
+    static const char *const bad[] = {
+        "0", "-5", "+5", "042", "abc", "42x", "4 2", "", "4.2", "1e3", "9223372036854775808", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_reject(hs(with(good_claims(), "sub", json_string(bad[i]))), "sub is not a positive integer string");
     expect_reject(hs(with(good_claims(), "sub", json_integer(42))), "sub is not a positive integer string");
@@ -845,8 +839,8 @@ END_TEST
 START_TEST(test_claim_role)
 {
     expect_reject(hs(with(good_claims(), "role", NULL)), "token has no role");
-    static const char *const bad[] = {"", "Admin", "9lives", "sales rep", "rep\n", "_rep",
-                                      "a23456789012345678901234567890123"};
+    static const char *const bad[] = {
+        "", "Admin", "9lives", "sales rep", "rep\n", "_rep", "a23456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_reject(hs(with(good_claims(), "role", json_string(bad[i]))), "role is not a valid role name");
     expect_reject(hs(with(good_claims(), "role", json_integer(1))), "role is not a valid role name");
@@ -855,8 +849,7 @@ START_TEST(test_claim_role)
 
     token_conf_t c = hs_conf();
     token_claims_t out;
-    expect_accept_at(&c, hs(with(good_claims(), "role", json_string("a2345678901234567890123456789012"))), NOW,
-                     &out);
+    expect_accept_at(&c, hs(with(good_claims(), "role", json_string("a2345678901234567890123456789012"))), NOW, &out);
     ck_assert_str_eq(out.role, "a2345678901234567890123456789012");
 }
 END_TEST
