@@ -84,7 +84,8 @@ run_pair() { # name, wrk lua, pgbench script
         "$name" "$rps" "$p99" "${non2xx:-0}" "$rss" "$pgtps" "$(awk -v a="$rps" -v b="$pgtps" 'BEGIN { printf "%.2f", a / b }')"
 }
 
-TMP=$(mktemp -d)
+TMP=$STACK_DIR/scripts
+mkdir -p "$TMP"
 cat >"$TMP/byid.lua" <<LUA
 math.randomseed(42)
 request = function()
@@ -112,7 +113,11 @@ SQL_LIST=$(statement_of "/v1/customers?owner_id=$OWNER&sort=-updated_at" 'WITH c
     echo ";"
 } >"$TMP/list.sql"
 
+# Both sides must do the same work: the pgbench statement must return the rows the API read.
+for f in byid list; do
+    rows=$(sed 's/:id/'"$MINID"'/; /^\\set/d' "$TMP/$f.sql" | "${PSQL[@]}" -tA | grep -c . || true)
+    echo "bench: the $f statement returns $rows row(s) per call"
+done
 echo "bench: $(nproc) cores, $CUSTOMERS customers, ${DURATION}s per measurement"
 run_pair "GET /v1/customers/{id}" "$TMP/byid.lua" "$TMP/byid.sql"
 run_pair "GET /v1/customers?owner_id" "$TMP/list.lua" "$TMP/list.sql"
-rm -rf "$TMP"

@@ -114,34 +114,34 @@ WHERE r.name = 'rep' AND u.email::text LIKE 'rep.%@demo.clientele';
 SELECT count(*) AS demo_reps FROM demo_rep \gset
 
 -- Countries with a weight in percent (w_lo <= x < w_hi), the local legal forms,
--- three cities with a real postal code each, and three street names.
+-- three cities with a real postal code (and, in the US, state) each, and three street names.
 CREATE TEMP TABLE demo_country (
     code text, dial text, currency text, w_lo int, w_hi int, number_first boolean,
-    legal text[], cities text[], postcodes text[], streets text[]
+    legal text[], cities text[], postcodes text[], streets text[], regions text[]
 ) ON COMMIT DROP;
 INSERT INTO demo_country VALUES
 ('DE', '+49', 'EUR', 0, 28, false, '{GmbH,AG,KG}', '{Berlin,Hamburg,München}', '{10115,20095,80331}',
-    '{Hauptstraße,Bahnhofstraße,Lindenallee}'),
+    '{Hauptstraße,Bahnhofstraße,Lindenallee}', NULL),
 ('FR', '+33', 'EUR', 28, 40, true, '{SARL,SAS,SA}', '{Paris,Lyon,Bordeaux}', '{75002,69002,33000}',
-    '{"rue de la République","avenue Jean Jaurès","boulevard Victor Hugo"}'),
+    '{"rue de la République","avenue Jean Jaurès","boulevard Victor Hugo"}', NULL),
 ('NL', '+31', 'EUR', 40, 49, false, '{B.V.,N.V.,B.V.}', '{Amsterdam,Rotterdam,Utrecht}',
-    '{"1012 AB","3011 AD","3511 LX"}', '{Kerkstraat,Stationsweg,Dorpsstraat}'),
+    '{"1012 AB","3011 AD","3511 LX"}', '{Kerkstraat,Stationsweg,Dorpsstraat}', NULL),
 ('AT', '+43', 'EUR', 49, 55, false, '{GmbH,AG,GmbH}', '{Wien,Graz,Linz}', '{1010,8010,4020}',
-    '{Hauptplatz,Ringstraße,"Mariahilfer Straße"}'),
+    '{Hauptplatz,Ringstraße,"Mariahilfer Straße"}', NULL),
 ('BE', '+32', 'EUR', 55, 59, false, '{BV,SA,NV}', '{Bruxelles,Antwerpen,Gent}', '{1000,2000,9000}',
-    '{"Rue Neuve",Meir,Veldstraat}'),
+    '{"Rue Neuve",Meir,Veldstraat}', NULL),
 ('ES', '+34', 'EUR', 59, 66, false, '{S.L.,S.A.,S.L.}', '{Madrid,Barcelona,Valencia}', '{28013,08002,46002}',
-    '{"Calle Mayor","Gran Vía","Calle de Alcalá"}'),
+    '{"Calle Mayor","Gran Vía","Calle de Alcalá"}', NULL),
 ('IT', '+39', 'EUR', 66, 73, false, '{S.r.l.,S.p.A.,S.r.l.}', '{Milano,Roma,Torino}', '{20121,00186,10121}',
-    '{"Via Roma","Corso Italia","Via Garibaldi"}'),
+    '{"Via Roma","Corso Italia","Via Garibaldi"}', NULL),
 ('GB', '+44', 'GBP', 73, 82, true, '{Ltd,PLC,Ltd}', '{London,Manchester,Bristol}',
-    '{"EC1A 1BB","M1 1AE","BS1 4DJ"}', '{"High Street","Station Road","Church Lane"}'),
+    '{"EC1A 1BB","M1 1AE","BS1 4DJ"}', '{"High Street","Station Road","Church Lane"}', NULL),
 ('US', '+1', 'USD', 82, 92, true, '{Inc.,LLC,Corp.}', '{"New York",Chicago,Austin}', '{10001,60601,78701}',
-    '{"Main Street","Oak Avenue","Market Street"}'),
+    '{"Main Street","Oak Avenue","Market Street"}', '{NY,IL,TX}'),
 ('SE', '+46', 'EUR', 92, 96, false, '{AB,AB,AB}', '{Stockholm,Göteborg,Malmö}', '{"111 22","411 01","211 20"}',
-    '{Storgatan,Drottninggatan,Kungsgatan}'),
+    '{Storgatan,Drottninggatan,Kungsgatan}', NULL),
 ('PL', '+48', 'EUR', 96, 100, false, '{"Sp. z o.o.",S.A.,"Sp. z o.o."}', '{Warszawa,Kraków,Gdańsk}',
-    '{00-001,31-001,80-001}', '{"ul. Marszałkowska","ul. Floriańska","ul. Długa"}');
+    '{00-001,31-001,80-001}', '{"ul. Marszałkowska","ul. Floriańska","ul. Długa"}', NULL);
 
 -- Customer i is created at start + p(f) * 3 years with f = (i - 1 + jitter) / N and
 -- p(f) = f (1.3 - 0.3 f): ids follow created_at, and sign-ups grow about 1.9x over the period.
@@ -217,10 +217,12 @@ SELECT CASE WHEN u_ext < 0.8 THEN 'ERP-C-' || lpad(i::text, 6, '0') END,
        CASE WHEN u_contact < 0.75
             THEN dial || ' ' || (100 + pg_temp.pick(m6, 0, 900)) || ' ' || lpad(pg_temp.pick(m6, 1, 10000000)::text, 7, '0')
        END,
-       jsonb_build_object(
-           'street', CASE WHEN number_first THEN house_no || ' ' || streets[1 + street_k]
-                          ELSE streets[1 + street_k] || ' ' || house_no END,
-           'postal_code', postcodes[1 + city_k], 'city', cities[1 + city_k], 'country', code),
+       -- The API's address shape: line1, line2, city, region, postal_code, country.
+       jsonb_strip_nulls(jsonb_build_object(
+           'line1', CASE WHEN number_first THEN house_no || ' ' || streets[1 + street_k]
+                         ELSE streets[1 + street_k] || ' ' || house_no END,
+           'city', cities[1 + city_k], 'region', regions[1 + city_k], 'postal_code', postcodes[1 + city_k],
+           'country', code)),
        industry,
        CASE WHEN u_status < 0.12 THEN 'prospect'
             WHEN u_status < 0.19 THEN 'inactive'
@@ -322,7 +324,8 @@ WITH w AS (
 ), a AS (
     -- Line 1: q1 x unit1 from 20-60% of the total; line 2 of 3: q2 x unit2 from 30-70% of the
     -- rest; the last line is what remains at quantity 1, so the lines sum to the total exactly.
-    -- (total >= 5.00, so every unit price is at least 0.20.)
+    -- (total >= 5.00, so every unit price is at least 0.20.) Unit prices are decimal strings
+    -- ("12.50"), the shape the API validates and stores.
     SELECT l.*, x.cents1 / q1 AS unit1, cents - x.cents1 / q1 * q1 AS rest1
     FROM l, LATERAL (SELECT floor(cents * (0.2 + 0.4 * pg_temp.u(m3, 3)))::bigint AS cents1) AS x
 ), j AS (
@@ -334,19 +337,19 @@ SELECT 'ERP-O-' || lpad((row_number() OVER (ORDER BY j.ordered_at, j.s))::text, 
        CASE nlines
            WHEN 1 THEN jsonb_build_array(
                jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', 1,
-                                  'unit_price', round(cents / 100.0, 2)))
+                                  'unit_price', round(cents / 100.0, 2)::text))
            WHEN 2 THEN jsonb_build_array(
                jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', q1,
-                                  'unit_price', round(unit1 / 100.0, 2)),
+                                  'unit_price', round(unit1 / 100.0, 2)::text),
                jsonb_build_object('sku', w.sku[p2], 'name', w.product[p2], 'quantity', 1,
-                                  'unit_price', round(rest1 / 100.0, 2)))
+                                  'unit_price', round(rest1 / 100.0, 2)::text))
            ELSE jsonb_build_array(
                jsonb_build_object('sku', w.sku[p1], 'name', w.product[p1], 'quantity', q1,
-                                  'unit_price', round(unit1 / 100.0, 2)),
+                                  'unit_price', round(unit1 / 100.0, 2)::text),
                jsonb_build_object('sku', w.sku[p2], 'name', w.product[p2], 'quantity', q2,
-                                  'unit_price', round(unit2 / 100.0, 2)),
+                                  'unit_price', round(unit2 / 100.0, 2)::text),
                jsonb_build_object('sku', w.sku[p3], 'name', w.product[p3], 'quantity', 1,
-                                  'unit_price', round((rest1 - q2 * unit2) / 100.0, 2)))
+                                  'unit_price', round((rest1 - q2 * unit2) / 100.0, 2)::text))
        END,
        ordered_at,
        CASE WHEN status IN ('cancelled', 'refunded')

@@ -26,6 +26,7 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$DIR/pg-socket'
 max_connections = 200
+track_activity_query_size = 32768
 shared_buffers = 256MB
 fsync = ${STACK_PG_FSYNC:-on}
 synchronous_commit = ${STACK_PG_SYNC_COMMIT:-on}
