@@ -338,8 +338,8 @@ static int list_named(api_req_t *ar, const char *sql, const crud_list_t *list, c
     CALLER(ar);
     char fetch[16];
     snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
-    const char *p[] = {uid_, ver_, list->cursor_key, list->cursor_id, fetch, list->count ? "true" : "false",
-                       list->fields};
+    const char *count = list->count ? "true" : "false";
+    const char *p[] = {uid_, ver_, list->cursor_key, list->cursor_id, fetch, count, list->fields};
     return crud_query(ar, sql, 7, p, done, arg);
 }
 
@@ -414,8 +414,8 @@ int admin_db_users_create(api_req_t *ar, const char *input, const char *password
     return crud_query(ar, SQL_USERS_CREATE, 4, p, done, arg);
 }
 
-int admin_db_users_patch(api_req_t *ar, int64_t id, const char *patch, const char *password_hash,
-                         const char *if_match, crud_done_fn done, void *arg)
+int admin_db_users_patch(api_req_t *ar, int64_t id, const char *patch, const char *password_hash, const char *if_match,
+                         crud_done_fn done, void *arg)
 {
     CALLER(ar);
     char idb[24];
@@ -434,8 +434,8 @@ int admin_db_users_list(api_req_t *ar, const admin_users_filter_t *f, const crud
     CALLER(ar);
     char fetch[16];
     snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
-    const char *p[] = {uid_,          ver_,          f->team_id,   f->role,
-                       f->active,     f->q_pattern,  list->cursor_key, list->cursor_id,
-                       fetch,         list->count ? "true" : "false", list->fields};
+    const char *count = list->count ? "true" : "false";
+    const char *p[] = {uid_,  ver_,  f->team_id,  f->role, f->active, f->q_pattern, list->cursor_key, list->cursor_id,
+                       fetch, count, list->fields};
     return crud_query(ar, SQL_USERS_LIST[list->sort], 11, p, done, arg);
 }

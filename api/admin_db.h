@@ -15,7 +15,7 @@
 
 typedef struct st_admin_users_filter_t {
     const char *team_id, *role, *active; /* active: "true", "false" or NULL */
-    const char *q_pattern;              /* an ILIKE pattern, metacharacters escaped */
+    const char *q_pattern;               /* an ILIKE pattern, metacharacters escaped */
 } admin_users_filter_t;
 
 extern const char *const admin_db_users_sorts[];
@@ -46,11 +46,10 @@ int admin_db_roles_list(api_req_t *ar, const crud_list_t *list, crud_done_fn don
 int admin_db_users_scope(api_req_t *ar, crud_done_fn done, void *arg);
 int admin_db_users_get(api_req_t *ar, int64_t id, crud_done_fn done, void *arg);
 /* input: the user without the password; password_hash: an encoded argon2id hash. */
-int admin_db_users_create(api_req_t *ar, const char *input, const char *password_hash, crud_done_fn done,
-                          void *arg);
+int admin_db_users_create(api_req_t *ar, const char *input, const char *password_hash, crud_done_fn done, void *arg);
 /* password_hash: a new hash, or NULL to keep the password. */
-int admin_db_users_patch(api_req_t *ar, int64_t id, const char *patch, const char *password_hash,
-                         const char *if_match, crud_done_fn done, void *arg);
+int admin_db_users_patch(api_req_t *ar, int64_t id, const char *patch, const char *password_hash, const char *if_match,
+                         crud_done_fn done, void *arg);
 /* Deactivates the user and revokes their refresh tokens; outcome deleted. */
 int admin_db_users_delete(api_req_t *ar, int64_t id, const char *if_match, crud_done_fn done, void *arg);
 int admin_db_users_list(api_req_t *ar, const admin_users_filter_t *f, const crud_list_t *list, crud_done_fn done,

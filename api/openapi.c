@@ -8,6 +8,8 @@
  * scalars become numbers, booleans or null when they look like them);
  * anchors, aliases and tags are refused.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +33,21 @@ static json_t *plain_scalar(const char *s, size_t len)
     if (len < sizeof(buf) && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) {
         memcpy(buf, s, len);
         buf[len] = '\0';
-        long long v = strtoll(buf, &end, 10);
-        if (*end == '\0')
-            return json_integer(v);
-        double d = strtod(buf, &end);
-        if (*end == '\0')
-            return json_real(d);
+        /* Only plain decimal numbers: no hex, inf or nan, and no silent clamping. */
+        int numeric = 1;
+        for (size_t i = 0; i < len; i++)
+            numeric &= (buf[i] >= '0' && buf[i] <= '9') || buf[i] == '-' || buf[i] == '+' || buf[i] == '.' ||
+                        buf[i] == 'e' || buf[i] == 'E';
+        if (numeric) {
+            errno = 0;
+            long long v = strtoll(buf, &end, 10);
+            if (*end == '\0' && errno == 0)
+                return json_integer(v);
+            errno = 0;
+            double d = strtod(buf, &end);
+            if (*end == '\0' && errno == 0 && isfinite(d))
+                return json_real(d);
+        }
     }
     return json_stringn(s, len);
 }
@@ -52,8 +63,8 @@ static json_t *build(yaml_parser_t *p, yaml_event_t *ev, char *err, size_t errle
     case YAML_SCALAR_EVENT: {
         const char *v = (const char *)ev->data.scalar.value;
         size_t len = ev->data.scalar.length;
-        if (ev->data.scalar.anchor != NULL) {
-            snprintf(err, errlen, "anchors are not supported (line %zu)", ev->start_mark.line + 1);
+        if (ev->data.scalar.anchor != NULL || ev->data.scalar.tag != NULL) {
+            snprintf(err, errlen, "anchors and tags are not supported (line %zu)", ev->start_mark.line + 1);
             return NULL;
         }
         json_t *j = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_scalar(v, len) : json_stringn(v, len);
@@ -64,6 +75,11 @@ static json_t *build(yaml_parser_t *p, yaml_event_t *ev, char *err, size_t errle
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         int is_map = ev->type == YAML_MAPPING_START_EVENT;
+        if ((is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor) != NULL ||
+            (is_map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag) != NULL) {
+            snprintf(err, errlen, "anchors and tags are not supported (line %zu)", ev->start_mark.line + 1);
+            return NULL;
+        }
         json_t *c = is_map ? json_object() : json_array();
         for (;;) {
             yaml_event_t e;
@@ -131,6 +147,8 @@ json_t *api_yaml_to_json(const char *yaml, size_t len, char *err, size_t errlen)
     yaml_parser_t p;
     yaml_event_t ev;
     json_t *doc = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
     if (!yaml_parser_initialize(&p)) {
         snprintf(err, errlen, "out of memory");
         return NULL;

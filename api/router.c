@@ -31,6 +31,8 @@ unsigned router_method_bit(const char *method, size_t len)
 size_t router_format_allow(unsigned allow, char *buf, size_t len)
 {
     size_t n = 0;
+    if (len == 0)
+        return 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if ((allow & methods[i].bit) == 0)

@@ -186,7 +186,7 @@ int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why)
             *why = "supports only redis://:password@host:port/db credentials";
             return ERR_INVALID;
         }
-        password = strndup(s + 1, (size_t)(at - s - 1));
+        password = at - s > 1 ? strndup(s + 1, (size_t)(at - s - 1)) : NULL;
         s = at + 1;
     }
     const char *slash = strchr(s, '/');
@@ -194,7 +194,9 @@ int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why)
     char *host = NULL;
     uint16_t port = 6379;
     int ret = 0;
-    if (strchr(hostport, ':') == NULL && hostport[0] != '[') {
+    size_t hl = strlen(hostport);
+    int bracketed_without_port = hl > 1 && hostport[0] == '[' && hostport[hl - 1] == ']';
+    if ((strchr(hostport, ':') == NULL && hostport[0] != '[') || bracketed_without_port) {
         /* no port given: the Redis default */
         char *tmp;
         if (asprintf(&tmp, "%s:6379", hostport) < 0)
@@ -240,10 +242,12 @@ static int parse_origins(const char *s, char ***out, const char **why)
         while (len > 0 && isspace((unsigned char)p[len - 1]))
             len--;
         int ok = len == 1 && *p == '*';
-        if (!ok && len > 7 && (strncmp(p, "http://", 7) == 0 || (len > 8 && strncmp(p, "https://", 8) == 0))) {
+        size_t scheme = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+        if (!ok && scheme > 0 && len > scheme && p[scheme] != ':' && p[scheme] != '/') {
+            /* scheme://host[:port], nothing else: that is what browsers send in Origin. */
             ok = 1;
-            for (size_t i = 0; i < len; i++)
-                if (!isgraph((unsigned char)p[i]) || (i > 8 && p[i] == '/'))
+            for (size_t i = scheme; i < len; i++)
+                if (!isgraph((unsigned char)p[i]) || p[i] == '/' || p[i] == '@' || p[i] == '?' || p[i] == '#')
                     ok = 0;
         }
         if (!ok) {
