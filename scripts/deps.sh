@@ -7,7 +7,7 @@ PACKAGES=(
     libh2o-evloop-dev libjansson-dev libpq-dev libhiredis-dev libjwt-dev libargon2-dev libyaml-dev libssl-dev
     check libsubunit-dev
     postgresql postgresql-contrib redis-server redis-tools
-    curl procps tzdata ca-certificates
+    curl openssl procps tzdata ca-certificates
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
 

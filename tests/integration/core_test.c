@@ -397,6 +397,43 @@ START_TEST(migrate_is_idempotent)
 }
 END_TEST
 
+START_TEST(https_with_http2)
+{
+    char cmd[512], cert[256], key[256];
+    const char *dir = getenv("STACK_DIR") != NULL ? getenv("STACK_DIR") : ".test";
+    snprintf(cert, sizeof(cert), "%s/tls-cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/tls-key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout %s -out %s 2>/dev/null",
+             key, cert);
+    ck_assert_int_eq(system(cmd), 0);
+    char certenv[300], keyenv[300];
+    snprintf(certenv, sizeof(certenv), "CLIENTELE_TLS_CERT=%s", cert);
+    snprintf(keyenv, sizeof(keyenv), "CLIENTELE_TLS_KEY=%s", key);
+    const char *env[] = {"CLIENTELE_JWT_SECRET=core-test-secret-0123456789abcdefghij", certenv, keyenv, NULL};
+    th_api_t own;
+    th_api_start(&own, db_url, th_redis_url(REDIS_DB), env);
+    snprintf(cmd, sizeof(cmd),
+             "curl -sk --http2 -o /dev/null -w '%%{http_version} %%{http_code}' https://127.0.0.1:%d/readyz", own.port);
+    FILE *f = popen(cmd, "r");
+    char out[64] = {0};
+    ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
+    pclose(f);
+    ck_assert_str_eq(out, "2 200");
+    /* HTTP/2 streams reset mid-request must not hurt the server (the request guard). */
+    snprintf(cmd, sizeof(cmd),
+             "for i in 1 2 3 4 5; do curl -sk --http2 --max-time 0.001 https://127.0.0.1:%d/readyz >/dev/null 2>&1; done; "
+             "curl -sk --http2 -o /dev/null -w '%%{http_code}' https://127.0.0.1:%d/healthz",
+             own.port, own.port);
+    f = popen(cmd, "r");
+    memset(out, 0, sizeof(out));
+    ck_assert_ptr_nonnull(fgets(out, sizeof(out), f));
+    pclose(f);
+    ck_assert_str_eq(out, "200");
+    ck_assert_int_eq(th_api_stop(&own, SIGTERM, 15), 0);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -428,6 +465,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, sigterm_lets_an_inflight_request_finish);
     tcase_add_test(tc, bad_configuration_exits_2_naming_the_variable);
     tcase_add_test(tc, migrate_is_idempotent);
+    tcase_add_test(tc, https_with_http2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -279,10 +279,17 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
         execl(api_binary(), "clientele-api", (char *)NULL);
         _exit(127);
     }
+    int tls = 0;
+    for (const char *const *e = env; e != NULL && *e != NULL; e++)
+        tls |= strncmp(*e, "CLIENTELE_TLS_CERT=", 19) == 0;
+    char probe[160];
+    snprintf(probe, sizeof(probe), "curl -fsk -o /dev/null https://127.0.0.1:%d/healthz 2>/dev/null", api->port);
     long long until = th_now_ms() + 20000;
     while (th_now_ms() < until) {
         th_resp_t r;
-        if (th_http(api->port, "GET", "/healthz", NULL, NULL, 0, &r) == 0 && r.status == 200) {
+        if (tls && system(probe) == 0)
+            return;
+        if (!tls && th_http(api->port, "GET", "/healthz", NULL, NULL, 0, &r) == 0 && r.status == 200) {
             th_resp_free(&r);
             return;
         }
