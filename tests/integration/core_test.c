@@ -399,7 +399,7 @@ END_TEST
 
 START_TEST(https_with_http2)
 {
-    char cmd[512], cert[256], key[256];
+    char cmd[1024], cert[256], key[256];
     const char *dir = getenv("STACK_DIR") != NULL ? getenv("STACK_DIR") : ".test";
     snprintf(cert, sizeof(cert), "%s/tls-cert.pem", dir);
     snprintf(key, sizeof(key), "%s/tls-key.pem", dir);
