@@ -432,11 +432,17 @@ static void on_step(void *data, const PGresult *res, int err)
 int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
                void *arg)
 {
+    return crud_query_flags(ar, sql, nparams, params, 0, done, arg);
+}
+
+int crud_query_flags(api_req_t *ar, const char *sql, int nparams, const char *const *params, unsigned flags,
+                     crud_done_fn done, void *arg)
+{
     crud_step_t *s = malloc(sizeof(*s));
     if (s == NULL)
         abort();
     *s = (crud_step_t){ar, done, arg};
-    int ret = db_query(ar->thread->db, sql, nparams, params, on_step, s);
+    int ret = db_query_flags(ar->thread->db, sql, nparams, params, flags, on_step, s);
     if (ret != 0) {
         free(s);
         return ret;

@@ -97,6 +97,9 @@ int crud_check_result(api_req_t *ar, const PGresult *res, int err);
 typedef void (*crud_done_fn)(api_req_t *ar, const PGresult *res, int err, void *arg);
 int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
                void *arg);
+/* The same with db_query_flags() flags (DB_ONESHOT for list statements with optional filters). */
+int crud_query_flags(api_req_t *ar, const char *sql, int nparams, const char *const *params, unsigned flags,
+                     crud_done_fn done, void *arg);
 
 #endif
 

@@ -260,5 +260,5 @@ int customers_db_list(api_req_t *ar, const customers_filter_t *f, const crud_lis
     const char *p[] = {uid_,          ver_,          f->owner_id,   f->team_id,   f->status,
                        f->tag,        f->q_pattern,  f->updated_since, f->created_after, f->created_before,
                        list->cursor_key, list->cursor_id, fetch,    list->count ? "true" : "false", list->fields};
-    return crud_query(ar, SQL_LIST[list->sort], 15, p, done, arg);
+    return crud_query_flags(ar, SQL_LIST[list->sort], 15, p, DB_ONESHOT, done, arg);
 }

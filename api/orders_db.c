@@ -244,5 +244,5 @@ int orders_db_list(api_req_t *ar, const orders_filter_t *f, const crud_list_t *l
     const char *p[] = {uid_,           ver_,           f->customer_id, f->status, f->ordered_after, f->ordered_before,
                        f->updated_since, list->cursor_key, list->cursor_id, fetch, list->count ? "true" : "false",
                        list->fields};
-    return crud_query(ar, SQL_LIST[list->sort], 12, p, done, arg);
+    return crud_query_flags(ar, SQL_LIST[list->sort], 12, p, DB_ONESHOT, done, arg);
 }

@@ -50,6 +50,7 @@ typedef struct st_db_op_t {
     h2o_timeout_entry_t _deadline;
     struct st_db_conn_t *_conn;
     int _preparing; /* 1 while the statement's PREPARE is in flight */
+    unsigned flags;
     db_t *_db;
 } db_op_t;
 
@@ -391,8 +392,10 @@ static void conn_send(db_conn_t *c)
 {
     db_op_t *op = c->op;
     char name[16];
-    int ok, idx = find_prepared(c, op->sql);
-    if (idx >= 0) {
+    int ok, idx = (op->flags & DB_ONESHOT) ? -1 : find_prepared(c, op->sql);
+    if (op->flags & DB_ONESHOT) {
+        ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
+    } else if (idx >= 0) {
         snprintf(name, sizeof(name), "s%d", idx);
         ok = PQsendQueryPrepared(c->pg, name, op->nparams, op->params, NULL, NULL, 0);
     } else if (c->nprepared < DB_MAX_PREPARED) {
@@ -594,6 +597,12 @@ void db_close(db_t *db)
 
 int db_query(db_t *db, const char *sql, int nparams, const char *const *params, db_cb cb, void *data)
 {
+    return db_query_flags(db, sql, nparams, params, 0, cb, data);
+}
+
+int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                   void *data)
+{
     if (nparams < 0 || nparams > DB_MAX_PARAMS)
         return ERR_INVALID;
     if (db->closing || db->down)
@@ -626,6 +635,7 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
     }
     op->cb = cb;
     op->data = data;
+    op->flags = flags;
     op->_db = db;
     op->_deadline.cb = on_deadline;
     if (db->has_deadline)

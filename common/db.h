@@ -61,6 +61,17 @@ void db_close(db_t *db);
  */
 int db_query(db_t *db, const char *sql, int nparams, const char *const *params, db_cb cb, void *data);
 
+/*
+ * Like db_query(), but with flags: DB_ONESHOT sends the statement unnamed,
+ * so it is planned for its actual parameters every time. Use it for
+ * statements whose best plan depends on which optional filters are set
+ * (a prepared statement's generic plan cannot use an index on a filter
+ * written as "$3 IS NULL OR col = $3").
+ */
+#define DB_ONESHOT 1
+int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                   void *data);
+
 /* A snapshot of the pool's gauges; safe to call from any thread. */
 void db_stats(db_t *db, db_stats_t *out);
 /* 1 when at least one connection is open. Any thread. */
