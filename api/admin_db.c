@@ -340,7 +340,7 @@ static int list_named(api_req_t *ar, const char *sql, const crud_list_t *list, c
     snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
     const char *count = list->count ? "true" : "false";
     const char *p[] = {uid_, ver_, list->cursor_key, list->cursor_id, fetch, count, list->fields};
-    return crud_query(ar, sql, 7, p, done, arg);
+    return crud_query_flags(ar, sql, 7, p, DB_ONESHOT, done, arg);
 }
 
 int admin_db_teams_get(api_req_t *ar, int64_t id, crud_done_fn done, void *arg)
@@ -437,5 +437,5 @@ int admin_db_users_list(api_req_t *ar, const admin_users_filter_t *f, const crud
     const char *count = list->count ? "true" : "false";
     const char *p[] = {uid_,  ver_,  f->team_id,  f->role, f->active, f->q_pattern, list->cursor_key, list->cursor_id,
                        fetch, count, list->fields};
-    return crud_query(ar, SQL_USERS_LIST[list->sort], 11, p, done, arg);
+    return crud_query_flags(ar, SQL_USERS_LIST[list->sort], 11, p, DB_ONESHOT, done, arg);
 }

@@ -40,7 +40,9 @@ static const char KEY_ADDR[] = "clientele:login:addr:";
 int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail)
 {
     api_add_header(ar, "www-authenticate", invalid ? "Bearer error=\"invalid_token\"" : "Bearer");
-    json_t *p = api_problem_new(401, detail, NULL);
+    h2o_req_t *req = ar->req;
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    json_t *p = api_problem_new(401, detail, h2o_strdup(&req->pool, req->path.base, plen).base);
     json_object_set_new(p, "request_id", json_string(ar->request_id));
     return api_send_json(ar, 401, p);
 }

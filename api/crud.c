@@ -265,7 +265,8 @@ int crud_if_match(api_req_t *ar, int64_t *version)
 
 const char *crud_version_param(int64_t version, char buf[24])
 {
-    if (version <= 0)
+    /* -1: no precondition; 0: "*", the record must exist; n: it must be at version n. */
+    if (version < 0)
         return NULL;
     snprintf(buf, 24, "%lld", (long long)version);
     return buf;
@@ -357,6 +358,10 @@ void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
         api_send_error(ar, ERR_FORBIDDEN, "Your role may not place a record with that owner or team.");
     } else if (strcmp(outcome, "precondition") == 0) {
         api_send_error(ar, ERR_PRECONDITION, "The record has changed since the version named in If-Match.");
+    } else if (strcmp(outcome, "invalid_total") == 0) {
+        json_t *errors = json_array();
+        api_error_add(errors, "total", "invalid_value", "must equal the sum of the lines");
+        api_send_invalid(ar, 422, "The order's lines do not add up to its total.", errors);
     } else if (strncmp(outcome, "invalid_", 8) == 0) {
         json_t *errors = json_array();
         api_error_add(errors, outcome + 8, "invalid_reference", "does not name an existing, usable record");
@@ -485,8 +490,10 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
     json_t *errors = json_array(), *item;
     char detail[128];
     if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > max) {
-        api_error_add(errors, "", json_is_array(items) ? "too_many" : "invalid_type",
-                      "must be a JSON array (or NDJSON) of 1 to 5000 items");
+        char msg[80];
+        snprintf(msg, sizeof(msg), "must be a JSON array (or NDJSON) of 1 to %zu items", max);
+        api_error_add(errors, "",
+                      !json_is_array(items) ? "invalid_type" : json_array_size(items) == 0 ? "too_short" : "too_many", msg);
         snprintf(detail, sizeof(detail), "The body must list 1 to %zu %s.", max, what);
         api_send_invalid(ar, 422, detail, errors);
         return -1;
@@ -523,6 +530,40 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
     return 0;
 }
 
+int crud_check_external_id(api_req_t *ar, const char *ext, json_t *body, const char *what)
+{
+    static const validate_field_t ext_field[] = {
+        {.name = "external_id", .type = VT_STRING, .flags = VF_REQUIRED, .min_len = 1, .max_len = 200},
+    };
+    json_t *errors = json_array();
+    json_t *probe = json_pack("{s:s}", "external_id", ext);
+    size_t len = strlen(ext);
+    if (probe == NULL) {
+        api_error_add(errors, "external_id", "invalid_format", "must be valid UTF-8");
+    } else {
+        validate_object(probe, ext_field, 1, VALIDATE_CREATE, "", errors);
+        json_decref(probe);
+        if (len > 0 && (ext[0] == ' ' || ext[len - 1] == ' '))
+            api_error_add(errors, "external_id", "invalid_format", "must not start or end with a space");
+    }
+    json_t *given = json_object_get(body, "external_id");
+    if (given != NULL && !(json_is_string(given) && strcmp(json_string_value(given), ext) == 0))
+        api_error_add(errors, "external_id", "invalid_value", "must equal the external id in the path, or be left out");
+    if (json_array_size(errors) > 0) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "The %s has invalid fields.", what);
+        api_send_invalid(ar, 422, detail, errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+static size_t arg_items(api_req_t *ar)
+{
+    return json_is_array(ar->body) ? json_array_size(ar->body) : 0;
+}
+
 void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *what)
 {
     char detail[128];
@@ -536,6 +577,19 @@ void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *wha
     if (!PQgetisnull(res, 0, 3)) {
         json_t *bad = json_loads(PQgetvalue(res, 0, 3), 0, NULL), *errors = json_array(), *item;
         size_t i;
+        if (strcmp(PQgetvalue(res, 0, 0), "none") == 0 && json_array_size(bad) == arg_items(ar)) {
+            /* Nothing in the request could be written by this role at all. */
+            int all_forbidden = 1;
+            json_array_foreach(bad, i, item) all_forbidden &=
+                strcmp(json_string_value(json_object_get(item, "outcome")), "forbidden") == 0;
+            if (all_forbidden) {
+                json_decref(bad);
+                json_decref(errors);
+                snprintf(detail, sizeof(detail), "Your role may not write %s.", what);
+                api_send_error(ar, ERR_FORBIDDEN, detail);
+                return;
+            }
+        }
         json_array_foreach(bad, i, item)
         {
             char field[64];

@@ -122,5 +122,10 @@ typedef void (*crud_item_check_fn)(json_t *item, const char *prefix, json_t *err
  */
 int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
                     crud_item_check_fn extra, const char *what);
+/*
+ * Checks the {external_id} of an upsert path and the body's external_id
+ * (absent, or equal). Answers 422 and returns nonzero when either is bad.
+ */
+int crud_check_external_id(api_req_t *ar, const char *ext, json_t *body, const char *what);
 /* Answers a bulk statement's row (cscope, created, updated, refused items). */
 void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *what);

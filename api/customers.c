@@ -139,20 +139,8 @@ int customers_put_external(api_req_t *ar)
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
-    json_t *errors = json_array();
-    json_t *probe = json_pack("{s:s}", "external_id", ext);
-    if (probe == NULL) {
-        api_error_add(errors, "external_id", "invalid_format", "must be valid UTF-8");
-    } else {
-        validate_object(probe, customers_fields, customers_nfields, VALIDATE_PATCH, "", errors);
-        json_decref(probe);
-    }
-    json_t *given = json_object_get(ar->body, "external_id");
-    if (given != NULL && !(json_is_string(given) && strcmp(json_string_value(given), ext) == 0))
-        api_error_add(errors, "external_id", "invalid_value", "must equal the external id in the path, or be left out");
-    if (json_array_size(errors) > 0)
-        return api_send_invalid(ar, 422, "The customer has invalid fields.", errors);
-    json_decref(errors);
+    if (crud_check_external_id(ar, ext, ar->body, "customer") != 0)
+        return 0;
     put_state_t *st = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*st));
     char *vbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
     /* The pool outlives the retry: both steps run while the request is alive. */

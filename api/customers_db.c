@@ -56,7 +56,7 @@ static const char SQL_PATCH[] =
     " chk AS (SELECT m.id, CASE"
     "   WHEN NOT " SCOPE_OK("uscope", "m.old_owner", "m.old_team") " THEN 'forbidden'"
     "   WHEN NOT " SCOPE_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
-    "   WHEN $5::int IS NOT NULL AND $5::int <> m.version THEN 'precondition'"
+    "   WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'"
     TARGET_CHECKS("t.owner_id", "t.team_id")
     "   WHEN length((m.d -> 'attrs')::text) > 16384 THEN 'too_large_attrs'"
     "   ELSE 'ok' END AS outcome FROM caller, m, t),"
@@ -84,7 +84,7 @@ static const char SQL_PATCH[] =
     "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'not_found'"           \
     "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'forbidden'"           \
     "     WHEN NOT " SCOPE_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                          \
-    "     WHEN $4::int IS NOT NULL AND $4::int <> (SELECT version FROM cur) THEN 'precondition'"                       \
+    "     WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur) THEN 'precondition'"                       \
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'update' END"                                                  \
     "   ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"                                                        \
     "     WHEN caller.cscope = 'none' THEN 'forbidden'"                                                                \
@@ -108,7 +108,7 @@ static const char SQL_DELETE[] =
     " cur AS (SELECT c.* FROM caller JOIN customers c ON c.id = $3 AND c.deleted_at IS NULL"
     "   AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id") " FOR UPDATE OF c),"
     " chk AS (SELECT cur.id, CASE WHEN NOT " SCOPE_OK("dscope", "cur.owner_id", "cur.team_id") " THEN 'forbidden'"
-    "   WHEN $4::int IS NOT NULL AND $4::int <> cur.version THEN 'precondition' ELSE 'ok' END AS outcome"
+    "   WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> cur.version THEN 'precondition' ELSE 'ok' END AS outcome"
     "   FROM caller, cur),"
     " del AS (UPDATE customers c SET deleted_at = now() FROM chk WHERE c.id = chk.id AND chk.outcome = 'ok'"
     "   RETURNING c.id)"

@@ -191,13 +191,8 @@ int orders_put_external(api_req_t *ar)
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
-    json_t *given = json_object_get(ar->body, "external_id");
-    if (strlen(ext) > 200 || (given != NULL && !(json_is_string(given) && strcmp(json_string_value(given), ext) == 0))) {
-        json_t *errors = json_array();
-        api_error_add(errors, "external_id", "invalid_value",
-                      "must equal the external id in the path (at most 200 characters), or be left out");
-        return api_send_invalid(ar, 422, "The order has invalid fields.", errors);
-    }
+    if (crud_check_external_id(ar, ext, ar->body, "order") != 0)
+        return 0;
     put_state_t *st = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*st));
     char *vbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
     st->external_id = ext;
