@@ -6,6 +6,7 @@
  * parameter routes of the same shape. openapi/openapi.yaml must list
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
+#include "admin.h"
 #include "api.h"
 #include "changes.h"
 #include "customers.h"
@@ -46,6 +47,24 @@ const api_route_t api_routes[] = {
 
     {ROUTER_GET, "/v1/changes/customers", changes_customers, 0},
     {ROUTER_GET, "/v1/changes/orders", changes_orders, 0},
+
+    {ROUTER_GET, "/v1/users", admin_users_list, 0},
+    {ROUTER_POST, "/v1/users", admin_users_create, API_BODY_JSON},
+    {ROUTER_GET, "/v1/users/{id:int}", admin_users_get, 0},
+    {ROUTER_PATCH, "/v1/users/{id:int}", admin_users_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/users/{id:int}", admin_users_delete, 0},
+
+    {ROUTER_GET, "/v1/teams", admin_teams_list, 0},
+    {ROUTER_POST, "/v1/teams", admin_teams_create, API_BODY_JSON},
+    {ROUTER_GET, "/v1/teams/{id:int}", admin_teams_get, 0},
+    {ROUTER_PATCH, "/v1/teams/{id:int}", admin_teams_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/teams/{id:int}", admin_teams_delete, 0},
+
+    {ROUTER_GET, "/v1/roles", admin_roles_list, 0},
+    {ROUTER_POST, "/v1/roles", admin_roles_create, API_BODY_JSON},
+    {ROUTER_GET, "/v1/roles/{id:int}", admin_roles_get, 0},
+    {ROUTER_PATCH, "/v1/roles/{id:int}", admin_roles_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/roles/{id:int}", admin_roles_delete, 0},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

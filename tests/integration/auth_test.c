@@ -15,6 +15,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -718,8 +719,19 @@ START_TEST(deactivation_stops_a_live_token_at_once)
     char access[2048];
     login_ok("dave@example.com", access, NULL);
     me_token_accepted(access, uid_dave, "dave before deactivation");
+    char ver[24], sql[160];
+    ck_assert_int_eq(th_sql_value(db_url, "SELECT token_version FROM users WHERE email = 'dave@example.com'", ver,
+                                  sizeof(ver)),
+                     0);
     ck_assert_int_eq(th_sql(db_url, "UPDATE users SET active = false WHERE email = 'dave@example.com'"), 0);
     me_token_refused(access, "the same token after deactivation");
+    /*
+     * A trigger also bumps token_version on deactivation; put it back so that
+     * the active flag alone has to refuse the token.
+     */
+    snprintf(sql, sizeof(sql), "UPDATE users SET token_version = %s WHERE email = 'dave@example.com'", ver);
+    ck_assert_int_eq(th_sql(db_url, sql), 0);
+    me_token_refused(access, "the same token, deactivated user with an unchanged token_version");
 }
 END_TEST
 
@@ -920,6 +932,44 @@ START_TEST(success_resets_the_email_counter)
 }
 END_TEST
 
+typedef struct {
+    int status;
+} parallel_login_t;
+
+static void *wrong_password_login(void *p)
+{
+    parallel_login_t *c = p;
+    th_resp_t r;
+    const char body[] = "{\"email\":\"tina@example.com\",\"password\":\"wrong-password-1\"}";
+    const char *h[] = {"Content-Type: application/json", NULL};
+    c->status = th_http(api.port, "POST", TOKEN_PATH, h, body, sizeof(body) - 1, &r) == 0 ? r.status : 0;
+    th_resp_free(&r);
+    return NULL;
+}
+
+START_TEST(concurrent_failures_do_not_exceed_the_email_limit)
+{
+    /* Twelve guesses at once: the limit is on password checks, so at most five may be answered 401. */
+    enum { N = 12 };
+    pthread_t t[N];
+    parallel_login_t c[N];
+    for (int i = 0; i < N; i++)
+        pthread_create(&t[i], NULL, wrong_password_login, &c[i]);
+    int refused = 0, throttled = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        refused += c[i].status == 401;
+        throttled += c[i].status == 429;
+    }
+    ck_assert_msg(refused + throttled == N, "%d answers were neither 401 nor 429", N - refused - throttled);
+    ck_assert_msg(refused <= 5, "%d of %d concurrent wrong passwords were checked (401), the limit is 5", refused, N);
+    th_resp_t r;
+    login("tina@example.com", PASSWORD, &r);
+    assert_throttled(&r);
+    th_resp_free(&r);
+}
+END_TEST
+
 /* --- 6. /v1/me per role ------------------------------------------------------------ */
 
 START_TEST(me_shows_each_roles_permissions)
@@ -1028,6 +1078,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, five_failures_lock_the_email);
     tcase_add_test(tc, twenty_failures_from_one_address_lock_every_email);
     tcase_add_test(tc, success_resets_the_email_counter);
+    tcase_add_test(tc, concurrent_failures_do_not_exceed_the_email_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("roles");

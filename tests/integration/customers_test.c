@@ -1,0 +1,2127 @@
+/*
+ * tests/integration/customers_test.c - /v1/customers and /v1/changes/customers
+ * against the real API, PostgreSQL and Redis: the scope matrix of every
+ * role, validation, the CRUD conventions (ETags, preconditions, upserts by
+ * external id), lists and keyset pagination under concurrent writes, bulk
+ * upserts, and the change feed while transactions commit out of order.
+ *
+ * main() builds the suite's database, adds one user per role, starts one
+ * API process and logs every user in once (argon2 is slow under ASan);
+ * Check forks each test, which inherits the tokens and talks to the API
+ * over HTTP. Tests do not depend on each other: each creates its own
+ * records, marked with a tag or external id unique to its process, and
+ * filters lists by it. Expected scopes come from an oracle written here
+ * (owner and team compared directly), never from the API's own SQL.
+ * Everything a test allocates stays reachable from a global list, so
+ * LeakSanitizer stays quiet without a free() after every call.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <libpq-fe.h>
+
+#include "tests/support/harness.h"
+
+#define REDIS_DB 4
+#define PASSWORD "customers-suite-password"
+#define JSON_T "application/json"
+#define MERGE_T "application/merge-patch+json"
+#define NDJSON_T "application/x-ndjson"
+
+static const char *const api_env[] = {
+    "CLIENTELE_THREADS=2",
+    "CLIENTELE_JWT_SECRET=customers-suite-secret-0123456789abcdefgh",
+    NULL,
+};
+
+enum { ADMIN, DIRECTOR, ANALYST, INTEGRATION, MANAGER, REP1, REP2, REPS, NUSERS };
+
+typedef struct {
+    const char *email, *name, *role, *team;
+    long long id, team_id;
+    char token[2048];
+} user_t;
+
+static user_t users[NUSERS] = {
+    [ADMIN] = {"admin@customers.test", "Ada Admin", "admin", NULL},
+    [DIRECTOR] = {"director@customers.test", "Dora Director", "director", NULL},
+    [ANALYST] = {"analyst@customers.test", "Ann Analyst", "analyst", NULL},
+    [INTEGRATION] = {"erp@customers.test", "ERP Sync", "integration", NULL},
+    [MANAGER] = {"manager.north@customers.test", "Max Manager", "manager", "north"},
+    [REP1] = {"rep.north1@customers.test", "Rita Rep", "rep", "north"},
+    [REP2] = {"rep.north2@customers.test", "Rolf Rep", "rep", "north"},
+    [REPS] = {"rep.south1@customers.test", "Sam South", "rep", "south"},
+};
+static const char *const who_name[NUSERS] = {"admin", "director", "analyst", "integration",
+                                             "manager.north", "rep.north1", "rep.north2", "rep.south1"};
+
+static th_api_t api;
+static char db_url[256];
+static long long team_north, team_south;
+
+/* --- memory: kept reachable until the test process exits ------------------- */
+
+static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
+static void **kept;
+static size_t nkept, capkept;
+
+static void *keep(void *p)
+{
+    if (p == NULL)
+        abort();
+    pthread_mutex_lock(&keep_mu);
+    if (nkept == capkept) {
+        capkept = capkept != 0 ? capkept * 2 : 4096;
+        kept = realloc(kept, capkept * sizeof(*kept));
+        if (kept == NULL)
+            abort();
+    }
+    kept[nkept++] = p;
+    pthread_mutex_unlock(&keep_mu);
+    return p;
+}
+
+__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, f);
+    if (vasprintf(&s, f, ap) < 0)
+        abort();
+    va_end(ap);
+    return keep(s);
+}
+
+/* Compact JSON text of v (steals the reference). */
+static const char *jdump(json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    return keep(s);
+}
+
+static json_t *jparse(const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (v == NULL)
+        abort();
+    return v;
+}
+
+/* A string unique to this test process: prefix-pid-n. */
+static const char *uniq(const char *prefix)
+{
+    static int n;
+    return fmt("%s-%d-%d", prefix, (int)getpid(), __atomic_add_fetch(&n, 1, __ATOMIC_SEQ_CST));
+}
+
+static const char *repeat(char c, size_t n)
+{
+    char *s = keep(malloc(n + 1));
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Percent-encodes everything but unreserved characters. */
+static const char *urlenc(const char *s)
+{
+    char *out = keep(malloc(3 * strlen(s) + 1)), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+            *o++ = (char)*p;
+        else
+            o += sprintf(o, "%%%02X", *p);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* --- HTTP ------------------------------------------------------------------- */
+
+/* One request as `who` (-1: no token); the answer (status 0 when the connection failed). Thread-safe. */
+static th_resp_t *call(int who, const char *method, const char *path, const char *ctype, const char *body,
+                       const char *h1, const char *h2)
+{
+    const char *h[6];
+    int n = 0;
+    char auth[2200];
+    if (who >= 0)
+        h[n++] = th_bearer(users[who].token, auth, sizeof(auth));
+    if (ctype != NULL)
+        h[n++] = fmt("Content-Type: %s", ctype);
+    if (h1 != NULL)
+        h[n++] = h1;
+    if (h2 != NULL)
+        h[n++] = h2;
+    h[n] = NULL;
+    th_resp_t *r = keep(calloc(1, sizeof(*r)));
+    if (th_http(api.port, method, path, h, body, body != NULL ? strlen(body) : 0, r) != 0)
+        r->status = 0;
+    return r;
+}
+
+static th_resp_t *http_get(int who, const char *path)
+{
+    return call(who, "GET", path, NULL, NULL, NULL, NULL);
+}
+
+static th_resp_t *http_post(int who, const char *path, const char *body)
+{
+    return call(who, "POST", path, JSON_T, body, NULL, NULL);
+}
+
+static const char *if_match(const char *etag)
+{
+    return etag != NULL ? fmt("If-Match: %s", etag) : NULL;
+}
+
+static th_resp_t *http_patch(int who, const char *path, const char *body, const char *etag)
+{
+    return call(who, "PATCH", path, MERGE_T, body, if_match(etag), NULL);
+}
+
+static th_resp_t *http_put(int who, const char *path, const char *body, const char *etag)
+{
+    return call(who, "PUT", path, JSON_T, body, if_match(etag), NULL);
+}
+
+static th_resp_t *http_delete(int who, const char *path, const char *etag)
+{
+    return call(who, "DELETE", path, NULL, NULL, if_match(etag), NULL);
+}
+
+static const char *cpath(long long id)
+{
+    return fmt("/v1/customers/%lld", id);
+}
+
+static const char *xpath(const char *ext)
+{
+    return fmt("/v1/customers/external/%s", urlenc(ext));
+}
+
+static const char *header(const th_resp_t *r, const char *name)
+{
+    char buf[512];
+    return th_header(r, name, buf, sizeof(buf)) != NULL ? fmt("%s", buf) : NULL;
+}
+
+static json_t *jget(const th_resp_t *r, const char *key)
+{
+    return r->json != NULL ? json_object_get(r->json, key) : NULL;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+#define expect_status(r, st)                                                                                           \
+    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.600s", __LINE__, (st), (r)->status,           \
+                  (r)->body != NULL ? (r)->body : "")
+
+#define expect_status_msg(r, st, ...)                                                                                  \
+    do {                                                                                                               \
+        if ((r)->status != (st))                                                                                       \
+            ck_abort_msg("line %d: %s: expected %d, got %d: %.400s", __LINE__, fmt(__VA_ARGS__), (st), (r)->status,  \
+                         (r)->body != NULL ? (r)->body : "");                                                          \
+    } while (0)
+
+/* Status, problem content type and type slug of an error answer. */
+static void expect_problem_(const th_resp_t *r, int status, const char *slug, int line)
+{
+    ck_assert_msg(r->status == status, "line %d: expected %d, got %d: %.600s", line, status, r->status,
+                  r->body != NULL ? r->body : "");
+    const char *ct = header(r, "content-type");
+    ck_assert_msg(ct != NULL && strcmp(ct, "application/problem+json") == 0, "line %d: content-type %s", line,
+                  ct != NULL ? ct : "(none)");
+    ck_assert_msg(r->json != NULL, "line %d: problem body is not JSON", line);
+    const char *type = jstr(r->json, "type");
+    ck_assert_msg(type != NULL && strcmp(type, fmt("/problems/%s", slug)) == 0, "line %d: type %s, wanted %s", line,
+                  type != NULL ? type : "(none)", slug);
+    ck_assert_int_eq(jint(r->json, "status"), status);
+}
+#define expect_problem(r, status, slug) expect_problem_((r), (status), (slug), __LINE__)
+
+/* The entry of errors[] naming field, or NULL. */
+static json_t *find_error(const th_resp_t *r, const char *field)
+{
+    json_t *errors = jget(r, "errors"), *e;
+    size_t i;
+    json_array_foreach(errors, i, e)
+    {
+        const char *f = jstr(e, "field");
+        if (f != NULL && strcmp(f, field) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* errors[] names field, with code when code is not NULL. */
+static void expect_error_(const th_resp_t *r, const char *field, const char *code, int line)
+{
+    json_t *e = find_error(r, field);
+    ck_assert_msg(e != NULL, "line %d: no error for field \"%s\" in %.800s", line, field, r->body);
+    if (code != NULL)
+        ck_assert_msg(strcmp(jstr(e, "code"), code) == 0, "line %d: field %s has code %s, wanted %s", line, field,
+                      jstr(e, "code"), code);
+}
+#define expect_error(r, field, code) expect_error_((r), (field), (code), __LINE__)
+
+static size_t nerrors(const th_resp_t *r)
+{
+    return json_array_size(jget(r, "errors"));
+}
+
+/* --- SQL (oracles and direct transactions) ---------------------------------- */
+
+__attribute__((format(printf, 1, 2))) static long long sql_ll(const char *f, ...)
+{
+    va_list ap;
+    char *sql, out[64];
+    va_start(ap, f);
+    if (vasprintf(&sql, f, ap) < 0)
+        abort();
+    va_end(ap);
+    int rc = th_sql_value(db_url, sql, out, sizeof(out));
+    ck_assert_msg(rc == 0, "query returned no row: %s", sql);
+    free(sql);
+    return atoll(out);
+}
+
+static PGconn *pg_open(void)
+{
+    PGconn *c = PQconnectdb(db_url);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(c));
+    return c;
+}
+
+/* Runs one statement on c; 0 or -1 (message printed). Thread-safe (one connection per thread). */
+static int pg_do(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* --- scopes: the oracle ------------------------------------------------------- */
+
+static int can_read(int who, long long owner, long long team)
+{
+    switch (who) {
+    case REP1:
+    case REP2:
+    case REPS:
+        return owner == users[who].id;
+    case MANAGER:
+        return team == users[MANAGER].team_id;
+    default:
+        return 1;
+    }
+}
+
+static int can_write(int who, long long owner, long long team)
+{
+    return who != ANALYST && can_read(who, owner, team);
+}
+
+/* The rows `who` may read, as a WHERE clause for the oracle. */
+static const char *scope_where(int who)
+{
+    switch (who) {
+    case REP1:
+    case REP2:
+    case REPS:
+        return fmt("owner_id = %lld", users[who].id);
+    case MANAGER:
+        return fmt("team_id = %lld", users[MANAGER].team_id);
+    default:
+        return "true";
+    }
+}
+
+/* --- customers ------------------------------------------------------------------ */
+
+typedef struct {
+    long long id, owner, team;
+    const char *ext, *name, *etag;
+} rec_t;
+
+/* Creates a customer as `as` from a JSON body; asserts 201. */
+static rec_t create_body(int as, const char *body)
+{
+    th_resp_t *r = http_post(as, "/v1/customers", body);
+    expect_status(r, 201);
+    rec_t c = {jint(r->json, "id"), jint(r->json, "owner_id"), jint(r->json, "team_id"), jstr(r->json, "external_id"),
+               jstr(r->json, "name"), header(r, "etag")};
+    ck_assert_int_gt(c.id, 0);
+    return c;
+}
+
+/* Creates a company owned by `owner` (team derived), tagged, with a unique external id; as the director. */
+static rec_t make_customer(int owner, const char *tag)
+{
+    const char *ext = uniq("ext");
+    json_t *b = json_pack("{s:s, s:s, s:s, s:I, s:[s]}", "kind", "company", "name", fmt("Customer %s", ext),
+                          "external_id", ext, "owner_id", (json_int_t)users[owner].id, "tags", tag);
+    return create_body(DIRECTOR, jdump(b));
+}
+
+static long long version_of(long long id)
+{
+    return sql_ll("SELECT version FROM customers WHERE id = %lld", id);
+}
+
+static int is_deleted(long long id)
+{
+    return (int)sql_ll("SELECT (deleted_at IS NOT NULL)::int FROM customers WHERE id = %lld", id);
+}
+
+/* The `total` of a count=true list (query may be ""). */
+static long long api_count(int who, const char *query)
+{
+    th_resp_t *r = http_get(who, fmt("/v1/customers?count=true&limit=1%s%s", *query ? "&" : "", query));
+    expect_status(r, 200);
+    ck_assert_msg(json_is_integer(jget(r, "total")), "no total in %.200s", r->body);
+    return (long long)json_integer_value(jget(r, "total"));
+}
+
+/* Every item of a list, paging with `limit`; path has a query already or not. */
+static json_t *list_all(int who, const char *path, int limit)
+{
+    json_t *all = keep(json_array());
+    const char *cursor = NULL;
+    const char *sep = strchr(path, '?') != NULL ? "&" : "?";
+    for (int pages = 0; pages < 1000; pages++) {
+        th_resp_t *r = http_get(who, cursor != NULL ? fmt("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
+                                                    : fmt("%s%slimit=%d", path, sep, limit));
+        expect_status(r, 200);
+        json_t *data = jget(r, "data");
+        ck_assert_msg(json_is_array(data), "no data array: %.200s", r->body);
+        ck_assert_msg(json_array_size(data) <= (size_t)limit, "page larger than limit");
+        json_array_extend(all, data);
+        json_t *next = jget(r, "next_cursor");
+        if (json_is_null(next))
+            return all;
+        ck_assert_msg(json_array_size(data) == (size_t)limit, "a page before the last one is short");
+        cursor = json_string_value(next);
+    }
+    ck_abort_msg("list did not end");
+    return NULL;
+}
+
+static int has_id(json_t *items, long long id)
+{
+    json_t *it;
+    size_t i;
+    json_array_foreach(items, i, it) if (jint(it, "id") == id) return 1;
+    return 0;
+}
+
+/* items holds exactly the ids want[0..n), each once. */
+static void expect_ids_(json_t *items, const long long *want, size_t n, int line)
+{
+    json_t *it;
+    size_t i;
+    json_array_foreach(items, i, it)
+    {
+        long long id = jint(it, "id");
+        int found = 0;
+        for (size_t k = 0; k < n; k++)
+            found |= want[k] == id;
+        ck_assert_msg(found, "line %d: unexpected id %lld in the list", line, id);
+        for (size_t k = 0; k < i; k++)
+            ck_assert_msg(jint(json_array_get(items, k), "id") != id, "line %d: id %lld listed twice", line, id);
+    }
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(has_id(items, want[k]), "line %d: id %lld missing from the list", line, want[k]);
+    ck_assert_int_eq(json_array_size(items), n);
+}
+#define expect_ids(items, want, n) expect_ids_((items), (want), (n), __LINE__)
+
+/* --- 1. scopes ------------------------------------------------------------------ */
+
+static const int owners5[] = {REP1, REP2, REPS, MANAGER, DIRECTOR};
+
+START_TEST(scope_reads_get_lists_and_counts)
+{
+    const char *tag = uniq("scope-read");
+    rec_t rec[5];
+    for (int i = 0; i < 5; i++)
+        rec[i] = make_customer(owners5[i], tag);
+    ck_assert_int_eq(rec[0].team, team_north);
+    ck_assert_int_eq(rec[2].team, team_south);
+
+    for (int a = 0; a < NUSERS; a++) {
+        long long want[5];
+        size_t n = 0;
+        for (int i = 0; i < 5; i++) {
+            th_resp_t *r = http_get(a, cpath(rec[i].id));
+            if (can_read(a, rec[i].owner, rec[i].team)) {
+                want[n++] = rec[i].id;
+                expect_status_msg(r, 200, "%s reads %s's record", who_name[a], who_name[owners5[i]]);
+                ck_assert_int_eq(jint(r->json, "id"), rec[i].id);
+            } else {
+                /* Outside the read scope a record does not exist: 404, never 403. */
+                expect_status_msg(r, 404, "%s reads %s's record", who_name[a], who_name[owners5[i]]);
+                expect_problem(r, 404, "not-found");
+            }
+        }
+        th_resp_t *r = http_get(a, fmt("/v1/customers?tag=%s&count=true&limit=200", tag));
+        expect_status(r, 200);
+        expect_ids(jget(r, "data"), want, n);
+        ck_assert_msg(jint(r->json, "total") == (long long)n, "%s: total %lld, visible %zu", who_name[a],
+                      jint(r->json, "total"), n);
+        /* Totals over everything in the database, against the oracle. */
+        long long expected = sql_ll("SELECT count(*) FROM customers WHERE deleted_at IS NULL AND %s", scope_where(a));
+        ck_assert_msg(api_count(a, "") == expected, "%s: count=true total differs from the %lld visible rows",
+                      who_name[a], expected);
+        /* Pages hold only visible rows too. */
+        json_t *paged = list_all(a, fmt("/v1/customers?tag=%s", tag), 2);
+        expect_ids(paged, want, n);
+    }
+}
+END_TEST
+
+START_TEST(scope_writes_patch_put_bulk_delete)
+{
+    static const int actors[] = {REP1, MANAGER, DIRECTOR, ANALYST, INTEGRATION, REPS};
+    for (size_t ai = 0; ai < sizeof(actors) / sizeof(actors[0]); ai++) {
+        int a = actors[ai];
+        const char *tag = uniq("scope-write");
+        for (int i = 0; i < 5; i++) {
+            rec_t c = make_customer(owners5[i], tag);
+            int rd = can_read(a, c.owner, c.team), wr = can_write(a, c.owner, c.team);
+            int want = !rd ? 404 : !wr ? 403 : 200;
+            const char *who = fmt("%s on %s's record", who_name[a], who_name[owners5[i]]);
+            long long v = 1;
+
+            th_resp_t *r = http_patch(a, cpath(c.id), "{\"industry\":\"patched\"}", NULL);
+            expect_status_msg(r, want, "PATCH, %s", who);
+            if (want != 200)
+                expect_problem(r, want, want == 404 ? "not-found" : "forbidden");
+            v += want == 200;
+            ck_assert_msg(version_of(c.id) == v, "PATCH, %s: version %lld, wanted %lld", who, version_of(c.id), v);
+
+            const char *put = jdump(json_pack("{s:s, s:s, s:[s]}", "kind", "person", "name", "Put Name", "tags", tag));
+            r = http_put(a, xpath(c.ext), put, NULL);
+            expect_status_msg(r, want, "PUT by external id, %s", who);
+            if (want == 200) {
+                ck_assert_int_eq(jint(r->json, "id"), c.id);
+                ck_assert_int_eq(jint(r->json, "owner_id"), c.owner); /* owner kept when absent */
+            }
+            v += want == 200;
+            ck_assert_msg(version_of(c.id) == v, "PUT, %s: version %lld, wanted %lld", who, version_of(c.id), v);
+
+            const char *bulk = jdump(json_pack("[{s:s, s:s, s:s, s:[s]}]", "external_id", c.ext, "kind", "company",
+                                               "name", "Bulk Name", "tags", tag));
+            r = http_post(a, "/v1/customers/bulk", bulk);
+            if (wr) {
+                expect_status_msg(r, 200, "bulk, %s", who);
+                ck_assert_int_eq(jint(r->json, "created"), 0);
+                ck_assert_int_eq(jint(r->json, "updated"), 1);
+                v++;
+            } else if (!rd) {
+                expect_status_msg(r, 422, "bulk, %s", who);
+                expect_error(r, "[0]", NULL);
+            } else {
+                /* A role without write access at all: see analyst_writes_are_403 for the exact status. */
+                ck_assert_msg(r->status == 403 || r->status == 422, "bulk, %s: %d", who, r->status);
+            }
+            ck_assert_msg(version_of(c.id) == v, "bulk, %s: version %lld, wanted %lld", who, version_of(c.id), v);
+
+            r = http_delete(a, cpath(c.id), NULL);
+            expect_status_msg(r, want == 200 ? 204 : want, "DELETE, %s", who);
+            ck_assert_int_eq(is_deleted(c.id), want == 200);
+            ck_assert_int_eq(version_of(c.id), v);
+        }
+    }
+}
+END_TEST
+
+START_TEST(analyst_writes_are_403)
+{
+    const char *tag = uniq("analyst");
+    rec_t c = make_customer(REP1, tag);
+    long long before = api_count(DIRECTOR, "");
+    th_resp_t *r = http_post(ANALYST, "/v1/customers", "{\"kind\":\"person\",\"name\":\"Analyst Made\"}");
+    expect_problem(r, 403, "forbidden");
+    r = http_patch(ANALYST, cpath(c.id), "{\"name\":\"x\"}", NULL);
+    expect_problem(r, 403, "forbidden");
+    r = http_put(ANALYST, xpath(c.ext), "{\"kind\":\"person\",\"name\":\"x\"}", NULL);
+    expect_problem(r, 403, "forbidden");
+    r = http_put(ANALYST, xpath(uniq("analyst-new")), "{\"kind\":\"person\",\"name\":\"x\"}", NULL);
+    expect_problem(r, 403, "forbidden");
+    r = http_delete(ANALYST, cpath(c.id), NULL);
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(version_of(c.id), 1);
+    ck_assert_int_eq(is_deleted(c.id), 0);
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+    /* Bulk: the role may not write customers at all, so the request is forbidden as a whole. */
+    const char *bulk =
+        jdump(json_pack("[{s:s, s:s, s:s}, {s:s, s:s, s:s}]", "external_id", c.ext, "kind", "company", "name", "B1",
+                        "external_id", uniq("analyst-bulk"), "kind", "company", "name", "B2"));
+    r = http_post(ANALYST, "/v1/customers/bulk", bulk);
+    ck_assert_int_eq(version_of(c.id), 1);
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+    expect_problem(r, 403, "forbidden");
+}
+END_TEST
+
+START_TEST(create_assigns_owner_and_team)
+{
+    const char *name = uniq("Owned");
+    /* A rep creating a customer owns it, in the rep's team. */
+    rec_t c = create_body(REP1, jdump(json_pack("{s:s, s:s}", "kind", "person", "name", name)));
+    ck_assert_int_eq(c.owner, users[REP1].id);
+    ck_assert_int_eq(c.team, team_north);
+
+    long long before = api_count(DIRECTOR, "");
+    th_resp_t *r = http_post(REP1, "/v1/customers",
+                             jdump(json_pack("{s:s, s:s, s:I}", "kind", "person", "name", uniq("Given"), "owner_id",
+                                             (json_int_t)users[REP2].id)));
+    expect_problem(r, 403, "forbidden");
+    r = http_post(REPS, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:I}", "kind", "person", "name", uniq("Given"), "owner_id",
+                                  (json_int_t)users[REP1].id)));
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+
+    /* A manager owns what they create without naming an owner, and may assign a team-mate. */
+    c = create_body(MANAGER, jdump(json_pack("{s:s, s:s}", "kind", "company", "name", uniq("Mgr"))));
+    ck_assert_int_eq(c.owner, users[MANAGER].id);
+    ck_assert_int_eq(c.team, team_north);
+    c = create_body(MANAGER, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "owner_id",
+                                             (json_int_t)users[REP2].id)));
+    ck_assert_int_eq(c.owner, users[REP2].id);
+    ck_assert_int_eq(c.team, team_north);
+    /* ... but not someone in another team, nor place a record in another team. */
+    before = api_count(DIRECTOR, "");
+    r = http_post(MANAGER, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "owner_id",
+                                  (json_int_t)users[REPS].id)));
+    expect_problem(r, 403, "forbidden");
+    r = http_post(MANAGER, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "team_id",
+                                  (json_int_t)team_south)));
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+
+    /* Scope "all" may place anywhere; the team follows the owner. */
+    c = create_body(DIRECTOR, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Dir"), "owner_id",
+                                              (json_int_t)users[REPS].id)));
+    ck_assert_int_eq(c.owner, users[REPS].id);
+    ck_assert_int_eq(c.team, team_south);
+    c = create_body(INTEGRATION, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Erp"),
+                                                 "owner_id", (json_int_t)users[REP1].id)));
+    ck_assert_int_eq(c.owner, users[REP1].id);
+    ck_assert_int_eq(c.team, team_north);
+
+    /* Owners and teams that do not exist are named. */
+    before = api_count(DIRECTOR, "");
+    r = http_post(DIRECTOR, "/v1/customers",
+                  "{\"kind\":\"company\",\"name\":\"Ghost Owner\",\"owner_id\":987654321}");
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "owner_id", NULL);
+    r = http_post(DIRECTOR, "/v1/customers", "{\"kind\":\"company\",\"name\":\"Ghost Team\",\"team_id\":987654321}");
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "team_id", NULL);
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+}
+END_TEST
+
+START_TEST(moving_needs_update_scope_on_old_and_new_place)
+{
+    const char *tag = uniq("move");
+    rec_t a = make_customer(REP1, tag), s = make_customer(REPS, tag);
+    const char *rep2 = fmt("{\"owner_id\":%lld}", users[REP2].id);
+
+    /* A rep may not give a record away: the new place is outside "own". */
+    th_resp_t *r = http_patch(REP1, cpath(a.id), rep2, NULL);
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(version_of(a.id), 1);
+    r = http_put(REP1, xpath(a.ext), jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", "x", "owner_id",
+                                                      (json_int_t)users[REP2].id)),
+                 NULL);
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(version_of(a.id), 1);
+
+    /* A manager may move between team-mates ... */
+    r = http_patch(MANAGER, cpath(a.id), rep2, NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "owner_id"), users[REP2].id);
+    ck_assert_int_eq(jint(r->json, "team_id"), team_north);
+    ck_assert_int_eq(http_get(REP1, cpath(a.id))->status, 404);
+    ck_assert_int_eq(http_get(REP2, cpath(a.id))->status, 200);
+    /* ... but not into another team, and not out of another team. */
+    r = http_patch(MANAGER, cpath(a.id), fmt("{\"team_id\":%lld}", team_south), NULL);
+    expect_problem(r, 403, "forbidden");
+    r = http_patch(MANAGER, cpath(a.id), fmt("{\"owner_id\":%lld,\"team_id\":%lld}", users[REPS].id, team_south), NULL);
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(version_of(a.id), 2);
+    r = http_patch(MANAGER, cpath(s.id), fmt("{\"owner_id\":%lld,\"team_id\":%lld}", users[REP1].id, team_north), NULL);
+    expect_problem(r, 404, "not-found");
+    ck_assert_int_eq(version_of(s.id), 1);
+    /* Bulk moves follow the same rule. */
+    r = http_post(MANAGER, "/v1/customers/bulk",
+                  jdump(json_pack("[{s:s, s:s, s:s, s:I}]", "external_id", a.ext, "kind", "company", "name", "m",
+                                  "team_id", (json_int_t)team_south)));
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[0]", NULL);
+    ck_assert_int_eq(version_of(a.id), 2);
+
+    /* Scope "all" moves anywhere. */
+    r = http_patch(DIRECTOR, cpath(a.id), fmt("{\"owner_id\":%lld,\"team_id\":%lld}", users[REPS].id, team_south),
+                   NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(http_get(MANAGER, cpath(a.id))->status, 404);
+    ck_assert_int_eq(http_get(REPS, cpath(a.id))->status, 200);
+}
+END_TEST
+
+/*
+ * A record's owner must be someone the writer may place it with: a manager
+ * may assign team-mates only, and a rep's records stay in the rep's team.
+ * Naming the owner and the team separately must not get around that.
+ */
+START_TEST(owner_outside_the_writers_team_is_refused)
+{
+    const char *tag = uniq("placement"), *bad = "";
+    long long before = api_count(DIRECTOR, "");
+    th_resp_t *r = http_post(MANAGER, "/v1/customers",
+                             jdump(json_pack("{s:s, s:s, s:I, s:I, s:[s]}", "kind", "company", "name", uniq("P"),
+                                             "owner_id", (json_int_t)users[REPS].id, "team_id", (json_int_t)team_north,
+                                             "tags", tag)));
+    if (r->status != 403)
+        bad = fmt("%sPOST by manager.north with owner_id=rep.south1, team_id=north answered %d (want 403). ", bad,
+                  r->status);
+    rec_t a = make_customer(REP1, tag);
+    r = http_patch(MANAGER, cpath(a.id), fmt("{\"owner_id\":%lld}", users[REPS].id), NULL);
+    if (r->status != 403)
+        bad = fmt("%sPATCH by manager.north of rep.north1's record with owner_id=rep.south1 answered %d (want 403). ",
+                  bad, r->status);
+    else if (version_of(a.id) != 1)
+        bad = fmt("%srefused PATCH changed the record. ", bad);
+    r = http_post(REP1, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:I, s:[s]}", "kind", "company", "name", uniq("P"), "team_id",
+                                  (json_int_t)team_south, "tags", tag)));
+    if (r->status != 403)
+        bad = fmt("%sPOST by rep.north1 with team_id=south answered %d (want 403). ", bad, r->status);
+    long long after = api_count(DIRECTOR, "");
+    if (after != before + 1)
+        bad = fmt("%s%lld record(s) written by refused requests. ", bad, after - before - 1);
+    ck_assert_msg(*bad == '\0', "%s", bad);
+}
+END_TEST
+
+/* --- 2. validation -------------------------------------------------------------- */
+
+START_TEST(validation_reports_every_error_at_once)
+{
+    long long before = api_count(DIRECTOR, "");
+    th_resp_t *r = http_post(
+        REP1, "/v1/customers",
+        "{\"id\":5,\"kind\":\"alien\",\"name\":\"\",\"email\":\"nope\",\"phone\":\"x\","
+        "\"address\":{\"country\":\"XX\",\"zip\":\"1\"},\"status\":\"vip\",\"tags\":[\"ok\",\"\"],\"attrs\":\"str\","
+        "\"credit_limit\":\"1.234\",\"owner_id\":0,\"team_id\":-2,\"created_at\":\"2024-01-01T00:00:00Z\","
+        "\"shoe_size\":44}");
+    expect_problem(r, 422, "validation-failed");
+    static const char *const want[][2] = {
+        {"id", "read_only"},          {"kind", "invalid_value"},       {"name", "too_short"},
+        {"email", "invalid_format"},  {"phone", "invalid_format"},     {"address.country", "invalid_format"},
+        {"address.zip", "unknown_field"}, {"status", "invalid_value"}, {"tags[1]", "too_short"},
+        {"attrs", "invalid_type"},    {"credit_limit", "out_of_range"}, {"owner_id", "out_of_range"},
+        {"team_id", "out_of_range"},  {"created_at", "read_only"},     {"shoe_size", "unknown_field"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        expect_error(r, want[i][0], want[i][1]);
+    ck_assert_int_eq(nerrors(r), sizeof(want) / sizeof(want[0]));
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+}
+END_TEST
+
+START_TEST(validation_rules_of_each_field)
+{
+    const char *name201 = fmt("\"%s\"", repeat('n', 201));
+    const char *tag51 = fmt("[\"%s\"]", repeat('t', 51));
+    char *many = keep(malloc(51 * 6 + 8)), *p = many;
+    p += sprintf(p, "[");
+    for (int i = 0; i < 51; i++)
+        p += sprintf(p, "%s\"t%d\"", i ? "," : "", i);
+    sprintf(p, "]");
+    const char *big_attrs = fmt("{\"b\":\"%s\"}", repeat('a', 16377)); /* 16385 bytes compact */
+    static const char *const base = "{\"kind\":\"person\",\"name\":\"Valid Name\"}";
+    const struct {
+        const char *key, *value, *field, *code;
+    } cases[] = {
+        {"kind", NULL, "kind", "required"},
+        {"kind", "null", "kind", "required"},
+        {"kind", "\"robot\"", "kind", "invalid_value"},
+        {"kind", "\"Person\"", "kind", "invalid_value"},
+        {"name", NULL, "name", "required"},
+        {"name", "\"\"", "name", "too_short"},
+        {"name", "\"   \"", "name", "too_short"},
+        {"name", name201, "name", "too_long"},
+        {"name", "42", "name", "invalid_type"},
+        {"name", "\"line\\nbreak\"", "name", "invalid_format"},
+        {"email", "\"nobody\"", "email", "invalid_format"},
+        {"email", "\"a@b\"", "email", "invalid_format"},
+        {"email", "\"a b@example.com\"", "email", "invalid_format"},
+        {"email", "\"two@@example.com\"", "email", "invalid_format"},
+        {"phone", "\"12\"", "phone", "invalid_format"},
+        {"phone", "\"call me\"", "phone", "invalid_format"},
+        {"phone", "\"+49 (30 1234\"", "phone", "invalid_format"},
+        {"phone", "\"30+49\"", "phone", "invalid_format"},
+        {"address", "{\"country\":\"XX\"}", "address.country", "invalid_format"},
+        {"address", "{\"country\":\"de\"}", "address.country", "invalid_format"},
+        {"address", "{\"country\":\"DEU\"}", "address.country", "invalid_format"},
+        {"address", "{\"planet\":\"Mars\"}", "address.planet", "unknown_field"},
+        {"address", "{\"city\":7}", "address.city", "invalid_type"},
+        {"address", "\"Berlin\"", "address", "invalid_type"},
+        {"status", "\"vip\"", "status", "invalid_value"},
+        {"status", "null", "status", "invalid_type"},
+        {"tags", "\"a\"", "tags", "invalid_type"},
+        {"tags", "[1]", "tags[0]", "invalid_type"},
+        {"tags", "[\"ok\",\"\"]", "tags[1]", "too_short"},
+        {"tags", tag51, "tags[0]", "too_long"},
+        {"tags", many, "tags", "too_many"},
+        {"attrs", "[]", "attrs", "invalid_type"},
+        {"attrs", "\"x\"", "attrs", "invalid_type"},
+        {"attrs", big_attrs, "attrs", "too_large"},
+        {"credit_limit", "\"12.345\"", "credit_limit", "out_of_range"},
+        {"credit_limit", "12.5", "credit_limit", "invalid_type"},
+        {"credit_limit", "\"1e3\"", "credit_limit", "invalid_format"},
+        {"credit_limit", "\"12,50\"", "credit_limit", "invalid_format"},
+        {"credit_limit", "\"12345678901234567\"", "credit_limit", "out_of_range"},
+        {"owner_id", "0", "owner_id", "out_of_range"},
+        {"owner_id", "-3", "owner_id", "out_of_range"},
+        {"owner_id", "\"5\"", "owner_id", "invalid_type"},
+        {"owner_id", "null", "owner_id", "invalid_type"},
+        {"team_id", "-1", "team_id", "out_of_range"},
+        {"team_id", "1.5", "team_id", "invalid_type"},
+        {"nickname", "\"x\"", "nickname", "unknown_field"},
+        {"id", "1", "id", "read_only"},
+        {"created_at", "\"2024-01-01T00:00:00Z\"", "created_at", "read_only"},
+        {"updated_at", "\"2024-01-01T00:00:00Z\"", "updated_at", "read_only"},
+        {"version", "3", "version", "read_only"},
+        {"analytics", "{}", "analytics", "read_only"},
+    };
+    long long before = api_count(DIRECTOR, "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *b = jparse(base);
+        if (cases[i].value == NULL)
+            json_object_del(b, cases[i].key);
+        else
+            json_object_set_new(b, cases[i].key, jparse(cases[i].value));
+        th_resp_t *r = http_post(REP1, "/v1/customers", jdump(b));
+        expect_status_msg(r, 422, "case %zu (%s)", i, cases[i].field);
+        json_t *e = find_error(r, cases[i].field);
+        ck_assert_msg(e != NULL, "case %zu: no error for %s in %.400s", i, cases[i].field, r->body);
+        ck_assert_msg(strcmp(jstr(e, "code"), cases[i].code) == 0, "case %zu: %s has code %s, wanted %s", i,
+                      cases[i].field, jstr(e, "code"), cases[i].code);
+        ck_assert_msg(nerrors(r) == 1, "case %zu: %zu errors: %.400s", i, nerrors(r), r->body);
+    }
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+
+    /* A body that is not an object at all. */
+    th_resp_t *r = http_post(REP1, "/v1/customers", "[]");
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "", "invalid_type");
+
+    /* Patches: required fields cannot be removed; nested and read-only rules apply. */
+    rec_t c = make_customer(REP1, uniq("val-patch"));
+    static const char *const patches[][3] = {
+        {"{\"name\":null}", "name", "required"},
+        {"{\"kind\":null}", "kind", "required"},
+        {"{\"address\":{\"country\":\"XX\"}}", "address.country", "invalid_format"},
+        {"{\"id\":1}", "id", "read_only"},
+        {"{\"tags\":[\"\"]}", "tags[0]", "too_short"},
+        {"{\"colour\":\"red\"}", "colour", "unknown_field"},
+    };
+    for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+        r = http_patch(REP1, cpath(c.id), patches[i][0], NULL);
+        expect_problem(r, 422, "validation-failed");
+        expect_error(r, patches[i][1], patches[i][2]);
+    }
+    ck_assert_int_eq(version_of(c.id), 1);
+}
+END_TEST
+
+START_TEST(valid_boundaries_are_accepted)
+{
+    char *tags = keep(malloc(50 * 54 + 8)), *p = tags;
+    p += sprintf(p, "[");
+    for (int i = 0; i < 50; i++)
+        p += sprintf(p, "%s\"%02d%s\"", i ? "," : "", i, repeat('x', 48));
+    sprintf(p, "]");
+    const char *body = fmt("{\"kind\":\"company\",\"name\":\"  %s  \",\"email\":\"first.last+tag@sub.example.co\","
+                           "\"phone\":\"+49 (30) 1234-567\",\"address\":{\"line1\":\"Main St 1\",\"country\":\"DE\"},"
+                           "\"tags\":%s,\"attrs\":{\"b\":\"%s\"},\"credit_limit\":\"9999999999999999.99\","
+                           "\"team_id\":null,\"status\":\"partner\"}",
+                           repeat('N', 200), tags, repeat('a', 16376));
+    th_resp_t *r = http_post(REP1, "/v1/customers", body);
+    expect_status(r, 201);
+    ck_assert_str_eq(jstr(r->json, "name"), repeat('N', 200)); /* trimmed before judging and storing */
+    ck_assert_int_eq(json_array_size(jget(r, "tags")), 50);
+    ck_assert_str_eq(jstr(r->json, "credit_limit"), "9999999999999999.99");
+    ck_assert_str_eq(jstr(r->json, "status"), "partner");
+    ck_assert_str_eq(jstr(jget(r, "address"), "country"), "DE");
+    ck_assert_int_eq(jint(r->json, "team_id"), team_north); /* null team: the owner's */
+
+    static const char *const limits[][2] = {{"\"12.5\"", "12.50"}, {"\"-3\"", "-3.00"}, {"\"0.01\"", "0.01"}};
+    for (size_t i = 0; i < 3; i++) {
+        r = http_post(REP1, "/v1/customers", fmt("{\"kind\":\"person\",\"name\":\"Dec\",\"credit_limit\":%s}", limits[i][0]));
+        expect_status(r, 201);
+        ck_assert_str_eq(jstr(r->json, "credit_limit"), limits[i][1]);
+    }
+}
+END_TEST
+
+START_TEST(malformed_json_and_wrong_content_types)
+{
+    long long before = api_count(DIRECTOR, "");
+    th_resp_t *r = http_post(REP1, "/v1/customers", "{\"kind\":");
+    expect_problem(r, 400, "bad-request");
+    r = http_post(REP1, "/v1/customers", "{\"kind\":\"person\",\"name\":\"a\",\"name\":\"b\"}");
+    expect_problem(r, 400, "bad-request");
+    r = http_post(REP1, "/v1/customers", "");
+    expect_problem(r, 400, "bad-request");
+    r = call(REP1, "POST", "/v1/customers", "text/plain", "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    r = call(REP1, "POST", "/v1/customers", NULL, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    r = call(REP1, "POST", "/v1/customers", MERGE_T, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    r = call(REP1, "POST", "/v1/customers/bulk", "text/csv", "external_id,kind\n", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+
+    rec_t c = make_customer(REP1, uniq("ctype"));
+    /* PATCH takes only merge patches. */
+    r = call(REP1, "PATCH", cpath(c.id), JSON_T, "{\"industry\":\"x\"}", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    r = call(REP1, "PUT", xpath(c.ext), MERGE_T, "{\"kind\":\"person\",\"name\":\"x\"}", NULL, NULL);
+    expect_problem(r, 415, "unsupported-media-type");
+    r = http_patch(REP1, cpath(c.id), "{\"industry\":", NULL);
+    expect_problem(r, 400, "bad-request");
+    ck_assert_int_eq(version_of(c.id), 1);
+    r = call(REP1, "PATCH", cpath(c.id), "Application/Merge-Patch+JSON; charset=utf-8", "{\"industry\":\"x\"}", NULL,
+             NULL);
+    expect_status(r, 200);
+    r = call(REP1, "POST", "/v1/customers", "application/json; charset=utf-8", "{\"kind\":\"person\",\"name\":\"T\"}",
+             NULL, NULL);
+    expect_status(r, 201);
+}
+END_TEST
+
+/* --- 3. CRUD conventions ------------------------------------------------------------ */
+
+START_TEST(crud_with_etags_and_preconditions)
+{
+    const char *name = uniq("Acme");
+    const char *body = fmt("{\"kind\":\"company\",\"name\":\"  %s  \",\"email\":\"info@acme.example\","
+                           "\"phone\":\"+49 30 123456\",\"address\":{\"line1\":\"Main St 1\",\"city\":\"Berlin\","
+                           "\"postal_code\":\"10115\",\"country\":\"DE\"},\"industry\":\"Tools\",\"tags\":[\"a\",\"b\"],"
+                           "\"attrs\":{\"segment\":\"smb\"},\"credit_limit\":\"1500.5\"}",
+                           name);
+    th_resp_t *r = http_post(REP1, "/v1/customers", body);
+    expect_status(r, 201);
+    long long id = jint(r->json, "id");
+    ck_assert_int_gt(id, 0);
+    ck_assert_str_eq(header(r, "location"), cpath(id));
+    ck_assert_str_eq(header(r, "etag"), "\"1\"");
+    ck_assert_str_eq(jstr(r->json, "name"), name);
+    ck_assert_str_eq(jstr(r->json, "status"), "prospect");
+    ck_assert_str_eq(jstr(r->json, "credit_limit"), "1500.50");
+    ck_assert_int_eq(jint(r->json, "owner_id"), users[REP1].id);
+    ck_assert_int_eq(jint(r->json, "version"), 1);
+    ck_assert_ptr_nonnull(jstr(r->json, "created_at"));
+
+    r = http_get(REP1, cpath(id));
+    expect_status(r, 200);
+    ck_assert_str_eq(header(r, "etag"), "\"1\"");
+    ck_assert_str_eq(jstr(r->json, "email"), "info@acme.example");
+    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
+    expect_status(r, 304);
+    ck_assert_uint_eq(r->body_len, 0);
+    ck_assert_str_eq(header(r, "etag"), "\"1\"");
+    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"7\"", NULL);
+    expect_status(r, 200);
+
+    /* Merge patch: a nested null removes that member only; arrays are replaced whole. */
+    r = http_patch(REP1, cpath(id), "{\"address\":{\"city\":null,\"country\":\"FR\"},\"tags\":[\"c\"],\"email\":null}",
+                   NULL);
+    expect_status(r, 200);
+    ck_assert_str_eq(header(r, "etag"), "\"2\"");
+    json_t *addr = jget(r, "address");
+    ck_assert_ptr_null(json_object_get(addr, "city"));
+    ck_assert_str_eq(jstr(addr, "country"), "FR");
+    ck_assert_str_eq(jstr(addr, "line1"), "Main St 1");
+    ck_assert_str_eq(jstr(addr, "postal_code"), "10115");
+    ck_assert_int_eq(json_array_size(jget(r, "tags")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(jget(r, "tags"), 0)), "c");
+    ck_assert(json_is_null(jget(r, "email")));
+    ck_assert_str_eq(jstr(r->json, "name"), name);
+    ck_assert_str_eq(jstr(r->json, "phone"), "+49 30 123456");
+    ck_assert_str_eq(jstr(r->json, "credit_limit"), "1500.50");
+    ck_assert_str_eq(jstr(jget(r, "attrs"), "segment"), "smb");
+    ck_assert_int_eq(jint(r->json, "version"), 2);
+    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
+    expect_status(r, 200);
+    ck_assert_str_eq(jstr(jget(r, "address"), "country"), "FR");
+
+    /* A stale If-Match changes nothing. */
+    r = http_patch(REP1, cpath(id), "{\"status\":\"customer\"}", "\"1\"");
+    expect_problem(r, 412, "precondition-failed");
+    r = http_patch(REP1, cpath(id), "{\"status\":\"customer\"}", "not-an-etag");
+    expect_problem(r, 412, "precondition-failed");
+    r = http_get(REP1, cpath(id));
+    ck_assert_str_eq(jstr(r->json, "status"), "prospect");
+    ck_assert_str_eq(header(r, "etag"), "\"2\"");
+    r = http_patch(REP1, cpath(id), "{\"status\":\"customer\"}", "\"2\"");
+    expect_status(r, 200);
+    ck_assert_str_eq(header(r, "etag"), "\"3\"");
+    ck_assert_str_eq(jstr(r->json, "status"), "customer");
+
+    r = http_delete(REP1, cpath(id), "\"2\"");
+    expect_problem(r, 412, "precondition-failed");
+    expect_status(http_get(REP1, cpath(id)), 200);
+    r = http_delete(REP1, cpath(id), "\"3\"");
+    expect_status(r, 204);
+    ck_assert_uint_eq(r->body_len, 0);
+    expect_problem(http_get(REP1, cpath(id)), 404, "not-found");
+    expect_problem(http_get(DIRECTOR, cpath(id)), 404, "not-found");
+    th_resp_t *l = http_get(DIRECTOR, fmt("/v1/customers?q=%s&count=true", urlenc(name)));
+    expect_status(l, 200);
+    ck_assert_int_eq(json_array_size(jget(l, "data")), 0);
+    ck_assert_int_eq(jint(l->json, "total"), 0);
+    expect_problem(http_delete(REP1, cpath(id), NULL), 404, "not-found");
+    expect_problem(http_patch(REP1, cpath(id), "{\"industry\":\"x\"}", NULL), 404, "not-found");
+    expect_problem(http_get(REP1, "/v1/customers/999999999"), 404, "not-found");
+}
+END_TEST
+
+START_TEST(put_by_external_id_upserts)
+{
+    const char *ext = uniq("ERP/42");
+    const char *path = fmt("/v1/customers/external/%s", urlenc(ext)); /* "ERP%2F42-..." */
+    ck_assert_ptr_nonnull(strstr(path, "%2F"));
+    const char *body = jdump(json_pack("{s:s, s:s, s:s, s:I}", "kind", "company", "name", "ERP Co", "email",
+                                       "erp@example.com", "owner_id", (json_int_t)users[REP1].id));
+    th_resp_t *r = http_put(INTEGRATION, path, body, NULL);
+    expect_status(r, 201);
+    long long id = jint(r->json, "id");
+    ck_assert_str_eq(header(r, "location"), cpath(id));
+    ck_assert_str_eq(header(r, "etag"), "\"1\"");
+    ck_assert_str_eq(jstr(r->json, "external_id"), ext);
+    ck_assert_int_eq(jint(r->json, "owner_id"), users[REP1].id);
+    ck_assert_int_eq(jint(r->json, "team_id"), team_north);
+
+    /* The same again: the same record, updated; a full replacement, so the omitted email goes. */
+    const char *body2 = "{\"kind\":\"company\",\"name\":\"ERP Co\"}";
+    r = http_put(INTEGRATION, path, body2, NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "id"), id);
+    ck_assert(json_is_null(jget(r, "email")));
+    ck_assert_int_eq(jint(r->json, "owner_id"), users[REP1].id); /* an ERP does not know CRM owners */
+    r = http_put(INTEGRATION, path, body2, NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "id"), id);
+    r = http_get(REP1, cpath(id));
+    expect_status(r, 200);
+    ck_assert_str_eq(jstr(r->json, "external_id"), ext);
+    const char *etag = header(r, "etag");
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE external_id = '%s'", ext), 1);
+
+    /* The body may repeat the external id, but not contradict it. */
+    r = http_put(INTEGRATION, path, "{\"kind\":\"company\",\"name\":\"ERP Co\",\"external_id\":\"OTHER-1\"}", NULL);
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "external_id", NULL);
+    r = http_put(INTEGRATION, path, jdump(json_pack("{s:s, s:s, s:s}", "kind", "company", "name", "ERP Co 2",
+                                                    "external_id", ext)),
+                 etag);
+    expect_status(r, 200);
+    ck_assert_str_eq(jstr(r->json, "name"), "ERP Co 2");
+    /* Preconditions as everywhere. */
+    r = http_put(INTEGRATION, path, body2, etag);
+    expect_problem(r, 412, "precondition-failed");
+    ck_assert_str_eq(jstr(http_get(REP1, cpath(id))->json, "name"), "ERP Co 2");
+    const char *fresh = uniq("ERP-new");
+    r = http_put(INTEGRATION, xpath(fresh), body2, "\"1\"");
+    expect_problem(r, 412, "precondition-failed");
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE external_id = '%s'", fresh), 0);
+
+    /* POST with a live external id conflicts. */
+    r = http_post(INTEGRATION, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:s}", "kind", "company", "name", "Dup", "external_id", ext)));
+    expect_problem(r, 409, "conflict");
+
+    /* After a delete the external id is free again: a new record. */
+    expect_status(http_delete(INTEGRATION, cpath(id), NULL), 204);
+    r = http_put(INTEGRATION, path, body2, NULL);
+    expect_status(r, 201);
+    ck_assert_int_ne(jint(r->json, "id"), id);
+
+    /* Non-ASCII, percent-encoded. */
+    const char *koeln = fmt("K%s-%d", "\xc3\xb6ln", (int)getpid());
+    r = http_put(INTEGRATION, fmt("/v1/customers/external/K%%C3%%B6ln-%d", (int)getpid()), body2, NULL);
+    expect_status(r, 201);
+    ck_assert_str_eq(jstr(r->json, "external_id"), koeln);
+}
+END_TEST
+
+/* --- 4. lists ---------------------------------------------------------------------------- */
+
+/* Creates n customers in one bulk request as the director; names from name_fn. */
+static void bulk_create(int n, const char *tag, const char *(*name_fn)(int i, const char *tag), int owner)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:[s]}", "external_id", uniq("bulk"), "kind",
+                                               "company", "name", name_fn(i, tag), "owner_id",
+                                               (json_int_t)users[owner].id, "tags", tag));
+    th_resp_t *r = http_post(DIRECTOR, "/v1/customers/bulk", jdump(items));
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), n);
+}
+
+static const char *name_same(int i, const char *tag)
+{
+    return fmt("Same Name %s", tag);
+}
+
+static const char *name_spread(int i, const char *tag)
+{
+    return fmt("N%03d %s", (i * 37) % 101, tag);
+}
+
+START_TEST(list_limits_and_parameters)
+{
+    const char *tag = uniq("limits");
+    bulk_create(55, tag, name_spread, REP1);
+    const char *base = fmt("/v1/customers?tag=%s", tag);
+    th_resp_t *r = http_get(DIRECTOR, base);
+    expect_status(r, 200);
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 50); /* the default */
+    ck_assert(json_is_string(jget(r, "next_cursor")));
+    ck_assert_ptr_null(jget(r, "total"));
+    r = http_get(DIRECTOR, fmt("%s&cursor=%s", base, json_string_value(jget(r, "next_cursor"))));
+    expect_status(r, 200);
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 5);
+    ck_assert(json_is_null(jget(r, "next_cursor")));
+    r = http_get(DIRECTOR, fmt("%s&limit=200&count=true", base));
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 55);
+    ck_assert_int_eq(jint(r->json, "total"), 55);
+    r = http_get(DIRECTOR, fmt("%s&limit=1", base));
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 1);
+
+    static const char *const bad_limits[] = {"0", "201", "-1", "abc", "", "1.5"};
+    for (size_t i = 0; i < sizeof(bad_limits) / sizeof(bad_limits[0]); i++) {
+        r = http_get(DIRECTOR, fmt("%s&limit=%s", base, bad_limits[i]));
+        expect_problem(r, 400, "bad-request");
+        expect_error(r, "limit", NULL);
+    }
+
+    /* fields: only the keys asked for. */
+    r = http_get(DIRECTOR, fmt("%s&fields=id,name&limit=5", base));
+    expect_status(r, 200);
+    json_t *it;
+    size_t i;
+    json_array_foreach(jget(r, "data"), i, it)
+    {
+        ck_assert_int_eq(json_object_size(it), 2);
+        ck_assert(json_is_integer(json_object_get(it, "id")));
+        ck_assert(json_is_string(json_object_get(it, "name")));
+    }
+    ck_assert_int_eq(i, 5);
+    expect_error(http_get(DIRECTOR, fmt("%s&fields=id,password_hash", base)), "fields", NULL);
+
+    static const char *const bad[][2] = {
+        {"colour=red", "colour"},          {"limit=1&limit=2", "limit"},  {"sort=colour", "sort"},
+        {"sort=-colour", "sort"},          {"count=yes", "count"},         {"cursor=!!!", "cursor"},
+        {"cursor=eyJ4IjoxfQ", "cursor"},   {"owner_id=abc", "owner_id"},  {"owner_id=0", "owner_id"},
+        {"team_id=-1", "team_id"},         {"status=vip", "status"},       {"updated_since=yesterday", "updated_since"},
+        {"created_after=2024-01-01", "created_after"}, {"created_before=soon", "created_before"}, {"q=", "q"},
+    };
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = http_get(DIRECTOR, fmt("/v1/customers?%s", bad[i][0]));
+        expect_status_msg(r, 400, "query %s", bad[i][0]);
+        expect_problem(r, 400, "bad-request");
+        expect_error(r, bad[i][1], NULL);
+    }
+    r = http_get(DIRECTOR, fmt("/v1/customers?q=%s", repeat('q', 201)));
+    expect_problem(r, 400, "bad-request");
+
+    /* A cursor belongs to the sort it was made for. */
+    r = http_get(DIRECTOR, fmt("%s&sort=name&limit=10", base));
+    expect_status(r, 200);
+    const char *cur = json_string_value(jget(r, "next_cursor"));
+    ck_assert_ptr_nonnull(cur);
+    expect_status(http_get(DIRECTOR, fmt("%s&sort=name&limit=10&cursor=%s", base, cur)), 200);
+    static const char *const others[] = {"created_at", "-name", "updated_at", "-created_at"};
+    for (i = 0; i < 4; i++) {
+        r = http_get(DIRECTOR, fmt("%s&sort=%s&limit=10&cursor=%s", base, others[i], cur));
+        expect_problem(r, 400, "bad-request");
+        expect_error(r, "cursor", NULL);
+    }
+    r = http_get(DIRECTOR, fmt("%s&limit=10&cursor=%s", base, cur)); /* the default sort is created_at */
+    expect_problem(r, 400, "bad-request");
+}
+END_TEST
+
+/* -1, 0, 1 like strcmp for two list items under a sort key; ties broken by id. */
+static int cmp_items(json_t *a, json_t *b, const char *key)
+{
+    int c = strcmp(jstr(a, key), jstr(b, key));
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    long long x = jint(a, "id"), y = jint(b, "id");
+    return x < y ? -1 : x > y;
+}
+
+static void expect_sorted(json_t *items, const char *sort)
+{
+    int desc = sort[0] == '-';
+    const char *key = sort + desc;
+    for (size_t i = 1; i < json_array_size(items); i++) {
+        int c = cmp_items(json_array_get(items, i - 1), json_array_get(items, i), key);
+        ck_assert_msg(desc ? c > 0 : c < 0, "sort=%s: items %zu (%s, id %lld) and %zu (%s, id %lld) out of order", sort,
+                      i - 1, jstr(json_array_get(items, i - 1), key), jint(json_array_get(items, i - 1), "id"), i,
+                      jstr(json_array_get(items, i), key), jint(json_array_get(items, i), "id"));
+    }
+}
+
+START_TEST(list_sorts_break_ties_by_id)
+{
+    const char *tag = uniq("ties");
+    /* One bulk request: identical names, and identical created_at and updated_at (one transaction). */
+    bulk_create(40, tag, name_same, REP1);
+    bulk_create(12, tag, name_spread, REP2);
+    json_t *all = list_all(DIRECTOR, fmt("/v1/customers?tag=%s", tag), 200);
+    ck_assert_int_eq(json_array_size(all), 52);
+    long long ids[52];
+    for (size_t i = 0; i < 52; i++)
+        ids[i] = jint(json_array_get(all, i), "id");
+    static const char *const sorts[] = {"name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"};
+    for (size_t s = 0; s < 6; s++) {
+        json_t *items = list_all(DIRECTOR, fmt("/v1/customers?tag=%s&sort=%s", tag, sorts[s]), 7);
+        expect_ids(items, ids, 52);
+        expect_sorted(items, sorts[s]);
+        /* The same through the team scope (a different plan), one page size that splits the ties. */
+        items = list_all(MANAGER, fmt("/v1/customers?tag=%s&sort=%s", tag, sorts[s]), 3);
+        expect_ids(items, ids, 52);
+        expect_sorted(items, sorts[s]);
+    }
+    /* The default order is created_at ascending. */
+    expect_sorted(list_all(DIRECTOR, fmt("/v1/customers?tag=%s", tag), 9), "created_at");
+    /* And a rep's own scope sees exactly their records, in order. */
+    json_t *mine = list_all(REP2, fmt("/v1/customers?tag=%s&sort=-name", tag), 5);
+    ck_assert_int_eq(json_array_size(mine), 12);
+    expect_sorted(mine, "-name");
+}
+END_TEST
+
+START_TEST(list_filters)
+{
+    const char *tag = uniq("filters"), *vip = uniq("vip");
+    const char *t = fmt("/v1/customers?tag=%s", tag);
+    rec_t c[4];
+    static const struct {
+        const char *name, *email, *status;
+        int owner, vip;
+    } spec[4] = {
+        {"Filter Alpha 50%% Off %s", "alpha@example.com", "customer", REP1, 1},
+        {"Filter Alpha 50x Off %s", "bravo@example.org", "prospect", REP2, 0},
+        {"filter_one %s", NULL, "partner", REPS, 1},
+        {"filterXone %s", "DELTA@Example.NET", "inactive", MANAGER, 0},
+    };
+    for (int i = 0; i < 4; i++) {
+        json_t *b = json_pack("{s:s, s:s, s:s, s:I}", "kind", "company", "name", fmt(spec[i].name, tag), "status",
+                              spec[i].status, "owner_id", (json_int_t)users[spec[i].owner].id);
+        json_object_set_new(b, "email", spec[i].email != NULL ? json_string(spec[i].email) : json_null());
+        json_object_set_new(b, "tags", spec[i].vip ? json_pack("[s, s]", tag, vip) : json_pack("[s]", tag));
+        c[i] = create_body(DIRECTOR, jdump(b));
+        usleep(2000);
+    }
+    const struct {
+        const char *query;
+        int want[4];
+    } cases[] = {
+        {"q=50%25", {1, 0, 0, 0}},
+        {"q=50x", {0, 1, 0, 0}},
+        {"q=r_o", {0, 0, 1, 0}},
+        {"q=ALPHA", {1, 1, 0, 0}},
+        {"q=delta%40example.net", {0, 0, 0, 1}},
+        {"q=example.org", {0, 1, 0, 0}},
+        {"q=%25", {1, 0, 0, 0}},
+        {"q=filter+alpha", {1, 1, 0, 0}},
+        {"q=nomatch", {0, 0, 0, 0}},
+        {fmt("owner_id=%lld", users[REP1].id), {1, 0, 0, 0}},
+        {fmt("team_id=%lld", team_north), {1, 1, 0, 1}},
+        {fmt("team_id=%lld", team_south), {0, 0, 1, 0}},
+        {"status=partner", {0, 0, 1, 0}},
+        {"status=prospect", {0, 1, 0, 0}},
+        {fmt("created_after=%s", jstr(http_get(DIRECTOR, cpath(c[0].id))->json, "created_at")), {0, 1, 1, 1}},
+        {fmt("created_before=%s", jstr(http_get(DIRECTOR, cpath(c[2].id))->json, "created_at")), {1, 1, 0, 0}},
+        {fmt("created_after=%s&created_before=%s", jstr(http_get(DIRECTOR, cpath(c[0].id))->json, "created_at"),
+             jstr(http_get(DIRECTOR, cpath(c[2].id))->json, "created_at")),
+         {0, 1, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long long want[4];
+        size_t n = 0;
+        for (int k = 0; k < 4; k++)
+            if (cases[i].want[k])
+                want[n++] = c[k].id;
+        th_resp_t *r = http_get(DIRECTOR, fmt("%s&%s&count=true", t, cases[i].query));
+        expect_status_msg(r, 200, "filter %s", cases[i].query);
+        expect_ids(jget(r, "data"), want, n);
+        ck_assert_msg(jint(r->json, "total") == (long long)n, "filter %s: total %lld, want %zu", cases[i].query,
+                      jint(r->json, "total"), n);
+    }
+    /* tag (alone, the only tag parameter) */
+    th_resp_t *r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s", vip));
+    long long vips[] = {c[0].id, c[2].id};
+    expect_ids(jget(r, "data"), vips, 2);
+    /* Filters combine with scopes: rep.north1 asking for rep.north2's records sees none. */
+    r = http_get(REP1, fmt("%s&owner_id=%lld&count=true", t, users[REP2].id));
+    expect_status(r, 200);
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 0);
+    ck_assert_int_eq(jint(r->json, "total"), 0);
+    r = http_get(MANAGER, fmt("%s&team_id=%lld&count=true", t, team_south));
+    ck_assert_int_eq(jint(r->json, "total"), 0);
+
+    /* updated_since: a record touched later is in, the others are not. */
+    usleep(5000);
+    r = http_patch(DIRECTOR, cpath(c[1].id), "{\"industry\":\"touched\"}", NULL);
+    expect_status(r, 200);
+    const char *since = jstr(r->json, "updated_at");
+    r = http_get(DIRECTOR, fmt("%s&updated_since=%s", t, since));
+    long long one[] = {c[1].id};
+    expect_ids(jget(r, "data"), one, 1);
+    r = http_get(DIRECTOR, fmt("%s&updated_since=2000-01-01T00:00:00Z", t));
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 4);
+    /* Deleted records leave lists and counts. */
+    expect_status(http_delete(DIRECTOR, cpath(c[3].id), NULL), 204);
+    r = http_get(DIRECTOR, fmt("%s&count=true", t));
+    ck_assert_int_eq(jint(r->json, "total"), 3);
+    ck_assert(!has_id(jget(r, "data"), c[3].id));
+}
+END_TEST
+
+/* q matches a substring of the name or of the email, not text spanning both. */
+START_TEST(q_does_not_match_across_name_and_email)
+{
+    const char *tag = uniq("qspan");
+    rec_t c = create_body(DIRECTOR, jdump(json_pack("{s:s, s:s, s:s, s:[s]}", "kind", "person", "name", "Zed Crossing",
+                                                    "email", "qa@cross.example", "tags", tag)));
+    th_resp_t *r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s&q=Crossing", tag));
+    ck_assert(has_id(jget(r, "data"), c.id));
+    r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s&q=qa%%40cross", tag));
+    ck_assert(has_id(jget(r, "data"), c.id));
+    r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s&q=%s&count=true", tag, urlenc("Crossing qa@")));
+    expect_status(r, 200);
+    ck_assert_msg(json_array_size(jget(r, "data")) == 0,
+                  "GET /v1/customers?q=Crossing%%20qa%%40 matched name \"Zed Crossing\" + email \"qa@cross.example\"");
+}
+END_TEST
+
+/* --- pagination while others write ------------------------------------------------------- */
+
+typedef struct {
+    const char *tag;
+    long long *victims;
+    int nvictims;
+    volatile int stop;
+    long long created[200];
+    int ncreated, deleted, errors;
+} writer_t;
+
+static void *writer_main(void *p)
+{
+    writer_t *w = p;
+    unsigned seed = (unsigned)getpid();
+    for (int i = 0; !w->stop && (i < w->nvictims || w->ncreated < 40); i++) {
+        if (i < w->nvictims) {
+            th_resp_t *r = http_delete(DIRECTOR, cpath(w->victims[w->nvictims - 1 - i]), NULL);
+            if (r->status == 204)
+                w->deleted++;
+            else
+                w->errors++;
+        }
+        if (w->ncreated < 200) {
+            const char *body = jdump(json_pack("{s:s, s:s, s:I, s:[s]}", "kind", "company", "name",
+                                               fmt("N%03d %s new", rand_r(&seed) % 101, w->tag), "owner_id",
+                                               (json_int_t)users[REP1].id, "tags", w->tag));
+            th_resp_t *r = http_post(DIRECTOR, "/v1/customers", body);
+            if (r->status == 201)
+                w->created[w->ncreated++] = jint(r->json, "id");
+            else
+                w->errors++;
+        }
+        usleep(5000);
+    }
+    return NULL;
+}
+
+static int in_list(const long long *v, int n, long long id)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Walks the tag's list in `sort` order, 25 a page, while a writer thread inserts and deletes. */
+static void walk_while_writing(const char *tag, const char *sort)
+{
+    const char *path = fmt("/v1/customers?tag=%s&sort=%s", tag, sort);
+    json_t *before = list_all(DIRECTOR, path, 200);
+    int n0 = (int)json_array_size(before);
+    ck_assert_int_ge(n0, 250);
+    /* Victims: every third row of the last 90, which the walk reaches last. */
+    long long *victims = keep(calloc(30, sizeof(long long)));
+    int nv = 0;
+    for (int i = n0 - 90; i < n0 && nv < 30; i += 3)
+        victims[nv++] = jint(json_array_get(before, (size_t)i), "id");
+    writer_t *w = keep(calloc(1, sizeof(*w)));
+    w->tag = tag;
+    w->victims = victims;
+    w->nvictims = nv;
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, w);
+
+    json_t *seen = keep(json_array());
+    const char *cursor = NULL;
+    int pages = 0;
+    for (;;) {
+        th_resp_t *r = http_get(DIRECTOR, cursor != NULL ? fmt("%s&limit=25&cursor=%s", path, cursor)
+                                                          : fmt("%s&limit=25", path));
+        if (r->status != 200) {
+            w->stop = 1;
+            pthread_join(t, NULL);
+            ck_abort_msg("page %d: %d %.200s", pages, r->status, r->body);
+        }
+        json_array_extend(seen, jget(r, "data"));
+        pages++;
+        if (json_is_null(jget(r, "next_cursor")))
+            break;
+        cursor = json_string_value(jget(r, "next_cursor"));
+        usleep(15000);
+    }
+    w->stop = 1;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w->errors, 0);
+    ck_assert_int_gt(w->deleted, 0);
+    ck_assert_int_gt(w->ncreated, 0);
+
+    /* No row twice, no phantom, every row that lived through the whole walk exactly once. */
+    size_t i;
+    json_t *it;
+    json_array_foreach(seen, i, it)
+    {
+        long long id = jint(it, "id");
+        for (size_t k = 0; k < i; k++)
+            ck_assert_msg(jint(json_array_get(seen, k), "id") != id, "sort=%s: id %lld returned twice", sort, id);
+        ck_assert_msg(has_id(before, id) || in_list(w->created, w->ncreated, id), "sort=%s: unknown id %lld", sort, id);
+    }
+    int skipped_victims = 0;
+    json_array_foreach(before, i, it)
+    {
+        long long id = jint(it, "id");
+        if (in_list(victims, nv, id)) {
+            skipped_victims += !has_id(seen, id);
+            continue;
+        }
+        ck_assert_msg(has_id(seen, id), "sort=%s: id %lld existed throughout but was skipped", sort, id);
+    }
+    /* The walk really raced the deletes: at least one victim went before the walk reached it. */
+    ck_assert_int_gt(skipped_victims, 0);
+    expect_sorted(seen, sort);
+}
+
+START_TEST(pagination_is_stable_under_concurrent_writes)
+{
+    const char *tag = uniq("walk");
+    /* 300 rows in 6 transactions: runs of equal created_at, and names in another order than ids. */
+    for (int b = 0; b < 6; b++)
+        bulk_create(50, tag, name_spread, REP1);
+    walk_while_writing(tag, "created_at");
+    walk_while_writing(tag, "name");
+    walk_while_writing(tag, "-name");
+}
+END_TEST
+
+/* --- 5. bulk ---------------------------------------------------------------------------------- */
+
+START_TEST(bulk_upserts_json_and_ndjson)
+{
+    const char *tag = uniq("bulk");
+    rec_t existing = make_customer(REP1, tag);
+    const char *e1 = uniq("b1"), *e2 = uniq("b2"), *e3 = uniq("b3");
+    json_t *items = json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:[s]},"
+                              " {s:s, s:s, s:s, s:[s]}]",
+                              "external_id", e1, "kind", "person", "name", "Bulk One", "tags", tag, "external_id", e2,
+                              "kind", "company", "name", "  Bulk Two  ", "email", "two@example.com", "tags", tag,
+                              "external_id", e3, "kind", "company", "name", "Bulk Three", "tags", tag, "external_id",
+                              existing.ext, "kind", "company", "name", "Renamed By Bulk", "tags", tag);
+    th_resp_t *r = http_post(INTEGRATION, "/v1/customers/bulk", jdump(items));
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), 3);
+    ck_assert_int_eq(jint(r->json, "updated"), 1);
+    ck_assert_int_eq(json_object_size(r->json), 2);
+    json_t *all = list_all(DIRECTOR, fmt("/v1/customers?tag=%s&sort=name", tag), 50);
+    ck_assert_int_eq(json_array_size(all), 4);
+    ck_assert_str_eq(jstr(json_array_get(all, 0), "name"), "Bulk One");
+    ck_assert_str_eq(jstr(json_array_get(all, 2), "name"), "Bulk Two"); /* trimmed */
+    ck_assert_str_eq(jstr(json_array_get(all, 3), "name"), "Renamed By Bulk");
+    ck_assert_int_eq(jint(json_array_get(all, 3), "id"), existing.id);
+    ck_assert_int_eq(jint(json_array_get(all, 3), "owner_id"), users[REP1].id); /* kept */
+    ck_assert_int_eq(jint(json_array_get(all, 0), "owner_id"), users[INTEGRATION].id);
+
+    /* NDJSON: one object per line, blank lines and a missing final newline are fine. */
+    const char *nd = fmt("{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"Bulk One v2\",\"tags\":[\"%s\"]}\n"
+                         "\n"
+                         "{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"Bulk Four\",\"tags\":[\"%s\"]}\r\n"
+                         "{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"Bulk Five\",\"tags\":[\"%s\"]}",
+                         e1, tag, uniq("b4"), tag, uniq("b5"), tag);
+    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), 2);
+    ck_assert_int_eq(jint(r->json, "updated"), 1);
+    all = list_all(DIRECTOR, fmt("/v1/customers?tag=%s&sort=name", tag), 50);
+    ck_assert_int_eq(json_array_size(all), 6);
+    ck_assert_str_eq(jstr(json_array_get(all, 2), "name"), "Bulk One v2");
+
+    /* A bad NDJSON line is malformed input, with nothing written. */
+    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T,
+             fmt("{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"x\",\"tags\":[\"%s\"]}\n{oops\n", uniq("b6"),
+                 tag),
+             NULL, NULL);
+    expect_problem(r, 400, "bad-request");
+    ck_assert_int_eq(json_array_size(list_all(DIRECTOR, fmt("/v1/customers?tag=%s", tag), 50)), 6);
+}
+END_TEST
+
+START_TEST(bulk_is_all_or_nothing)
+{
+    const char *tag = uniq("bulk-aon");
+    json_t *items = json_array();
+    for (int i = 0; i < 100; i++)
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:[s]}", "external_id", uniq("aon"), "kind", "person",
+                                               "name", fmt("Item %d", i), "tags", tag));
+    json_object_set_new(json_array_get(items, 17), "email", json_string("bad-email"));
+    json_object_del(json_array_get(items, 63), "kind");
+    json_object_set_new(json_array_get(items, 99), "colour", json_string("red"));
+    json_object_set_new(json_array_get(items, 99), "credit_limit", json_string("1.001"));
+    json_object_del(json_array_get(items, 5), "external_id");
+    json_object_set_new(json_array_get(items, 42), "external_id", json_string(jstr(json_array_get(items, 41),
+                                                                                   "external_id")));
+    const char *body = jdump(items);
+    th_resp_t *r = http_post(INTEGRATION, "/v1/customers/bulk", body);
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[17].email", "invalid_format");
+    expect_error(r, "[63].kind", "required");
+    expect_error(r, "[99].colour", "unknown_field");
+    expect_error(r, "[99].credit_limit", "out_of_range");
+    expect_error(r, "[5].external_id", "required");
+    expect_error(r, "[42].external_id", "duplicate");
+    ck_assert_int_eq(nerrors(r), 6);
+    ck_assert_int_eq(api_count(DIRECTOR, fmt("tag=%s", tag)), 0);
+
+    /* The same request as NDJSON reports the same. */
+    json_t *again = jparse(body);
+    char *nd = keep(calloc(1, strlen(body) + 200)), *p = nd;
+    size_t i;
+    json_t *it;
+    json_array_foreach(again, i, it)
+    {
+        char *line = json_dumps(it, JSON_COMPACT);
+        p += sprintf(p, "%s\n", line);
+        free(line);
+    }
+    json_decref(again);
+    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[17].email", "invalid_format");
+    expect_error(r, "[42].external_id", "duplicate");
+    ck_assert_int_eq(api_count(DIRECTOR, fmt("tag=%s", tag)), 0);
+
+    /* Shapes: not an array, empty, items that are not objects. */
+    r = http_post(INTEGRATION, "/v1/customers/bulk", "{\"external_id\":\"x\",\"kind\":\"person\",\"name\":\"x\"}");
+    expect_problem(r, 422, "validation-failed");
+    r = http_post(INTEGRATION, "/v1/customers/bulk", "[]");
+    expect_problem(r, 422, "validation-failed");
+    r = http_post(INTEGRATION, "/v1/customers/bulk", "[7]");
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[0]", "invalid_type");
+}
+END_TEST
+
+START_TEST(bulk_refuses_items_outside_scope)
+{
+    const char *tag = uniq("bulk-scope");
+    rec_t mine = make_customer(REP1, tag), theirs = make_customer(REP2, tag), south = make_customer(REPS, tag);
+    long long before = api_count(DIRECTOR, "");
+    /* rep.north1: a new item for someone else, among good ones. */
+    json_t *items = json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:I, s:[s]}, {s:s, s:s, s:s, s:[s]}]",
+                              "external_id", uniq("ok"), "kind", "person", "name", "Fine", "tags", tag, "external_id",
+                              uniq("given"), "kind", "person", "name", "Given Away", "owner_id",
+                              (json_int_t)users[REP2].id, "tags", tag, "external_id", mine.ext, "kind", "person",
+                              "name", "Mine Updated", "tags", tag);
+    th_resp_t *r = http_post(REP1, "/v1/customers/bulk", jdump(items));
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[1]", NULL);
+    ck_assert_int_eq(nerrors(r), 1);
+    /* An update of a record the rep cannot see. */
+    items = json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:[s]}]", "external_id", mine.ext, "kind", "person",
+                      "name", "Mine Updated", "tags", tag, "external_id", theirs.ext, "kind", "person", "name",
+                      "Stolen", "tags", tag);
+    r = http_post(REP1, "/v1/customers/bulk", jdump(items));
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[1]", "not_found");
+    /* A manager touching the other team's record. */
+    items = json_pack("[{s:s, s:s, s:s, s:[s]}]", "external_id", south.ext, "kind", "person", "name", "Stolen",
+                      "tags", tag);
+    r = http_post(MANAGER, "/v1/customers/bulk", jdump(items));
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[0]", NULL);
+    /* Nothing of any of it was written. */
+    ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+    ck_assert_int_eq(version_of(mine.id), 1);
+    ck_assert_int_eq(version_of(theirs.id), 1);
+    ck_assert_int_eq(version_of(south.id), 1);
+    /* A bulk of the rep's own records goes through, owned by the rep. */
+    items = json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:[s]}]", "external_id", mine.ext, "kind", "person",
+                      "name", "Mine Updated", "tags", tag, "external_id", uniq("new"), "kind", "person", "name",
+                      "Mine New", "tags", tag);
+    r = http_post(REP1, "/v1/customers/bulk", jdump(items));
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), 1);
+    ck_assert_int_eq(jint(r->json, "updated"), 1);
+    ck_assert_int_eq(api_count(REP1, fmt("tag=%s", tag)), 2);
+}
+END_TEST
+
+static const char *bulk_items(int n, const char *tag)
+{
+    size_t cap = (size_t)n * 120 + 16;
+    char *s = keep(malloc(cap)), *p = s;
+    p += sprintf(p, "[");
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s{\"external_id\":\"%s-%d\",\"kind\":\"person\",\"name\":\"Many %d\",\"tags\":[\"%s\"]}",
+                     i ? "," : "", tag, i, i, tag);
+    sprintf(p, "]");
+    return s;
+}
+
+START_TEST(bulk_takes_at_most_5000_items)
+{
+    const char *tag = uniq("bulk-max");
+    th_resp_t *r = http_post(INTEGRATION, "/v1/customers/bulk", bulk_items(5001, tag));
+    expect_problem(r, 422, "validation-failed");
+    ck_assert_int_eq(nerrors(r), 1);
+    ck_assert_int_eq(api_count(DIRECTOR, fmt("tag=%s", tag)), 0);
+    r = http_post(INTEGRATION, "/v1/customers/bulk", bulk_items(5000, tag));
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), 5000);
+    ck_assert_int_eq(api_count(DIRECTOR, fmt("tag=%s", tag)), 5000);
+    /* Again: every one is an update now. */
+    r = http_post(INTEGRATION, "/v1/customers/bulk", bulk_items(5000, tag));
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "created"), 0);
+    ck_assert_int_eq(jint(r->json, "updated"), 5000);
+    ck_assert_int_eq(api_count(DIRECTOR, fmt("tag=%s", tag)), 5000);
+}
+END_TEST
+
+/* --- 6. the change feed ------------------------------------------------------------------------------- */
+
+#define FEED "/v1/changes/customers"
+
+/* The cursor after everything `who` can see now. */
+static const char *feed_head(int who)
+{
+    const char *cursor = NULL;
+    for (int i = 0; i < 1000; i++) {
+        th_resp_t *r = http_get(who, cursor != NULL ? fmt(FEED "?limit=1000&after=%s", cursor) : FEED "?limit=1000");
+        expect_status(r, 200);
+        cursor = json_string_value(jget(r, "next_cursor"));
+        ck_assert_ptr_nonnull(cursor);
+        if (json_array_size(jget(r, "data")) == 0)
+            return cursor;
+    }
+    ck_abort_msg("feed did not end");
+    return NULL;
+}
+
+/* Every change after *cursor, `limit` a page, until an empty page; moves *cursor. */
+static json_t *feed_since(int who, const char **cursor, int limit)
+{
+    json_t *all = keep(json_array());
+    for (int i = 0; i < 10000; i++) {
+        th_resp_t *r = http_get(who, fmt(FEED "?limit=%d&after=%s", limit, *cursor));
+        expect_status(r, 200);
+        json_t *data = jget(r, "data");
+        ck_assert(json_array_size(data) <= (size_t)limit);
+        const char *next = json_string_value(jget(r, "next_cursor"));
+        ck_assert_ptr_nonnull(next);
+        if (json_array_size(data) == 0) {
+            ck_assert_str_eq(next, *cursor); /* an empty page keeps the position */
+            return all;
+        }
+        json_array_extend(all, data);
+        *cursor = next;
+    }
+    ck_abort_msg("feed did not end");
+    return NULL;
+}
+
+static void expect_change_(json_t *ch, const char *op, long long id, int line)
+{
+    ck_assert_msg(ch != NULL, "line %d: missing change %s %lld", line, op, id);
+    ck_assert_msg(strcmp(jstr(ch, "op"), op) == 0 && jint(ch, "id") == id, "line %d: got %s %lld, wanted %s %lld",
+                  line, jstr(ch, "op"), jint(ch, "id"), op, id);
+    ck_assert_msg(jstr(ch, "changed_at") != NULL, "line %d: no changed_at", line);
+    if (strcmp(op, "delete") == 0)
+        ck_assert_msg(json_object_get(ch, "data") == NULL, "line %d: a tombstone carries data", line);
+    else
+        ck_assert_msg(jint(json_object_get(ch, "data"), "id") == id, "line %d: data is not the record", line);
+}
+#define expect_change(ch, op, id) expect_change_((ch), (op), (id), __LINE__)
+
+START_TEST(feed_lists_every_change_once_in_order_with_tombstones)
+{
+    const char *tag = uniq("feed");
+    const char *cur = feed_head(DIRECTOR);
+    rec_t x = make_customer(REP1, tag);
+    expect_status(http_patch(DIRECTOR, cpath(x.id), "{\"industry\":\"i1\"}", NULL), 200);
+    rec_t y = make_customer(REP2, tag);
+    expect_status(http_delete(DIRECTOR, cpath(x.id), NULL), 204);
+    expect_status(http_patch(DIRECTOR, cpath(y.id), "{\"status\":\"customer\"}", NULL), 200);
+    /* Failed writes are not changes. */
+    expect_status(http_patch(DIRECTOR, cpath(y.id), "{\"status\":\"customer\"}", "\"1\""), 412);
+    expect_status(http_patch(DIRECTOR, cpath(y.id), "{\"status\":\"vip\"}", NULL), 422);
+
+    json_t *ch = feed_since(DIRECTOR, &cur, 100);
+    ck_assert_int_eq(json_array_size(ch), 5);
+    expect_change(json_array_get(ch, 0), "create", x.id);
+    ck_assert_int_eq(jint(json_object_get(json_array_get(ch, 0), "data"), "version"), 1);
+    ck_assert_str_eq(jstr(json_array_get(ch, 0), "external_id"), x.ext);
+    expect_change(json_array_get(ch, 1), "update", x.id);
+    ck_assert_str_eq(jstr(json_object_get(json_array_get(ch, 1), "data"), "industry"), "i1");
+    expect_change(json_array_get(ch, 2), "create", y.id);
+    expect_change(json_array_get(ch, 3), "delete", x.id);
+    ck_assert_str_eq(jstr(json_array_get(ch, 3), "external_id"), x.ext);
+    expect_change(json_array_get(ch, 4), "update", y.id);
+    ck_assert_str_eq(jstr(json_object_get(json_array_get(ch, 4), "data"), "status"), "customer");
+    ck_assert_int_eq(jint(json_object_get(json_array_get(ch, 4), "data"), "version"), 2);
+
+    /* Nothing new: the same cursor comes back; a new change shows up when polling with it. */
+    th_resp_t *r = http_get(DIRECTOR, fmt(FEED "?after=%s", cur));
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 0);
+    ck_assert_str_eq(jstr(r->json, "next_cursor"), cur);
+    rec_t z = make_customer(REP1, tag);
+    ch = feed_since(DIRECTOR, &cur, 100);
+    ck_assert_int_eq(json_array_size(ch), 1);
+    expect_change(json_array_get(ch, 0), "create", z.id);
+}
+END_TEST
+
+START_TEST(feed_pages_with_after_and_limit)
+{
+    const char *tag = uniq("feed-page");
+    const char *start = feed_head(DIRECTOR);
+    long long ids[7];
+    for (int i = 0; i < 7; i++)
+        ids[i] = make_customer(REP1, tag).id;
+    const char *cur = start;
+    int sizes[] = {3, 3, 1, 0};
+    for (int p = 0; p < 4; p++) {
+        th_resp_t *r = http_get(DIRECTOR, fmt(FEED "?limit=3&after=%s", cur));
+        expect_status(r, 200);
+        json_t *data = jget(r, "data");
+        ck_assert_int_eq(json_array_size(data), sizes[p]);
+        for (int k = 0; k < sizes[p]; k++)
+            expect_change(json_array_get(data, (size_t)k), "create", ids[p * 3 + k]);
+        const char *next = jstr(r->json, "next_cursor");
+        if (sizes[p] == 0)
+            ck_assert_str_eq(next, cur);
+        else
+            ck_assert_str_ne(next, cur);
+        cur = next;
+    }
+    /* Re-reading from an old cursor gives the same changes again (cursors are positions). */
+    json_t *again = feed_since(DIRECTOR, &start, 1000);
+    ck_assert_int_eq(json_array_size(again), 7);
+    /* The first page without `after` starts at the beginning of the feed. */
+    th_resp_t *r = http_get(DIRECTOR, FEED "?limit=1");
+    expect_status(r, 200);
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 1);
+
+    static const char *const bad[][2] = {{"limit=0", "limit"},       {"limit=1001", "limit"},
+                                         {"limit=x", "limit"},       {"after=garbage!", "after"},
+                                         {"after=eyJ4IjoxfQ", "after"}, {"since=1", "since"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = http_get(DIRECTOR, fmt(FEED "?%s", bad[i][0]));
+        expect_problem(r, 400, "bad-request");
+        expect_error(r, bad[i][1], NULL);
+    }
+    r = http_get(-1, FEED);
+    expect_problem(r, 401, "unauthenticated");
+}
+END_TEST
+
+START_TEST(feed_applies_scopes)
+{
+    const char *tag = uniq("feed-scope");
+    static const int readers[] = {REP1, REP2, REPS, MANAGER, DIRECTOR, ANALYST, INTEGRATION};
+    const char *cur[NUSERS];
+    for (size_t i = 0; i < 7; i++)
+        cur[readers[i]] = feed_head(readers[i]);
+    rec_t rec[5];
+    for (int i = 0; i < 5; i++) {
+        rec[i] = make_customer(owners5[i], tag);
+        expect_status(http_patch(DIRECTOR, cpath(rec[i].id), "{\"industry\":\"scoped\"}", NULL), 200);
+    }
+    expect_status(http_delete(DIRECTOR, cpath(rec[2].id), NULL), 204); /* rep.south1's record */
+    for (size_t i = 0; i < 7; i++) {
+        int a = readers[i];
+        json_t *ch = feed_since(a, &cur[a], 4);
+        size_t k = 0;
+        for (int j = 0; j < 5; j++) {
+            if (!can_read(a, rec[j].owner, rec[j].team))
+                continue;
+            expect_change(json_array_get(ch, k), "create", rec[j].id);
+            expect_change(json_array_get(ch, k + 1), "update", rec[j].id);
+            k += 2;
+        }
+        if (can_read(a, rec[2].owner, rec[2].team))
+            expect_change(json_array_get(ch, k++), "delete", rec[2].id);
+        ck_assert_msg(json_array_size(ch) == k, "%s sees %zu changes, wanted %zu", who_name[a], json_array_size(ch), k);
+    }
+}
+END_TEST
+
+START_TEST(feed_hides_a_younger_commit_until_older_transactions_end)
+{
+    const char *tag = uniq("feed-tx");
+    rec_t x = make_customer(REP1, tag), y = make_customer(REP1, tag);
+    const char *cur = feed_head(DIRECTOR);
+    PGconn *a = pg_open(), *b = pg_open();
+    /* A starts first and holds its transaction id ... */
+    ck_assert_int_eq(pg_do(a, "BEGIN"), 0);
+    ck_assert_int_eq(pg_do(a, fmt("UPDATE customers SET industry = 'from-A' WHERE id = %lld", x.id)), 0);
+    /* ... B starts later and commits first; then a third change through the API. */
+    ck_assert_int_eq(pg_do(b, "BEGIN"), 0);
+    ck_assert_int_eq(pg_do(b, fmt("UPDATE customers SET industry = 'from-B' WHERE id = %lld", y.id)), 0);
+    ck_assert_int_eq(pg_do(b, "COMMIT"), 0);
+    rec_t z = make_customer(REP2, tag);
+    ck_assert_str_eq(jstr(http_get(DIRECTOR, cpath(y.id))->json, "industry"), "from-B"); /* committed */
+
+    /* While A is open, nothing after it may show: a client would move its cursor past A's change. */
+    th_resp_t *r = http_get(DIRECTOR, fmt(FEED "?after=%s", cur));
+    expect_status(r, 200);
+    ck_assert_msg(json_array_size(jget(r, "data")) == 0, "feed showed changes younger than an open transaction: %.300s",
+                  r->body);
+    ck_assert_str_eq(jstr(r->json, "next_cursor"), cur);
+    r = http_get(REP1, fmt(FEED "?after=%s", feed_head(REP1)));
+    ck_assert_int_eq(json_array_size(jget(r, "data")), 0);
+
+    ck_assert_int_eq(pg_do(a, "COMMIT"), 0);
+    json_t *ch = feed_since(DIRECTOR, &cur, 1);
+    ck_assert_int_eq(json_array_size(ch), 3);
+    expect_change(json_array_get(ch, 0), "update", x.id);
+    ck_assert_str_eq(jstr(json_object_get(json_array_get(ch, 0), "data"), "industry"), "from-A");
+    expect_change(json_array_get(ch, 1), "update", y.id);
+    ck_assert_str_eq(jstr(json_object_get(json_array_get(ch, 1), "data"), "industry"), "from-B");
+    expect_change(json_array_get(ch, 2), "create", z.id);
+    PQfinish(a);
+    PQfinish(b);
+}
+END_TEST
+
+#define NWRITERS 4
+#define TX_PER_WRITER 15
+
+typedef struct {
+    int index;
+    long long rows[3];
+    const char *tag;
+    char committed[2 * TX_PER_WRITER + 4][48];
+    char rolled_back[2 * TX_PER_WRITER + 4][48];
+    int ncommitted, nrolled, failed;
+} feed_writer_t;
+
+static void *feed_writer_main(void *p)
+{
+    feed_writer_t *w = p;
+    unsigned seed = (unsigned)(getpid() * 31 + w->index);
+    PGconn *c = PQconnectdb(db_url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        w->failed = 1;
+        PQfinish(c);
+        return NULL;
+    }
+    usleep((useconds_t)(rand_r(&seed) % 10000));
+    for (int t = 0; t < TX_PER_WRITER && !w->failed; t++) {
+        char tokens[2][48];
+        int nstmt = 1 + (rand_r(&seed) % 3 == 0), rollback = rand_r(&seed) % 6 == 0;
+        w->failed |= pg_do(c, "BEGIN") != 0;
+        for (int s = 0; s < nstmt && !w->failed; s++) {
+            snprintf(tokens[s], sizeof(tokens[s]), "w%d-t%d-s%d", w->index, t, s);
+            const char *sql =
+                rand_r(&seed) % 4 == 0
+                    ? fmt("INSERT INTO customers (kind, name, owner_id, team_id, tags) VALUES ('person', '%s', %lld, "
+                          "%lld, ARRAY['%s'])",
+                          tokens[s], users[REP1].id, team_north, w->tag)
+                    : fmt("UPDATE customers SET industry = '%s' WHERE id = %lld", tokens[s],
+                          w->rows[rand_r(&seed) % 3]);
+            w->failed |= pg_do(c, sql) != 0;
+            usleep((useconds_t)(rand_r(&seed) % 8000));
+        }
+        w->failed |= pg_do(c, rollback ? "ROLLBACK" : "COMMIT") != 0;
+        for (int s = 0; s < nstmt; s++) {
+            if (rollback)
+                snprintf(w->rolled_back[w->nrolled++], 48, "%s", tokens[s]);
+            else
+                snprintf(w->committed[w->ncommitted++], 48, "%s", tokens[s]);
+        }
+        usleep((useconds_t)(rand_r(&seed) % 4000));
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+typedef struct {
+    const char *cursor;
+    volatile int writers_done;
+    json_t *seen;
+    int polls, failed;
+} feed_reader_t;
+
+static void *feed_reader_main(void *p)
+{
+    feed_reader_t *rd = p;
+    for (;;) {
+        int done = rd->writers_done;
+        th_resp_t *r = http_get(DIRECTOR, fmt(FEED "?limit=3&after=%s", rd->cursor));
+        rd->polls++;
+        if (r->status != 200) {
+            rd->failed = 1;
+            return NULL;
+        }
+        json_t *data = jget(r, "data");
+        json_array_extend(rd->seen, data);
+        rd->cursor = jstr(r->json, "next_cursor");
+        /* Stop only at an empty page read after every writer finished. */
+        if (done && json_array_size(data) == 0)
+            return NULL;
+        if (json_array_size(data) == 0)
+            usleep(2000);
+    }
+}
+
+/* The token a change carries: industry for updates, name for inserts. */
+static const char *token_of(json_t *ch)
+{
+    json_t *d = json_object_get(ch, "data");
+    const char *op = jstr(ch, "op");
+    return strcmp(op, "create") == 0 ? jstr(d, "name") : jstr(d, "industry");
+}
+
+START_TEST(feed_never_skips_under_concurrent_random_commits)
+{
+    const char *tag = uniq("feed-stress");
+    feed_writer_t *w = keep(calloc(NWRITERS, sizeof(*w)));
+    for (int i = 0; i < NWRITERS; i++) {
+        w[i].index = i;
+        w[i].tag = tag;
+        for (int k = 0; k < 3; k++)
+            w[i].rows[k] = make_customer(REP1, tag).id;
+    }
+    feed_reader_t rd = {.cursor = feed_head(DIRECTOR), .seen = keep(json_array())};
+    pthread_t wt[NWRITERS], rt;
+    pthread_create(&rt, NULL, feed_reader_main, &rd);
+    for (int i = 0; i < NWRITERS; i++)
+        pthread_create(&wt[i], NULL, feed_writer_main, &w[i]);
+    for (int i = 0; i < NWRITERS; i++)
+        pthread_join(wt[i], NULL);
+    rd.writers_done = 1;
+    pthread_join(rt, NULL);
+    ck_assert_int_eq(rd.failed, 0);
+    int committed = 0;
+    for (int i = 0; i < NWRITERS; i++) {
+        ck_assert_msg(!w[i].failed, "writer %d failed", i);
+        committed += w[i].ncommitted;
+    }
+    ck_assert_int_gt(rd.polls, 10);
+
+    /* The union of all pages is exactly the committed changes, each once. */
+    json_t *seen = rd.seen, *ch;
+    size_t i;
+    json_array_foreach(seen, i, ch)
+    {
+        const char *tok = token_of(ch);
+        ck_assert_msg(tok != NULL && tok[0] == 'w', "change %zu is not one of the writers': %s %lld", i,
+                      jstr(ch, "op"), jint(ch, "id"));
+        for (size_t k = 0; k < i; k++)
+            ck_assert_msg(strcmp(token_of(json_array_get(seen, k)), tok) != 0, "change %s seen twice", tok);
+        int found = 0;
+        for (int x = 0; x < NWRITERS && !found; x++)
+            for (int k = 0; k < w[x].ncommitted && !found; k++)
+                found = strcmp(w[x].committed[k], tok) == 0;
+        ck_assert_msg(found, "change %s was rolled back but appeared", tok);
+    }
+    for (int x = 0; x < NWRITERS; x++)
+        for (int k = 0; k < w[x].ncommitted; k++) {
+            int found = 0;
+            json_array_foreach(seen, i, ch) found |= strcmp(token_of(ch), w[x].committed[k]) == 0;
+            ck_assert_msg(found, "committed change %s was skipped", w[x].committed[k]);
+        }
+    ck_assert_int_eq(json_array_size(seen), committed);
+    /* Per record, versions only grow along the feed. */
+    json_array_foreach(seen, i, ch)
+    {
+        for (size_t k = 0; k < i; k++) {
+            json_t *prev = json_array_get(seen, k);
+            if (jint(prev, "id") == jint(ch, "id"))
+                ck_assert_int_lt(jint(json_object_get(prev, "data"), "version"),
+                                 jint(json_object_get(ch, "data"), "version"));
+        }
+    }
+}
+END_TEST
+
+/* --- the suite ------------------------------------------------------------------------------------------ */
+
+static Suite *customers_suite(void)
+{
+    Suite *s = suite_create("customers");
+    TCase *tc = tcase_create("scopes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, scope_reads_get_lists_and_counts);
+    tcase_add_test(tc, scope_writes_patch_put_bulk_delete);
+    tcase_add_test(tc, analyst_writes_are_403);
+    tcase_add_test(tc, create_assigns_owner_and_team);
+    tcase_add_test(tc, moving_needs_update_scope_on_old_and_new_place);
+    tcase_add_test(tc, owner_outside_the_writers_team_is_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("validation");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, validation_reports_every_error_at_once);
+    tcase_add_test(tc, validation_rules_of_each_field);
+    tcase_add_test(tc, valid_boundaries_are_accepted);
+    tcase_add_test(tc, malformed_json_and_wrong_content_types);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("crud");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, crud_with_etags_and_preconditions);
+    tcase_add_test(tc, put_by_external_id_upserts);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("changes");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, feed_lists_every_change_once_in_order_with_tombstones);
+    tcase_add_test(tc, feed_pages_with_after_and_limit);
+    tcase_add_test(tc, feed_applies_scopes);
+    tcase_add_test(tc, feed_hides_a_younger_commit_until_older_transactions_end);
+    tcase_add_test(tc, feed_never_skips_under_concurrent_random_commits);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lists");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, list_limits_and_parameters);
+    tcase_add_test(tc, list_sorts_break_ties_by_id);
+    tcase_add_test(tc, list_filters);
+    tcase_add_test(tc, q_does_not_match_across_name_and_email);
+    tcase_add_test(tc, pagination_is_stable_under_concurrent_writes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bulk");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, bulk_upserts_json_and_ndjson);
+    tcase_add_test(tc, bulk_is_all_or_nothing);
+    tcase_add_test(tc, bulk_refuses_items_outside_scope);
+    tcase_add_test(tc, bulk_takes_at_most_5000_items);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+typedef struct {
+    int who;
+    int status;
+} login_t;
+
+static void *login_main(void *p)
+{
+    login_t *l = p;
+    l->status = th_login(api.port, users[l->who].email, PASSWORD, users[l->who].token, NULL);
+    return NULL;
+}
+
+int main(void)
+{
+    long long t0 = th_now_ms();
+    char buf[64];
+    snprintf(db_url, sizeof(db_url), "%s", th_db_create("customers"));
+    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'), ('south')") != 0 ||
+        th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'north'", buf, sizeof(buf)) != 0)
+        return 2;
+    team_north = atoll(buf);
+    if (th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'south'", buf, sizeof(buf)) != 0)
+        return 2;
+    team_south = atoll(buf);
+    for (int i = 0; i < NUSERS; i++) {
+        users[i].id = th_user_add(db_url, users[i].email, users[i].name, users[i].role, users[i].team, PASSWORD);
+        users[i].team_id = users[i].team == NULL ? 0 : strcmp(users[i].team, "north") == 0 ? team_north : team_south;
+    }
+    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
+    /* Log everyone in once, in parallel: the API hashes on its KDF threads. */
+    pthread_t t[NUSERS];
+    login_t l[NUSERS];
+    for (int i = 0; i < NUSERS; i++) {
+        l[i] = (login_t){i, 0};
+        pthread_create(&t[i], NULL, login_main, &l[i]);
+    }
+    int bad_login = 0;
+    for (int i = 0; i < NUSERS; i++) {
+        pthread_join(t[i], NULL);
+        if (l[i].status != 200) {
+            fprintf(stderr, "login of %s answered %d\n", users[i].email, l[i].status);
+            bad_login = 1;
+        }
+    }
+    fprintf(stderr, "customers: set-up took %lld ms\n", th_now_ms() - t0);
+    int failed = 1;
+    if (!bad_login) {
+        SRunner *sr = srunner_create(customers_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    int st = th_api_stop(&api, SIGTERM, 20);
+    if (st != 0) {
+        fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
+        failed++;
+    }
+    fprintf(stderr, "customers: %lld ms in all\n", th_now_ms() - t0);
+    return failed == 0 ? 0 : 1;
+}
