@@ -35,6 +35,28 @@
 static const char KEY_EMAIL[] = "clientele:login:email:";
 static const char KEY_ADDR[] = "clientele:login:addr:";
 
+/*
+ * Counts one login attempt for an email (KEYS[1]) and a client address
+ * (KEYS[2]) in a window of ARGV[1] seconds; answers {1, 0} when both are
+ * within their limits (ARGV[2], ARGV[3]), else {0, ms until the fuller
+ * counter expires}. Counted before the password check, so concurrent
+ * attempts cannot exceed the limits.
+ */
+static const char LUA_COUNT[] =
+    "local e = redis.call('INCR', KEYS[1]) "
+    "if e == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+    "local a = redis.call('INCR', KEYS[2]) "
+    "if a == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
+    "if e > tonumber(ARGV[2]) then return {0, redis.call('PTTL', KEYS[1])} end "
+    "if a > tonumber(ARGV[3]) then return {0, redis.call('PTTL', KEYS[2])} end "
+    "return {1, 0}";
+
+/* A successful login: forget the email's failures and take the attempt back from the address. */
+static const char LUA_FORGIVE[] =
+    "redis.call('DEL', KEYS[1]) "
+    "if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end "
+    "return 1";
+
 /* --- bearer tokens ------------------------------------------------------- */
 
 int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail)
@@ -202,23 +224,9 @@ static void on_counted(void *data, const redisReply *reply, int err)
     (void)data, (void)reply, (void)err; /* best effort: the answer has gone already */
 }
 
-static void count_failure(login_op_t *op)
-{
-    kv_t *kv = op->ar->thread->kv;
-    const char *keys[] = {op->email_key, op->addr_key};
-    char window[16];
-    snprintf(window, sizeof(window), "%d", LOGIN_WINDOW_S);
-    for (int i = 0; i < 2; i++) {
-        const char *incr[] = {"INCR", keys[i]};
-        const char *expire[] = {"EXPIRE", keys[i], window, "NX"};
-        kv_command(kv, on_counted, NULL, 2, incr, NULL);
-        kv_command(kv, on_counted, NULL, 4, expire, NULL);
-    }
-}
-
 static void refuse_login(login_op_t *op)
 {
-    count_failure(op);
+    /* The attempt was counted before the password was checked; a failure leaves it counted. */
     api_send_error(op->ar, ERR_UNAUTHENTICATED, "The email or password is wrong, or the account is disabled.");
     login_done(op);
 }
@@ -230,8 +238,9 @@ static void on_refresh_stored(void *data, const PGresult *res, int err)
         if (err != 0) {
             api_send_error(op->ar, err, NULL);
         } else {
-            const char *del[] = {"DEL", op->email_key};
-            kv_command(op->ar->thread->kv, on_counted, NULL, 2, del, NULL);
+            /* A success clears the email's failures and does not count against the address. */
+            const char *forgive[] = {"EVAL", LUA_FORGIVE, "2", op->email_key, op->addr_key};
+            kv_command(op->ar->thread->kv, on_counted, NULL, 5, forgive, NULL);
             send_tokens(op->ar, op->uid, op->role, op->team, op->ver, op->refresh);
         }
     }
@@ -293,21 +302,6 @@ static void on_user_found(void *data, const PGresult *res, int err)
     }
 }
 
-static void on_retry_after(void *data, const redisReply *reply, int err)
-{
-    login_op_t *op = data;
-    if (op->ar->req != NULL) {
-        long long ms = err == 0 && reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
-        char secs[24];
-        snprintf(secs, sizeof(secs), "%lld", ms > 0 ? (ms + 999) / 1000 : (long long)LOGIN_WINDOW_S);
-        json_t *p = api_problem_new(429, "Too many failed logins. Wait before trying again.", "/v1/auth/token");
-        json_object_set_new(p, "request_id", json_string(op->ar->request_id));
-        api_add_header(op->ar, "retry-after", secs);
-        api_send_json(op->ar, 429, p);
-    }
-    login_done(op);
-}
-
 static void on_counts(void *data, const redisReply *reply, int err)
 {
     login_op_t *op = data;
@@ -315,18 +309,22 @@ static void on_counts(void *data, const redisReply *reply, int err)
         login_done(op);
         return;
     }
-    if (err != 0 || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    if (err != 0 || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER) {
         /* Without the counters we cannot throttle: refuse rather than allow unlimited guessing. */
         api_send_error(op->ar, ERR_UNAVAILABLE, "Logging in is unavailable right now. Retry later.");
         login_done(op);
         return;
     }
-    long long by_email = reply->element[0]->type == REDIS_REPLY_STRING ? atoll(reply->element[0]->str) : 0;
-    long long by_addr = reply->element[1]->type == REDIS_REPLY_STRING ? atoll(reply->element[1]->str) : 0;
-    if (by_email >= LOGIN_MAX_PER_EMAIL || by_addr >= LOGIN_MAX_PER_ADDRESS) {
-        const char *pttl[] = {"PTTL", by_email >= LOGIN_MAX_PER_EMAIL ? op->email_key : op->addr_key};
-        if (kv_command(op->ar->thread->kv, on_retry_after, op, 2, pttl, NULL) != 0)
-            on_retry_after(op, NULL, ERR_UNAVAILABLE);
+    if (reply->element[0]->integer == 0) {
+        long long ms = reply->element[1]->integer;
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%lld", ms > 0 ? (ms + 999) / 1000 : (long long)LOGIN_WINDOW_S);
+        json_t *p = api_problem_new(429, "Too many failed logins. Wait before trying again.", "/v1/auth/token");
+        json_object_set_new(p, "request_id", json_string(op->ar->request_id));
+        api_add_header(op->ar, "retry-after", secs);
+        api_send_json(op->ar, 429, p);
+        login_done(op);
         return;
     }
     int ret = auth_db_find_login(op->ar->thread->db, op->email, on_user_found, op);
@@ -368,8 +366,13 @@ int auth_token(api_req_t *ar)
     client_address(ar->req, addr, sizeof(addr));
     snprintf(op->addr_key, sizeof(op->addr_key), "%s%s", KEY_ADDR, addr);
     api_req_hold(ar);
-    const char *mget[] = {"MGET", op->email_key, op->addr_key};
-    if (kv_command(ar->thread->kv, on_counts, op, 3, mget, NULL) != 0) {
+    /* Count the attempt first, atomically: concurrent guesses cannot slip under the limit. */
+    char window[16], max_email[16], max_addr[16];
+    snprintf(window, sizeof(window), "%d", LOGIN_WINDOW_S);
+    snprintf(max_email, sizeof(max_email), "%d", LOGIN_MAX_PER_EMAIL);
+    snprintf(max_addr, sizeof(max_addr), "%d", LOGIN_MAX_PER_ADDRESS);
+    const char *count[] = {"EVAL", LUA_COUNT, "2", op->email_key, op->addr_key, window, max_email, max_addr};
+    if (kv_command(ar->thread->kv, on_counts, op, 8, count, NULL) != 0) {
         api_send_error(ar, ERR_UNAVAILABLE, "Logging in is unavailable right now. Retry later.");
         login_done(op);
     }

@@ -37,7 +37,7 @@ static const char SQL_CREATE[] =
     " o AS (SELECT coalesce(i.owner_id, caller.uid) AS owner_id, i.team_id FROM i, caller),"
     " t AS (SELECT o.owner_id, coalesce(o.team_id, (SELECT team_id FROM users WHERE id = o.owner_id)) AS team_id FROM o),"
     " chk AS (SELECT CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
-    "   WHEN NOT " SCOPE_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "   WHEN NOT " SCOPE_TARGET_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     TARGET_CHECKS("t.owner_id", "t.team_id") " ELSE 'ok' END AS outcome FROM caller, t),"
     " ins AS (INSERT INTO customers (" INPUT_COLUMNS ")"
     "   SELECT " INPUT_VALUES("i.external_id") " FROM i, t, chk WHERE chk.outcome = 'ok' RETURNING *)"
@@ -55,7 +55,8 @@ static const char SQL_PATCH[] =
     " t AS (SELECT i.owner_id, i.team_id FROM i),"
     " chk AS (SELECT m.id, CASE"
     "   WHEN NOT " SCOPE_OK("uscope", "m.old_owner", "m.old_team") " THEN 'forbidden'"
-    "   WHEN NOT " SCOPE_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "   WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (m.old_owner, m.old_team)"
+    "     AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     "   WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'"
     TARGET_CHECKS("t.owner_id", "t.team_id")
     "   WHEN length((m.d -> 'attrs')::text) > 16384 THEN 'too_large_attrs'"
@@ -83,12 +84,13 @@ static const char SQL_PATCH[] =
     " chk AS (SELECT CASE WHEN o.exists_ THEN CASE"                                                                    \
     "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'not_found'"           \
     "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'forbidden'"           \
-    "     WHEN NOT " SCOPE_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                          \
+    "     WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (SELECT (owner_id, team_id) FROM cur)"                       \
+    "       AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                  \
     "     WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur) THEN 'precondition'"                       \
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'update' END"                                                  \
     "   ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"                                                        \
     "     WHEN caller.cscope = 'none' THEN 'forbidden'"                                                                \
-    "     WHEN NOT " SCOPE_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                          \
+    "     WHEN NOT " SCOPE_TARGET_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                          \
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'create' END END AS action FROM caller, o, t),"
 
 static const char SQL_PUT_EXTERNAL[] =
@@ -135,10 +137,11 @@ static const char SQL_BULK[] =
     " chk AS (SELECT t.idx, t.cur_id, t.owner_id, t.team_id, CASE WHEN t.cur_id IS NOT NULL THEN CASE"
     "     WHEN NOT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " THEN 'not_found'"
     "     WHEN NOT " SCOPE_OK("uscope", "cur.owner_id", "cur.team_id") " THEN 'forbidden'"
-    "     WHEN NOT " SCOPE_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "     WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (cur.owner_id, cur.team_id)"
+    "       AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'update' END"
     "   ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
-    "     WHEN NOT " SCOPE_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "     WHEN NOT " SCOPE_TARGET_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'create' END END AS action"
     "   FROM caller CROSS JOIN t LEFT JOIN cur ON cur.idx = t.idx),"
     " bad AS (SELECT idx, action FROM chk WHERE action NOT IN ('create', 'update')),"
@@ -165,7 +168,7 @@ static const char SQL_BULK[] =
     " AND ($4::bigint IS NULL OR c.team_id = $4::bigint)"                                                              \
     " AND ($5::text IS NULL OR c.status = $5::text)"                                                                   \
     " AND ($6::text IS NULL OR c.tags @> ARRAY[$6::text])"                                                             \
-    " AND ($7::text IS NULL OR (c.name || ' ' || coalesce(c.email::text, '')) ILIKE $7::text)"                         \
+    " AND ($7::text IS NULL OR c.name ILIKE $7::text OR c.email::text ILIKE $7::text)"                         \
     " AND ($8::timestamptz IS NULL OR c.updated_at >= $8::timestamptz)"                                                \
     " AND ($9::timestamptz IS NULL OR c.created_at > $9::timestamptz)"                                                 \
     " AND ($10::timestamptz IS NULL OR c.created_at < $10::timestamptz)"

@@ -189,9 +189,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every loop thread */
 
     server.cfg = &cfg;
+    int rc = 2;
     if (cfg_require_auth(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "clientele-api: %s\n", err);
-        return 2;
+        goto Fail;
     }
     server.token = (token_conf_t){
         .alg = cfg.jwt_rs256 ? TOKEN_RS256 : TOKEN_HS256,
@@ -204,16 +205,18 @@ int main(int argc, char **argv)
         .ttl_s = cfg.access_ttl_s,
         .leeway_s = 30,
     };
-    kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
-    server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {
         fprintf(stderr, "clientele-api: the embedded OpenAPI spec is invalid: %s\n", err);
-        return 1;
+        rc = 1;
+        goto Fail;
     }
     if (cfg.tls_cert != NULL && (server.ssl_ctx = make_ssl_ctx(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "clientele-api: %s\n", err);
-        return 2;
+        free((void *)server.openapi_json.base);
+        goto Fail;
     }
+    kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
+    server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
     server.metrics = api_metrics_new(api_nroutes);
     const char **templates = calloc(api_nroutes, sizeof(*templates));
     server.methods = calloc(api_nroutes, sizeof(*server.methods));
@@ -275,4 +278,8 @@ int main(int argc, char **argv)
         SSL_CTX_free(server.ssl_ctx);
     cfg_free(&cfg);
     return 0;
+
+Fail:
+    cfg_free(&cfg);
+    return rc;
 }

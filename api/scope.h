@@ -25,4 +25,8 @@
 /* Is a record with (owner, team) inside the caller's scope for an action column? */
 #define SCOPE_OK(scope_col, owner, team) "in_scope(caller." scope_col ", caller.uid, caller.tid, " owner ", " team ")"
 
+/* May the caller create or move a record to (owner, team)? See schema/0008_scope_target.sql. */
+#define SCOPE_TARGET_OK(scope_col, owner, team)                                                                        \
+    "in_scope_target(caller." scope_col ", caller.uid, caller.tid, " owner ", " team ")"
+
 #endif

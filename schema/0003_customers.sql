@@ -29,8 +29,8 @@ CREATE INDEX customers_updated_idx ON customers (updated_at, id) WHERE deleted_a
 CREATE INDEX customers_created_idx ON customers (created_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX customers_name_idx ON customers (name, id) WHERE deleted_at IS NULL;
 CREATE INDEX customers_tags_idx ON customers USING gin (tags) WHERE deleted_at IS NULL;
-CREATE INDEX customers_search_idx ON customers USING gin ((name || ' ' || coalesce(email::text, '')) gin_trgm_ops)
-    WHERE deleted_at IS NULL;
+CREATE INDEX customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX customers_email_trgm_idx ON customers USING gin ((email::text) gin_trgm_ops) WHERE deleted_at IS NULL;
 CREATE TRIGGER customers_touch BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION touch_row();
 
 -- The one JSON shape of a customer, used by every read path. `analytics` is

@@ -854,9 +854,28 @@ END_TEST
 
 /* --- 5. throttling ----------------------------------------------------------------- */
 
-static void assert_throttled(const th_resp_t *r)
+/* A throttling counter's value in Redis ("(none)" when absent), for failure messages. */
+static const char *counter(const char *key, char *buf, size_t len)
 {
-    char ra[32];
+    char cmd[256];
+    const char *port = getenv("STACK_REDIS_PORT");
+    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %s -n %d GET 'clientele:login:%s'",
+             port != NULL && *port != '\0' ? port : "56379", REDIS_DB, key);
+    FILE *f = popen(cmd, "r");
+    snprintf(buf, len, "(none)");
+    if (f != NULL) {
+        if (fgets(buf, (int)len, f) != NULL)
+            buf[strcspn(buf, "\n")] = '\0';
+        pclose(f);
+    }
+    return buf[0] != '\0' ? buf : "(none)";
+}
+
+static void assert_throttled(const th_resp_t *r, const char *what, const char *key)
+{
+    char ra[32], c[64];
+    ck_assert_msg(r->status == 429, "%s: status %d, want 429 (counter %s is %s): %s", what, r->status, key,
+                  counter(key, c, sizeof(c)), r->body);
     assert_problem(r, 429, "/problems/too-many-requests", TOKEN_PATH);
     ck_assert_msg(th_header(r, "retry-after", ra, sizeof(ra)) != NULL, "429 without Retry-After");
     ck_assert_msg(ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra), "Retry-After not integer seconds: %s", ra);
@@ -874,11 +893,11 @@ START_TEST(five_failures_lock_the_email)
         th_resp_free(&r);
     }
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
     th_resp_free(&r);
     /* The lock is on the address, not on its spelling. */
     login("Tina@Example.com", PASSWORD, &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "same email, other case", "email:tina@example.com");
     th_resp_free(&r);
     /* Another account is unaffected. */
     login("tom@example.com", PASSWORD, &r);
@@ -898,10 +917,10 @@ START_TEST(twenty_failures_from_one_address_lock_every_email)
         th_resp_free(&r);
     }
     login("fresh-never-seen@example.com", "wrong-password-1", &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "fresh email after 20 failures", "addr:127.0.0.1");
     th_resp_free(&r);
     login("tom@example.com", PASSWORD, &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "real user after 20 failures", "addr:127.0.0.1");
     th_resp_free(&r);
 }
 END_TEST
@@ -927,7 +946,7 @@ START_TEST(success_resets_the_email_counter)
     ck_assert_int_eq(r.status, 401);
     th_resp_free(&r);
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
     th_resp_free(&r);
 }
 END_TEST
@@ -965,7 +984,7 @@ START_TEST(concurrent_failures_do_not_exceed_the_email_limit)
     ck_assert_msg(refused <= 5, "%d of %d concurrent wrong passwords were checked (401), the limit is 5", refused, N);
     th_resp_t r;
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r);
+    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
     th_resp_free(&r);
 }
 END_TEST

@@ -548,7 +548,8 @@ START_TEST(scope_writes_patch_put_bulk_delete)
             r = http_delete(a, cpath(c.id), NULL);
             expect_status_msg(r, want == 200 ? 204 : want, "DELETE, %s", who);
             ck_assert_int_eq(is_deleted(c.id), want == 200);
-            ck_assert_int_eq(version_of(c.id), v);
+            if (want != 200)
+                ck_assert_int_eq(version_of(c.id), v);
         }
     }
 }
@@ -1822,7 +1823,7 @@ START_TEST(feed_hides_a_younger_commit_until_older_transactions_end)
 {
     const char *tag = uniq("feed-tx");
     rec_t x = make_customer(REP1, tag), y = make_customer(REP1, tag);
-    const char *cur = feed_head(DIRECTOR);
+    const char *cur = feed_head(DIRECTOR), *cur_rep1 = feed_head(REP1);
     PGconn *a = pg_open(), *b = pg_open();
     /* A starts first and holds its transaction id ... */
     ck_assert_int_eq(pg_do(a, "BEGIN"), 0);
@@ -1840,7 +1841,8 @@ START_TEST(feed_hides_a_younger_commit_until_older_transactions_end)
     ck_assert_msg(json_array_size(jget(r, "data")) == 0, "feed showed changes younger than an open transaction: %.300s",
                   r->body);
     ck_assert_str_eq(jstr(r->json, "next_cursor"), cur);
-    r = http_get(REP1, fmt(FEED "?after=%s", feed_head(REP1)));
+    r = http_get(REP1, fmt(FEED "?after=%s", cur_rep1));
+    expect_status(r, 200);
     ck_assert_int_eq(json_array_size(jget(r, "data")), 0);
 
     ck_assert_int_eq(pg_do(a, "COMMIT"), 0);
@@ -1851,6 +1853,11 @@ START_TEST(feed_hides_a_younger_commit_until_older_transactions_end)
     expect_change(json_array_get(ch, 1), "update", y.id);
     ck_assert_str_eq(jstr(json_object_get(json_array_get(ch, 1), "data"), "industry"), "from-B");
     expect_change(json_array_get(ch, 2), "create", z.id);
+    /* rep.north1 sees the changes of their two records, not rep.north2's new one. */
+    ch = feed_since(REP1, &cur_rep1, 10);
+    ck_assert_int_eq(json_array_size(ch), 2);
+    expect_change(json_array_get(ch, 0), "update", x.id);
+    expect_change(json_array_get(ch, 1), "update", y.id);
     PQfinish(a);
     PQfinish(b);
 }
