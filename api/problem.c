@@ -246,7 +246,18 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     snprintf(id, sizeof(id), "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
 
     const char *detail = req->res.status == 413 ? "The request body is larger than this server accepts." : NULL;
-    json_t *o = api_problem_new(req->res.status, detail, NULL);
+    /* The path as the client sent it, without the query; empty when the request line was unreadable. */
+    h2o_iovec_t path = req->input.path;
+    size_t plen = 0;
+    while (plen < path.len && path.base[plen] != '?')
+        plen++;
+    char *instance = NULL;
+    if (plen > 0 && path.base[0] == '/') {
+        instance = h2o_mem_alloc_pool(&req->pool, plen + 1);
+        memcpy(instance, path.base, plen);
+        instance[plen] = '\0';
+    }
+    json_t *o = api_problem_new(req->res.status, detail, instance);
     json_object_set_new(o, "request_id", json_string(id));
     size_t len = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char *buf = h2o_mem_alloc_pool(&req->pool, len);

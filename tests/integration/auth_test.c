@@ -45,6 +45,7 @@ static th_api_t api;
 static const char *db_url;
 static int api_exit_bad; /* set in the parent when an API process did not exit 0 */
 
+/* clang-format off */
 static const char *const api_env[] = {
     "CLIENTELE_JWT_SECRET=" SECRET,
     "CLIENTELE_BODY_LIMIT=16KiB",
@@ -53,18 +54,24 @@ static const char *const api_env[] = {
     "CLIENTELE_ACCESS_TTL=15m",
     NULL,
 };
+/* clang-format on */
 
 /* Ids filled in by main() before the runner forks; every test inherits them. */
 static long long team_north, team_south;
 static long long uid_rep, uid_dave, uid_vera;
 
+/* clang-format off */
 static const struct {
     const char *email, *role, *team;
 } role_users[] = {
-    {"admin@example.com", "admin", NULL},     {"director@example.com", "director", NULL},
-    {"manager@example.com", "manager", "north"}, {"rep@example.com", "rep", "south"},
-    {"analyst@example.com", "analyst", NULL}, {"integration@example.com", "integration", NULL},
+    {"admin@example.com", "admin", NULL},
+    {"director@example.com", "director", NULL},
+    {"manager@example.com", "manager", "north"},
+    {"rep@example.com", "rep", "south"},
+    {"analyst@example.com", "analyst", NULL},
+    {"integration@example.com", "integration", NULL},
 };
+/* clang-format on */
 
 /* --- fixtures ------------------------------------------------------------- */
 
@@ -200,7 +207,7 @@ static void assert_problem(const th_resp_t *r, int status, const char *type, con
         ck_assert_str_eq(jstr(r->json, "instance"), instance);
 }
 
-/* The fields named in a 422's errors[], as ",a,b," for strstr checks; codes must all equal code (if not NULL). */
+/* The fields named in a 422's errors[], in order, as ",a,b,"; every code must equal code (if not NULL). */
 static void error_fields(const th_resp_t *r, const char *code, char *out, size_t len)
 {
     json_t *errors = json_object_get(r->json, "errors"), *e;
@@ -413,11 +420,10 @@ START_TEST(unknown_fields_are_422_naming_them)
 {
     th_resp_t r;
     char fields[256];
-    ck_assert_int_eq(post_json(TOKEN_PATH,
-                               "{\"email\":\"rep@example.com\",\"password\":\"" PASSWORD
-                               "\",\"admin\":true,\"remember_me\":1}",
-                               &r),
-                     0);
+    ck_assert_int_eq(
+        post_json(TOKEN_PATH,
+                  "{\"email\":\"rep@example.com\",\"password\":\"" PASSWORD "\",\"admin\":true,\"remember_me\":1}", &r),
+        0);
     assert_problem(&r, 422, "/problems/validation-failed", TOKEN_PATH);
     error_fields(&r, "unknown_field", fields, sizeof(fields));
     ck_assert_str_eq(fields, ",admin,remember_me,");
@@ -720,9 +726,8 @@ START_TEST(deactivation_stops_a_live_token_at_once)
     login_ok("dave@example.com", access, NULL);
     me_token_accepted(access, uid_dave, "dave before deactivation");
     char ver[24], sql[160];
-    ck_assert_int_eq(th_sql_value(db_url, "SELECT token_version FROM users WHERE email = 'dave@example.com'", ver,
-                                  sizeof(ver)),
-                     0);
+    ck_assert_int_eq(
+        th_sql_value(db_url, "SELECT token_version FROM users WHERE email = 'dave@example.com'", ver, sizeof(ver)), 0);
     ck_assert_int_eq(th_sql(db_url, "UPDATE users SET active = false WHERE email = 'dave@example.com'"), 0);
     me_token_refused(access, "the same token after deactivation");
     /*
@@ -740,8 +745,8 @@ START_TEST(older_token_version_is_refused)
     char access[2048];
     login_ok("vera@example.com", access, NULL);
     me_token_accepted(access, uid_vera, "vera before the version bump");
-    ck_assert_int_eq(th_sql(db_url, "UPDATE users SET token_version = token_version + 1 WHERE email = 'vera@example.com'"),
-                     0);
+    ck_assert_int_eq(
+        th_sql(db_url, "UPDATE users SET token_version = token_version + 1 WHERE email = 'vera@example.com'"), 0);
     me_token_refused(access, "token with ver older than users.token_version");
     /* A new login carries the new ver and works. */
     char access2[2048];

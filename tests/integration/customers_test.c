@@ -58,7 +58,7 @@ static user_t users[NUSERS] = {
     [REP2] = {"rep.north2@customers.test", "Rolf Rep", "rep", "north"},
     [REPS] = {"rep.south1@customers.test", "Sam South", "rep", "south"},
 };
-static const char *const who_name[NUSERS] = {"admin", "director", "analyst", "integration",
+static const char *const who_name[NUSERS] = {"admin",         "director",   "analyst",    "integration",
                                              "manager.north", "rep.north1", "rep.north2", "rep.south1"};
 
 static th_api_t api;
@@ -229,13 +229,13 @@ static const char *jstr(json_t *o, const char *key)
 }
 
 #define expect_status(r, st)                                                                                           \
-    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.600s", __LINE__, (st), (r)->status,           \
+    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.600s", __LINE__, (st), (r)->status,            \
                   (r)->body != NULL ? (r)->body : "")
 
 #define expect_status_msg(r, st, ...)                                                                                  \
     do {                                                                                                               \
         if ((r)->status != (st))                                                                                       \
-            ck_abort_msg("line %d: %s: expected %d, got %d: %.400s", __LINE__, fmt(__VA_ARGS__), (st), (r)->status,  \
+            ck_abort_msg("line %d: %s: expected %d, got %d: %.400s", __LINE__, fmt(__VA_ARGS__), (st), (r)->status,    \
                          (r)->body != NULL ? (r)->body : "");                                                          \
     } while (0)
 
@@ -367,8 +367,8 @@ static rec_t create_body(int as, const char *body)
 {
     th_resp_t *r = http_post(as, "/v1/customers", body);
     expect_status(r, 201);
-    rec_t c = {jint(r->json, "id"), jint(r->json, "owner_id"), jint(r->json, "team_id"), jstr(r->json, "external_id"),
-               jstr(r->json, "name"), header(r, "etag")};
+    rec_t c = {jint(r->json, "id"),          jint(r->json, "owner_id"), jint(r->json, "team_id"),
+               jstr(r->json, "external_id"), jstr(r->json, "name"),     header(r, "etag")};
     ck_assert_int_gt(c.id, 0);
     return c;
 }
@@ -617,26 +617,37 @@ START_TEST(create_assigns_owner_and_team)
                   jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "owner_id",
                                   (json_int_t)users[REPS].id)));
     expect_problem(r, 403, "forbidden");
-    r = http_post(MANAGER, "/v1/customers",
-                  jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "team_id",
-                                  (json_int_t)team_south)));
+    r = http_post(
+        MANAGER, "/v1/customers",
+        jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Mgr"), "team_id", (json_int_t)team_south)));
     expect_problem(r, 403, "forbidden");
     ck_assert_int_eq(api_count(DIRECTOR, ""), before);
+
+    /* Upserts that create follow the same rules. */
+    const char *ext = uniq("rep-put");
+    r = http_put(REP1, xpath(ext), "{\"kind\":\"person\",\"name\":\"Upserted\"}", NULL);
+    expect_status(r, 201);
+    ck_assert_int_eq(jint(r->json, "owner_id"), users[REP1].id);
+    ck_assert_int_eq(jint(r->json, "team_id"), team_north);
+    ext = uniq("rep-put");
+    r = http_put(REP1, xpath(ext), fmt("{\"kind\":\"person\",\"name\":\"Upserted\",\"owner_id\":%lld}", users[REP2].id),
+                 NULL);
+    expect_problem(r, 403, "forbidden");
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE external_id = '%s'", ext), 0);
 
     /* Scope "all" may place anywhere; the team follows the owner. */
     c = create_body(DIRECTOR, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Dir"), "owner_id",
                                               (json_int_t)users[REPS].id)));
     ck_assert_int_eq(c.owner, users[REPS].id);
     ck_assert_int_eq(c.team, team_south);
-    c = create_body(INTEGRATION, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Erp"),
-                                                 "owner_id", (json_int_t)users[REP1].id)));
+    c = create_body(INTEGRATION, jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", uniq("Erp"), "owner_id",
+                                                 (json_int_t)users[REP1].id)));
     ck_assert_int_eq(c.owner, users[REP1].id);
     ck_assert_int_eq(c.team, team_north);
 
     /* Owners and teams that do not exist are named. */
     before = api_count(DIRECTOR, "");
-    r = http_post(DIRECTOR, "/v1/customers",
-                  "{\"kind\":\"company\",\"name\":\"Ghost Owner\",\"owner_id\":987654321}");
+    r = http_post(DIRECTOR, "/v1/customers", "{\"kind\":\"company\",\"name\":\"Ghost Owner\",\"owner_id\":987654321}");
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "owner_id", NULL);
     r = http_post(DIRECTOR, "/v1/customers", "{\"kind\":\"company\",\"name\":\"Ghost Team\",\"team_id\":987654321}");
@@ -656,9 +667,10 @@ START_TEST(moving_needs_update_scope_on_old_and_new_place)
     th_resp_t *r = http_patch(REP1, cpath(a.id), rep2, NULL);
     expect_problem(r, 403, "forbidden");
     ck_assert_int_eq(version_of(a.id), 1);
-    r = http_put(REP1, xpath(a.ext), jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", "x", "owner_id",
-                                                      (json_int_t)users[REP2].id)),
-                 NULL);
+    r = http_put(
+        REP1, xpath(a.ext),
+        jdump(json_pack("{s:s, s:s, s:I}", "kind", "company", "name", "x", "owner_id", (json_int_t)users[REP2].id)),
+        NULL);
     expect_problem(r, 403, "forbidden");
     ck_assert_int_eq(version_of(a.id), 1);
 
@@ -704,10 +716,10 @@ START_TEST(owner_outside_the_writers_team_is_refused)
 {
     const char *tag = uniq("placement"), *bad = "";
     long long before = api_count(DIRECTOR, "");
-    th_resp_t *r = http_post(MANAGER, "/v1/customers",
-                             jdump(json_pack("{s:s, s:s, s:I, s:I, s:[s]}", "kind", "company", "name", uniq("P"),
-                                             "owner_id", (json_int_t)users[REPS].id, "team_id", (json_int_t)team_north,
-                                             "tags", tag)));
+    th_resp_t *r =
+        http_post(MANAGER, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:I, s:I, s:[s]}", "kind", "company", "name", uniq("P"), "owner_id",
+                                  (json_int_t)users[REPS].id, "team_id", (json_int_t)team_north, "tags", tag)));
     if (r->status != 403)
         bad = fmt("%sPOST by manager.north with owner_id=rep.south1, team_id=north answered %d (want 403). ", bad,
                   r->status);
@@ -743,11 +755,21 @@ START_TEST(validation_reports_every_error_at_once)
         "\"shoe_size\":44}");
     expect_problem(r, 422, "validation-failed");
     static const char *const want[][2] = {
-        {"id", "read_only"},          {"kind", "invalid_value"},       {"name", "too_short"},
-        {"email", "invalid_format"},  {"phone", "invalid_format"},     {"address.country", "invalid_format"},
-        {"address.zip", "unknown_field"}, {"status", "invalid_value"}, {"tags[1]", "too_short"},
-        {"attrs", "invalid_type"},    {"credit_limit", "out_of_range"}, {"owner_id", "out_of_range"},
-        {"team_id", "out_of_range"},  {"created_at", "read_only"},     {"shoe_size", "unknown_field"},
+        {"id", "read_only"},
+        {"kind", "invalid_value"},
+        {"name", "too_short"},
+        {"email", "invalid_format"},
+        {"phone", "invalid_format"},
+        {"address.country", "invalid_format"},
+        {"address.zip", "unknown_field"},
+        {"status", "invalid_value"},
+        {"tags[1]", "too_short"},
+        {"attrs", "invalid_type"},
+        {"credit_limit", "out_of_range"},
+        {"owner_id", "out_of_range"},
+        {"team_id", "out_of_range"},
+        {"created_at", "read_only"},
+        {"shoe_size", "unknown_field"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         expect_error(r, want[i][0], want[i][1]);
@@ -886,7 +908,8 @@ START_TEST(valid_boundaries_are_accepted)
 
     static const char *const limits[][2] = {{"\"12.5\"", "12.50"}, {"\"-3\"", "-3.00"}, {"\"0.01\"", "0.01"}};
     for (size_t i = 0; i < 3; i++) {
-        r = http_post(REP1, "/v1/customers", fmt("{\"kind\":\"person\",\"name\":\"Dec\",\"credit_limit\":%s}", limits[i][0]));
+        r = http_post(REP1, "/v1/customers",
+                      fmt("{\"kind\":\"person\",\"name\":\"Dec\",\"credit_limit\":%s}", limits[i][0]));
         expect_status(r, 201);
         ck_assert_str_eq(jstr(r->json, "credit_limit"), limits[i][1]);
     }
@@ -935,11 +958,12 @@ END_TEST
 START_TEST(crud_with_etags_and_preconditions)
 {
     const char *name = uniq("Acme");
-    const char *body = fmt("{\"kind\":\"company\",\"name\":\"  %s  \",\"email\":\"info@acme.example\","
-                           "\"phone\":\"+49 30 123456\",\"address\":{\"line1\":\"Main St 1\",\"city\":\"Berlin\","
-                           "\"postal_code\":\"10115\",\"country\":\"DE\"},\"industry\":\"Tools\",\"tags\":[\"a\",\"b\"],"
-                           "\"attrs\":{\"segment\":\"smb\"},\"credit_limit\":\"1500.5\"}",
-                           name);
+    const char *body =
+        fmt("{\"kind\":\"company\",\"name\":\"  %s  \",\"email\":\"info@acme.example\","
+            "\"phone\":\"+49 30 123456\",\"address\":{\"line1\":\"Main St 1\",\"city\":\"Berlin\","
+            "\"postal_code\":\"10115\",\"country\":\"DE\"},\"industry\":\"Tools\",\"tags\":[\"a\",\"b\"],"
+            "\"attrs\":{\"segment\":\"smb\"},\"credit_limit\":\"1500.5\"}",
+            name);
     th_resp_t *r = http_post(REP1, "/v1/customers", body);
     expect_status(r, 201);
     long long id = jint(r->json, "id");
@@ -1053,9 +1077,8 @@ START_TEST(put_by_external_id_upserts)
     r = http_put(INTEGRATION, path, "{\"kind\":\"company\",\"name\":\"ERP Co\",\"external_id\":\"OTHER-1\"}", NULL);
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "external_id", NULL);
-    r = http_put(INTEGRATION, path, jdump(json_pack("{s:s, s:s, s:s}", "kind", "company", "name", "ERP Co 2",
-                                                    "external_id", ext)),
-                 etag);
+    r = http_put(INTEGRATION, path,
+                 jdump(json_pack("{s:s, s:s, s:s}", "kind", "company", "name", "ERP Co 2", "external_id", ext)), etag);
     expect_status(r, 200);
     ck_assert_str_eq(jstr(r->json, "name"), "ERP Co 2");
     /* Preconditions as everywhere. */
@@ -1065,7 +1088,15 @@ START_TEST(put_by_external_id_upserts)
     const char *fresh = uniq("ERP-new");
     r = http_put(INTEGRATION, xpath(fresh), body2, "\"1\"");
     expect_problem(r, 412, "precondition-failed");
+    /* "*": the record must exist, in any version. */
+    r = http_put(INTEGRATION, xpath(fresh), body2, "*");
+    expect_problem(r, 412, "precondition-failed");
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE external_id = '%s'", fresh), 0);
+    r = http_put(INTEGRATION, path, body2, "*");
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "id"), id);
+    r = http_patch(INTEGRATION, cpath(id), "{\"industry\":\"any\"}", "*");
+    expect_status(r, 200);
 
     /* POST with a live external id conflicts. */
     r = http_post(INTEGRATION, "/v1/customers",
@@ -1093,9 +1124,9 @@ static void bulk_create(int n, const char *tag, const char *(*name_fn)(int i, co
 {
     json_t *items = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:[s]}", "external_id", uniq("bulk"), "kind",
-                                               "company", "name", name_fn(i, tag), "owner_id",
-                                               (json_int_t)users[owner].id, "tags", tag));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:I, s:[s]}", "external_id", uniq("bulk"), "kind", "company",
+                                        "name", name_fn(i, tag), "owner_id", (json_int_t)users[owner].id, "tags", tag));
     th_resp_t *r = http_post(DIRECTOR, "/v1/customers/bulk", jdump(items));
     expect_status(r, 200);
     ck_assert_int_eq(jint(r->json, "created"), n);
@@ -1153,11 +1184,21 @@ START_TEST(list_limits_and_parameters)
     expect_error(http_get(DIRECTOR, fmt("%s&fields=id,password_hash", base)), "fields", NULL);
 
     static const char *const bad[][2] = {
-        {"colour=red", "colour"},          {"limit=1&limit=2", "limit"},  {"sort=colour", "sort"},
-        {"sort=-colour", "sort"},          {"count=yes", "count"},         {"cursor=!!!", "cursor"},
-        {"cursor=eyJ4IjoxfQ", "cursor"},   {"owner_id=abc", "owner_id"},  {"owner_id=0", "owner_id"},
-        {"team_id=-1", "team_id"},         {"status=vip", "status"},       {"updated_since=yesterday", "updated_since"},
-        {"created_after=2024-01-01", "created_after"}, {"created_before=soon", "created_before"}, {"q=", "q"},
+        {"colour=red", "colour"},
+        {"limit=1&limit=2", "limit"},
+        {"sort=colour", "sort"},
+        {"sort=-colour", "sort"},
+        {"count=yes", "count"},
+        {"cursor=!!!", "cursor"},
+        {"cursor=eyJ4IjoxfQ", "cursor"},
+        {"owner_id=abc", "owner_id"},
+        {"owner_id=0", "owner_id"},
+        {"team_id=-1", "team_id"},
+        {"status=vip", "status"},
+        {"updated_since=yesterday", "updated_since"},
+        {"created_after=2024-01-01", "created_after"},
+        {"created_before=soon", "created_before"},
+        {"q=", "q"},
     };
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = http_get(DIRECTOR, fmt("/v1/customers?%s", bad[i][0]));
@@ -1411,8 +1452,8 @@ static void walk_while_writing(const char *tag, const char *sort)
     const char *cursor = NULL;
     int pages = 0;
     for (;;) {
-        th_resp_t *r = http_get(DIRECTOR, cursor != NULL ? fmt("%s&limit=25&cursor=%s", path, cursor)
-                                                          : fmt("%s&limit=25", path));
+        th_resp_t *r =
+            http_get(DIRECTOR, cursor != NULL ? fmt("%s&limit=25&cursor=%s", path, cursor) : fmt("%s&limit=25", path));
         if (r->status != 200) {
             w->stop = 1;
             pthread_join(t, NULL);
@@ -1510,10 +1551,10 @@ START_TEST(bulk_upserts_json_and_ndjson)
     ck_assert_str_eq(jstr(json_array_get(all, 2), "name"), "Bulk One v2");
 
     /* A bad NDJSON line is malformed input, with nothing written. */
-    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T,
-             fmt("{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"x\",\"tags\":[\"%s\"]}\n{oops\n", uniq("b6"),
-                 tag),
-             NULL, NULL);
+    r = call(
+        INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T,
+        fmt("{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"x\",\"tags\":[\"%s\"]}\n{oops\n", uniq("b6"), tag),
+        NULL, NULL);
     expect_problem(r, 400, "bad-request");
     ck_assert_int_eq(json_array_size(list_all(DIRECTOR, fmt("/v1/customers?tag=%s", tag), 50)), 6);
 }
@@ -1531,8 +1572,8 @@ START_TEST(bulk_is_all_or_nothing)
     json_object_set_new(json_array_get(items, 99), "colour", json_string("red"));
     json_object_set_new(json_array_get(items, 99), "credit_limit", json_string("1.001"));
     json_object_del(json_array_get(items, 5), "external_id");
-    json_object_set_new(json_array_get(items, 42), "external_id", json_string(jstr(json_array_get(items, 41),
-                                                                                   "external_id")));
+    json_object_set_new(json_array_get(items, 42), "external_id",
+                        json_string(jstr(json_array_get(items, 41), "external_id")));
     const char *body = jdump(items);
     th_resp_t *r = http_post(INTEGRATION, "/v1/customers/bulk", body);
     expect_problem(r, 422, "validation-failed");
@@ -1580,11 +1621,11 @@ START_TEST(bulk_refuses_items_outside_scope)
     rec_t mine = make_customer(REP1, tag), theirs = make_customer(REP2, tag), south = make_customer(REPS, tag);
     long long before = api_count(DIRECTOR, "");
     /* rep.north1: a new item for someone else, among good ones. */
-    json_t *items = json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:I, s:[s]}, {s:s, s:s, s:s, s:[s]}]",
-                              "external_id", uniq("ok"), "kind", "person", "name", "Fine", "tags", tag, "external_id",
-                              uniq("given"), "kind", "person", "name", "Given Away", "owner_id",
-                              (json_int_t)users[REP2].id, "tags", tag, "external_id", mine.ext, "kind", "person",
-                              "name", "Mine Updated", "tags", tag);
+    json_t *items =
+        json_pack("[{s:s, s:s, s:s, s:[s]}, {s:s, s:s, s:s, s:I, s:[s]}, {s:s, s:s, s:s, s:[s]}]", "external_id",
+                  uniq("ok"), "kind", "person", "name", "Fine", "tags", tag, "external_id", uniq("given"), "kind",
+                  "person", "name", "Given Away", "owner_id", (json_int_t)users[REP2].id, "tags", tag, "external_id",
+                  mine.ext, "kind", "person", "name", "Mine Updated", "tags", tag);
     th_resp_t *r = http_post(REP1, "/v1/customers/bulk", jdump(items));
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "[1]", NULL);
@@ -1597,8 +1638,8 @@ START_TEST(bulk_refuses_items_outside_scope)
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "[1]", "not_found");
     /* A manager touching the other team's record. */
-    items = json_pack("[{s:s, s:s, s:s, s:[s]}]", "external_id", south.ext, "kind", "person", "name", "Stolen",
-                      "tags", tag);
+    items = json_pack("[{s:s, s:s, s:s, s:[s]}]", "external_id", south.ext, "kind", "person", "name", "Stolen", "tags",
+                      tag);
     r = http_post(MANAGER, "/v1/customers/bulk", jdump(items));
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "[0]", NULL);
@@ -1696,8 +1737,8 @@ static json_t *feed_since(int who, const char **cursor, int limit)
 static void expect_change_(json_t *ch, const char *op, long long id, int line)
 {
     ck_assert_msg(ch != NULL, "line %d: missing change %s %lld", line, op, id);
-    ck_assert_msg(strcmp(jstr(ch, "op"), op) == 0 && jint(ch, "id") == id, "line %d: got %s %lld, wanted %s %lld",
-                  line, jstr(ch, "op"), jint(ch, "id"), op, id);
+    ck_assert_msg(strcmp(jstr(ch, "op"), op) == 0 && jint(ch, "id") == id, "line %d: got %s %lld, wanted %s %lld", line,
+                  jstr(ch, "op"), jint(ch, "id"), op, id);
     ck_assert_msg(jstr(ch, "changed_at") != NULL, "line %d: no changed_at", line);
     if (strcmp(op, "delete") == 0)
         ck_assert_msg(json_object_get(ch, "data") == NULL, "line %d: a tombstone carries data", line);
@@ -1775,8 +1816,8 @@ START_TEST(feed_pages_with_after_and_limit)
     expect_status(r, 200);
     ck_assert_int_eq(json_array_size(jget(r, "data")), 1);
 
-    static const char *const bad[][2] = {{"limit=0", "limit"},       {"limit=1001", "limit"},
-                                         {"limit=x", "limit"},       {"after=garbage!", "after"},
+    static const char *const bad[][2] = {{"limit=0", "limit"},          {"limit=1001", "limit"},
+                                         {"limit=x", "limit"},          {"after=garbage!", "after"},
                                          {"after=eyJ4IjoxfQ", "after"}, {"since=1", "since"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = http_get(DIRECTOR, fmt(FEED "?%s", bad[i][0]));
@@ -1985,8 +2026,8 @@ START_TEST(feed_never_skips_under_concurrent_random_commits)
     json_array_foreach(seen, i, ch)
     {
         const char *tok = token_of(ch);
-        ck_assert_msg(tok != NULL && tok[0] == 'w', "change %zu is not one of the writers': %s %lld", i,
-                      jstr(ch, "op"), jint(ch, "id"));
+        ck_assert_msg(tok != NULL && tok[0] == 'w', "change %zu is not one of the writers': %s %lld", i, jstr(ch, "op"),
+                      jint(ch, "id"));
         for (size_t k = 0; k < i; k++)
             ck_assert_msg(strcmp(token_of(json_array_get(seen, k)), tok) != 0, "change %s seen twice", tok);
         int found = 0;
