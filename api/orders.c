@@ -84,24 +84,21 @@ static void check_order(json_t *o, const char *prefix, json_t *errors)
 
 static int check_input(api_req_t *ar, json_t *body, unsigned mode)
 {
-    if (crud_check_body(ar, body, orders_fields, orders_nfields, mode, "order") != 0)
-        return -1;
-    if (mode == VALIDATE_PATCH) {
-        if (json_object_get(body, "customer_external_id") != NULL) {
-            json_t *errors = json_array();
-            api_error_add(errors, "customer_external_id", "read_only", "use customer_id to move an order");
-            api_send_invalid(ar, 422, "The order has invalid fields.", errors);
-            return -1;
-        }
-        return 0;
-    }
+    /* Field rules and cross-field rules together: every error in one answer. */
     json_t *errors = json_array();
-    check_order(body, "", errors);
+    validate_object(body, orders_fields, orders_nfields, mode, "", errors);
+    if (json_is_object(body)) {
+        if (mode == VALIDATE_PATCH && json_object_get(body, "customer_external_id") != NULL)
+            api_error_add(errors, "customer_external_id", "read_only", "use customer_id to move an order");
+        if (mode != VALIDATE_PATCH)
+            check_order(body, "", errors);
+    }
     if (json_array_size(errors) > 0) {
         api_send_invalid(ar, 422, "The order has invalid fields.", errors);
         return -1;
     }
     json_decref(errors);
+    validate_trim(body, orders_fields, orders_nfields);
     return 0;
 }
 
