@@ -68,6 +68,7 @@ typedef struct st_api_server_t {
     SSL_CTX *ssl_ctx;             /* NULL without TLS */
     token_conf_t token;           /* access token signing and checking */
     kdf_pool_t *kdf;              /* password hashing threads */
+    struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;

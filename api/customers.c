@@ -191,7 +191,13 @@ int customers_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit",    "cursor",  "sort",   "fields", "count",
                                           "q",        "owner_id", "team_id", "status", "tag",
-                                          "updated_since", "created_after", "created_before", NULL};
+                                          "updated_since", "created_after", "created_before", "segment",
+                                          "lifecycle", "tier", NULL};
+    static const char *const segments[] = {"champions",     "loyal_customers", "potential_loyalists", "new_customers",
+                                           "promising",     "need_attention",  "about_to_sleep",      "at_risk",
+                                           "cant_lose_them", "hibernating",    "prospect",            NULL};
+    static const char *const lifecycles[] = {"prospect", "new", "active", "at_risk", "churned", NULL};
+    static const char *const tiers[] = {"A", "B", "C", NULL};
     crud_query_t q;
     customers_filter_t f = {0};
     char owner[24], team[24];
@@ -204,7 +210,10 @@ int customers_list(api_req_t *ar)
         crud_param_enum(ar, &q, "status", statuses, &f.status) != 0 ||
         crud_param_time(ar, &q, "updated_since", &f.updated_since) != 0 ||
         crud_param_time(ar, &q, "created_after", &f.created_after) != 0 ||
-        crud_param_time(ar, &q, "created_before", &f.created_before) != 0)
+        crud_param_time(ar, &q, "created_before", &f.created_before) != 0 ||
+        crud_param_enum(ar, &q, "segment", segments, &f.segment) != 0 ||
+        crud_param_enum(ar, &q, "lifecycle", lifecycles, &f.lifecycle) != 0 ||
+        crud_param_enum(ar, &q, "tier", tiers, &f.tier) != 0)
         return 0;
     f.tag = crud_query_get(&q, "tag");
     const char *term = crud_query_get(&q, "q");

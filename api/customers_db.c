@@ -160,7 +160,8 @@ static const char SQL_BULK[] =
 /*
  * $3 owner_id, $4 team_id, $5 status, $6 tag, $7 q (a LIKE pattern),
  * $8 updated_since, $9 created_after, $10 created_before, $11 cursor key,
- * $12 cursor id, $13 rows to fetch, $14 count, $15 fields.
+ * $12 cursor id, $13 rows to fetch, $14 count, $15 fields, $16 segment, $17 lifecycle, $18 tier
+ * (the last three from the latest analytics).
  */
 #define LIST_FILTERS                                                                                                   \
     " AND c.deleted_at IS NULL"                                                                                        \
@@ -171,7 +172,10 @@ static const char SQL_BULK[] =
     " AND ($7::text IS NULL OR c.name ILIKE $7::text OR c.email::text ILIKE $7::text)"                         \
     " AND ($8::timestamptz IS NULL OR c.updated_at >= $8::timestamptz)"                                                \
     " AND ($9::timestamptz IS NULL OR c.created_at > $9::timestamptz)"                                                 \
-    " AND ($10::timestamptz IS NULL OR c.created_at < $10::timestamptz)"
+    " AND ($10::timestamptz IS NULL OR c.created_at < $10::timestamptz)"                                               \
+    " AND ($16::text IS NULL AND $17::text IS NULL AND $18::text IS NULL OR EXISTS (SELECT 1 FROM customer_analytics a"  \
+    " WHERE a.customer_id = c.id AND ($16::text IS NULL OR a.segment = $16::text)"                                     \
+    " AND ($17::text IS NULL OR a.lifecycle = $17::text) AND ($18::text IS NULL OR a.tier = $18::text)))"
 
 /* One scope's branch; only the branch matching the caller's scope runs (a one-time filter). */
 #define LIST_BRANCH(cond, key, type, dir, cmp)                                                                         \
@@ -262,6 +266,7 @@ int customers_db_list(api_req_t *ar, const customers_filter_t *f, const crud_lis
     snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
     const char *p[] = {uid_,          ver_,          f->owner_id,   f->team_id,   f->status,
                        f->tag,        f->q_pattern,  f->updated_since, f->created_after, f->created_before,
-                       list->cursor_key, list->cursor_id, fetch,    list->count ? "true" : "false", list->fields};
-    return crud_query_flags(ar, SQL_LIST[list->sort], 15, p, DB_ONESHOT, done, arg);
+                       list->cursor_key, list->cursor_id, fetch,    list->count ? "true" : "false", list->fields,
+                       f->segment, f->lifecycle, f->tier};
+    return crud_query_flags(ar, SQL_LIST[list->sort], 18, p, DB_ONESHOT, done, arg);
 }

@@ -14,6 +14,7 @@ typedef struct st_customers_filter_t {
     const char *owner_id, *team_id, *status, *tag;
     const char *q_pattern; /* an ILIKE pattern, metacharacters escaped */
     const char *updated_since, *created_after, *created_before;
+    const char *segment, *lifecycle, *tier; /* from the customer's current analytics */
 } customers_filter_t;
 
 extern const char *const customers_db_sorts[];

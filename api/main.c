@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "common/tzdb.h"
 #include "common/log.h"
 
 static void on_conn_close(void *data)
@@ -217,6 +218,7 @@ int main(int argc, char **argv)
     }
     kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
     server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
+    server.tzdb = tzdb_open(NULL);
     server.metrics = api_metrics_new(api_nroutes);
     const char **templates = calloc(api_nroutes, sizeof(*templates));
     server.methods = calloc(api_nroutes, sizeof(*server.methods));
@@ -270,6 +272,7 @@ int main(int argc, char **argv)
     log_msg(LOG_INFO, "stopped");
 
     kdf_pool_destroy(server.kdf);
+    tzdb_close(server.tzdb);
     api_metrics_free(server.metrics);
     free(templates);
     free(server.methods);

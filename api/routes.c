@@ -7,6 +7,7 @@
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
 #include "admin.h"
+#include "analytics.h"
 #include "api.h"
 #include "changes.h"
 #include "customers.h"
@@ -34,6 +35,7 @@ const api_route_t api_routes[] = {
     {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK},
     {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON},
     {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0},
+    {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0},
     {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH},
     {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0},
 
@@ -47,6 +49,18 @@ const api_route_t api_routes[] = {
 
     {ROUTER_GET, "/v1/changes/customers", changes_customers, 0},
     {ROUTER_GET, "/v1/changes/orders", changes_orders, 0},
+
+    {ROUTER_GET, "/v1/analytics/runs", analytics_run_list, 0},
+    {ROUTER_POST, "/v1/analytics/runs", analytics_run_create, API_BODY_JSON},
+    {ROUTER_GET, "/v1/analytics/runs/{id:int}", analytics_run_get, 0},
+    {ROUTER_DELETE, "/v1/analytics/runs/{id:int}", analytics_run_cancel, 0},
+    {ROUTER_GET, "/v1/analytics/summary", analytics_summary, 0},
+    {ROUTER_GET, "/v1/analytics/transitions", analytics_transitions, 0},
+    {ROUTER_GET, "/v1/analytics/schedules", analytics_schedule_list, 0},
+    {ROUTER_POST, "/v1/analytics/schedules", analytics_schedule_create, API_BODY_JSON},
+    {ROUTER_GET, "/v1/analytics/schedules/{id:int}", analytics_schedule_get, 0},
+    {ROUTER_PATCH, "/v1/analytics/schedules/{id:int}", analytics_schedule_patch, API_BODY_MERGE_PATCH},
+    {ROUTER_DELETE, "/v1/analytics/schedules/{id:int}", analytics_schedule_delete, 0},
 
     {ROUTER_GET, "/v1/users", admin_users_list, 0},
     {ROUTER_POST, "/v1/users", admin_users_create, API_BODY_JSON},

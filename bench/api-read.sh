@@ -107,7 +107,7 @@ LUA
 SQL_LIST=$(statement_of "/v1/customers?owner_id=$OWNER&sort=-updated_at" 'WITH caller%LATERAL%updated_at DESC%')
 # Parameters of the list statement for this request: owner filter, 51 rows, no count, all fields.
 {
-    echo "$SQL_LIST" | tr '\n' ' ' | sed "s/\\\$15::/NULL::/g; s/\\\$14::/false::/g; s/\\\$13/51/g; s/\\\$12::/NULL::/g;
+    echo "$SQL_LIST" | tr "\n" " " | sed "s/\\\$18::/NULL::/g; s/\\\$17::/NULL::/g; s/\\\$16::/NULL::/g; s/\\\$15::/NULL::/g; s/\\\$14::/false::/g; s/\\\$13/51/g; s/\\\$12::/NULL::/g;
         s/\\\$11::/NULL::/g; s/\\\$10::/NULL::/g; s/\\\$9::/NULL::/g; s/\\\$8::/NULL::/g; s/\\\$7::/NULL::/g; s/\\\$6::/NULL::/g;
         s/\\\$5::/NULL::/g; s/\\\$4::/NULL::/g; s/\\\$3::/'$OWNER'::/g; s/\\\$2\\b/$VER/g; s/\\\$1\\b/$UID_/g"
     echo ";"
