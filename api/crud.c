@@ -18,7 +18,10 @@
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Decodes a query component into the pool; NULL when it is malformed or holds NUL or invalid UTF-8. */
@@ -75,7 +78,8 @@ int crud_parse_query(api_req_t *ar, const char *const *allowed, crud_query_t *q)
             char *name = decode_component(&req->pool, p, (size_t)(nend - p));
             char *value = eq != NULL ? decode_component(&req->pool, eq + 1, (size_t)(stop - eq - 1)) : "";
             if (name == NULL || value == NULL)
-                return bad_query(ar, name != NULL ? name : "(query)", "invalid_format", "is not valid percent-encoded UTF-8");
+                return bad_query(ar, name != NULL ? name : "(query)", "invalid_format",
+                                 "is not valid percent-encoded UTF-8");
             int known = 0;
             for (const char *const *a = allowed; *a != NULL; a++)
                 known |= strcmp(*a, name) == 0;
@@ -131,8 +135,7 @@ int crud_param_time(api_req_t *ar, const crud_query_t *q, const char *name, cons
     return 0;
 }
 
-int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, const char *const *values,
-                    const char **out)
+int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, const char *const *values, const char **out)
 {
     const char *v = crud_query_get(q, name);
     *out = NULL;
@@ -175,7 +178,8 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
             size_t n = snprintf(msg, sizeof(msg), "must be one of");
             for (int i = 0; sorts[i] != NULL && n < sizeof(msg); i++)
                 n += snprintf(msg + n, sizeof(msg) - n, "%s %s", i == 0 ? "" : ",", sorts[i]);
-            snprintf(msg + (n < sizeof(msg) ? n : sizeof(msg) - 1), sizeof(msg) - (n < sizeof(msg) ? n : sizeof(msg) - 1),
+            snprintf(msg + (n < sizeof(msg) ? n : sizeof(msg) - 1),
+                     sizeof(msg) - (n < sizeof(msg) ? n : sizeof(msg) - 1),
                      ", optionally with a leading - for descending order");
             return bad_query(ar, "sort", "invalid_value", msg);
         }
@@ -213,7 +217,8 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
         json_t *c = jx_cursor_decode(v, strlen(v));
         json_t *k = c != NULL ? json_object_get(c, "k") : NULL, *id = c != NULL ? json_object_get(c, "i") : NULL;
         json_t *s = c != NULL ? json_object_get(c, "s") : NULL;
-        if (c == NULL || !json_is_string(k) || !json_is_integer(id) || !json_is_integer(s) || json_integer_value(id) <= 0) {
+        if (c == NULL || !json_is_string(k) || !json_is_integer(id) || !json_is_integer(s) ||
+            json_integer_value(id) <= 0) {
             if (c != NULL)
                 json_decref(c);
             return bad_query(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned");
@@ -417,6 +422,40 @@ void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
     api_send_raw(ar, 200, "application/json", buf, (size_t)(p - buf));
 }
 
+void crud_on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (crud_check_result(ar, res, err) == 0)
+        crud_send_read(ar, res);
+}
+
+void crud_on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    const crud_resource_t *r = arg;
+    if (err == ERR_CONFLICT) {
+        const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        api_send_error(ar, ERR_CONFLICT,
+                       st != NULL && strcmp(st, "23505") == 0
+                           ? r->duplicate
+                           : "The change conflicts with another change made at the same time. Retry.");
+        return;
+    }
+    if (crud_check_result(ar, res, err) == 0)
+        crud_send_write(ar, res, r->collection);
+}
+
+void crud_on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    crud_upsert_t *u = arg;
+    if (err == ERR_CONFLICT && !u->retried) {
+        u->retried = 1;
+        int ret = u->send(ar, u, crud_on_upsert);
+        if (ret != 0)
+            api_send_error(ar, ret, NULL);
+        return;
+    }
+    crud_on_write(ar, res, err, (void *)u->resource);
+}
+
 /* --- the standard asynchronous step ---------------------------------------- */
 
 typedef struct st_crud_step_t {
@@ -434,8 +473,7 @@ static void on_step(void *data, const PGresult *res, int err)
     free(s);
 }
 
-int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
-               void *arg)
+int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done, void *arg)
 {
     return crud_query_flags(ar, sql, nparams, params, 0, done, arg);
 }
@@ -493,7 +531,10 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
         char msg[80];
         snprintf(msg, sizeof(msg), "must be a JSON array (or NDJSON) of 1 to %zu items", max);
         api_error_add(errors, "",
-                      !json_is_array(items) ? "invalid_type" : json_array_size(items) == 0 ? "too_short" : "too_many", msg);
+                      !json_is_array(items)         ? "invalid_type"
+                      : json_array_size(items) == 0 ? "too_short"
+                                                    : "too_many",
+                      msg);
         snprintf(detail, sizeof(detail), "The body must list 1 to %zu %s.", max, what);
         api_send_invalid(ar, 422, detail, errors);
         return -1;
@@ -602,7 +643,7 @@ void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *wha
                 snprintf(field, sizeof(field), "[%lld]", idx);
                 api_error_add(errors, field, outcome,
                               strcmp(outcome, "not_found") == 0 ? "this record is not visible to you"
-                                                               : "your role may not write this record");
+                                                                : "your role may not write this record");
             }
         }
         json_decref(bad);

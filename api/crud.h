@@ -20,6 +20,9 @@
 
 #define CRUD_MAX_QUERY_PARAMS 32
 
+/* Called with a statement's result while the request is alive (see crud_query). */
+typedef void (*crud_done_fn)(api_req_t *ar, const PGresult *res, int err, void *arg);
+
 typedef struct st_crud_query_t {
     size_t n;
     struct {
@@ -42,8 +45,8 @@ typedef struct st_crud_list_t {
     int limit;
     const char *cursor_key; /* from the cursor; NULL on the first page */
     const char *cursor_id;
-    int sort;               /* index into the resource's sort table */
-    const char *fields;     /* "{id,name}" as a PostgreSQL array literal, or NULL */
+    int sort;           /* index into the resource's sort table */
+    const char *fields; /* "{id,name}" as a PostgreSQL array literal, or NULL */
     int count;
 } crud_list_t;
 
@@ -74,6 +77,29 @@ int crud_if_match(api_req_t *ar, int64_t *version);
 /* The version as a SQL parameter ("12"), or NULL for no precondition. */
 const char *crud_version_param(int64_t version, char buf[24]);
 
+/* What the standard write answers need to know about a resource. */
+typedef struct st_crud_resource_t {
+    const char *collection; /* "/v1/customers", for Location */
+    const char *duplicate;  /* detail for a unique violation: "Another customer already has this external_id." */
+} crud_resource_t;
+
+/* The standard done functions: arg is unused for reads, a const crud_resource_t * for writes. */
+void crud_on_read(api_req_t *ar, const PGresult *res, int err, void *arg);
+void crud_on_write(api_req_t *ar, const PGresult *res, int err, void *arg);
+
+/*
+ * Upserts by external id race with concurrent inserts of the same id; the
+ * loser gets a unique violation and is sent once more (now it updates).
+ * `send` issues the statement with `done`; crud_on_upsert is that done.
+ */
+typedef struct st_crud_upsert_t {
+    const crud_resource_t *resource;
+    int (*send)(api_req_t *ar, struct st_crud_upsert_t *u, crud_done_fn done);
+    const char *external_id, *reference, *input, *if_match; /* the statement's arguments */
+    int retried;
+} crud_upsert_t;
+void crud_on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg);
+
 /* Answers a read-one result: 401, 403, 404, 304 (If-None-Match) or 200 with ETag. */
 void crud_send_read(api_req_t *ar, const PGresult *res);
 /* Answers a write result; `collection` ("/v1/customers") builds Location for created records. */
@@ -94,9 +120,7 @@ int crud_check_result(api_req_t *ar, const PGresult *res, int err);
  * The standard asynchronous step: sends the result to `done` only while the
  * request is alive, holding it meanwhile. Use as db_query(..., crud_cb, op).
  */
-typedef void (*crud_done_fn)(api_req_t *ar, const PGresult *res, int err, void *arg);
-int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done,
-               void *arg);
+int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *params, crud_done_fn done, void *arg);
 /* The same with db_query_flags() flags (DB_ONESHOT for list statements with optional filters). */
 int crud_query_flags(api_req_t *ar, const char *sql, int nparams, const char *const *params, unsigned flags,
                      crud_done_fn done, void *arg);

@@ -51,10 +51,10 @@ const validate_field_t customers_fields[] = {
 };
 const size_t customers_nfields = VALIDATE_COUNT(customers_fields);
 
-static const char *const list_fields[] = {"id",       "external_id", "kind",       "name",       "email",
-                                          "phone",    "address",     "industry",   "status",     "owner_id",
-                                          "team_id",  "tags",        "attrs",      "credit_limit", "created_at",
-                                          "updated_at", "version",   "analytics",  NULL};
+static const char *const list_fields[] = {"id",      "external_id",  "kind",       "name",       "email",   "phone",
+                                          "address", "industry",     "status",     "owner_id",   "team_id", "tags",
+                                          "attrs",   "credit_limit", "created_at", "updated_at", "version", "analytics",
+                                          NULL};
 
 static int check_input(api_req_t *ar, json_t *body, unsigned mode)
 {
@@ -65,34 +65,20 @@ static int check_input(api_req_t *ar, json_t *body, unsigned mode)
 
 /* --- one record --------------------------------------------------------------- */
 
-static void on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
-{
-    if (crud_check_result(ar, res, err) == 0)
-        crud_send_read(ar, res);
-}
-
-static void on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
-{
-    if (err == ERR_CONFLICT) {
-        api_send_error(ar, ERR_CONFLICT, "Another customer already has this external_id.");
-        return;
-    }
-    if (crud_check_result(ar, res, err) == 0)
-        crud_send_write(ar, res, "/v1/customers");
-}
+static const crud_resource_t resource = {"/v1/customers", "Another customer already has this external_id."};
 
 int customers_get(api_req_t *ar)
 {
     if (api_authenticate(ar) != 0)
         return 0;
-    return customers_db_get(ar, api_param_i64(ar, "id"), on_read, NULL);
+    return customers_db_get(ar, api_param_i64(ar, "id"), crud_on_read, NULL);
 }
 
 int customers_create(api_req_t *ar)
 {
     if (api_authenticate(ar) != 0 || check_input(ar, ar->body, VALIDATE_CREATE) != 0)
         return 0;
-    return customers_db_create(ar, dump(ar, ar->body), on_write, NULL);
+    return customers_db_create(ar, dump(ar, ar->body), crud_on_write, (void *)&resource);
 }
 
 int customers_patch(api_req_t *ar)
@@ -102,7 +88,7 @@ int customers_patch(api_req_t *ar)
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_PATCH) != 0)
         return 0;
     return customers_db_patch(ar, api_param_i64(ar, "id"), dump(ar, ar->body), crud_version_param(version, vbuf),
-                              on_write, NULL);
+                              crud_on_write, (void *)&resource);
 }
 
 int customers_delete(api_req_t *ar)
@@ -111,41 +97,28 @@ int customers_delete(api_req_t *ar)
     char vbuf[24];
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
         return 0;
-    return customers_db_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write, NULL);
+    return customers_db_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), crud_on_write,
+                               (void *)&resource);
 }
 
-/* An upsert that lost a race against a concurrent insert of the same external id is retried once. */
-typedef struct st_put_state_t {
-    const char *external_id, *input, *if_match;
-    int retried;
-} put_state_t;
-
-static void on_put(api_req_t *ar, const PGresult *res, int err, void *arg)
+static int send_put(api_req_t *ar, crud_upsert_t *u, crud_done_fn done)
 {
-    put_state_t *st = arg;
-    if (err == ERR_CONFLICT && !st->retried) {
-        st->retried = 1;
-        int ret = customers_db_put_external(ar, st->external_id, st->input, st->if_match, on_put, st);
-        if (ret != 0)
-            api_send_error(ar, ret, NULL);
-        return;
-    }
-    on_write(ar, res, err, NULL);
+    return customers_db_put_external(ar, u->external_id, u->input, u->if_match, done, u);
 }
 
 int customers_put_external(api_req_t *ar)
 {
     int64_t version;
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
+    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 ||
+        check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
     if (crud_check_external_id(ar, ext, ar->body, "customer") != 0)
         return 0;
-    put_state_t *st = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*st));
+    crud_upsert_t *u = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*u));
     char *vbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
-    /* The pool outlives the retry: both steps run while the request is alive. */
-    *st = (put_state_t){ext, dump(ar, ar->body), crud_version_param(version, vbuf), 0};
-    return customers_db_put_external(ar, st->external_id, st->input, st->if_match, on_put, st);
+    *u = (crud_upsert_t){&resource, send_put, ext, NULL, dump(ar, ar->body), crud_version_param(version, vbuf), 0};
+    return send_put(ar, u, crud_on_upsert);
 }
 
 /* --- bulk ----------------------------------------------------------------------- */
@@ -189,13 +162,13 @@ static const char *like_pattern(api_req_t *ar, const char *q)
 
 int customers_list(api_req_t *ar)
 {
-    static const char *const allowed[] = {"limit",    "cursor",  "sort",   "fields", "count",
-                                          "q",        "owner_id", "team_id", "status", "tag",
-                                          "updated_since", "created_after", "created_before", "segment",
-                                          "lifecycle", "tier", NULL};
-    static const char *const segments[] = {"champions",     "loyal_customers", "potential_loyalists", "new_customers",
-                                           "promising",     "need_attention",  "about_to_sleep",      "at_risk",
-                                           "cant_lose_them", "hibernating",    "prospect",            NULL};
+    static const char *const allowed[] = {
+        "limit",  "cursor", "sort",          "fields",        "count",          "q",       "owner_id",  "team_id",
+        "status", "tag",    "updated_since", "created_after", "created_before", "segment", "lifecycle", "tier",
+        NULL};
+    static const char *const segments[] = {
+        "champions",      "loyal_customers", "potential_loyalists", "new_customers", "promising", "need_attention",
+        "about_to_sleep", "at_risk",         "cant_lose_them",      "hibernating",   "prospect",  NULL};
     static const char *const lifecycles[] = {"prospect", "new", "active", "at_risk", "churned", NULL};
     static const char *const tiers[] = {"A", "B", "C", NULL};
     crud_query_t q;

@@ -45,9 +45,8 @@ const validate_field_t orders_fields[] = {
 };
 const size_t orders_nfields = VALIDATE_COUNT(orders_fields);
 
-static const char *const list_fields[] = {"id",     "external_id", "customer_id", "ordered_at", "status",
-                                          "currency", "total",     "lines",       "created_at", "updated_at",
-                                          "version", NULL};
+static const char *const list_fields[] = {"id",    "external_id", "customer_id", "ordered_at", "status",  "currency",
+                                          "total", "lines",       "created_at",  "updated_at", "version", NULL};
 
 /* Cross-field rules: exactly one customer reference; lines add up to the total. */
 static void check_order(json_t *o, const char *prefix, json_t *errors)
@@ -113,27 +112,13 @@ static const char *take_customer_ref(api_req_t *ar, json_t *body)
     return s;
 }
 
-static void on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
-{
-    if (crud_check_result(ar, res, err) == 0)
-        crud_send_read(ar, res);
-}
-
-static void on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
-{
-    if (err == ERR_CONFLICT) {
-        api_send_error(ar, ERR_CONFLICT, "Another order already has this external_id.");
-        return;
-    }
-    if (crud_check_result(ar, res, err) == 0)
-        crud_send_write(ar, res, "/v1/orders");
-}
+static const crud_resource_t resource = {"/v1/orders", "Another order already has this external_id."};
 
 int orders_get(api_req_t *ar)
 {
     if (api_authenticate(ar) != 0)
         return 0;
-    return orders_db_get(ar, api_param_i64(ar, "id"), on_read, NULL);
+    return orders_db_get(ar, api_param_i64(ar, "id"), crud_on_read, NULL);
 }
 
 int orders_create(api_req_t *ar)
@@ -141,7 +126,7 @@ int orders_create(api_req_t *ar)
     if (api_authenticate(ar) != 0 || check_input(ar, ar->body, VALIDATE_CREATE) != 0)
         return 0;
     const char *cext = take_customer_ref(ar, ar->body);
-    return orders_db_create(ar, crud_dump(ar, ar->body), cext, on_write, NULL);
+    return orders_db_create(ar, crud_dump(ar, ar->body), cext, crud_on_write, (void *)&resource);
 }
 
 int orders_patch(api_req_t *ar)
@@ -151,7 +136,7 @@ int orders_patch(api_req_t *ar)
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_PATCH) != 0)
         return 0;
     return orders_db_patch(ar, api_param_i64(ar, "id"), crud_dump(ar, ar->body), crud_version_param(version, vbuf),
-                           on_write, NULL);
+                           crud_on_write, (void *)&resource);
 }
 
 int orders_delete(api_req_t *ar)
@@ -160,44 +145,30 @@ int orders_delete(api_req_t *ar)
     char vbuf[24];
     if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
         return 0;
-    return orders_db_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write, NULL);
+    return orders_db_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), crud_on_write,
+                            (void *)&resource);
 }
 
-typedef struct st_put_state_t {
-    const char *external_id, *customer_ref, *input, *if_match;
-    int retried;
-} put_state_t;
-
-static void on_put(api_req_t *ar, const PGresult *res, int err, void *arg)
+static int send_put(api_req_t *ar, crud_upsert_t *u, crud_done_fn done)
 {
-    put_state_t *st = arg;
-    if (err == ERR_CONFLICT && !st->retried) {
-        /* Lost a race with a concurrent insert of the same external id: now it exists, so update. */
-        st->retried = 1;
-        int ret = orders_db_put_external(ar, st->external_id, st->customer_ref, st->input, st->if_match, on_put, st);
-        if (ret != 0)
-            api_send_error(ar, ret, NULL);
-        return;
-    }
-    on_write(ar, res, err, NULL);
+    return orders_db_put_external(ar, u->external_id, u->reference, u->input, u->if_match, done, u);
 }
 
 int orders_put_external(api_req_t *ar)
 {
     int64_t version;
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
+    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 ||
+        check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
     if (crud_check_external_id(ar, ext, ar->body, "order") != 0)
         return 0;
-    put_state_t *st = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*st));
+    crud_upsert_t *u = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*u));
     char *vbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
-    st->external_id = ext;
-    st->customer_ref = take_customer_ref(ar, ar->body);
-    st->input = crud_dump(ar, ar->body);
-    st->if_match = crud_version_param(version, vbuf);
-    st->retried = 0;
-    return orders_db_put_external(ar, st->external_id, st->customer_ref, st->input, st->if_match, on_put, st);
+    const char *reference = take_customer_ref(ar, ar->body);
+    *u = (crud_upsert_t){
+        &resource, send_put, ext, reference, crud_dump(ar, ar->body), crud_version_param(version, vbuf), 0};
+    return send_put(ar, u, crud_on_upsert);
 }
 
 static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
@@ -221,8 +192,8 @@ static void on_list(api_req_t *ar, const PGresult *res, int err, void *arg)
 
 int orders_list(api_req_t *ar)
 {
-    static const char *const allowed[] = {"limit",         "cursor",         "sort",          "fields",
-                                          "count",         "customer_id",    "status",        "ordered_after",
+    static const char *const allowed[] = {"limit",          "cursor",        "sort",   "fields",
+                                          "count",          "customer_id",   "status", "ordered_after",
                                           "ordered_before", "updated_since", NULL};
     crud_query_t q;
     orders_filter_t f = {0};
