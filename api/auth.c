@@ -219,11 +219,6 @@ static void login_done(login_op_t *op)
     free(op);
 }
 
-static void on_counted(void *data, const redisReply *reply, int err)
-{
-    (void)data, (void)reply, (void)err; /* best effort: the answer has gone already */
-}
-
 static void refuse_login(login_op_t *op)
 {
     /* The attempt was counted before the password was checked; a failure leaves it counted. */
@@ -231,20 +226,31 @@ static void refuse_login(login_op_t *op)
     login_done(op);
 }
 
+static void on_forgiven(void *data, const redisReply *reply, int err)
+{
+    login_op_t *op = data;
+    /* Answer only once the counters are cleared, so the next attempt cannot see stale ones. */
+    if (op->ar->req != NULL)
+        send_tokens(op->ar, op->uid, op->role, op->team, op->ver, op->refresh);
+    login_done(op);
+}
+
 static void on_refresh_stored(void *data, const PGresult *res, int err)
 {
     login_op_t *op = data;
-    if (op->ar->req != NULL) {
-        if (err != 0) {
-            api_send_error(op->ar, err, NULL);
-        } else {
-            /* A success clears the email's failures and does not count against the address. */
-            const char *forgive[] = {"EVAL", LUA_FORGIVE, "2", op->email_key, op->addr_key};
-            kv_command(op->ar->thread->kv, on_counted, NULL, 5, forgive, NULL);
-            send_tokens(op->ar, op->uid, op->role, op->team, op->ver, op->refresh);
-        }
+    if (op->ar->req == NULL) {
+        login_done(op);
+        return;
     }
-    login_done(op);
+    if (err != 0) {
+        api_send_error(op->ar, err, NULL);
+        login_done(op);
+        return;
+    }
+    /* A success clears the email's failures and does not count against the address. */
+    const char *forgive[] = {"EVAL", LUA_FORGIVE, "2", op->email_key, op->addr_key};
+    if (kv_command(op->ar->thread->kv, on_forgiven, op, 5, forgive, NULL) != 0)
+        on_forgiven(op, NULL, ERR_UNAVAILABLE);
 }
 
 static void on_password_checked(void *data, int match, int err)

@@ -105,14 +105,16 @@ int th_http(int port, const char *method, const char *path, const char *const *h
     int fd = connect_to(port);
     if (fd < 0)
         return -1;
-    size_t cap = 4096 + body_len;
-    char *req = malloc(cap);
-    int n = snprintf(req, 4096, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path, port);
+    size_t head = 256 + strlen(method) + strlen(path);
     for (const char *const *h = headers; h != NULL && *h != NULL; h++)
-        n += snprintf(req + n, 4096 - (size_t)n, "%s\r\n", *h);
+        head += strlen(*h) + 2;
+    char *req = malloc(head + body_len);
+    int n = snprintf(req, head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path, port);
+    for (const char *const *h = headers; h != NULL && *h != NULL; h++)
+        n += snprintf(req + n, head - (size_t)n, "%s\r\n", *h);
     if (body != NULL)
-        n += snprintf(req + n, 4096 - (size_t)n, "Content-Length: %zu\r\n", body_len);
-    n += snprintf(req + n, 4096 - (size_t)n, "\r\n");
+        n += snprintf(req + n, head - (size_t)n, "Content-Length: %zu\r\n", body_len);
+    n += snprintf(req + n, head - (size_t)n, "\r\n");
     if (body != NULL) {
         memcpy(req + n, body, body_len);
         n += (int)body_len;
