@@ -86,6 +86,7 @@ struct st_api_thread_t {
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
+    struct st_api_token_cache_t *tokens; /* recently verified access tokens (api/auth.c) */
     int connections; /* open client connections */
     int inflight;    /* requests that reached the router and are not yet disposed */
     uint64_t rng;    /* request-id generator state */
@@ -143,6 +144,9 @@ void api_add_header(api_req_t *ar, const char *name, const char *value);
  * ERR_UNAUTHENTICATED, and the handler must return 0.
  */
 int api_authenticate(api_req_t *ar);
+/* The per-thread cache of verified tokens: created and freed by the thread that uses it. */
+struct st_api_token_cache_t *api_token_cache_new(void);
+void api_token_cache_free(struct st_api_token_cache_t *c);
 /* Answers 401; `invalid` adds error="invalid_token" to WWW-Authenticate. */
 int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail);
 /* The caller's id and token version as SQL parameters ($1, $2 of every scoped statement). */

@@ -59,6 +59,79 @@ static const char LUA_FORGIVE[] =
 
 /* --- bearer tokens ------------------------------------------------------- */
 
+/*
+ * Verifying a token (base64, JSON, HMAC or RSA) costs more than the rest of
+ * a simple read, and clients send the same token again and again. Each loop
+ * thread keeps the last verified tokens in a small direct-mapped cache,
+ * compared byte for byte, so a hit is exactly a token already verified; its
+ * expiry is still checked on every use. Whether the user is still active
+ * is checked by the request's SQL, so caching cannot extend a cut-off.
+ */
+#define TOKEN_CACHE_SLOTS 256
+
+typedef struct st_token_slot_t {
+    char *token;
+    size_t len;
+    token_claims_t claims;
+} token_slot_t;
+
+struct st_api_token_cache_t {
+    token_slot_t slots[TOKEN_CACHE_SLOTS];
+};
+
+struct st_api_token_cache_t *api_token_cache_new(void)
+{
+    struct st_api_token_cache_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        abort();
+    return c;
+}
+
+void api_token_cache_free(struct st_api_token_cache_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < TOKEN_CACHE_SLOTS; i++)
+        free(c->slots[i].token);
+    free(c);
+}
+
+static size_t token_slot(const char *t, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
+    return (size_t)(h % TOKEN_CACHE_SLOTS);
+}
+
+/* Verifies through the cache; same contract as token_verify(). */
+static int verify_cached(api_req_t *ar, const char *t, size_t len, token_claims_t *claims, const char **why)
+{
+    struct st_api_token_cache_t *c = ar->thread->tokens;
+    const token_conf_t *conf = &ar->thread->server->token;
+    int64_t now = (int64_t)time(NULL);
+    token_slot_t *slot = c != NULL ? &c->slots[token_slot(t, len)] : NULL;
+    if (slot != NULL && slot->token != NULL && slot->len == len && memcmp(slot->token, t, len) == 0) {
+        if (slot->claims.exp > now - conf->leeway_s) {
+            *claims = slot->claims;
+            return 0;
+        }
+        *why = "token expired";
+        return ERR_UNAUTHENTICATED;
+    }
+    int ret = token_verify(conf, t, len, now, claims, why);
+    if (ret == 0 && slot != NULL) {
+        free(slot->token);
+        slot->token = malloc(len);
+        if (slot->token == NULL)
+            abort();
+        memcpy(slot->token, t, len);
+        slot->len = len;
+        slot->claims = *claims;
+    }
+    return ret;
+}
+
 int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail)
 {
     api_add_header(ar, "www-authenticate", invalid ? "Bearer error=\"invalid_token\"" : "Bearer");
@@ -83,7 +156,7 @@ int api_authenticate(api_req_t *ar)
         return ERR_UNAUTHENTICATED;
     }
     const char *why = NULL;
-    int ret = token_verify(&ar->thread->server->token, v.base + 7, v.len - 7, (int64_t)time(NULL), &ar->claims, &why);
+    int ret = verify_cached(ar, v.base + 7, v.len - 7, &ar->claims, &why);
     if (ret != 0) {
         log_msg(LOG_INFO, "request %s: access token refused: %s", ar->request_id, why != NULL ? why : "-");
         api_send_unauthenticated(ar, 1, "The access token is invalid or expired.");

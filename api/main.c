@@ -120,6 +120,8 @@ static void *thread_main(void *arg)
 
     kdf_client_destroy(t->kdf);
     t->kdf = NULL;
+    api_token_cache_free(t->tokens);
+    t->tokens = NULL;
     db_close(t->db);
     t->db = NULL;
     kv_close(t->kv);
@@ -254,6 +256,7 @@ int main(int argc, char **argv)
         h2o_multithread_register_receiver(t->ctx.queue, &t->wake, on_wake);
         t->db = db_open(t->loop, &dbconf);
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
+        t->tokens = api_token_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
     for (int i = 0; i < cfg.threads; i++)
