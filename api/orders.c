@@ -53,7 +53,10 @@ static void check_order(json_t *o, const char *prefix, json_t *errors)
 {
     char field[64];
     json_t *cid = json_object_get(o, "customer_id"), *cext = json_object_get(o, "customer_external_id");
-    if ((cid == NULL) == (cext == NULL)) {
+    /* A reference that is itself invalid was reported by the field rules; don't pile on. */
+    int cid_bad = cid != NULL && validate_id_value(cid, NULL) != 0;
+    int cext_bad = cext != NULL && (!json_is_string(cext) || json_string_length(cext) == 0 || json_string_length(cext) > 200);
+    if (!cid_bad && !cext_bad && (cid == NULL) == (cext == NULL)) {
         snprintf(field, sizeof(field), "%s%scustomer_id", prefix, *prefix ? "." : "");
         api_error_add(errors, field, cid == NULL ? "required" : "invalid_value",
                       "give exactly one of customer_id and customer_external_id");

@@ -6,15 +6,15 @@
  * may do; and sessions that end at once when a user is deactivated or their
  * password changes.
  *
- * One API process serves the suite (an unchecked fixture in the parent);
- * Check forks each test, which talks to it over HTTP. The administrator, a
- * rep and a manager are created once in main() with `clientele-api
- * user-add`; tests that change users or roles create their own, with names
- * unique to the test, so tests do not depend on each other's order. A
- * checked fixture empties this suite's Redis database before every test so
- * login throttling counters never leak between tests.
+ * One API process serves the suite (the crew's unchecked fixture in the
+ * parent, tests/support/crew.c); Check forks each test, which talks to it
+ * over HTTP. The administrator, a rep and a manager are created once in
+ * main() with `clientele-api user-add`; tests that change users or roles
+ * create their own, with names unique to the test, so tests do not depend
+ * on each other's order. The crew's checked fixture empties this suite's
+ * Redis database before every test so login throttling counters never leak
+ * between tests.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +22,10 @@
 
 #include <check.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/crew.h"
 
-#define REDIS_DB 3
 #define SECRET "admin-test-secret-0123456789abcdefghijklmn"
 #define PASSWORD "admin-test-password-1"
-
-static th_api_t api;
-static const char *db_url;
-static int api_exit_bad; /* set in the parent when the API process did not exit 0 */
 
 static const char *const api_env[] = {
     "CLIENTELE_JWT_SECRET=" SECRET,
@@ -39,35 +34,10 @@ static const char *const api_env[] = {
     NULL,
 };
 
+static const crew_conf_t conf = {.name = "admin", .redis_db = 3, .env = api_env};
+
 /* Filled in by main() before the runner forks; every test inherits them. */
-static long long uid_admin, uid_rep, uid_manager, uid_rep_south, team_north, team_south;
-
-/* --- fixtures ------------------------------------------------------------- */
-
-static void start_api(void)
-{
-    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
-}
-
-static void stop_api(void)
-{
-    if (api.pid > 0) {
-        int st = th_api_stop(&api, SIGTERM, 15);
-        if (st != 0) {
-            fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
-            api_exit_bad = 1;
-        }
-    }
-}
-
-static void flush_redis(void)
-{
-    char cmd[160];
-    const char *port = getenv("STACK_REDIS_PORT");
-    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %s -n %d FLUSHDB >/dev/null",
-             port != NULL && *port != '\0' ? port : "56379", REDIS_DB);
-    ck_assert_msg(system(cmd) == 0, "could not flush Redis database %d", REDIS_DB);
-}
+static long long uid_admin, uid_rep, uid_manager, uid_rep_south;
 
 /* --- helpers -------------------------------------------------------------- */
 
@@ -92,26 +62,9 @@ static void call(const char *method, const char *path, const char *token, const 
     ck_assert_int_eq(th_http(api.port, method, path, h, body, body != NULL ? strlen(body) : 0, r), 0);
 }
 
-static void login_ok(const char *email, const char *password, char access[2048], char refresh[256])
-{
-    char dummy[256];
-    int st = th_login(api.port, email, password, access, refresh != NULL ? refresh : dummy);
-    ck_assert_msg(st == 200, "login %s: status %d", email, st);
-}
-
 static void admin_token(char access[2048])
 {
     login_ok("admin@example.com", PASSWORD, access, NULL);
-}
-
-static const char *jstr(const json_t *o, const char *name)
-{
-    return json_string_value(json_object_get(o, name));
-}
-
-static long long jint(const json_t *o, const char *name)
-{
-    return (long long)json_integer_value(json_object_get(o, name));
 }
 
 static void assert_status(const th_resp_t *r, int status)
@@ -690,10 +643,7 @@ END_TEST
 static Suite *admin_suite(void)
 {
     Suite *s = suite_create("admin");
-    TCase *tc = tcase_create("admin");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = crew_tcase("admin", 60);
     tcase_add_test(tc, teams_crud_as_admin);
     tcase_add_test(tc, teams_in_use_cannot_be_deleted);
     tcase_add_test(tc, roles_crud_as_admin);
@@ -709,33 +659,12 @@ static Suite *admin_suite(void)
     return s;
 }
 
-static long long team_id(const char *name)
-{
-    char sql[128], v[32];
-    snprintf(sql, sizeof(sql), "SELECT id FROM teams WHERE name = '%s'", name);
-    if (th_sql_value(db_url, sql, v, sizeof(v)) != 0)
-        exit(2);
-    return atoll(v);
-}
-
 int main(void)
 {
-    db_url = th_db_create("admin");
-    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'), ('south')") != 0)
-        return 2;
-    team_north = team_id("north");
-    team_south = team_id("south");
+    crew_setup(&conf);
     uid_admin = th_user_add(db_url, "admin@example.com", "Admin", "admin", NULL, PASSWORD);
     uid_manager = th_user_add(db_url, "manager@example.com", "Manager", "manager", "north", PASSWORD);
     uid_rep = th_user_add(db_url, "rep@example.com", "Rep", "rep", "north", PASSWORD);
     uid_rep_south = th_user_add(db_url, "south@example.com", "South Rep", "rep", "south", PASSWORD);
-
-    SRunner *sr = srunner_create(admin_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (api_exit_bad)
-        fprintf(stderr, "admin_test: the API process did not exit 0; see %s/logs\n",
-                getenv("STACK_DIR") != NULL ? getenv("STACK_DIR") : ".test");
-    return failed == 0 && !api_exit_bad ? 0 : 1;
+    return crew_exit_status(crew_srun(admin_suite()));
 }

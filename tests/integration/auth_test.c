@@ -5,18 +5,18 @@
  * /v1/me, refresh token rotation and reuse detection, login throttling,
  * and what /v1/me shows for each built-in role.
  *
- * One API process serves each TCase (an unchecked fixture in the parent);
- * Check forks each test, which talks to it over HTTP. Users are created once
- * in main() with `clientele-api user-add`; tests that deactivate a user or
- * bump its token_version use a user of their own. A checked fixture empties
- * this suite's Redis database before every test, so throttling counters
- * never leak from one test into the next. Hostile tokens are built here
- * from scratch (base64url and OpenSSL's HMAC) with the API's own secret.
+ * One API process serves each TCase (the crew's unchecked fixture in the
+ * parent, tests/support/crew.c); Check forks each test, which talks to it
+ * over HTTP. Users are created once in main() with `clientele-api
+ * user-add`; tests that deactivate a user or bump its token_version use a
+ * user of their own. The crew's checked fixture empties this suite's Redis
+ * database before every test, so throttling counters never leak from one
+ * test into the next. Hostile tokens are built here from scratch (base64url
+ * and OpenSSL's HMAC) with the API's own secret.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +34,11 @@
 #include <check.h>
 
 #include "common/jx.h"
-#include "tests/support/harness.h"
+#include "tests/support/crew.h"
 
-#define REDIS_DB 2
 #define SECRET "auth-test-secret-0123456789abcdefghijklmnop"
 #define PASSWORD "correct-horse-battery"
 #define TOKEN_PATH "/v1/auth/token"
-
-static th_api_t api;
-static const char *db_url;
-static int api_exit_bad; /* set in the parent when an API process did not exit 0 */
 
 /* clang-format off */
 static const char *const api_env[] = {
@@ -56,8 +51,9 @@ static const char *const api_env[] = {
 };
 /* clang-format on */
 
+static const crew_conf_t conf = {.name = "auth", .redis_db = 2, .env = api_env};
+
 /* Ids filled in by main() before the runner forks; every test inherits them. */
-static long long team_north, team_south;
 static long long uid_rep, uid_dave, uid_vera;
 
 /* clang-format off */
@@ -72,34 +68,6 @@ static const struct {
     {"integration@example.com", "integration", NULL},
 };
 /* clang-format on */
-
-/* --- fixtures ------------------------------------------------------------- */
-
-static void start_api(void)
-{
-    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
-}
-
-static void stop_api(void)
-{
-    if (api.pid > 0) {
-        int st = th_api_stop(&api, SIGTERM, 15);
-        if (st != 0) {
-            fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
-            api_exit_bad = 1;
-        }
-    }
-}
-
-/* Runs in each test's child: throttling counters start from zero. */
-static void flush_redis(void)
-{
-    char cmd[160];
-    const char *port = getenv("STACK_REDIS_PORT");
-    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %s -n %d FLUSHDB >/dev/null",
-             port != NULL && *port != '\0' ? port : "56379", REDIS_DB);
-    ck_assert_msg(system(cmd) == 0, "could not flush Redis database %d", REDIS_DB);
-}
 
 /* --- helpers -------------------------------------------------------------- */
 
@@ -124,14 +92,6 @@ static void login(const char *email, const char *password, th_resp_t *r)
     json_decref(b);
     ck_assert_int_eq(post_json(TOKEN_PATH, text, r), 0);
     free(text);
-}
-
-/* Logs in and copies the tokens; fails the test unless the answer is 200. */
-static void login_ok(const char *email, char access[2048], char refresh[256])
-{
-    char dummy[256];
-    int st = th_login(api.port, email, PASSWORD, access, refresh != NULL ? refresh : dummy);
-    ck_assert_msg(st == 200, "login %s: status %d", email, st);
 }
 
 static int refresh_call(const char *path, const char *refresh, th_resp_t *r)
@@ -170,11 +130,6 @@ static int count_header(const th_resp_t *r, const char *name)
             n++;
     }
     return n;
-}
-
-static const char *jstr(json_t *o, const char *name)
-{
-    return json_string_value(json_object_get(o, name));
 }
 
 /*
@@ -398,7 +353,7 @@ static char *send_and_wait(const char *bytes, size_t len, int timeout_ms, long l
 
 START_TEST(declared_body_over_bulk_limit_is_413_before_reading)
 {
-    /* Declares 70000 bytes (over the 64 KiB bulk limit) and sends 12: the answer must not wait for the rest. */
+    /* Declares 70000 bytes (over the 64 KiB bulk limit) and sends 11: the answer must not wait for the rest. */
     const char req[] = "POST " TOKEN_PATH " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        "Content-Length: 70000\r\n\r\n{\"email\":\"a";
     long long took;
@@ -526,7 +481,7 @@ END_TEST
 START_TEST(valid_token_shows_the_caller)
 {
     char access[2048];
-    login_ok("rep@example.com", access, NULL);
+    login_ok("rep@example.com", PASSWORD, access, NULL);
     th_resp_t r;
     get_me_bearer(access, &r);
     ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
@@ -597,7 +552,7 @@ END_TEST
 START_TEST(bad_signature_is_refused)
 {
     char access[2048], tok[4096];
-    login_ok("rep@example.com", access, NULL);
+    login_ok("rep@example.com", PASSWORD, access, NULL);
     me_token_accepted(access, uid_rep, "login token before tampering");
     char *sig = strrchr(access, '.') + 1;
     sig[3] = sig[3] == 'A' ? 'B' : 'A';
@@ -710,7 +665,7 @@ END_TEST
 START_TEST(wrong_authorization_schemes_are_refused)
 {
     char access[2048], v[2200];
-    login_ok("rep@example.com", access, NULL);
+    login_ok("rep@example.com", PASSWORD, access, NULL);
     me_refused("Bearer", "Bearer without a token");
     me_refused("Bearer ", "Bearer and a space");
     me_refused("Basic xyz", "Basic xyz");
@@ -723,7 +678,7 @@ END_TEST
 START_TEST(deactivation_stops_a_live_token_at_once)
 {
     char access[2048];
-    login_ok("dave@example.com", access, NULL);
+    login_ok("dave@example.com", PASSWORD, access, NULL);
     me_token_accepted(access, uid_dave, "dave before deactivation");
     char ver[24], sql[160];
     ck_assert_int_eq(
@@ -743,14 +698,14 @@ END_TEST
 START_TEST(older_token_version_is_refused)
 {
     char access[2048];
-    login_ok("vera@example.com", access, NULL);
+    login_ok("vera@example.com", PASSWORD, access, NULL);
     me_token_accepted(access, uid_vera, "vera before the version bump");
     ck_assert_int_eq(
         th_sql(db_url, "UPDATE users SET token_version = token_version + 1 WHERE email = 'vera@example.com'"), 0);
     me_token_refused(access, "token with ver older than users.token_version");
     /* A new login carries the new ver and works. */
     char access2[2048];
-    login_ok("vera@example.com", access2, NULL);
+    login_ok("vera@example.com", PASSWORD, access2, NULL);
     me_token_accepted(access2, uid_vera, "vera after logging in again");
 }
 END_TEST
@@ -760,7 +715,7 @@ END_TEST
 START_TEST(refresh_rotates_to_a_new_working_pair)
 {
     char access[2048], refresh[256], cc[64];
-    login_ok("rick@example.com", access, refresh);
+    login_ok("rick@example.com", PASSWORD, access, refresh);
     th_resp_t r;
     ck_assert_int_eq(refresh_call("/v1/auth/refresh", refresh, &r), 0);
     ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
@@ -790,8 +745,8 @@ END_TEST
 START_TEST(reused_refresh_token_revokes_its_family)
 {
     char access[2048], first[256], other[256], second[256];
-    login_ok("rick@example.com", access, first);
-    login_ok("rick@example.com", access, other); /* another session of the same user */
+    login_ok("rick@example.com", PASSWORD, access, first);
+    login_ok("rick@example.com", PASSWORD, access, other); /* another session of the same user */
     th_resp_t r;
     ck_assert_int_eq(refresh_call("/v1/auth/refresh", first, &r), 0);
     ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
@@ -815,7 +770,7 @@ END_TEST
 START_TEST(logout_ends_the_refresh_token)
 {
     char access[2048], refresh[256];
-    login_ok("rick@example.com", access, refresh);
+    login_ok("rick@example.com", PASSWORD, access, refresh);
     th_resp_t r;
     ck_assert_int_eq(refresh_call("/v1/auth/logout", refresh, &r), 0);
     ck_assert_msg(r.status == 204, "logout: status %d: %s", r.status, r.body);
@@ -836,7 +791,7 @@ START_TEST(unknown_refresh_token_is_401)
     th_resp_free(&r);
     /* An access token is not a refresh token (it is also too long to be one: 401 or 422). */
     char access[2048];
-    login_ok("rick@example.com", access, NULL);
+    login_ok("rick@example.com", PASSWORD, access, NULL);
     ck_assert_int_eq(refresh_call("/v1/auth/refresh", access, &r), 0);
     ck_assert_msg(r.status == 401 || r.status == 422, "access token as refresh token: status %d", r.status);
     ck_assert_ptr_null(json_object_get(r.json, "access_token"));
@@ -847,7 +802,7 @@ END_TEST
 START_TEST(deactivated_user_cannot_refresh)
 {
     char access[2048], refresh[256];
-    login_ok("fred@example.com", access, refresh);
+    login_ok("fred@example.com", PASSWORD, access, refresh);
     ck_assert_int_eq(th_sql(db_url, "UPDATE users SET active = false WHERE email = 'fred@example.com'"), 0);
     th_resp_t r;
     ck_assert_int_eq(refresh_call("/v1/auth/refresh", refresh, &r), 0);
@@ -863,9 +818,7 @@ END_TEST
 static const char *counter(const char *key, char *buf, size_t len)
 {
     char cmd[256];
-    const char *port = getenv("STACK_REDIS_PORT");
-    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %s -n %d GET 'clientele:login:%s'",
-             port != NULL && *port != '\0' ? port : "56379", REDIS_DB, key);
+    snprintf(cmd, sizeof(cmd), "%s GET 'clientele:login:%s'", crew_redis_cli(), key);
     FILE *f = popen(cmd, "r");
     snprintf(buf, len, "(none)");
     if (f != NULL) {
@@ -933,6 +886,7 @@ END_TEST
 START_TEST(success_resets_the_email_counter)
 {
     th_resp_t r;
+    char c[64];
     for (int i = 0; i < 4; i++) {
         login("tina@example.com", "wrong-password-1", &r);
         ck_assert_msg(r.status == 401, "failure %d: status %d", i + 1, r.status);
@@ -943,7 +897,8 @@ START_TEST(success_resets_the_email_counter)
     th_resp_free(&r);
     for (int i = 0; i < 4; i++) {
         login("tina@example.com", "wrong-password-1", &r);
-        ck_assert_msg(r.status == 401, "failure %d after the success: status %d", i + 1, r.status);
+        ck_assert_msg(r.status == 401, "failure %d after the success: status %d (counter email:tina@example.com is %s)",
+                      i + 1, r.status, counter("email:tina@example.com", c, sizeof(c)));
         th_resp_free(&r);
     }
     /* The counter still counts: a fifth failure locks the email. */
@@ -1000,7 +955,7 @@ START_TEST(me_shows_each_roles_permissions)
 {
     for (size_t i = 0; i < sizeof(role_users) / sizeof(role_users[0]); i++) {
         char access[2048], sql[200], perms[2048];
-        login_ok(role_users[i].email, access, NULL);
+        login_ok(role_users[i].email, PASSWORD, access, NULL);
         th_resp_t r;
         get_me_bearer(access, &r);
         ck_assert_msg(r.status == 200, "%s: status %d: %s", role_users[i].role, r.status, r.body);
@@ -1046,10 +1001,7 @@ END_TEST
 static Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
-    TCase *tc = tcase_create("body");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 30);
+    TCase *tc = crew_tcase("body", 30);
     tcase_add_test(tc, malformed_json_is_400_problem);
     tcase_add_test(tc, body_without_json_content_type_is_415);
     tcase_add_test(tc, body_over_limit_is_413_problem);
@@ -1058,19 +1010,13 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, missing_credentials_are_listed_together);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("login");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = crew_tcase("login", 60);
     tcase_add_test(tc, right_password_gets_tokens);
     tcase_add_test(tc, wrong_password_and_unknown_email_look_the_same);
     tcase_add_test(tc, deactivated_user_cannot_log_in);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("jwt");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = crew_tcase("jwt", 60);
     tcase_add_test(tc, valid_token_shows_the_caller);
     tcase_add_test(tc, missing_authorization_is_401_plain_bearer);
     tcase_add_test(tc, refused_tokens_are_complete_problems);
@@ -1084,10 +1030,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, older_token_version_is_refused);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("refresh");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = crew_tcase("refresh", 60);
     tcase_add_test(tc, refresh_rotates_to_a_new_working_pair);
     tcase_add_test(tc, reused_refresh_token_revokes_its_family);
     tcase_add_test(tc, logout_ends_the_refresh_token);
@@ -1095,43 +1038,22 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, deactivated_user_cannot_refresh);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("throttling");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 90);
+    tc = crew_tcase("throttling", 90);
     tcase_add_test(tc, five_failures_lock_the_email);
     tcase_add_test(tc, twenty_failures_from_one_address_lock_every_email);
     tcase_add_test(tc, success_resets_the_email_counter);
     tcase_add_test(tc, concurrent_failures_do_not_exceed_the_email_limit);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("roles");
-    tcase_add_unchecked_fixture(tc, start_api, stop_api);
-    tcase_add_checked_fixture(tc, flush_redis, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = crew_tcase("roles", 60);
     tcase_add_test(tc, me_shows_each_roles_permissions);
     suite_add_tcase(s, tc);
     return s;
 }
 
-static long long team_id(const char *name)
-{
-    char sql[128], v[32];
-    snprintf(sql, sizeof(sql), "SELECT id FROM teams WHERE name = '%s'", name);
-    if (th_sql_value(db_url, sql, v, sizeof(v)) != 0) {
-        fprintf(stderr, "auth_test: no team %s\n", name);
-        exit(2);
-    }
-    return atoll(v);
-}
-
 int main(void)
 {
-    db_url = th_db_create("auth");
-    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'),('south')") != 0)
-        return 2;
-    team_north = team_id("north");
-    team_south = team_id("south");
+    crew_setup(&conf);
     for (size_t i = 0; i < sizeof(role_users) / sizeof(role_users[0]); i++) {
         long long id = th_user_add(db_url, role_users[i].email, role_users[i].role, role_users[i].role,
                                    role_users[i].team, PASSWORD);
@@ -1147,13 +1069,7 @@ int main(void)
     th_user_add(db_url, "tom@example.com", "Tom", "rep", "south", PASSWORD);
 
     long long t0 = th_now_ms();
-    SRunner *sr = srunner_create(auth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = crew_srun(auth_suite());
     fprintf(stderr, "auth_test: ran in %.1f s\n", (double)(th_now_ms() - t0) / 1000.0);
-    if (api_exit_bad)
-        fprintf(stderr, "auth_test: an API process did not exit 0; see %s/logs\n",
-                getenv("STACK_DIR") != NULL ? getenv("STACK_DIR") : ".test");
-    return failed == 0 && !api_exit_bad ? 0 : 1;
+    return crew_exit_status(failed);
 }

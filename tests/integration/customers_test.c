@@ -5,19 +5,17 @@
  * external id), lists and keyset pagination under concurrent writes, bulk
  * upserts, and the change feed while transactions commit out of order.
  *
- * main() builds the suite's database, adds one user per role, starts one
- * API process and logs every user in once (argon2 is slow under ASan);
- * Check forks each test, which inherits the tokens and talks to the API
- * over HTTP. Tests do not depend on each other: each creates its own
- * records, marked with a tag or external id unique to its process, and
- * filters lists by it. Expected scopes come from an oracle written here
- * (owner and team compared directly), never from the API's own SQL.
- * Everything a test allocates stays reachable from a global list, so
- * LeakSanitizer stays quiet without a free() after every call.
+ * crew_main() (tests/support/crew.c) builds the suite's database, adds one
+ * user per role, starts one API process and logs every user in once
+ * (argon2 is slow under ASan); Check forks each test, which inherits the
+ * tokens and talks to the API over HTTP. Tests do not depend on each other:
+ * each creates its own records, marked with a tag or external id unique to
+ * its process, and filters lists by it. Expected scopes come from the
+ * crew's oracle (owner and team compared directly), never from the API's
+ * own SQL. Everything a test allocates stays reachable from a global list,
+ * so LeakSanitizer stays quiet without a free() after every call.
  */
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +24,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 
-#include "tests/support/harness.h"
-
-#define REDIS_DB 4
-#define PASSWORD "customers-suite-password"
-#define JSON_T "application/json"
-#define MERGE_T "application/merge-patch+json"
-#define NDJSON_T "application/x-ndjson"
+#include "tests/support/crew.h"
 
 static const char *const api_env[] = {
     "CLIENTELE_THREADS=2",
@@ -40,322 +32,22 @@ static const char *const api_env[] = {
     NULL,
 };
 
-enum { ADMIN, DIRECTOR, ANALYST, INTEGRATION, MANAGER, REP1, REP2, REPS, NUSERS };
-
-typedef struct {
-    const char *email, *name, *role, *team;
-    long long id, team_id;
-    char token[2048];
-} user_t;
-
-static user_t users[NUSERS] = {
-    [ADMIN] = {"admin@customers.test", "Ada Admin", "admin", NULL},
-    [DIRECTOR] = {"director@customers.test", "Dora Director", "director", NULL},
-    [ANALYST] = {"analyst@customers.test", "Ann Analyst", "analyst", NULL},
-    [INTEGRATION] = {"erp@customers.test", "ERP Sync", "integration", NULL},
-    [MANAGER] = {"manager.north@customers.test", "Max Manager", "manager", "north"},
-    [REP1] = {"rep.north1@customers.test", "Rita Rep", "rep", "north"},
-    [REP2] = {"rep.north2@customers.test", "Rolf Rep", "rep", "north"},
-    [REPS] = {"rep.south1@customers.test", "Sam South", "rep", "south"},
+static const crew_conf_t conf = {
+    .name = "customers",
+    .redis_db = 4,
+    .env = api_env,
+    .password = "customers-suite-password",
+    .domain = "customers.test",
+    .resource = "customers",
+    .item = "record",
 };
-static const char *const who_name[NUSERS] = {"admin",         "director",   "analyst",    "integration",
-                                             "manager.north", "rep.north1", "rep.north2", "rep.south1"};
 
-static th_api_t api;
-static char db_url[256];
-static long long team_north, team_south;
-
-/* --- memory: kept reachable until the test process exits ------------------- */
-
-static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
-static void **kept;
-static size_t nkept, capkept;
-
-static void *keep(void *p)
-{
-    if (p == NULL)
-        abort();
-    pthread_mutex_lock(&keep_mu);
-    if (nkept == capkept) {
-        capkept = capkept != 0 ? capkept * 2 : 4096;
-        kept = realloc(kept, capkept * sizeof(*kept));
-        if (kept == NULL)
-            abort();
-    }
-    kept[nkept++] = p;
-    pthread_mutex_unlock(&keep_mu);
-    return p;
-}
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    if (vasprintf(&s, f, ap) < 0)
-        abort();
-    va_end(ap);
-    return keep(s);
-}
-
-/* Compact JSON text of v (steals the reference). */
-static const char *jdump(json_t *v)
-{
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(v);
-    return keep(s);
-}
-
-static json_t *jparse(const char *text)
-{
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (v == NULL)
-        abort();
-    return v;
-}
-
-/* A string unique to this test process: prefix-pid-n. */
-static const char *uniq(const char *prefix)
-{
-    static int n;
-    return fmt("%s-%d-%d", prefix, (int)getpid(), __atomic_add_fetch(&n, 1, __ATOMIC_SEQ_CST));
-}
-
-static const char *repeat(char c, size_t n)
-{
-    char *s = keep(malloc(n + 1));
-    memset(s, c, n);
-    s[n] = '\0';
-    return s;
-}
-
-/* Percent-encodes everything but unreserved characters. */
-static const char *urlenc(const char *s)
-{
-    char *out = keep(malloc(3 * strlen(s) + 1)), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
-            *o++ = (char)*p;
-        else
-            o += sprintf(o, "%%%02X", *p);
-    }
-    *o = '\0';
-    return out;
-}
-
-/* --- HTTP ------------------------------------------------------------------- */
-
-/* One request as `who` (-1: no token); the answer (status 0 when the connection failed). Thread-safe. */
-static th_resp_t *call(int who, const char *method, const char *path, const char *ctype, const char *body,
-                       const char *h1, const char *h2)
-{
-    const char *h[6];
-    int n = 0;
-    char auth[2200];
-    if (who >= 0)
-        h[n++] = th_bearer(users[who].token, auth, sizeof(auth));
-    if (ctype != NULL)
-        h[n++] = fmt("Content-Type: %s", ctype);
-    if (h1 != NULL)
-        h[n++] = h1;
-    if (h2 != NULL)
-        h[n++] = h2;
-    h[n] = NULL;
-    th_resp_t *r = keep(calloc(1, sizeof(*r)));
-    if (th_http(api.port, method, path, h, body, body != NULL ? strlen(body) : 0, r) != 0)
-        r->status = 0;
-    return r;
-}
-
-static th_resp_t *http_get(int who, const char *path)
-{
-    return call(who, "GET", path, NULL, NULL, NULL, NULL);
-}
-
-static th_resp_t *http_post(int who, const char *path, const char *body)
-{
-    return call(who, "POST", path, JSON_T, body, NULL, NULL);
-}
-
-static const char *if_match(const char *etag)
-{
-    return etag != NULL ? fmt("If-Match: %s", etag) : NULL;
-}
-
-static th_resp_t *http_patch(int who, const char *path, const char *body, const char *etag)
-{
-    return call(who, "PATCH", path, MERGE_T, body, if_match(etag), NULL);
-}
-
-static th_resp_t *http_put(int who, const char *path, const char *body, const char *etag)
-{
-    return call(who, "PUT", path, JSON_T, body, if_match(etag), NULL);
-}
-
-static th_resp_t *http_delete(int who, const char *path, const char *etag)
-{
-    return call(who, "DELETE", path, NULL, NULL, if_match(etag), NULL);
-}
+/* --- customers ------------------------------------------------------------------ */
 
 static const char *cpath(long long id)
 {
     return fmt("/v1/customers/%lld", id);
 }
-
-static const char *xpath(const char *ext)
-{
-    return fmt("/v1/customers/external/%s", urlenc(ext));
-}
-
-static const char *header(const th_resp_t *r, const char *name)
-{
-    char buf[512];
-    return th_header(r, name, buf, sizeof(buf)) != NULL ? fmt("%s", buf) : NULL;
-}
-
-static json_t *jget(const th_resp_t *r, const char *key)
-{
-    return r->json != NULL ? json_object_get(r->json, key) : NULL;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-#define expect_status(r, st)                                                                                           \
-    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.600s", __LINE__, (st), (r)->status,            \
-                  (r)->body != NULL ? (r)->body : "")
-
-#define expect_status_msg(r, st, ...)                                                                                  \
-    do {                                                                                                               \
-        if ((r)->status != (st))                                                                                       \
-            ck_abort_msg("line %d: %s: expected %d, got %d: %.400s", __LINE__, fmt(__VA_ARGS__), (st), (r)->status,    \
-                         (r)->body != NULL ? (r)->body : "");                                                          \
-    } while (0)
-
-/* Status, problem content type and type slug of an error answer. */
-static void expect_problem_(const th_resp_t *r, int status, const char *slug, int line)
-{
-    ck_assert_msg(r->status == status, "line %d: expected %d, got %d: %.600s", line, status, r->status,
-                  r->body != NULL ? r->body : "");
-    const char *ct = header(r, "content-type");
-    ck_assert_msg(ct != NULL && strcmp(ct, "application/problem+json") == 0, "line %d: content-type %s", line,
-                  ct != NULL ? ct : "(none)");
-    ck_assert_msg(r->json != NULL, "line %d: problem body is not JSON", line);
-    const char *type = jstr(r->json, "type");
-    ck_assert_msg(type != NULL && strcmp(type, fmt("/problems/%s", slug)) == 0, "line %d: type %s, wanted %s", line,
-                  type != NULL ? type : "(none)", slug);
-    ck_assert_int_eq(jint(r->json, "status"), status);
-}
-#define expect_problem(r, status, slug) expect_problem_((r), (status), (slug), __LINE__)
-
-/* The entry of errors[] naming field, or NULL. */
-static json_t *find_error(const th_resp_t *r, const char *field)
-{
-    json_t *errors = jget(r, "errors"), *e;
-    size_t i;
-    json_array_foreach(errors, i, e)
-    {
-        const char *f = jstr(e, "field");
-        if (f != NULL && strcmp(f, field) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-/* errors[] names field, with code when code is not NULL. */
-static void expect_error_(const th_resp_t *r, const char *field, const char *code, int line)
-{
-    json_t *e = find_error(r, field);
-    ck_assert_msg(e != NULL, "line %d: no error for field \"%s\" in %.800s", line, field, r->body);
-    if (code != NULL)
-        ck_assert_msg(strcmp(jstr(e, "code"), code) == 0, "line %d: field %s has code %s, wanted %s", line, field,
-                      jstr(e, "code"), code);
-}
-#define expect_error(r, field, code) expect_error_((r), (field), (code), __LINE__)
-
-static size_t nerrors(const th_resp_t *r)
-{
-    return json_array_size(jget(r, "errors"));
-}
-
-/* --- SQL (oracles and direct transactions) ---------------------------------- */
-
-__attribute__((format(printf, 1, 2))) static long long sql_ll(const char *f, ...)
-{
-    va_list ap;
-    char *sql, out[64];
-    va_start(ap, f);
-    if (vasprintf(&sql, f, ap) < 0)
-        abort();
-    va_end(ap);
-    int rc = th_sql_value(db_url, sql, out, sizeof(out));
-    ck_assert_msg(rc == 0, "query returned no row: %s", sql);
-    free(sql);
-    return atoll(out);
-}
-
-static PGconn *pg_open(void)
-{
-    PGconn *c = PQconnectdb(db_url);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(c));
-    return c;
-}
-
-/* Runs one statement on c; 0 or -1 (message printed). Thread-safe (one connection per thread). */
-static int pg_do(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-/* --- scopes: the oracle ------------------------------------------------------- */
-
-static int can_read(int who, long long owner, long long team)
-{
-    switch (who) {
-    case REP1:
-    case REP2:
-    case REPS:
-        return owner == users[who].id;
-    case MANAGER:
-        return team == users[MANAGER].team_id;
-    default:
-        return 1;
-    }
-}
-
-static int can_write(int who, long long owner, long long team)
-{
-    return who != ANALYST && can_read(who, owner, team);
-}
-
-/* The rows `who` may read, as a WHERE clause for the oracle. */
-static const char *scope_where(int who)
-{
-    switch (who) {
-    case REP1:
-    case REP2:
-    case REPS:
-        return fmt("owner_id = %lld", users[who].id);
-    case MANAGER:
-        return fmt("team_id = %lld", users[MANAGER].team_id);
-    default:
-        return "true";
-    }
-}
-
-/* --- customers ------------------------------------------------------------------ */
 
 typedef struct {
     long long id, owner, team;
@@ -381,78 +73,6 @@ static rec_t make_customer(int owner, const char *tag)
                           "external_id", ext, "owner_id", (json_int_t)users[owner].id, "tags", tag);
     return create_body(DIRECTOR, jdump(b));
 }
-
-static long long version_of(long long id)
-{
-    return sql_ll("SELECT version FROM customers WHERE id = %lld", id);
-}
-
-static int is_deleted(long long id)
-{
-    return (int)sql_ll("SELECT (deleted_at IS NOT NULL)::int FROM customers WHERE id = %lld", id);
-}
-
-/* The `total` of a count=true list (query may be ""). */
-static long long api_count(int who, const char *query)
-{
-    th_resp_t *r = http_get(who, fmt("/v1/customers?count=true&limit=1%s%s", *query ? "&" : "", query));
-    expect_status(r, 200);
-    ck_assert_msg(json_is_integer(jget(r, "total")), "no total in %.200s", r->body);
-    return (long long)json_integer_value(jget(r, "total"));
-}
-
-/* Every item of a list, paging with `limit`; path has a query already or not. */
-static json_t *list_all(int who, const char *path, int limit)
-{
-    json_t *all = keep(json_array());
-    const char *cursor = NULL;
-    const char *sep = strchr(path, '?') != NULL ? "&" : "?";
-    for (int pages = 0; pages < 1000; pages++) {
-        th_resp_t *r = http_get(who, cursor != NULL ? fmt("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
-                                                    : fmt("%s%slimit=%d", path, sep, limit));
-        expect_status(r, 200);
-        json_t *data = jget(r, "data");
-        ck_assert_msg(json_is_array(data), "no data array: %.200s", r->body);
-        ck_assert_msg(json_array_size(data) <= (size_t)limit, "page larger than limit");
-        json_array_extend(all, data);
-        json_t *next = jget(r, "next_cursor");
-        if (json_is_null(next))
-            return all;
-        ck_assert_msg(json_array_size(data) == (size_t)limit, "a page before the last one is short");
-        cursor = json_string_value(next);
-    }
-    ck_abort_msg("list did not end");
-    return NULL;
-}
-
-static int has_id(json_t *items, long long id)
-{
-    json_t *it;
-    size_t i;
-    json_array_foreach(items, i, it) if (jint(it, "id") == id) return 1;
-    return 0;
-}
-
-/* items holds exactly the ids want[0..n), each once. */
-static void expect_ids_(json_t *items, const long long *want, size_t n, int line)
-{
-    json_t *it;
-    size_t i;
-    json_array_foreach(items, i, it)
-    {
-        long long id = jint(it, "id");
-        int found = 0;
-        for (size_t k = 0; k < n; k++)
-            found |= want[k] == id;
-        ck_assert_msg(found, "line %d: unexpected id %lld in the list", line, id);
-        for (size_t k = 0; k < i; k++)
-            ck_assert_msg(jint(json_array_get(items, k), "id") != id, "line %d: id %lld listed twice", line, id);
-    }
-    for (size_t k = 0; k < n; k++)
-        ck_assert_msg(has_id(items, want[k]), "line %d: id %lld missing from the list", line, want[k]);
-    ck_assert_int_eq(json_array_size(items), n);
-}
-#define expect_ids(items, want, n) expect_ids_((items), (want), (n), __LINE__)
 
 /* --- 1. scopes ------------------------------------------------------------------ */
 
@@ -488,7 +108,8 @@ START_TEST(scope_reads_get_lists_and_counts)
         ck_assert_msg(jint(r->json, "total") == (long long)n, "%s: total %lld, visible %zu", who_name[a],
                       jint(r->json, "total"), n);
         /* Totals over everything in the database, against the oracle. */
-        long long expected = sql_ll("SELECT count(*) FROM customers WHERE deleted_at IS NULL AND %s", scope_where(a));
+        long long expected =
+            sql_ll("SELECT count(*) FROM customers WHERE deleted_at IS NULL AND %s", scope_where(a, ""));
         ck_assert_msg(api_count(a, "") == expected, "%s: count=true total differs from the %lld visible rows",
                       who_name[a], expected);
         /* Pages hold only visible rows too. */
@@ -925,30 +546,30 @@ START_TEST(malformed_json_and_wrong_content_types)
     expect_problem(r, 400, "bad-request");
     r = http_post(REP1, "/v1/customers", "");
     expect_problem(r, 400, "bad-request");
-    r = call(REP1, "POST", "/v1/customers", "text/plain", "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    r = call_as(REP1, "POST", "/v1/customers", "text/plain", "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
-    r = call(REP1, "POST", "/v1/customers", NULL, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    r = call_as(REP1, "POST", "/v1/customers", NULL, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
-    r = call(REP1, "POST", "/v1/customers", MERGE_T, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
+    r = call_as(REP1, "POST", "/v1/customers", MERGE_T, "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
-    r = call(REP1, "POST", "/v1/customers/bulk", "text/csv", "external_id,kind\n", NULL, NULL);
+    r = call_as(REP1, "POST", "/v1/customers/bulk", "text/csv", "external_id,kind\n", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
     ck_assert_int_eq(api_count(DIRECTOR, ""), before);
 
     rec_t c = make_customer(REP1, uniq("ctype"));
     /* PATCH takes only merge patches. */
-    r = call(REP1, "PATCH", cpath(c.id), JSON_T, "{\"industry\":\"x\"}", NULL, NULL);
+    r = call_as(REP1, "PATCH", cpath(c.id), JSON_T, "{\"industry\":\"x\"}", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
-    r = call(REP1, "PUT", xpath(c.ext), MERGE_T, "{\"kind\":\"person\",\"name\":\"x\"}", NULL, NULL);
+    r = call_as(REP1, "PUT", xpath(c.ext), MERGE_T, "{\"kind\":\"person\",\"name\":\"x\"}", NULL, NULL);
     expect_problem(r, 415, "unsupported-media-type");
     r = http_patch(REP1, cpath(c.id), "{\"industry\":", NULL);
     expect_problem(r, 400, "bad-request");
     ck_assert_int_eq(version_of(c.id), 1);
-    r = call(REP1, "PATCH", cpath(c.id), "Application/Merge-Patch+JSON; charset=utf-8", "{\"industry\":\"x\"}", NULL,
-             NULL);
+    r = call_as(REP1, "PATCH", cpath(c.id), "Application/Merge-Patch+JSON; charset=utf-8", "{\"industry\":\"x\"}", NULL,
+                NULL);
     expect_status(r, 200);
-    r = call(REP1, "POST", "/v1/customers", "application/json; charset=utf-8", "{\"kind\":\"person\",\"name\":\"T\"}",
-             NULL, NULL);
+    r = call_as(REP1, "POST", "/v1/customers", "application/json; charset=utf-8",
+                "{\"kind\":\"person\",\"name\":\"T\"}", NULL, NULL);
     expect_status(r, 201);
 }
 END_TEST
@@ -981,11 +602,11 @@ START_TEST(crud_with_etags_and_preconditions)
     expect_status(r, 200);
     ck_assert_str_eq(header(r, "etag"), "\"1\"");
     ck_assert_str_eq(jstr(r->json, "email"), "info@acme.example");
-    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
+    r = call_as(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
     expect_status(r, 304);
     ck_assert_uint_eq(r->body_len, 0);
     ck_assert_str_eq(header(r, "etag"), "\"1\"");
-    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"7\"", NULL);
+    r = call_as(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"7\"", NULL);
     expect_status(r, 200);
 
     /* Merge patch: a nested null removes that member only; arrays are replaced whole. */
@@ -1006,7 +627,7 @@ START_TEST(crud_with_etags_and_preconditions)
     ck_assert_str_eq(jstr(r->json, "credit_limit"), "1500.50");
     ck_assert_str_eq(jstr(jget(r, "attrs"), "segment"), "smb");
     ck_assert_int_eq(jint(r->json, "version"), 2);
-    r = call(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
+    r = call_as(REP1, "GET", cpath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
     expect_status(r, 200);
     ck_assert_str_eq(jstr(jget(r, "address"), "country"), "FR");
 
@@ -1225,28 +846,6 @@ START_TEST(list_limits_and_parameters)
     expect_problem(r, 400, "bad-request");
 }
 END_TEST
-
-/* -1, 0, 1 like strcmp for two list items under a sort key; ties broken by id. */
-static int cmp_items(json_t *a, json_t *b, const char *key)
-{
-    int c = strcmp(jstr(a, key), jstr(b, key));
-    if (c != 0)
-        return c < 0 ? -1 : 1;
-    long long x = jint(a, "id"), y = jint(b, "id");
-    return x < y ? -1 : x > y;
-}
-
-static void expect_sorted(json_t *items, const char *sort)
-{
-    int desc = sort[0] == '-';
-    const char *key = sort + desc;
-    for (size_t i = 1; i < json_array_size(items); i++) {
-        int c = cmp_items(json_array_get(items, i - 1), json_array_get(items, i), key);
-        ck_assert_msg(desc ? c > 0 : c < 0, "sort=%s: items %zu (%s, id %lld) and %zu (%s, id %lld) out of order", sort,
-                      i - 1, jstr(json_array_get(items, i - 1), key), jint(json_array_get(items, i - 1), "id"), i,
-                      jstr(json_array_get(items, i), key), jint(json_array_get(items, i), "id"));
-    }
-}
 
 START_TEST(list_sorts_break_ties_by_id)
 {
@@ -1542,7 +1141,7 @@ START_TEST(bulk_upserts_json_and_ndjson)
                          "{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"Bulk Four\",\"tags\":[\"%s\"]}\r\n"
                          "{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"Bulk Five\",\"tags\":[\"%s\"]}",
                          e1, tag, uniq("b4"), tag, uniq("b5"), tag);
-    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
+    r = call_as(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
     expect_status(r, 200);
     ck_assert_int_eq(jint(r->json, "created"), 2);
     ck_assert_int_eq(jint(r->json, "updated"), 1);
@@ -1551,7 +1150,7 @@ START_TEST(bulk_upserts_json_and_ndjson)
     ck_assert_str_eq(jstr(json_array_get(all, 2), "name"), "Bulk One v2");
 
     /* A bad NDJSON line is malformed input, with nothing written. */
-    r = call(
+    r = call_as(
         INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T,
         fmt("{\"external_id\":\"%s\",\"kind\":\"person\",\"name\":\"x\",\"tags\":[\"%s\"]}\n{oops\n", uniq("b6"), tag),
         NULL, NULL);
@@ -1598,7 +1197,7 @@ START_TEST(bulk_is_all_or_nothing)
         free(line);
     }
     json_decref(again);
-    r = call(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
+    r = call_as(INTEGRATION, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
     expect_problem(r, 422, "validation-failed");
     expect_error(r, "[17].email", "invalid_format");
     expect_error(r, "[42].external_id", "duplicate");
@@ -1695,57 +1294,6 @@ END_TEST
 /* --- 6. the change feed ------------------------------------------------------------------------------- */
 
 #define FEED "/v1/changes/customers"
-
-/* The cursor after everything `who` can see now. */
-static const char *feed_head(int who)
-{
-    const char *cursor = NULL;
-    for (int i = 0; i < 1000; i++) {
-        th_resp_t *r = http_get(who, cursor != NULL ? fmt(FEED "?limit=1000&after=%s", cursor) : FEED "?limit=1000");
-        expect_status(r, 200);
-        cursor = json_string_value(jget(r, "next_cursor"));
-        ck_assert_ptr_nonnull(cursor);
-        if (json_array_size(jget(r, "data")) == 0)
-            return cursor;
-    }
-    ck_abort_msg("feed did not end");
-    return NULL;
-}
-
-/* Every change after *cursor, `limit` a page, until an empty page; moves *cursor. */
-static json_t *feed_since(int who, const char **cursor, int limit)
-{
-    json_t *all = keep(json_array());
-    for (int i = 0; i < 10000; i++) {
-        th_resp_t *r = http_get(who, fmt(FEED "?limit=%d&after=%s", limit, *cursor));
-        expect_status(r, 200);
-        json_t *data = jget(r, "data");
-        ck_assert(json_array_size(data) <= (size_t)limit);
-        const char *next = json_string_value(jget(r, "next_cursor"));
-        ck_assert_ptr_nonnull(next);
-        if (json_array_size(data) == 0) {
-            ck_assert_str_eq(next, *cursor); /* an empty page keeps the position */
-            return all;
-        }
-        json_array_extend(all, data);
-        *cursor = next;
-    }
-    ck_abort_msg("feed did not end");
-    return NULL;
-}
-
-static void expect_change_(json_t *ch, const char *op, long long id, int line)
-{
-    ck_assert_msg(ch != NULL, "line %d: missing change %s %lld", line, op, id);
-    ck_assert_msg(strcmp(jstr(ch, "op"), op) == 0 && jint(ch, "id") == id, "line %d: got %s %lld, wanted %s %lld", line,
-                  jstr(ch, "op"), jint(ch, "id"), op, id);
-    ck_assert_msg(jstr(ch, "changed_at") != NULL, "line %d: no changed_at", line);
-    if (strcmp(op, "delete") == 0)
-        ck_assert_msg(json_object_get(ch, "data") == NULL, "line %d: a tombstone carries data", line);
-    else
-        ck_assert_msg(jint(json_object_get(ch, "data"), "id") == id, "line %d: data is not the record", line);
-}
-#define expect_change(ch, op, id) expect_change_((ch), (op), (id), __LINE__)
 
 START_TEST(feed_lists_every_change_once_in_order_with_tombstones)
 {
@@ -2113,63 +1661,7 @@ static Suite *customers_suite(void)
     return s;
 }
 
-typedef struct {
-    int who;
-    int status;
-} login_t;
-
-static void *login_main(void *p)
-{
-    login_t *l = p;
-    l->status = th_login(api.port, users[l->who].email, PASSWORD, users[l->who].token, NULL);
-    return NULL;
-}
-
 int main(void)
 {
-    long long t0 = th_now_ms();
-    char buf[64];
-    snprintf(db_url, sizeof(db_url), "%s", th_db_create("customers"));
-    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'), ('south')") != 0 ||
-        th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'north'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_north = atoll(buf);
-    if (th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'south'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_south = atoll(buf);
-    for (int i = 0; i < NUSERS; i++) {
-        users[i].id = th_user_add(db_url, users[i].email, users[i].name, users[i].role, users[i].team, PASSWORD);
-        users[i].team_id = users[i].team == NULL ? 0 : strcmp(users[i].team, "north") == 0 ? team_north : team_south;
-    }
-    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
-    /* Log everyone in once, in parallel: the API hashes on its KDF threads. */
-    pthread_t t[NUSERS];
-    login_t l[NUSERS];
-    for (int i = 0; i < NUSERS; i++) {
-        l[i] = (login_t){i, 0};
-        pthread_create(&t[i], NULL, login_main, &l[i]);
-    }
-    int bad_login = 0;
-    for (int i = 0; i < NUSERS; i++) {
-        pthread_join(t[i], NULL);
-        if (l[i].status != 200) {
-            fprintf(stderr, "login of %s answered %d\n", users[i].email, l[i].status);
-            bad_login = 1;
-        }
-    }
-    fprintf(stderr, "customers: set-up took %lld ms\n", th_now_ms() - t0);
-    int failed = 1;
-    if (!bad_login) {
-        SRunner *sr = srunner_create(customers_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-    }
-    int st = th_api_stop(&api, SIGTERM, 20);
-    if (st != 0) {
-        fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
-        failed++;
-    }
-    fprintf(stderr, "customers: %lld ms in all\n", th_now_ms() - t0);
-    return failed == 0 ? 0 : 1;
+    return crew_main(&conf, customers_suite);
 }

@@ -5,20 +5,17 @@
  * to the total, and the CRUD, upsert, bulk, list and feed conventions are
  * the same as for customers.
  *
- * main() builds the suite's database, adds one user per role, starts one
- * API process and logs every user in once (argon2 is slow under ASan);
- * Check forks each test, which inherits the tokens and talks to the API
- * over HTTP. Tests do not depend on each other: each creates its own
- * customers and orders and filters lists by its customers or by an
- * ordered_at year no other test uses. Expected scopes come from an oracle
- * written here (the customer's owner and team compared directly), never
- * from the API's own SQL. Everything a test allocates stays reachable from
- * a global list, so LeakSanitizer stays quiet without a free() after every
- * call.
+ * crew_main() (tests/support/crew.c) builds the suite's database, adds one
+ * user per role, starts one API process and logs every user in once
+ * (argon2 is slow under ASan); Check forks each test, which inherits the
+ * tokens and talks to the API over HTTP. Tests do not depend on each other:
+ * each creates its own customers and orders and filters lists by its
+ * customers or by an ordered_at year no other test uses. Expected scopes
+ * come from the crew's oracle applied to the order's customer (alias c:
+ * its owner and team compared directly), never from the API's own SQL.
+ * Everything a test allocates stays reachable from a global list, so
+ * LeakSanitizer stays quiet without a free() after every call.
  */
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +24,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 
-#include "tests/support/harness.h"
-
-#define REDIS_DB 5
-#define PASSWORD "orders-suite-password"
-#define JSON_T "application/json"
-#define MERGE_T "application/merge-patch+json"
-#define NDJSON_T "application/x-ndjson"
+#include "tests/support/crew.h"
 
 static const char *const api_env[] = {
     "CLIENTELE_THREADS=2",
@@ -41,323 +32,22 @@ static const char *const api_env[] = {
     NULL,
 };
 
-enum { ADMIN, DIRECTOR, ANALYST, INTEGRATION, MANAGER, REP1, REP2, REPS, NUSERS };
-
-typedef struct {
-    const char *email, *name, *role, *team;
-    long long id, team_id;
-    char token[2048];
-} user_t;
-
-static user_t users[NUSERS] = {
-    [ADMIN] = {"admin@orders.test", "Ada Admin", "admin", NULL},
-    [DIRECTOR] = {"director@orders.test", "Dora Director", "director", NULL},
-    [ANALYST] = {"analyst@orders.test", "Ann Analyst", "analyst", NULL},
-    [INTEGRATION] = {"erp@orders.test", "ERP Sync", "integration", NULL},
-    [MANAGER] = {"manager.north@orders.test", "Max Manager", "manager", "north"},
-    [REP1] = {"rep.north1@orders.test", "Rita Rep", "rep", "north"},
-    [REP2] = {"rep.north2@orders.test", "Rolf Rep", "rep", "north"},
-    [REPS] = {"rep.south1@orders.test", "Sam South", "rep", "south"},
+static const crew_conf_t conf = {
+    .name = "orders",
+    .redis_db = 5,
+    .env = api_env,
+    .password = "orders-suite-password",
+    .domain = "orders.test",
+    .resource = "orders",
+    .item = "order",
 };
-static const char *const who_name[NUSERS] = {"admin",         "director",   "analyst",    "integration",
-                                             "manager.north", "rep.north1", "rep.north2", "rep.south1"};
 
-static th_api_t api;
-static char db_url[256];
-static long long team_north, team_south;
-
-/* --- memory: kept reachable until the test process exits ------------------- */
-
-static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
-static void **kept;
-static size_t nkept, capkept;
-
-static void *keep(void *p)
-{
-    if (p == NULL)
-        abort();
-    pthread_mutex_lock(&keep_mu);
-    if (nkept == capkept) {
-        capkept = capkept != 0 ? capkept * 2 : 4096;
-        kept = realloc(kept, capkept * sizeof(*kept));
-        if (kept == NULL)
-            abort();
-    }
-    kept[nkept++] = p;
-    pthread_mutex_unlock(&keep_mu);
-    return p;
-}
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    if (vasprintf(&s, f, ap) < 0)
-        abort();
-    va_end(ap);
-    return keep(s);
-}
-
-/* Compact JSON text of v (steals the reference). */
-static const char *jdump(json_t *v)
-{
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(v);
-    return keep(s);
-}
-
-static json_t *jparse(const char *text)
-{
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (v == NULL)
-        abort();
-    return v;
-}
-
-/* A string unique to this test process: prefix-pid-n. */
-static const char *uniq(const char *prefix)
-{
-    static int n;
-    return fmt("%s-%d-%d", prefix, (int)getpid(), __atomic_add_fetch(&n, 1, __ATOMIC_SEQ_CST));
-}
-
-static const char *repeat(char c, size_t n)
-{
-    char *s = keep(malloc(n + 1));
-    memset(s, c, n);
-    s[n] = '\0';
-    return s;
-}
-
-/* Percent-encodes everything but unreserved characters. */
-static const char *urlenc(const char *s)
-{
-    char *out = keep(malloc(3 * strlen(s) + 1)), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
-            *o++ = (char)*p;
-        else
-            o += sprintf(o, "%%%02X", *p);
-    }
-    *o = '\0';
-    return out;
-}
-
-/* --- HTTP ------------------------------------------------------------------- */
-
-/* One request as `who` (-1: no token); the answer (status 0 when the connection failed). Thread-safe. */
-static th_resp_t *call(int who, const char *method, const char *path, const char *ctype, const char *body,
-                       const char *h1, const char *h2)
-{
-    const char *h[6];
-    int n = 0;
-    char auth[2200];
-    if (who >= 0)
-        h[n++] = th_bearer(users[who].token, auth, sizeof(auth));
-    if (ctype != NULL)
-        h[n++] = fmt("Content-Type: %s", ctype);
-    if (h1 != NULL)
-        h[n++] = h1;
-    if (h2 != NULL)
-        h[n++] = h2;
-    h[n] = NULL;
-    th_resp_t *r = keep(calloc(1, sizeof(*r)));
-    if (th_http(api.port, method, path, h, body, body != NULL ? strlen(body) : 0, r) != 0)
-        r->status = 0;
-    return r;
-}
-
-static th_resp_t *http_get(int who, const char *path)
-{
-    return call(who, "GET", path, NULL, NULL, NULL, NULL);
-}
-
-static th_resp_t *http_post(int who, const char *path, const char *body)
-{
-    return call(who, "POST", path, JSON_T, body, NULL, NULL);
-}
-
-static const char *if_match(const char *etag)
-{
-    return etag != NULL ? fmt("If-Match: %s", etag) : NULL;
-}
-
-static th_resp_t *http_patch(int who, const char *path, const char *body, const char *etag)
-{
-    return call(who, "PATCH", path, MERGE_T, body, if_match(etag), NULL);
-}
-
-static th_resp_t *http_put(int who, const char *path, const char *body, const char *etag)
-{
-    return call(who, "PUT", path, JSON_T, body, if_match(etag), NULL);
-}
-
-static th_resp_t *http_delete(int who, const char *path, const char *etag)
-{
-    return call(who, "DELETE", path, NULL, NULL, if_match(etag), NULL);
-}
+/* --- customers and orders -------------------------------------------------------- */
 
 static const char *opath(long long id)
 {
     return fmt("/v1/orders/%lld", id);
 }
-
-static const char *xpath(const char *ext)
-{
-    return fmt("/v1/orders/external/%s", urlenc(ext));
-}
-
-static const char *header(const th_resp_t *r, const char *name)
-{
-    char buf[512];
-    return th_header(r, name, buf, sizeof(buf)) != NULL ? fmt("%s", buf) : NULL;
-}
-
-static json_t *jget(const th_resp_t *r, const char *key)
-{
-    return r->json != NULL ? json_object_get(r->json, key) : NULL;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-#define expect_status(r, st)                                                                                           \
-    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.600s", __LINE__, (st), (r)->status,            \
-                  (r)->body != NULL ? (r)->body : "")
-
-#define expect_status_msg(r, st, ...)                                                                                  \
-    do {                                                                                                               \
-        if ((r)->status != (st))                                                                                       \
-            ck_abort_msg("line %d: %s: expected %d, got %d: %.400s", __LINE__, fmt(__VA_ARGS__), (st), (r)->status,    \
-                         (r)->body != NULL ? (r)->body : "");                                                          \
-    } while (0)
-
-/* Status, problem content type and type slug of an error answer. */
-static void expect_problem_(const th_resp_t *r, int status, const char *slug, int line)
-{
-    ck_assert_msg(r->status == status, "line %d: expected %d, got %d: %.600s", line, status, r->status,
-                  r->body != NULL ? r->body : "");
-    const char *ct = header(r, "content-type");
-    ck_assert_msg(ct != NULL && strcmp(ct, "application/problem+json") == 0, "line %d: content-type %s", line,
-                  ct != NULL ? ct : "(none)");
-    ck_assert_msg(r->json != NULL, "line %d: problem body is not JSON", line);
-    const char *type = jstr(r->json, "type");
-    ck_assert_msg(type != NULL && strcmp(type, fmt("/problems/%s", slug)) == 0, "line %d: type %s, wanted %s", line,
-                  type != NULL ? type : "(none)", slug);
-    ck_assert_int_eq(jint(r->json, "status"), status);
-}
-#define expect_problem(r, status, slug) expect_problem_((r), (status), (slug), __LINE__)
-
-/* The entry of errors[] naming field, or NULL. */
-static json_t *find_error(const th_resp_t *r, const char *field)
-{
-    json_t *errors = jget(r, "errors"), *e;
-    size_t i;
-    json_array_foreach(errors, i, e)
-    {
-        const char *f = jstr(e, "field");
-        if (f != NULL && strcmp(f, field) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-/* errors[] names field, with code when code is not NULL. */
-static void expect_error_(const th_resp_t *r, const char *field, const char *code, int line)
-{
-    json_t *e = find_error(r, field);
-    ck_assert_msg(e != NULL, "line %d: no error for field \"%s\" in %.800s", line, field, r->body);
-    if (code != NULL)
-        ck_assert_msg(strcmp(jstr(e, "code"), code) == 0, "line %d: field %s has code %s, wanted %s", line, field,
-                      jstr(e, "code"), code);
-}
-#define expect_error(r, field, code) expect_error_((r), (field), (code), __LINE__)
-
-static size_t nerrors(const th_resp_t *r)
-{
-    return json_array_size(jget(r, "errors"));
-}
-
-/* --- SQL (oracles and direct transactions) ---------------------------------- */
-
-__attribute__((format(printf, 1, 2))) static long long sql_ll(const char *f, ...)
-{
-    va_list ap;
-    char *sql, out[64];
-    va_start(ap, f);
-    if (vasprintf(&sql, f, ap) < 0)
-        abort();
-    va_end(ap);
-    int rc = th_sql_value(db_url, sql, out, sizeof(out));
-    ck_assert_msg(rc == 0, "query returned no row: %s", sql);
-    free(sql);
-    return atoll(out);
-}
-
-static PGconn *pg_open(void)
-{
-    PGconn *c = PQconnectdb(db_url);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(c));
-    return c;
-}
-
-/* Runs one statement on c; 0 or -1 (message printed). Thread-safe (one connection per thread). */
-static int pg_do(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-/* --- scopes: the oracle (an order's scope is its customer's) -------------------------------------------------------
- */
-
-static int can_read(int who, long long owner, long long team)
-{
-    switch (who) {
-    case REP1:
-    case REP2:
-    case REPS:
-        return owner == users[who].id;
-    case MANAGER:
-        return team == users[MANAGER].team_id;
-    default:
-        return 1;
-    }
-}
-
-static int can_write(int who, long long owner, long long team)
-{
-    return who != ANALYST && can_read(who, owner, team);
-}
-
-/* The customers `who` may read (alias c), as a WHERE clause for the oracle. */
-static const char *scope_where(int who)
-{
-    switch (who) {
-    case REP1:
-    case REP2:
-    case REPS:
-        return fmt("c.owner_id = %lld", users[who].id);
-    case MANAGER:
-        return fmt("c.team_id = %lld", users[MANAGER].team_id);
-    default:
-        return "true";
-    }
-}
-
-/* --- customers and orders -------------------------------------------------------- */
 
 typedef struct {
     long long id, owner, team;
@@ -403,28 +93,9 @@ static ord_t make_order(int as, cust_t c, const char *ordered_at)
     return o;
 }
 
-static long long version_of(long long id)
-{
-    return sql_ll("SELECT version FROM orders WHERE id = %lld", id);
-}
-
-static int is_deleted(long long id)
-{
-    return (int)sql_ll("SELECT (deleted_at IS NOT NULL)::int FROM orders WHERE id = %lld", id);
-}
-
 static long long live_orders(void)
 {
     return sql_ll("SELECT count(*) FROM orders WHERE deleted_at IS NULL");
-}
-
-/* The `total` of a count=true list (query may be ""). */
-static long long api_count(int who, const char *query)
-{
-    th_resp_t *r = http_get(who, fmt("/v1/orders?count=true&limit=1%s%s", *query ? "&" : "", query));
-    expect_status(r, 200);
-    ck_assert_msg(json_is_integer(jget(r, "total")), "no total in %.200s", r->body);
-    return (long long)json_integer_value(jget(r, "total"));
 }
 
 /* Orders dated in one year: each test uses its own. */
@@ -437,59 +108,6 @@ static const char *day(int y, int n)
 {
     return fmt("%d-%02d-%02dT10:%02d:00Z", y, 1 + n / 28 % 12, 1 + n % 28, n % 60);
 }
-
-/* Every item of a list, paging with `limit`; path has a query already or not. */
-static json_t *list_all(int who, const char *path, int limit)
-{
-    json_t *all = keep(json_array());
-    const char *cursor = NULL;
-    const char *sep = strchr(path, '?') != NULL ? "&" : "?";
-    for (int pages = 0; pages < 1000; pages++) {
-        th_resp_t *r = http_get(who, cursor != NULL ? fmt("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
-                                                    : fmt("%s%slimit=%d", path, sep, limit));
-        expect_status(r, 200);
-        json_t *data = jget(r, "data");
-        ck_assert_msg(json_is_array(data), "no data array: %.200s", r->body);
-        ck_assert_msg(json_array_size(data) <= (size_t)limit, "page larger than limit");
-        json_array_extend(all, data);
-        json_t *next = jget(r, "next_cursor");
-        if (json_is_null(next))
-            return all;
-        ck_assert_msg(json_array_size(data) == (size_t)limit, "a page before the last one is short");
-        cursor = json_string_value(next);
-    }
-    ck_abort_msg("list did not end");
-    return NULL;
-}
-
-static int has_id(json_t *items, long long id)
-{
-    json_t *it;
-    size_t i;
-    json_array_foreach(items, i, it) if (jint(it, "id") == id) return 1;
-    return 0;
-}
-
-/* items holds exactly the ids want[0..n), each once. */
-static void expect_ids_(json_t *items, const long long *want, size_t n, int line)
-{
-    json_t *it;
-    size_t i;
-    json_array_foreach(items, i, it)
-    {
-        long long id = jint(it, "id");
-        int found = 0;
-        for (size_t k = 0; k < n; k++)
-            found |= want[k] == id;
-        ck_assert_msg(found, "line %d: unexpected id %lld in the list", line, id);
-        for (size_t k = 0; k < i; k++)
-            ck_assert_msg(jint(json_array_get(items, k), "id") != id, "line %d: id %lld listed twice", line, id);
-    }
-    for (size_t k = 0; k < n; k++)
-        ck_assert_msg(has_id(items, want[k]), "line %d: id %lld missing from the list", line, want[k]);
-    ck_assert_int_eq(json_array_size(items), n);
-}
-#define expect_ids(items, want, n) expect_ids_((items), (want), (n), __LINE__)
 
 /* --- scopes ------------------------------------------------------------------------ */
 
@@ -523,7 +141,7 @@ START_TEST(scope_reads_get_lists_and_counts)
         expect_ids(list_all(a, fmt("/v1/orders?%s", year(2001)), 2), want, n);
         long long expected = sql_ll("SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
                                     " WHERE o.deleted_at IS NULL AND %s",
-                                    scope_where(a));
+                                    scope_where(a, "c."));
         ck_assert_msg(api_count(a, "") == expected, "%s: count=true total differs from the %lld visible orders",
                       who_name[a], expected);
     }
@@ -935,18 +553,18 @@ START_TEST(malformed_json_and_wrong_content_types)
     expect_problem(http_post(REP1, "/v1/orders", "{\"status\":"), 400, "bad-request");
     expect_problem(http_post(REP1, "/v1/orders", "{\"status\":\"pending\",\"status\":\"completed\"}"), 400,
                    "bad-request");
-    expect_problem(call(REP1, "POST", "/v1/orders", "text/plain", good, NULL, NULL), 415, "unsupported-media-type");
-    expect_problem(call(REP1, "POST", "/v1/orders", NULL, good, NULL, NULL), 415, "unsupported-media-type");
-    expect_problem(call(REP1, "POST", "/v1/orders/bulk", "text/csv", "a,b\n", NULL, NULL), 415,
+    expect_problem(call_as(REP1, "POST", "/v1/orders", "text/plain", good, NULL, NULL), 415, "unsupported-media-type");
+    expect_problem(call_as(REP1, "POST", "/v1/orders", NULL, good, NULL, NULL), 415, "unsupported-media-type");
+    expect_problem(call_as(REP1, "POST", "/v1/orders/bulk", "text/csv", "a,b\n", NULL, NULL), 415,
                    "unsupported-media-type");
-    expect_problem(call(REP1, "PATCH", opath(o.id), JSON_T, "{\"status\":\"completed\"}", NULL, NULL), 415,
+    expect_problem(call_as(REP1, "PATCH", opath(o.id), JSON_T, "{\"status\":\"completed\"}", NULL, NULL), 415,
                    "unsupported-media-type");
-    expect_problem(call(REP1, "PUT", xpath(o.ext), MERGE_T, good, NULL, NULL), 415, "unsupported-media-type");
+    expect_problem(call_as(REP1, "PUT", xpath(o.ext), MERGE_T, good, NULL, NULL), 415, "unsupported-media-type");
     expect_problem(http_patch(REP1, opath(o.id), "[", NULL), 400, "bad-request");
     expect_problem(http_post(REP1, "/v1/orders", "[]"), 422, "validation-failed");
     ck_assert_int_eq(live_orders(), before);
     ck_assert_int_eq(version_of(o.id), 1);
-    expect_status(call(REP1, "POST", "/v1/orders", "application/json; charset=utf-8", good, NULL, NULL), 201);
+    expect_status(call_as(REP1, "POST", "/v1/orders", "application/json; charset=utf-8", good, NULL, NULL), 201);
 }
 END_TEST
 
@@ -979,10 +597,10 @@ START_TEST(crud_with_etags_and_preconditions)
     r = http_get(REP1, opath(id));
     expect_status(r, 200);
     ck_assert_str_eq(header(r, "etag"), "\"1\"");
-    r = call(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
+    r = call_as(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"1\"", NULL);
     expect_status(r, 304);
     ck_assert_uint_eq(r->body_len, 0);
-    expect_status(call(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"5\"", NULL), 200);
+    expect_status(call_as(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"5\"", NULL), 200);
 
     r = http_patch(REP1, opath(id), "{\"status\":\"completed\"}", NULL);
     expect_status(r, 200);
@@ -990,7 +608,7 @@ START_TEST(crud_with_etags_and_preconditions)
     ck_assert_str_eq(jstr(r->json, "status"), "completed");
     ck_assert_str_eq(jstr(r->json, "total"), "7.00");
     ck_assert_int_eq(json_array_size(jget(r, "lines")), 1);
-    expect_status(call(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"1\"", NULL), 200);
+    expect_status(call_as(REP1, "GET", opath(id), NULL, NULL, "If-None-Match: \"1\"", NULL), 200);
 
     expect_problem(http_patch(REP1, opath(id), "{\"status\":\"refunded\"}", "\"1\""), 412, "precondition-failed");
     ck_assert_str_eq(jstr(http_get(REP1, opath(id))->json, "status"), "completed");
@@ -1112,27 +730,6 @@ static const char *when_same(int i)
 static const char *when_spread(int i)
 {
     return day(2010, (i * 7) % 50);
-}
-
-static int cmp_items(json_t *a, json_t *b, const char *key)
-{
-    int c = strcmp(jstr(a, key), jstr(b, key));
-    if (c != 0)
-        return c < 0 ? -1 : 1;
-    long long x = jint(a, "id"), y = jint(b, "id");
-    return x < y ? -1 : x > y;
-}
-
-static void expect_sorted(json_t *items, const char *sort)
-{
-    int desc = sort[0] == '-';
-    const char *key = sort + desc;
-    for (size_t i = 1; i < json_array_size(items); i++) {
-        int c = cmp_items(json_array_get(items, i - 1), json_array_get(items, i), key);
-        ck_assert_msg(desc ? c > 0 : c < 0, "sort=%s: items %zu (%s, id %lld) and %zu (%s, id %lld) out of order", sort,
-                      i - 1, jstr(json_array_get(items, i - 1), key), jint(json_array_get(items, i - 1), "id"), i,
-                      jstr(json_array_get(items, i), key), jint(json_array_get(items, i), "id"));
-    }
 }
 
 START_TEST(list_sorts_break_ties_by_id)
@@ -1346,7 +943,7 @@ START_TEST(bulk_upserts_json_and_ndjson)
     const char *nd = fmt("%s\n\n%s\r\n%s", jdump(order_by_ext(c1.ext, e1, day(2013, 2), "9.99")),
                          jdump(order_by_ext(c1.ext, uniq("b3"), day(2013, 5), "3.00")),
                          jdump(order_doc(c1.id, uniq("b4"), day(2013, 6), "pending")));
-    r = call(INTEGRATION, "POST", "/v1/orders/bulk", NDJSON_T, nd, NULL, NULL);
+    r = call_as(INTEGRATION, "POST", "/v1/orders/bulk", NDJSON_T, nd, NULL, NULL);
     expect_status(r, 200);
     ck_assert_int_eq(jint(r->json, "created"), 2);
     ck_assert_int_eq(jint(r->json, "updated"), 1);
@@ -1354,8 +951,8 @@ START_TEST(bulk_upserts_json_and_ndjson)
     ck_assert_int_eq(json_array_size(all), 5);
     ck_assert_str_eq(jstr(json_array_get(all, 0), "external_id"), e1);
     ck_assert_str_eq(jstr(json_array_get(all, 0), "total"), "9.99");
-    r = call(INTEGRATION, "POST", "/v1/orders/bulk", NDJSON_T,
-             fmt("%s\nnot json\n", jdump(order_by_ext(c1.ext, uniq("b5"), day(2013, 7), "1.00"))), NULL, NULL);
+    r = call_as(INTEGRATION, "POST", "/v1/orders/bulk", NDJSON_T,
+                fmt("%s\nnot json\n", jdump(order_by_ext(c1.ext, uniq("b5"), day(2013, 7), "1.00"))), NULL, NULL);
     expect_problem(r, 400, "bad-request");
     ck_assert_int_eq(json_array_size(list_all(DIRECTOR, fmt("/v1/orders?%s", year(2013)), 50)), 5);
 }
@@ -1475,61 +1072,6 @@ END_TEST
 /* --- the change feed --------------------------------------------------------------------------------- */
 
 #define FEED "/v1/changes/orders"
-
-static const char *feed_head_of(const char *feed, int who)
-{
-    const char *cursor = NULL;
-    for (int i = 0; i < 1000; i++) {
-        th_resp_t *r =
-            http_get(who, cursor != NULL ? fmt("%s?limit=1000&after=%s", feed, cursor) : fmt("%s?limit=1000", feed));
-        expect_status(r, 200);
-        cursor = json_string_value(jget(r, "next_cursor"));
-        ck_assert_ptr_nonnull(cursor);
-        if (json_array_size(jget(r, "data")) == 0)
-            return cursor;
-    }
-    ck_abort_msg("feed did not end");
-    return NULL;
-}
-
-static const char *feed_head(int who)
-{
-    return feed_head_of(FEED, who);
-}
-
-static json_t *feed_since(int who, const char **cursor, int limit)
-{
-    json_t *all = keep(json_array());
-    for (int i = 0; i < 10000; i++) {
-        th_resp_t *r = http_get(who, fmt(FEED "?limit=%d&after=%s", limit, *cursor));
-        expect_status(r, 200);
-        json_t *data = jget(r, "data");
-        ck_assert(json_array_size(data) <= (size_t)limit);
-        const char *next = json_string_value(jget(r, "next_cursor"));
-        ck_assert_ptr_nonnull(next);
-        if (json_array_size(data) == 0) {
-            ck_assert_str_eq(next, *cursor);
-            return all;
-        }
-        json_array_extend(all, data);
-        *cursor = next;
-    }
-    ck_abort_msg("feed did not end");
-    return NULL;
-}
-
-static void expect_change_(json_t *ch, const char *op, long long id, int line)
-{
-    ck_assert_msg(ch != NULL, "line %d: missing change %s %lld", line, op, id);
-    ck_assert_msg(strcmp(jstr(ch, "op"), op) == 0 && jint(ch, "id") == id, "line %d: got %s %lld, wanted %s %lld", line,
-                  jstr(ch, "op"), jint(ch, "id"), op, id);
-    ck_assert_msg(jstr(ch, "changed_at") != NULL, "line %d: no changed_at", line);
-    if (strcmp(op, "delete") == 0)
-        ck_assert_msg(json_object_get(ch, "data") == NULL, "line %d: a tombstone carries data", line);
-    else
-        ck_assert_msg(jint(json_object_get(ch, "data"), "id") == id, "line %d: data is not the order", line);
-}
-#define expect_change(ch, op, id) expect_change_((ch), (op), (id), __LINE__)
 
 START_TEST(feed_lists_every_change_once_in_order_with_tombstones)
 {
@@ -1689,63 +1231,7 @@ static Suite *orders_suite(void)
     return s;
 }
 
-typedef struct {
-    int who;
-    int status;
-} login_t;
-
-static void *login_main(void *p)
-{
-    login_t *l = p;
-    l->status = th_login(api.port, users[l->who].email, PASSWORD, users[l->who].token, NULL);
-    return NULL;
-}
-
 int main(void)
 {
-    long long t0 = th_now_ms();
-    char buf[64];
-    snprintf(db_url, sizeof(db_url), "%s", th_db_create("orders"));
-    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'), ('south')") != 0 ||
-        th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'north'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_north = atoll(buf);
-    if (th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'south'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_south = atoll(buf);
-    for (int i = 0; i < NUSERS; i++) {
-        users[i].id = th_user_add(db_url, users[i].email, users[i].name, users[i].role, users[i].team, PASSWORD);
-        users[i].team_id = users[i].team == NULL ? 0 : strcmp(users[i].team, "north") == 0 ? team_north : team_south;
-    }
-    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
-    /* Log everyone in once, in parallel: the API hashes on its KDF threads. */
-    pthread_t t[NUSERS];
-    login_t l[NUSERS];
-    for (int i = 0; i < NUSERS; i++) {
-        l[i] = (login_t){i, 0};
-        pthread_create(&t[i], NULL, login_main, &l[i]);
-    }
-    int bad_login = 0;
-    for (int i = 0; i < NUSERS; i++) {
-        pthread_join(t[i], NULL);
-        if (l[i].status != 200) {
-            fprintf(stderr, "login of %s answered %d\n", users[i].email, l[i].status);
-            bad_login = 1;
-        }
-    }
-    fprintf(stderr, "orders: set-up took %lld ms\n", th_now_ms() - t0);
-    int failed = 1;
-    if (!bad_login) {
-        SRunner *sr = srunner_create(orders_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-    }
-    int st = th_api_stop(&api, SIGTERM, 20);
-    if (st != 0) {
-        fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
-        failed++;
-    }
-    fprintf(stderr, "orders: %lld ms in all\n", th_now_ms() - t0);
-    return failed == 0 ? 0 : 1;
+    return crew_main(&conf, orders_suite);
 }

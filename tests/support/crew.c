@@ -18,6 +18,7 @@
 
 #include "crew.h"
 
+/* clang-format off */
 crew_user_t users[NUSERS] = {
     [ADMIN] = {NULL, "Ada Admin", "admin", NULL},
     [DIRECTOR] = {NULL, "Dora Director", "director", NULL},
@@ -28,6 +29,8 @@ crew_user_t users[NUSERS] = {
     [REP2] = {NULL, "Rolf Rep", "rep", "north"},
     [REPS] = {NULL, "Sam South", "rep", "south"},
 };
+/* clang-format on */
+
 /* The local parts of the crew's e-mail addresses; the domain is the suite's. */
 static const char *const mailbox[NUSERS] = {"admin",         "director",   "analyst",    "erp",
                                             "manager.north", "rep.north1", "rep.north2", "rep.south1"};
