@@ -16,8 +16,10 @@ CREATE TABLE analytics_schedules (
     version      integer NOT NULL DEFAULT 1
 );
 CREATE INDEX analytics_schedules_due_idx ON analytics_schedules (next_run_at) WHERE enabled;
-CREATE TRIGGER analytics_schedules_touch BEFORE UPDATE ON analytics_schedules
-    FOR EACH ROW EXECUTE FUNCTION touch_row();
+-- Only a change of what a client wrote is a new version; the scheduler advancing
+-- next_run_at and last_run_* must not invalidate a client's ETag.
+CREATE TRIGGER analytics_schedules_touch BEFORE UPDATE OF kind, cron, timezone, params, enabled
+    ON analytics_schedules FOR EACH ROW EXECUTE FUNCTION touch_row();
 
 CREATE TABLE analytics_runs (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

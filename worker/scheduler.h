@@ -1,0 +1,84 @@
+/*
+ * worker/scheduler.h - turns analytics schedules into queued runs, with one leader among the workers.
+ *
+ * Every worker runs a scheduler on its loop. The schedulers elect one
+ * leader through a Redis lock ("clientele:scheduler:leader", SET NX PX,
+ * renewed by a compare-and-expire script); only the leader enqueues runs.
+ * Correctness does not rest on the lock alone: a run is inserted under the
+ * unique index (schedule_id, due_at) and the schedule is advanced only if
+ * its next_run_at is still the due time read, so even two leaders at once
+ * yield one run per due time. next_run_at moves to the first fire time
+ * after now, not after the due time, so a schedule that missed several
+ * slots while every worker was down gets exactly one run.
+ *
+ * Ownership: the scheduler borrows the loop, db and kv; it owns its
+ * timers, its copy of the worker name and its cache of time zones.
+ */
+#ifndef CLIENTELE_WORKER_SCHEDULER_H
+#define CLIENTELE_WORKER_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "common/db.h"
+#include "common/kv.h"
+
+typedef struct st_wk_scheduler_t wk_scheduler_t;
+
+/*
+ * Starts the scheduler on the worker's loop: leader election and, while
+ * leader, enqueuing due runs. worker_name is copied and must be unique
+ * among the workers (it is the lock's value). Never fails; db and kv must
+ * outlive the scheduler (see wk_scheduler_free()).
+ */
+wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const char *worker_name);
+
+/*
+ * Gives up leadership (sends a script that deletes the lock if it still
+ * holds our name), cancels timers and frees everything. Call it before
+ * db_close() and kv_close(): a query or command still in flight keeps a
+ * small remnant of the scheduler alive until its callback, which those
+ * calls fire at the latest. The lock release goes out the next time the
+ * loop runs; without that, the lock simply expires within 10 s.
+ */
+void wk_scheduler_free(wk_scheduler_t *s);
+
+/* --- module-internal: the statements in worker/scheduler_db.c ------------- */
+
+/*
+ * Columns of the due-schedule rows, in order: id, kind, cron, timezone,
+ * params (JSON text), next_run_at (microseconds since the epoch; NULL when
+ * not computed yet), version, now() (microseconds since the epoch).
+ */
+enum {
+    WK_SCHED_COL_ID,
+    WK_SCHED_COL_KIND,
+    WK_SCHED_COL_CRON,
+    WK_SCHED_COL_TIMEZONE,
+    WK_SCHED_COL_PARAMS,
+    WK_SCHED_COL_NEXT_US,
+    WK_SCHED_COL_VERSION,
+    WK_SCHED_COL_NOW_US,
+};
+
+/* Up to `limit` enabled schedules with next_run_at NULL or <= now() and id > after_id, by id. */
+int wk_scheduler_db__due(db_t *db, int64_t after_id, int limit, db_cb cb, void *data);
+
+/*
+ * Sets next_run_at (RFC 3339) of a schedule whose next_run_at is still NULL
+ * and whose version is still `version`. Command result; no rows.
+ */
+int wk_scheduler_db__init_next(db_t *db, int64_t id, int64_t version, const char *next_run_at, db_cb cb, void *data);
+
+/*
+ * In one statement: inserts the run for (schedule id, due_at) with the
+ * given kind and complete params (JSON text), unless one exists; writes
+ * its outbox message when it was inserted; and sets last_run_at = due_at,
+ * last_run_id and next_run_at - all only while the schedule is enabled,
+ * still of `kind`, at `version` and with next_run_at = due_at. One row:
+ * the new run's id (NULL when none was inserted) and whether the schedule
+ * was advanced ("t"/"f").
+ */
+int wk_scheduler_db__enqueue(db_t *db, int64_t id, int64_t version, const char *kind, const char *params,
+                             const char *due_at, const char *next_run_at, db_cb cb, void *data);
+
+#endif
