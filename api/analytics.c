@@ -315,7 +315,7 @@ static void check_schedule(api_req_t *ar, json_t *d, analytics_schedule_t *s, js
     s->kind = json_string_value(kind);
     s->cron = json_string_value(cron);
     s->timezone = json_string_value(zone);
-    s->params = crud_dump(ar, params != NULL ? params : json_object());
+    s->params = params != NULL ? crud_dump(ar, params) : "{}";
     s->enabled = enabled == NULL || json_is_true(enabled) ? "true" : "false";
     s->next_run_at = at;
 }

@@ -55,8 +55,9 @@ static const char SQL_RUN_LIST[] =
 static const char SQL_SUMMARY[] =
     "WITH " SCOPE_CALLER_CTE("analytics") "," RESULT_RUN("$3")
     " h AS (SELECT h.* FROM caller, run JOIN customer_analytics_history h ON h.run_id = run.id"
-    "   JOIN customers c ON c.id = h.customer_id WHERE " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
-    " total AS (SELECT coalesce(sum(monetary), 0) AS s FROM h)"
+    "   JOIN customers c ON c.id = h.customer_id AND c.deleted_at IS NULL"
+    "   WHERE " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
+    " total AS (SELECT coalesce(sum(monetary), 0.00) AS s FROM h)"
     " SELECT caller.rscope, (SELECT id FROM run), (SELECT status FROM run), json_build_object("
     "   'run_id', (SELECT id FROM run), 'customers', (SELECT count(*) FROM h),"
     "   'revenue', (SELECT s FROM total)::text,"
@@ -79,7 +80,7 @@ static const char SQL_TRANSITIONS[] =
     "   ('cant_lose_them', 9), ('hibernating', 10), ('prospect', 11)),"
     " pairs AS (SELECT f.segment AS from_s, t.segment AS to_s FROM caller,"
     "   customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
-    "   AND t.run_id = $4 JOIN customers c ON c.id = f.customer_id"
+    "   AND t.run_id = $4 JOIN customers c ON c.id = f.customer_id AND c.deleted_at IS NULL"
     "   WHERE f.run_id = $3 AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
     " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o,"
     "   (SELECT count(*) FROM pairs p WHERE p.from_s = a.s AND p.to_s = b.s) AS n FROM segs a CROSS JOIN segs b)"
@@ -106,8 +107,8 @@ static const char SQL_CUSTOMER_HISTORY[] =
 #define SCHEDULE_JSON(s)                                                                                               \
     "json_build_object('id', " s ".id, 'kind', " s ".kind, 'cron', " s ".cron, 'timezone', " s ".timezone,"           \
     " 'params', " s ".params, 'enabled', " s ".enabled,"                                                               \
-    " 'next_run_at', to_char(" s ".next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"                 \
-    " 'last_run_at', to_char(" s ".last_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"                 \
+    " 'next_run_at', to_char(" s ".next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"              \
+    " 'last_run_at', to_char(" s ".last_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"              \
     " 'last_run_id', " s ".last_run_id, 'created_by', " s ".created_by,"                                               \
     " 'created_at', to_char(" s ".created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"                \
     " 'updated_at', to_char(" s ".updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"                \

@@ -5,11 +5,11 @@
  * (null or 1..50 characters), new_days (30), active_days (90), churn_days
  * (180), each 0..36500 with new_days <= active_days <= churn_days not
  * required but all non-negative, a_share (0.80) and b_share (0.95) as
- * decimal strings with 0 < a_share <= b_share <= 1.
- * clv: as_of, time_unit (day|week, default week), horizon (1..520, 52),
+ * decimal strings with 0 < a_share <= b_share <= 1 (kept as the client wrote them).
+ * clv: as_of, time_unit (day|week, default week), horizon (1..5200, 52),
  * discount_rate (decimal string 0..1, "0"), alive_active (0.7) and
  * alive_at_risk (0.3) decimal strings with 0 <= at_risk <= active <= 1,
- * penalizer (decimal string >= 0, "0"), tag, first_purchase_after,
+ * penalizer (decimal string 0..1000, "0"), tag, first_purchase_after,
  * first_purchase_before (RFC 3339 or null).
  */
 #include <stdio.h>
@@ -120,8 +120,11 @@ static void take_tag(json_t *out, const json_t *in, json_t *errors)
         json_object_set_new(out, "tag", json_null());
         return;
     }
-    if (!json_is_string(v) || json_string_length(v) < 1 || json_string_length(v) > 50 ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
+    size_t chars = 0;
+    if (json_is_string(v))
+        for (const char *p = json_string_value(v); *p != '\0'; p++)
+            chars += ((unsigned char)*p & 0xC0) != 0x80; /* count code points, as customer tags do */
+    if (!json_is_string(v) || chars < 1 || chars > 50 || strlen(json_string_value(v)) != json_string_length(v)) {
         add_error(errors, "tag", "invalid_value", "must be a tag of 1 to 50 characters");
         return;
     }
