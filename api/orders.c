@@ -48,7 +48,23 @@ const size_t orders_nfields = VALIDATE_COUNT(orders_fields);
 static const char *const list_fields[] = {"id",    "external_id", "customer_id", "ordered_at", "status",  "currency",
                                           "total", "lines",       "created_at",  "updated_at", "version", NULL};
 
-/* Cross-field rules: exactly one customer reference; lines add up to the total. */
+/* 1 when errors already name the field `name` (or something inside it) of the item at prefix. */
+static int already_reported(json_t *errors, const char *prefix, const char *name)
+{
+    char want[96];
+    int n = snprintf(want, sizeof(want), "%s%s%s", prefix, *prefix ? "." : "", name);
+    json_t *e;
+    size_t i;
+    json_array_foreach(errors, i, e)
+    {
+        const char *f = json_string_value(json_object_get(e, "field"));
+        if (f != NULL && strncmp(f, want, (size_t)n) == 0 && (f[n] == '\0' || f[n] == '[' || f[n] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Cross-field rules: exactly one customer reference; lines add up to the total. Fields found bad are not judged again. */
 static void check_order(json_t *o, const char *prefix, json_t *errors)
 {
     char field[64];
@@ -62,7 +78,8 @@ static void check_order(json_t *o, const char *prefix, json_t *errors)
                       "give exactly one of customer_id and customer_external_id");
     }
     json_t *lines = json_object_get(o, "lines"), *total = json_object_get(o, "total"), *line;
-    if (!json_is_array(lines) || json_array_size(lines) == 0 || !json_is_string(total))
+    if (!json_is_array(lines) || json_array_size(lines) == 0 || !json_is_string(total) ||
+        already_reported(errors, prefix, "lines") || already_reported(errors, prefix, "total"))
         return;
     dec_t sum = {0}, t;
     size_t i;
