@@ -28,7 +28,8 @@ static const char SQL_RUN_GET[] =
 
 static const char SQL_RUN_CANCEL[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND caller.rscope <> 'none' FOR UPDATE OF r),"
+    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND caller.rscope <> 'none'"
+    "   FOR NO KEY UPDATE OF r),"
     " upd AS (UPDATE analytics_runs r SET status = 'cancelled', finished_at = now(), updated_at = now()"
     "   FROM cur, caller WHERE r.id = cur.id AND cur.status IN ('queued', 'running') AND caller.dscope <> 'none'"
     "   RETURNING r.*)"

@@ -392,6 +392,27 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
             cfg->tls_key = strdup(key);
         }
     }
+
+    /* Worker: names its stream consumer and its leases on runs, so it must be unique per process. */
+    {
+        char def[300], host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "worker");
+        for (char *p = host; *p != '\0'; p++)
+            if (!isalnum((unsigned char)*p) && strchr(".-", *p) == NULL)
+                *p = '-';
+        snprintf(def, sizeof(def), "%.200s:%ld", host, (long)getpid());
+        v = GET("CLIENTELE_WORKER_NAME", def);
+        int ok = strlen(v) <= 200;
+        for (const char *p = v; *p != '\0' && ok; p++)
+            ok = isalnum((unsigned char)*p) || strchr("._:@-", *p) != NULL;
+        if (!ok)
+            FAIL("CLIENTELE_WORKER_NAME", "must be 1 to 200 letters, digits or ._:@- (got \"%s\")", v);
+        cfg->worker_name = strdup(v);
+    }
+    if (cfg_parse_duration_ms(GET("CLIENTELE_WORKER_CLAIM_IDLE", "30s"), 1000, 86400000, &l, &why) != 0)
+        FAIL("CLIENTELE_WORKER_CLAIM_IDLE", "%s: expected 1s to 24h (got \"%s\")", why, v);
+    cfg->worker_claim_idle_ms = (int)l;
 #undef GET
     return 0;
 
@@ -432,5 +453,6 @@ void cfg_free(cfg_t *cfg)
     free(cfg->cors_origins);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->worker_name);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -44,6 +44,8 @@ typedef struct st_cfg_t {
     char *tls_cert;         /* CLIENTELE_TLS_CERT */
     char *tls_key;          /* CLIENTELE_TLS_KEY */
     int shutdown_timeout_ms; /* CLIENTELE_SHUTDOWN_TIMEOUT */
+    char *worker_name;        /* CLIENTELE_WORKER_NAME: consumer and lease name (default hostname:pid) */
+    int worker_claim_idle_ms; /* CLIENTELE_WORKER_CLAIM_IDLE: idle time before another worker takes over (30s) */
 } cfg_t;
 
 /*

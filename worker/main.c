@@ -1,12 +1,19 @@
 /*
  * worker/main.c - clientele-worker: the analytics worker process.
  *
- * One event loop runs the worker's I/O: a database pool and a Redis client
- * from common/, the same code the API uses. SIGTERM and SIGINT arrive
- * through a signalfd watched by the loop, so shutdown is an ordinary event:
- * the loop stops taking work, closes its connections and exits 0. Until
- * the job pipeline lands, the worker checks both dependencies every few
- * seconds and logs each change of their state.
+ * One event loop runs all of the worker's I/O: a small database pool and
+ * two Redis clients from common/ (one only for the blocking stream read of
+ * worker/runs.c, since a blocking command on a shared connection would hold
+ * up everything queued behind it; one for every other command), the outbox
+ * relay and stream consumer (worker/runs.c) and the schedule leader
+ * (worker/scheduler.c). The runs themselves are computed on one job thread
+ * (worker/job.c) with blocking connections of its own, so the loop never
+ * waits for them. SIGTERM and SIGINT arrive through a signalfd watched by
+ * the loop, so shutdown is an ordinary event: the worker stops reading the
+ * stream, asks a running job to stop without writing anything (its entry
+ * stays pending for a restart or another worker), joins the job thread,
+ * lets the last acknowledgements go out (at most 2 s), closes everything in
+ * reverse order of creation and exits 0.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,72 +21,37 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <h2o/timeout.h>
+#include <h2o/multithread.h>
 
 #include "common/cfg.h"
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
 #include "common/log.h"
+#include "job.h"
+#include "runs.h"
+#include "scheduler.h"
 
-typedef struct st_wk_state_t {
-    h2o_evloop_t *loop;
-    db_t *db;
-    kv_t *kv;
-    int stop;
-    int db_up, redis_up; /* last logged state; -1 unknown */
-    int checks_pending;
-    h2o_timeout_t check_every;
-    h2o_timeout_entry_t check;
-} wk_state_t;
+#define DB_POOL 3
+#define DRAIN_MS 2000
+/* The blocking read waits up to 1 s on the server; its client's deadline must allow for that. */
+#define READ_BLOCK_MS 1000
 
-static const char SQL_PING[] = "SELECT 1";
-
-static void report(const char *what, int *last, int now)
-{
-    if (*last != now)
-        log_msg(now ? LOG_INFO : LOG_WARN, "%s is %s", what, now ? "reachable" : "unreachable");
-    *last = now;
-}
-
-static void on_db_ping(void *data, const PGresult *res, int err)
-{
-    wk_state_t *w = data;
-    w->checks_pending--;
-    report("PostgreSQL", &w->db_up, err == 0);
-}
-
-static void on_redis_ping(void *data, const redisReply *reply, int err)
-{
-    wk_state_t *w = data;
-    w->checks_pending--;
-    report("Redis", &w->redis_up, err == 0 && reply != NULL && reply->type == REDIS_REPLY_STATUS);
-}
-
-static void on_check(h2o_timeout_entry_t *entry)
-{
-    wk_state_t *w = H2O_STRUCT_FROM_MEMBER(wk_state_t, check, entry);
-    if (w->stop)
-        return;
-    if (db_query(w->db, SQL_PING, 0, NULL, on_db_ping, w) == 0)
-        w->checks_pending++;
-    else
-        report("PostgreSQL", &w->db_up, 0);
-    const char *argv[] = {"PING"};
-    if (kv_command(w->kv, on_redis_ping, w, 1, argv, NULL) == 0)
-        w->checks_pending++;
-    else
-        report("Redis", &w->redis_up, 0);
-    h2o_timeout_link(w->loop, &w->check_every, &w->check);
-}
+/*
+ * h2o 2.2.5's evloop flavour of h2o_multithread_destroy_queue() closes the
+ * queue's descriptor but never frees the queue (later versions do). Kept
+ * here, it stays reachable instead of being reported as a leak; freeing it
+ * ourselves would become a double free with a fixed h2o.
+ */
+static h2o_multithread_queue_t *queue;
 
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
-    wk_state_t *w = sock->data;
+    int *stop = sock->data;
     struct signalfd_siginfo si;
     if (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == sizeof(si))
         log_msg(LOG_INFO, "received %s; shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    w->stop = 1;
+    *stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -101,39 +73,49 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
-    /* A parent may have left them ignored (background jobs of a shell); sigwait needs them live. */
+    /* A parent may have left them ignored (background jobs of a shell); the signalfd needs them live. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* Blocked before any thread starts, so the job thread inherits the mask and the signalfd gets them. */
     sigprocmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    wk_state_t w = {.db_up = -1, .redis_up = -1};
-    w.loop = h2o_evloop_create();
+    int stop = 0;
+    h2o_evloop_t *loop = h2o_evloop_create();
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    h2o_socket_t *sigsock = h2o_evloop_socket_create(w.loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
-    sigsock->data = &w;
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    sigsock->data = &stop;
     h2o_socket_read_start(sigsock, on_signal);
 
-    db_config_t dbconf = {cfg.database_url, "clientele-worker", 2, 64, 0};
+    db_config_t dbconf = {cfg.database_url, "clientele-worker", DB_POOL, 64, cfg.db_timeout_ms};
     kv_config_t kvconf = {cfg.redis_host, cfg.redis_port, cfg.redis_db, cfg.redis_password, cfg.redis_timeout_ms};
-    w.db = db_open(w.loop, &dbconf);
-    w.kv = kv_open(w.loop, &kvconf);
-    h2o_timeout_init(w.loop, &w.check_every, 5000);
-    w.check.cb = on_check;
-    h2o_timeout_link(w.loop, &w.check_every, &w.check);
-    log_msg(LOG_INFO, "worker started");
+    kv_config_t readconf = kvconf;
+    readconf.timeout_ms = cfg.redis_timeout_ms + READ_BLOCK_MS;
+    db_t *db = db_open(loop, &dbconf);
+    kv_t *kv = kv_open(loop, &kvconf);
+    kv_t *reader = kv_open(loop, &readconf);
+    queue = h2o_multithread_create_queue(loop);
 
-    while (!w.stop)
-        h2o_evloop_run(w.loop, INT32_MAX);
+    wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url};
+    wk_runs_t *runs = wk_runs_start(loop, queue, db, kv, reader, &rconf);
+    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, cfg.worker_name);
 
-    if (h2o_timeout_is_linked(&w.check))
-        h2o_timeout_unlink(&w.check);
-    db_close(w.db);
-    kv_close(w.kv);
-    h2o_timeout_dispose(w.loop, &w.check_every);
+    while (!stop)
+        h2o_evloop_run(loop, INT32_MAX);
+
+    wk_scheduler_free(scheduler);
+    wk_runs_stop(runs);
+    for (int64_t until = wk_job_now_ms() + DRAIN_MS; !wk_runs_idle(runs) && wk_job_now_ms() < until;)
+        h2o_evloop_run(loop, 50);
+    h2o_evloop_run(loop, 0); /* sends what the scheduler queued last */
+    db_close(db);
+    kv_close(reader);
+    kv_close(kv);
+    wk_runs_free(runs);
+    h2o_multithread_destroy_queue(queue);
     h2o_socket_close(sigsock);
-    h2o_evloop_run(w.loop, 0); /* lets the loop free closed sockets */
-    h2o_evloop_destroy(w.loop);
+    h2o_evloop_run(loop, 0); /* lets the loop free closed sockets */
+    h2o_evloop_destroy(loop);
     cfg_free(&cfg);
     log_msg(LOG_INFO, "stopped");
     return 0;

@@ -1,0 +1,711 @@
+/*
+ * worker/rfm_job.c - the analytics run kind "rfm": load, score, write.
+ *
+ * Reading happens in one REPEATABLE READ READ ONLY transaction on the job's
+ * connection A, so the population and the orders come from one snapshot:
+ *  1. count the population, then allocate exactly the three arrays
+ *     wk_rfm_score() needs (48 + 12 + 4 bytes per customer), nothing else
+ *     proportional to customers or orders;
+ *  2. COPY the population's ids (ORDER BY id) in binary into the customer
+ *     array, so it is sorted by id;
+ *  3. COPY the qualifying orders (customer_id, ordered_at, total) in binary
+ *     and fold each into its customer's aggregate as it arrives: first and
+ *     last order time, count, exact sum. Orders arrive in any order and are
+ *     never stored. An order's customer is found through a directory built
+ *     in the scratch array (which wk_rfm_score() overwrites later): the id
+ *     range is cut into 2^k equal buckets (2^k <= customers) and dir[b] is
+ *     the first customer of bucket b, so a lookup is one shift plus a binary
+ *     search inside one bucket - constant time for the dense ids PostgreSQL
+ *     identity columns give, never worse than a plain binary search. Orders
+ *     of customers outside the population (a tag, soft-deleted customers)
+ *     find nothing and are skipped.
+ * Then wk_rfm_score() ranks everyone, and wk_job_write_results() writes the
+ * results in one transaction: a binary COPY into a temporary table, then
+ * the history rows and the upsert of customer_analytics from it (only this
+ * run's population is touched), then the run's statistics.
+ *
+ * Timestamps: PostgreSQL sends microseconds; the scoring definitions
+ * (worker/rfm.h) work in whole seconds, so order times and as_of are
+ * truncated to the second (floor), and "strictly earlier" means an earlier
+ * second. The order filter itself uses the exact as_of.
+ *
+ * COPY takes no parameters, so its statements are built here - but only
+ * from values this file produced itself from the checked params: the
+ * timestamps are printed by wk_rfm_job_format_ts() from integers (digits,
+ * '-', ':', '.', ' ', '+' only), and the tag, a string of 1 to 50
+ * characters checked by common/runparams.c, goes through PQescapeLiteral()
+ * on the very connection that runs the statement, which quotes it for that
+ * connection's encoding and standard_conforming_strings. No text of the
+ * request is spliced in any other way. Statements without such values are
+ * static strings.
+ *
+ * The binary COPY format is parsed here: the header "PGCOPY\n\377\r\n\0",
+ * a flags word (any critical or OID flag is refused) and a header
+ * extension, then per tuple an int16 field count and per field an int32
+ * length (-1 for NULL) and the bytes, and finally an int16 -1. PostgreSQL
+ * sends one tuple per CopyData message, the header with the first and the
+ * trailer in its own; a message holding anything else is refused.
+ *
+ * Ownership: the three arrays are malloc'ed here and freed before
+ * returning; SQL texts come from the job's pool; the stats object is
+ * created and released here.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/jx.h"
+#include "common/log.h"
+#include "common/runparams.h"
+#include "common/tz.h"
+#include "rfm_job.h"
+
+#define US_PER_SEC INT64_C(1000000)
+#define US_PER_DAY (INT64_C(86400) * US_PER_SEC)
+/* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+#define PG_EPOCH_OFFSET INT64_C(946684800)
+#define PROGRESS_EVERY 65536
+#define RESULT_ROW_MAX 256
+
+static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n\0";
+
+static const char SQL_READ_BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+static const char SQL_ORDERS_ESTIMATE[] =
+    "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'orders'::regclass";
+
+static const char SQL_CREATE_RESULTS[] =
+    "CREATE TEMPORARY TABLE wk_rfm_results (customer_id bigint NOT NULL, recency_days integer, frequency integer,"
+    " monetary numeric(20, 2), r smallint, f smallint, m smallint, segment text NOT NULL, lifecycle text NOT NULL,"
+    " tier text) ON COMMIT DROP";
+static const char SQL_COPY_RESULTS[] = "COPY wk_rfm_results FROM STDIN (FORMAT binary)";
+static const char SQL_INSERT_HISTORY[] =
+    "INSERT INTO customer_analytics_history (run_id, customer_id, recency_days, frequency, monetary, r, f, m,"
+    " segment, lifecycle, tier)"
+    " SELECT $1::bigint, customer_id, recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
+    " FROM wk_rfm_results";
+static const char SQL_UPSERT_CURRENT[] =
+    "INSERT INTO customer_analytics (customer_id, run_id, computed_at, recency_days, frequency, monetary, r, f, m,"
+    " segment, lifecycle, tier)"
+    " SELECT customer_id, $1::bigint, now(), recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
+    " FROM wk_rfm_results"
+    " ON CONFLICT (customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at,"
+    " recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary,"
+    " r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, segment = EXCLUDED.segment,"
+    " lifecycle = EXCLUDED.lifecycle, tier = EXCLUDED.tier";
+static const char *const APPLY_SQL[] = {SQL_INSERT_HISTORY, SQL_UPSERT_CURRENT, NULL};
+
+typedef struct st_load_t {
+    wk_job_ctx_t *ctx;
+    wk_rfm_customer_t *c;
+    size_t n, cap;
+    /* the id directory, in the scratch array */
+    uint32_t *dir;
+    uint64_t nbuckets;
+    unsigned shift;
+    int64_t min_id, max_id;
+    /* COPY stream state */
+    int header_done, ended;
+    /* orders */
+    uint64_t orders, skipped;
+    double expected_orders;
+} load_t;
+
+typedef struct st_produce_t {
+    const wk_rfm_customer_t *c;
+    const wk_rfm_result_t *res;
+    size_t n, next;
+    int header_done, trailer_done;
+} produce_t;
+
+/* --- params ------------------------------------------------------------------------- */
+
+int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char *err, size_t errlen)
+{
+    const json_t *as_of = json_object_get(params, "as_of");
+    int64_t secs;
+    int32_t micros;
+    char buf[40];
+
+    memset(out, 0, sizeof(*out));
+    if (as_of == NULL || json_is_null(as_of)) {
+        snprintf(err, errlen, "as_of is missing from the run's params");
+        return ERR_INVALID;
+    }
+    if (!json_is_string(as_of) || jx_parse_rfc3339(json_string_value(as_of), &secs, &micros) != 0) {
+        snprintf(err, errlen, "as_of is not a valid timestamp (expected RFC 3339 such as 2026-01-31T00:00:00Z)");
+        return ERR_INVALID;
+    }
+    out->as_of_us = secs * US_PER_SEC + micros;
+    if (wk_rfm_job_format_ts(out->as_of_us, buf, sizeof(buf)) != 0) {
+        snprintf(err, errlen, "as_of is out of range (years 0001 to 9999)");
+        return ERR_INVALID;
+    }
+
+    /* The rest is checked by the API's own rules, so both sides accept the same runs. */
+    json_t *errors = json_array();
+    json_t *complete = runparams_complete("rfm", params, secs, errors);
+    if (complete == NULL) {
+        size_t i, off = 0;
+        json_t *e;
+        err[0] = '\0';
+        json_array_foreach(errors, i, e)
+        {
+            const char *field = json_string_value(json_object_get(e, "field"));
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            if (field != NULL && strncmp(field, "params.", 7) == 0)
+                field += 7;
+            if (off < errlen)
+                off += (size_t)snprintf(err + off, errlen - off, "%s%s %s", i > 0 ? "; " : "",
+                                        field != NULL ? field : "params", msg != NULL ? msg : "is invalid");
+        }
+        json_decref(errors);
+        return ERR_INVALID;
+    }
+    json_decref(errors);
+
+    const json_t *lookback = json_object_get(complete, "lookback_days");
+    out->lookback_days = json_is_integer(lookback) ? (int32_t)json_integer_value(lookback) : 0;
+    const json_t *tag = json_object_get(params, "tag");
+    out->tag = json_is_string(tag) ? json_string_value(tag) : NULL;
+    out->scoring.as_of = secs; /* micros >= 0: this is the floor */
+    out->scoring.new_days = (int32_t)json_integer_value(json_object_get(complete, "new_days"));
+    out->scoring.active_days = (int32_t)json_integer_value(json_object_get(complete, "active_days"));
+    out->scoring.churn_days = (int32_t)json_integer_value(json_object_get(complete, "churn_days"));
+    const char *a = json_string_value(json_object_get(complete, "a_share"));
+    const char *b = json_string_value(json_object_get(complete, "b_share"));
+    int bad = a == NULL || b == NULL || dec_parse(a, strlen(a), DEC_SCALE, &out->scoring.a_share) != 0 ||
+              dec_parse(b, strlen(b), DEC_SCALE, &out->scoring.b_share) != 0;
+    json_decref(complete);
+    if (bad) {
+        snprintf(err, errlen, "a_share and b_share must be decimal strings such as \"0.80\"");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+int wk_rfm_job_format_ts(int64_t us, char *buf, size_t len)
+{
+    int64_t secs = us / US_PER_SEC, micros = us % US_PER_SEC;
+    tz_civil_t civ;
+    if (micros < 0) {
+        secs--;
+        micros += US_PER_SEC;
+    }
+    if (secs < TZ_TIME_MIN || secs > TZ_TIME_MAX || tz_civil_from_seconds(secs, &civ) != 0) {
+        if (len > 0)
+            buf[0] = '\0';
+        return ERR_INVALID;
+    }
+    snprintf(buf, len, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06" PRId64 "+00", civ.year, civ.month, civ.day,
+             civ.hour, civ.minute, civ.second, micros);
+    return 0;
+}
+
+/* --- binary COPY ------------------------------------------------------------------------ */
+
+static inline uint16_t rd16(const unsigned char *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t rd64(const unsigned char *p)
+{
+    return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+/*
+ * Splits one CopyData message into exactly `want` fields (NULL fields get
+ * length -1). Returns 1 for a tuple, 0 for the trailer, ERR_INVALID for
+ * anything malformed.
+ */
+static int next_tuple(load_t *l, const unsigned char *p, size_t len, int want, const unsigned char **f, int32_t *flen)
+{
+    const unsigned char *end = p + len;
+    if (l->ended)
+        return ERR_INVALID;
+    if (!l->header_done) {
+        if (len < 19 || memcmp(p, COPY_SIGNATURE, sizeof(COPY_SIGNATURE)) != 0)
+            return ERR_INVALID;
+        /* Bits 0-15 are critical flags and bit 16 means OIDs: none may be set. */
+        if ((rd32(p + 11) & 0x1FFFFu) != 0)
+            return ERR_INVALID;
+        uint32_t ext = rd32(p + 15);
+        p += 19;
+        if ((size_t)(end - p) < ext)
+            return ERR_INVALID;
+        p += ext;
+        l->header_done = 1;
+    }
+    if (end - p < 2)
+        return ERR_INVALID;
+    int16_t nf = (int16_t)rd16(p);
+    p += 2;
+    if (nf == -1) {
+        l->ended = 1;
+        return p == end ? 0 : ERR_INVALID;
+    }
+    if (nf != want)
+        return ERR_INVALID;
+    for (int i = 0; i < want; i++) {
+        if (end - p < 4)
+            return ERR_INVALID;
+        int32_t fl = (int32_t)rd32(p);
+        p += 4;
+        if (fl == -1) {
+            f[i] = NULL;
+            flen[i] = -1;
+            continue;
+        }
+        if (fl < 0 || end - p < fl)
+            return ERR_INVALID;
+        f[i] = p;
+        flen[i] = fl;
+        p += fl;
+    }
+    if (p != end) {
+        if (end - p == 2 && (int16_t)rd16(p) == -1)
+            l->ended = 1;
+        else
+            return ERR_INVALID;
+    }
+    return 1;
+}
+
+/* int64 microseconds since 2000-01-01 to whole Unix seconds (floor). */
+static inline int64_t pg_ts_to_unix(int64_t us)
+{
+    int64_t s = us / US_PER_SEC;
+    if (us % US_PER_SEC < 0)
+        s--;
+    return s + PG_EPOCH_OFFSET;
+}
+
+static int on_customer(void *arg, const char *data, size_t len)
+{
+    load_t *l = arg;
+    const unsigned char *f[1];
+    int32_t flen[1];
+    int r = next_tuple(l, (const unsigned char *)data, len, 1, f, flen);
+    if (r == 0)
+        return 0;
+    if (r < 0 || flen[0] != 8)
+        return wk_job_fail(l->ctx, "internal error: unexpected COPY data while loading customers");
+    int64_t id = (int64_t)rd64(f[0]);
+    if (l->n > 0 && id <= l->c[l->n - 1].customer_id)
+        return wk_job_fail(l->ctx, "internal error: customers did not arrive in ascending id order");
+    if (l->n == l->cap)
+        return wk_job_fail(l->ctx, "internal error: more customers arrived than were counted");
+    wk_rfm_customer_t *c = &l->c[l->n++];
+    memset(c, 0, sizeof(*c));
+    c->customer_id = id;
+    return 0;
+}
+
+static inline uint64_t bucket_of(const load_t *l, int64_t id)
+{
+    return ((uint64_t)id - (uint64_t)l->min_id) >> l->shift;
+}
+
+/* Builds the directory: dir[b] is the first customer whose bucket is >= b. */
+static void build_directory(load_t *l)
+{
+    l->min_id = l->c[0].customer_id;
+    l->max_id = l->c[l->n - 1].customer_id;
+    l->nbuckets = 1;
+    while (l->nbuckets * 2 <= l->n)
+        l->nbuckets *= 2;
+    uint64_t span = (uint64_t)l->max_id - (uint64_t)l->min_id;
+    l->shift = 0;
+    while ((span >> l->shift) >= l->nbuckets)
+        l->shift++;
+    size_t i = 0;
+    for (uint64_t b = 0; b < l->nbuckets; b++) {
+        while (i < l->n && bucket_of(l, l->c[i].customer_id) < b)
+            i++;
+        l->dir[b] = (uint32_t)i;
+    }
+}
+
+static inline wk_rfm_customer_t *find_customer(load_t *l, int64_t id)
+{
+    if (id < l->min_id || id > l->max_id)
+        return NULL;
+    uint64_t b = bucket_of(l, id);
+    size_t lo = l->dir[b], hi = b + 1 < l->nbuckets ? l->dir[b + 1] : l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t v = l->c[mid].customer_id;
+        if (v == id)
+            return &l->c[mid];
+        if (v < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int on_order(void *arg, const char *data, size_t len)
+{
+    load_t *l = arg;
+    const unsigned char *f[3];
+    int32_t flen[3];
+    int r = next_tuple(l, (const unsigned char *)data, len, 3, f, flen);
+    if (r == 0)
+        return 0;
+    if (r < 0 || flen[0] != 8 || flen[1] != 8 || flen[2] < 0)
+        return wk_job_fail(l->ctx, "internal error: unexpected COPY data while loading orders");
+    if ((++l->orders % PROGRESS_EVERY) == 0) {
+        double frac = l->expected_orders > (double)l->orders ? (double)l->orders / l->expected_orders : 1.0;
+        if ((r = wk_job_progress(l->ctx, 0.05 + 0.8 * frac, 0, -1, 0)) != 0)
+            return r;
+    }
+    int64_t id = (int64_t)rd64(f[0]);
+    wk_rfm_customer_t *c = find_customer(l, id);
+    if (c == NULL) {
+        l->skipped++;
+        return 0;
+    }
+    int64_t at = pg_ts_to_unix((int64_t)rd64(f[1]));
+    dec_t total;
+    if (dec_from_pg_binary(f[2], (size_t)flen[2], &total) != 0)
+        return wk_job_fail(l->ctx, "an order of customer %" PRId64 " has a total that is not a finite number", id);
+    if (!c->has_orders) {
+        c->has_orders = 1;
+        c->first_order_at = c->last_order_at = at;
+        c->frequency = 1;
+        c->monetary = total;
+        return 0;
+    }
+    if (at < c->first_order_at)
+        c->first_order_at = at;
+    if (at > c->last_order_at)
+        c->last_order_at = at;
+    c->frequency++;
+    if (dec_add(c->monetary, total, &c->monetary) != 0)
+        return wk_job_fail(l->ctx, "the order totals of customer %" PRId64 " add up to more than can be stored", id);
+    return 0;
+}
+
+/* --- results ------------------------------------------------------------------------------ */
+
+static inline unsigned char *wr16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+    return p + 2;
+}
+
+static inline unsigned char *wr32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+    return p + 4;
+}
+
+static inline unsigned char *wr64(unsigned char *p, uint64_t v)
+{
+    return wr32(wr32(p, (uint32_t)(v >> 32)), (uint32_t)v);
+}
+
+size_t wk_rfm_job_numeric2(dec_t v, unsigned char *buf)
+{
+    __int128 units = dec_to_units(v);
+    int negative = units < 0;
+    unsigned __int128 mag = (unsigned __int128)(negative ? -units : units);
+    /* millionths to hundredths, half away from zero (as dec_format() and PostgreSQL's round()) */
+    unsigned __int128 cents = (mag + 5000) / 10000;
+    uint16_t digits[16];
+    int nd = 0, weight;
+    unsigned __int128 ip = cents / 100;
+    unsigned frac = (unsigned)(cents % 100);
+
+    /* base-10000 groups of the integer part, most significant first */
+    uint16_t groups[12];
+    int ng = 0;
+    while (ip > 0) {
+        groups[ng++] = (uint16_t)(ip % 10000);
+        ip /= 10000;
+    }
+    for (int i = ng - 1; i >= 0; i--)
+        digits[nd++] = groups[i];
+    weight = ng - 1;
+    if (frac != 0)
+        digits[nd++] = (uint16_t)(frac * 100);
+    /* PostgreSQL's canonical form: no leading or trailing zero digits */
+    int first = 0;
+    while (first < nd && digits[first] == 0) {
+        first++;
+        weight--;
+    }
+    while (nd > first && digits[nd - 1] == 0)
+        nd--;
+    if (nd == first) {
+        first = nd = 0;
+        weight = 0;
+        negative = 0;
+    }
+    unsigned char *p = buf;
+    p = wr16(p, (uint16_t)(nd - first));
+    p = wr16(p, (uint16_t)(int16_t)weight);
+    p = wr16(p, negative ? 0x4000 : 0x0000);
+    p = wr16(p, 2);
+    for (int i = first; i < nd; i++)
+        p = wr16(p, digits[i]);
+    return (size_t)(p - buf);
+}
+
+static unsigned char *put_null(unsigned char *p)
+{
+    return wr32(p, 0xFFFFFFFFu);
+}
+
+static unsigned char *put_i16(unsigned char *p, int v)
+{
+    return wr16(wr32(p, 2), (uint16_t)(int16_t)v);
+}
+
+static unsigned char *put_text(unsigned char *p, const char *s)
+{
+    size_t len = strlen(s);
+    p = wr32(p, (uint32_t)len);
+    memcpy(p, s, len);
+    return p + len;
+}
+
+static size_t produce_results(void *arg, char *buf, size_t cap)
+{
+    produce_t *pr = arg;
+    unsigned char *p = (unsigned char *)buf, *end = p + cap;
+    if (!pr->header_done) {
+        memcpy(p, COPY_SIGNATURE, sizeof(COPY_SIGNATURE));
+        p = wr32(wr32(p + sizeof(COPY_SIGNATURE), 0), 0);
+        pr->header_done = 1;
+    }
+    while (pr->next < pr->n && end - p >= RESULT_ROW_MAX) {
+        const wk_rfm_customer_t *c = &pr->c[pr->next];
+        const wk_rfm_result_t *r = &pr->res[pr->next];
+        pr->next++;
+        p = wr16(p, 10);
+        p = wr64(wr32(p, 8), (uint64_t)c->customer_id);
+        if (r->r == 0) {
+            /* a prospect: no order in the window */
+            for (int i = 0; i < 6; i++)
+                p = put_null(p);
+        } else {
+            p = wr32(wr32(p, 4), (uint32_t)r->recency_days);
+            p = wr32(wr32(p, 4), (uint32_t)c->frequency);
+            unsigned char *len = p;
+            size_t n = wk_rfm_job_numeric2(c->monetary, p + 4);
+            wr32(len, (uint32_t)n);
+            p += 4 + n;
+            p = put_i16(put_i16(put_i16(p, r->r), r->f), r->m);
+        }
+        p = put_text(p, wk_rfm_segment_name(r->segment));
+        p = put_text(p, wk_rfm_lifecycle_name(r->lifecycle));
+        const char *tier = wk_rfm_tier_name(r->tier);
+        p = tier != NULL ? put_text(p, tier) : put_null(p);
+    }
+    if (pr->next == pr->n && !pr->trailer_done && end - p >= 2) {
+        p = wr16(p, 0xFFFF);
+        pr->trailer_done = 1;
+    }
+    return (size_t)(p - (unsigned char *)buf);
+}
+
+static json_t *dec_json(dec_t v)
+{
+    char buf[DEC_STR_MAX];
+    dec_format(v, 2, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *make_stats(const wk_rfm_stats_t *st)
+{
+    json_t *segments = json_object(), *lifecycles = json_object(), *tiers = json_object(), *revenue = json_object();
+    for (int i = 0; i < WK_RFM_SEGMENT__COUNT; i++)
+        json_object_set_new(segments, wk_rfm_segment_name(i), json_integer((json_int_t)st->segments[i]));
+    for (int i = 0; i < WK_RFM_LIFECYCLE__COUNT; i++)
+        json_object_set_new(lifecycles, wk_rfm_lifecycle_name(i), json_integer((json_int_t)st->lifecycles[i]));
+    for (int i = WK_RFM_TIER_A; i < WK_RFM_TIER__COUNT; i++) {
+        json_object_set_new(tiers, wk_rfm_tier_name(i), json_integer((json_int_t)st->tiers[i]));
+        json_object_set_new(revenue, wk_rfm_tier_name(i), dec_json(st->tier_revenue[i]));
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "customers", json_integer((json_int_t)st->customers));
+    json_object_set_new(o, "scored", json_integer((json_int_t)st->scored));
+    json_object_set_new(o, "segments", segments);
+    json_object_set_new(o, "lifecycles", lifecycles);
+    json_object_set_new(o, "tiers", tiers);
+    json_object_set_new(o, "revenue", dec_json(st->revenue));
+    json_object_set_new(o, "tier_revenue", revenue);
+    return o;
+}
+
+/* --- the run ---------------------------------------------------------------------------------- */
+
+/* Builds the COPY statements from the checked params (see the file comment on why this is safe). */
+static int build_sql(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, char **count_sql, char **customers_sql,
+                     char **orders_sql)
+{
+    h2o_mem_pool_t *pool = wk_job_pool(ctx);
+    char tag_cond[256] = "", as_of[40], since[40], window[96] = "";
+    if (p->tag != NULL) {
+        char *lit = PQescapeLiteral(wk_job_conn(ctx), p->tag, strlen(p->tag));
+        if (lit == NULL)
+            return wk_job_fail(ctx, "tag cannot be quoted for the database: %s", PQerrorMessage(wk_job_conn(ctx)));
+        /* runparams limits a tag to 50 characters: 50 * 4 bytes of UTF-8, doubled quotes, fits. */
+        int n = snprintf(tag_cond, sizeof(tag_cond), " AND tags @> ARRAY[%s]::text[]", lit);
+        PQfreemem(lit);
+        if (n < 0 || (size_t)n >= sizeof(tag_cond))
+            return wk_job_fail(ctx, "tag is too long");
+    }
+    if (wk_rfm_job_format_ts(p->as_of_us, as_of, sizeof(as_of)) != 0)
+        return wk_job_fail(ctx, "as_of is out of range (years 0001 to 9999)");
+    if (p->lookback_days > 0 &&
+        wk_rfm_job_format_ts(p->as_of_us - p->lookback_days * US_PER_DAY, since, sizeof(since)) == 0)
+        snprintf(window, sizeof(window), " AND ordered_at > '%s'::timestamptz", since);
+    /* else the window starts before year 1: every order qualifies */
+
+    static const char count_fmt[] = "SELECT count(*) FROM customers WHERE deleted_at IS NULL%s";
+    static const char customers_fmt[] =
+        "COPY (SELECT id FROM customers WHERE deleted_at IS NULL%s ORDER BY id) TO STDOUT (FORMAT binary)";
+    static const char orders_fmt[] =
+        "COPY (SELECT customer_id, ordered_at, total FROM orders WHERE status = 'completed' AND deleted_at IS NULL"
+        " AND ordered_at <= '%s'::timestamptz%s) TO STDOUT (FORMAT binary)";
+    size_t len = sizeof(count_fmt) + strlen(tag_cond);
+    *count_sql = h2o_mem_alloc_pool(pool, len);
+    snprintf(*count_sql, len, count_fmt, tag_cond);
+    len = sizeof(customers_fmt) + strlen(tag_cond);
+    *customers_sql = h2o_mem_alloc_pool(pool, len);
+    snprintf(*customers_sql, len, customers_fmt, tag_cond);
+    len = sizeof(orders_fmt) + strlen(as_of) + strlen(window);
+    *orders_sql = h2o_mem_alloc_pool(pool, len);
+    snprintf(*orders_sql, len, orders_fmt, as_of, window);
+    return 0;
+}
+
+/* The read transaction: count, customers, orders. Fills l. */
+static int load(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, load_t *l, wk_rfm_result_t **results,
+                uint32_t **scratch)
+{
+    char *count_sql = NULL, *customers_sql = NULL, *orders_sql = NULL;
+    PGresult *res;
+    int r;
+    int64_t t0 = wk_job_now_ms();
+
+    if ((r = wk_job_exec(ctx, SQL_READ_BEGIN, 0, NULL, "starting to read", &res)) != 0)
+        return r;
+    PQclear(res);
+    if ((r = build_sql(ctx, p, &count_sql, &customers_sql, &orders_sql)) != 0)
+        return r;
+    if ((r = wk_job_exec(ctx, count_sql, 0, NULL, "counting customers", &res)) != 0)
+        return r;
+    long long count = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (count < 0 || (unsigned long long)count > UINT32_MAX)
+        return wk_job_fail(ctx, "the population of %lld customers is larger than one run can score", count);
+    if ((r = wk_job_progress(ctx, 0.01, 0, count, 1)) != 0)
+        return r;
+
+    l->cap = (size_t)count;
+    if (l->cap > 0) {
+        l->c = malloc(l->cap * sizeof(*l->c));
+        *results = malloc(l->cap * sizeof(**results));
+        *scratch = malloc(wk_rfm_scratch_size(l->cap));
+        if (l->c == NULL || *results == NULL || *scratch == NULL)
+            return wk_job_fail(ctx, "the worker cannot allocate memory for %zu customers", l->cap);
+    }
+    if ((r = wk_job_copy_out(ctx, customers_sql, on_customer, l, "loading customers")) != 0)
+        return r;
+    if (l->n != l->cap)
+        return wk_job_fail(ctx, "internal error: %zu customers arrived, %zu were counted", l->n, l->cap);
+    int64_t t1 = wk_job_now_ms();
+    if ((r = wk_job_progress(ctx, 0.05, 0, -1, 0)) != 0)
+        return r;
+
+    if (l->n > 0) {
+        if ((r = wk_job_exec(ctx, SQL_ORDERS_ESTIMATE, 0, NULL, "estimating orders", &res)) != 0)
+            return r;
+        l->expected_orders = PQntuples(res) == 1 ? atof(PQgetvalue(res, 0, 0)) : 0;
+        PQclear(res);
+        l->dir = *scratch;
+        build_directory(l);
+        l->header_done = l->ended = 0;
+        if ((r = wk_job_copy_out(ctx, orders_sql, on_order, l, "loading orders")) != 0)
+            return r;
+    }
+    if ((r = wk_job_exec(ctx, "COMMIT", 0, NULL, "finishing the reads", &res)) != 0)
+        return r;
+    PQclear(res);
+    log_msg(LOG_INFO,
+            "run %" PRId64 ": %zu customers loaded in %" PRId64 " ms, %" PRIu64 " orders (%" PRIu64
+            " of other customers) in %" PRId64 " ms",
+            wk_job_run_id(ctx), l->n, t1 - t0, l->orders, l->skipped, wk_job_now_ms() - t1);
+    return 0;
+}
+
+int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
+{
+    wk_rfm_job_params_t p;
+    load_t l = {.ctx = ctx};
+    wk_rfm_result_t *results = NULL;
+    uint32_t *scratch = NULL;
+    json_t *stats_json = NULL;
+    char err[512];
+    int r;
+
+    if (wk_rfm_job_parse_params(params, &p, err, sizeof(err)) != 0) {
+        r = wk_job_fail(ctx, "%s", err);
+        goto Exit;
+    }
+    if ((r = load(ctx, &p, &l, &results, &scratch)) != 0)
+        goto Exit;
+
+    int64_t t0 = wk_job_now_ms();
+    wk_rfm_stats_t stats;
+    if (wk_rfm_score(l.c, l.n, &p.scoring, results, scratch, wk_rfm_scratch_size(l.n), &stats) != 0) {
+        r = wk_job_fail(ctx, "the customers cannot be scored: an order date or a sum is out of range");
+        goto Exit;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.c[i].frequency > INT32_MAX) {
+            r = wk_job_fail(ctx, "customer %" PRId64 " has more orders than can be stored", l.c[i].customer_id);
+            goto Exit;
+        }
+    }
+    log_msg(LOG_DEBUG, "run %" PRId64 ": scored %zu customers in %" PRId64 " ms", wk_job_run_id(ctx), l.n,
+            wk_job_now_ms() - t0);
+    if ((r = wk_job_progress(ctx, 0.9, (int64_t)l.n, -1, 1)) != 0)
+        goto Exit;
+
+    stats_json = make_stats(&stats);
+    produce_t pr = {.c = l.c, .res = results, .n = l.n};
+    wk_job_results_t out = {
+        .create_sql = SQL_CREATE_RESULTS,
+        .copy_sql = SQL_COPY_RESULTS,
+        .produce = produce_results,
+        .arg = &pr,
+        .apply_sql = APPLY_SQL,
+        .customers = (int64_t)l.n,
+        .stats = stats_json,
+    };
+    r = wk_job_write_results(ctx, &out);
+
+Exit:
+    if (stats_json != NULL)
+        json_decref(stats_json);
+    free(l.c);
+    free(results);
+    free(scratch);
+    return r;
+}
