@@ -15,7 +15,19 @@ DIR=$(cd "$STACK_DIR" && pwd)
 PGDATA="$DIR/pg"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# The postgres user must be able to reach the data folder: a checkout under a private
+# home directory (mode 700) would lock it out, so grant traversal (o+x) where needed.
+ensure_traversable() {
+    [ "$(id -u)" = 0 ] || return 0
+    local d=$DIR
+    while [ "$d" != "/" ]; do
+        runuser -u postgres -- test -x "$d" 2>/dev/null || chmod o+x "$d"
+        d=$(dirname "$d")
+    done
+}
+
 pg_init() {
+    ensure_traversable
     [ -f "$PGDATA/PG_VERSION" ] && return 0
     mkdir -p "$PGDATA" "$DIR/pg-socket"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" "$DIR/pg-socket" && chmod 700 "$PGDATA"
