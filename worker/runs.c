@@ -439,8 +439,13 @@ static void on_outbox(void *data, const PGresult *res, int err)
             continue;
         }
         snprintf(slot->run_id, sizeof(slot->run_id), "%" PRId64, run_id);
-        const char *argv[] = {"XADD", STREAM, "*", "run_id", slot->run_id};
-        if (kv_command(r->kv, on_xadd, slot, 5, argv, NULL) == 0) {
+        /*
+         * Keep the stream bounded: entries far behind the newest are long
+         * acknowledged (a run is claimed within seconds), and a run whose
+         * entry were ever lost is still in analytics_runs for an operator.
+         */
+        const char *argv[] = {"XADD", STREAM, "MAXLEN", "~", "100000", "*", "run_id", slot->run_id};
+        if (kv_command(r->kv, on_xadd, slot, 8, argv, NULL) == 0) {
             slot->sent = 1;
             r->relay_waiting++;
         }
