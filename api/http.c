@@ -53,7 +53,10 @@ static void log_request(api_req_t *ar, h2o_req_t *req, uint64_t dur_ns)
     json_object_set_new(o, "msg", json_string("request"));
     json_object_set_new(o, "request_id", json_string(ar->request_id));
     json_object_set_new(o, "method", json_string(ar->method));
-    json_object_set_new(o, "route", json_string(ar->route != NULL ? ar->route->path : "(none)"));
+    char route[128] = "(none)";
+    if (ar->route != NULL)
+        router_template_label(ar->route->path, route, sizeof(route));
+    json_object_set_new(o, "route", json_string(route));
     json_object_set_new(o, "status", json_integer(status));
     json_object_set_new(o, "duration_us", json_integer((json_int_t)(dur_ns / 1000)));
     if (ar->user_id != 0)

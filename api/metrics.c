@@ -101,32 +101,23 @@ static void out_printf(out_t *o, const char *fmt, ...)
     }
 }
 
-/* The route's template without parameter types: "/v1/customers/{id}". */
+/* The route's template as OpenAPI writes it, and its method. */
 static void route_label(size_t slot, char *buf, size_t len, const char **method)
 {
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{ROUTER_GET, "GET"}, {ROUTER_POST, "POST"}, {ROUTER_PUT, "PUT"}, {ROUTER_PATCH, "PATCH"},
+                 {ROUTER_DELETE, "DELETE"}};
+    *method = "";
     if (slot >= api_nroutes) {
         snprintf(buf, len, "(none)");
-        *method = "";
         return;
     }
-    const char *p = api_routes[slot].path;
-    size_t n = 0;
-    while (*p != '\0' && n + 1 < len) {
-        if (*p == ':') {
-            while (*p != '\0' && *p != '}')
-                p++;
-            continue;
-        }
-        buf[n++] = *p++;
-    }
-    buf[n] = '\0';
-    char mb[16];
-    router_format_allow(api_routes[slot].method, mb, sizeof(mb));
-    *method = api_routes[slot].method == ROUTER_GET ? "GET"
-              : api_routes[slot].method == ROUTER_POST ? "POST"
-              : api_routes[slot].method == ROUTER_PUT ? "PUT"
-              : api_routes[slot].method == ROUTER_PATCH ? "PATCH"
-              : api_routes[slot].method == ROUTER_DELETE ? "DELETE" : "OTHER";
+    router_template_label(api_routes[slot].path, buf, len);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (api_routes[slot].method == names[i].bit)
+            *method = names[i].name;
 }
 
 void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t *result)

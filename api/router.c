@@ -204,3 +204,20 @@ const router_param_t *router_param(const router_match_t *m, const char *name)
             return &m->params[i];
     return NULL;
 }
+
+size_t router_template_label(const char *tpl, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (len == 0)
+        return 0;
+    while (*tpl != '\0' && n + 1 < len) {
+        if (*tpl == ':') {
+            while (*tpl != '\0' && *tpl != '}')
+                tpl++;
+            continue;
+        }
+        buf[n++] = *tpl++;
+    }
+    buf[n] = '\0';
+    return n;
+}

@@ -59,6 +59,9 @@ size_t router_format_allow(unsigned allow, char *buf, size_t len);
 int router_match(const char *const *templates, const unsigned *methods, size_t ntemplates, unsigned method,
                  const char *path, size_t path_len, char *scratch, router_match_t *m);
 
+/* The template as OpenAPI writes it ("/v1/customers/{id}"): parameter types removed. */
+size_t router_template_label(const char *tpl, char *buf, size_t len);
+
 /* Finds a parameter by name; NULL if absent. */
 const router_param_t *router_param(const router_match_t *m, const char *name);
 
