@@ -30,12 +30,9 @@
 
 #include <check.h>
 
-#include "tests/support/harness.h"
+#include "tests/support/crew.h"
 
-#define REDIS_DB 8
 #define PASSWORD "analytics-suite-password"
-#define JSON_T "application/json"
-#define MERGE_T "application/merge-patch+json"
 
 static const char *const api_env[] = {
     "CLIENTELE_THREADS=2",
@@ -43,70 +40,25 @@ static const char *const api_env[] = {
     NULL,
 };
 
-enum { ANALYST, DIRECTOR, MANAGER, REP_N, REP_S, INTEG, NUSERS };
-
-typedef struct {
-    const char *email, *name, *role, *team;
-    long long id, team_id;
-    char token[2048];
-} user_t;
-
-static user_t users[NUSERS] = {
-    [ANALYST] = {"analyst@analytics.test", "Ann Analyst", "analyst", NULL},
-    [DIRECTOR] = {"director@analytics.test", "Dora Director", "director", NULL},
-    [MANAGER] = {"manager.north@analytics.test", "Max Manager", "manager", "north"},
-    [REP_N] = {"rep.north@analytics.test", "Rita Rep", "rep", "north"},
-    [REP_S] = {"rep.south@analytics.test", "Sam South", "rep", "south"},
-    /* integration has no analytics permissions at all: reads answer 403 */
-    [INTEG] = {"erp@analytics.test", "ERP Sync", "integration", NULL},
+static const crew_conf_t conf = {
+    .name = "analytics_api",
+    .redis_db = 8,
+    .env = api_env,
+    .password = PASSWORD,
+    .domain = "analytics.test",
+    .resource = "customers",
+    .item = "record",
 };
 
-static th_api_t api;
-static char db_url[256];
-static long long team_north, team_south;
+/* This suite's names for crew members (tests/support/crew.h): integration has no analytics permission. */
+#define REP_N REP1
+#define REP_S REPS
+#define INTEG INTEGRATION
+#define REDIS_DB (conf.redis_db)
+#define call call_as
+/* Parsed documents stay reachable until the process exits, like everything else in these tests. */
+#define jparse(text) ((json_t *)keep(jparse(text)))
 
-/* --- memory: kept reachable until the test process exits ------------------- */
-
-static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
-static void **kept;
-static size_t nkept, capkept;
-
-static void *keep(void *p)
-{
-    if (p == NULL)
-        abort();
-    pthread_mutex_lock(&keep_mu);
-    if (nkept == capkept) {
-        capkept = capkept != 0 ? capkept * 2 : 4096;
-        kept = realloc(kept, capkept * sizeof(*kept));
-        if (kept == NULL)
-            abort();
-    }
-    kept[nkept++] = p;
-    pthread_mutex_unlock(&keep_mu);
-    return p;
-}
-
-__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s;
-    va_start(ap, f);
-    if (vasprintf(&s, f, ap) < 0)
-        abort();
-    va_end(ap);
-    return keep(s);
-}
-
-/* Compact JSON text of v (steals the reference). */
-static const char *jdump(json_t *v)
-{
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-    json_decref(v);
-    return keep(s);
-}
-
-/* Compact JSON text of v (borrowed), for messages. */
 static const char *jshow(const json_t *v)
 {
     if (v == NULL)
@@ -114,23 +66,7 @@ static const char *jshow(const json_t *v)
     return keep(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS));
 }
 
-static json_t *jparse(const char *text)
-{
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (v == NULL)
-        abort();
-    return keep(v);
-}
-
-/* A string unique to this test process: prefix-pid-n. */
-static const char *uniq(const char *prefix)
-{
-    static int n;
-    return fmt("%s-%d-%d", prefix, (int)getpid(), __atomic_add_fetch(&n, 1, __ATOMIC_SEQ_CST));
-}
-
-/* --- HTTP ------------------------------------------------------------------- */
-
+/* A request to another API process (the second, empty database). */
 static th_resp_t *call_port(int port, const char *token, const char *method, const char *path, const char *ctype,
                             const char *body, const char *h1, const char *h2)
 {
@@ -155,103 +91,6 @@ static th_resp_t *call_port(int port, const char *token, const char *method, con
         keep(r->body);
     return r;
 }
-
-/* One request as `who` (-1: no token). */
-static th_resp_t *call(int who, const char *method, const char *path, const char *ctype, const char *body,
-                       const char *h1, const char *h2)
-{
-    return call_port(api.port, who >= 0 ? users[who].token : NULL, method, path, ctype, body, h1, h2);
-}
-
-static th_resp_t *http_get(int who, const char *path)
-{
-    return call(who, "GET", path, NULL, NULL, NULL, NULL);
-}
-
-static th_resp_t *http_post(int who, const char *path, const char *body)
-{
-    return call(who, "POST", path, JSON_T, body, NULL, NULL);
-}
-
-static const char *if_match(const char *etag)
-{
-    return etag != NULL ? fmt("If-Match: %s", etag) : NULL;
-}
-
-static th_resp_t *http_patch(int who, const char *path, const char *body, const char *etag)
-{
-    return call(who, "PATCH", path, MERGE_T, body, if_match(etag), NULL);
-}
-
-static th_resp_t *http_delete(int who, const char *path, const char *etag)
-{
-    return call(who, "DELETE", path, NULL, NULL, if_match(etag), NULL);
-}
-
-static const char *header(const th_resp_t *r, const char *name)
-{
-    char buf[512];
-    return th_header(r, name, buf, sizeof(buf)) != NULL ? fmt("%s", buf) : NULL;
-}
-
-static json_t *jget(const th_resp_t *r, const char *key)
-{
-    return r->json != NULL ? json_object_get(r->json, key) : NULL;
-}
-
-static long long jint(const json_t *o, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-#define expect_status(r, st)                                                                                           \
-    ck_assert_msg((r)->status == (st), "line %d: expected %d, got %d: %.800s", __LINE__, (st), (r)->status,            \
-                  (r)->body != NULL ? (r)->body : "")
-
-/* Status, problem content type and type slug of an error answer. */
-static void expect_problem_(const th_resp_t *r, int status, const char *slug, int line)
-{
-    ck_assert_msg(r->status == status, "line %d: expected %d, got %d: %.800s", line, status, r->status,
-                  r->body != NULL ? r->body : "");
-    const char *ct = header(r, "content-type");
-    ck_assert_msg(ct != NULL && strcmp(ct, "application/problem+json") == 0, "line %d: content-type %s", line,
-                  ct != NULL ? ct : "(none)");
-    ck_assert_msg(r->json != NULL, "line %d: problem body is not JSON", line);
-    const char *type = jstr(r->json, "type");
-    ck_assert_msg(type != NULL && strcmp(type, fmt("/problems/%s", slug)) == 0, "line %d: type %s, wanted %s", line,
-                  type != NULL ? type : "(none)", slug);
-    ck_assert_int_eq(jint(r->json, "status"), status);
-}
-#define expect_problem(r, status, slug) expect_problem_((r), (status), (slug), __LINE__)
-
-static json_t *find_error(const th_resp_t *r, const char *field)
-{
-    json_t *errors = jget(r, "errors"), *e;
-    size_t i;
-    json_array_foreach(errors, i, e)
-    {
-        const char *f = jstr(e, "field");
-        if (f != NULL && strcmp(f, field) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-/* errors[] names field, with code when code is not NULL. */
-static void expect_error_(const th_resp_t *r, const char *field, const char *code, int line)
-{
-    json_t *e = find_error(r, field);
-    ck_assert_msg(e != NULL, "line %d: no error for field \"%s\" in %.800s", line, field, r->body);
-    if (code != NULL)
-        ck_assert_msg(strcmp(jstr(e, "code"), code) == 0, "line %d: field %s has code %s, wanted %s", line, field,
-                      jstr(e, "code"), code);
-}
-#define expect_error(r, field, code) expect_error_((r), (field), (code), __LINE__)
 
 /* A 422 (validation-failed) naming field with code, and nothing about other fields unless allowed. */
 #define expect_invalid(r, field, code)                                                                                 \
@@ -284,7 +123,6 @@ __attribute__((format(printf, 1, 2))) static const char *sql_text(const char *f,
     return out;
 }
 
-#define sql_ll(...) atoll(sql_text(__VA_ARGS__))
 
 __attribute__((format(printf, 1, 2))) static void sql_do(const char *f, ...)
 {
@@ -371,7 +209,7 @@ static cust_t make_customer(int owner, long long team, const char *tag)
 }
 
 /* May `who` see a customer's analytics? (analytics read scope: rep own, manager team, else all) */
-static int can_read(int who, const cust_t *c)
+static int can_see(int who, const cust_t *c)
 {
     switch (who) {
     case REP_N:
@@ -478,7 +316,7 @@ static json_t *expected_summary(int who, long long run, const cust_t *custs, con
     json_t *segs = json_object(), *lifes = json_object(), *tiers = json_object();
     long long total = 0, count = 0, tier_n[3] = {0}, tier_c[3] = {0};
     for (size_t i = 0; i < n; i++) {
-        if (!can_read(who, &custs[i]))
+        if (!can_see(who, &custs[i]))
             continue;
         count++;
         json_object_set_new(segs, res[i].segment, json_integer(jint(segs, res[i].segment) + 1));
@@ -788,30 +626,6 @@ START_TEST(run_get_is_readable_by_every_analytics_reader)
 }
 END_TEST
 
-/* Every run of a list, paging with `limit`. */
-static json_t *list_all(int who, const char *path, int limit)
-{
-    json_t *all = keep(json_array());
-    const char *cursor = NULL;
-    const char *sep = strchr(path, '?') != NULL ? "&" : "?";
-    for (int pages = 0; pages < 10000; pages++) {
-        th_resp_t *r = http_get(who, cursor != NULL ? fmt("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
-                                                    : fmt("%s%slimit=%d", path, sep, limit));
-        expect_status(r, 200);
-        json_t *data = jget(r, "data");
-        ck_assert_msg(json_is_array(data), "no data array: %.200s", r->body);
-        ck_assert_msg(json_array_size(data) <= (size_t)limit, "page larger than limit");
-        json_array_extend(all, data);
-        json_t *next = jget(r, "next_cursor");
-        if (json_is_null(next))
-            return all;
-        ck_assert_msg(json_is_string(next), "next_cursor %s", jshow(next));
-        ck_assert_msg(json_array_size(data) == (size_t)limit, "a short page with a next_cursor");
-        cursor = fmt("%s", json_string_value(next));
-    }
-    ck_abort_msg("too many pages");
-    return NULL;
-}
 
 static int list_has(const json_t *list, long long id)
 {
@@ -1144,7 +958,7 @@ START_TEST(transitions_full_matrix_scoped_and_summing_to_customers)
     for (size_t k = 0; k < sizeof(who) / sizeof(who[0]); k++) {
         long long want[11][11] = {{0}}, want_total = 0;
         for (int i = 0; i < N; i++)
-            if (moves[i].from != NULL && moves[i].to != NULL && can_read(who[k], &c[i])) {
+            if (moves[i].from != NULL && moves[i].to != NULL && can_see(who[k], &c[i])) {
                 want[seg_index(moves[i].from)][seg_index(moves[i].to)]++;
                 want_total++;
             }
@@ -1750,63 +1564,7 @@ static Suite *analytics_suite(void)
     return s;
 }
 
-typedef struct {
-    int who;
-    int status;
-} login_t;
-
-static void *login_main(void *p)
-{
-    login_t *l = p;
-    l->status = th_login(api.port, users[l->who].email, PASSWORD, users[l->who].token, NULL);
-    return NULL;
-}
-
 int main(void)
 {
-    long long t0 = th_now_ms();
-    char buf[64];
-    snprintf(db_url, sizeof(db_url), "%s", th_db_create("analytics_api"));
-    if (th_sql(db_url, "INSERT INTO teams (name) VALUES ('north'), ('south')") != 0 ||
-        th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'north'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_north = atoll(buf);
-    if (th_sql_value(db_url, "SELECT id FROM teams WHERE name = 'south'", buf, sizeof(buf)) != 0)
-        return 2;
-    team_south = atoll(buf);
-    for (int i = 0; i < NUSERS; i++) {
-        users[i].id = th_user_add(db_url, users[i].email, users[i].name, users[i].role, users[i].team, PASSWORD);
-        users[i].team_id = users[i].team == NULL ? 0 : strcmp(users[i].team, "north") == 0 ? team_north : team_south;
-    }
-    th_api_start(&api, db_url, th_redis_url(REDIS_DB), api_env);
-    /* Log everyone in once, in parallel: the API hashes on its KDF threads. */
-    pthread_t t[NUSERS];
-    login_t l[NUSERS];
-    for (int i = 0; i < NUSERS; i++) {
-        l[i] = (login_t){i, 0};
-        pthread_create(&t[i], NULL, login_main, &l[i]);
-    }
-    int bad_login = 0;
-    for (int i = 0; i < NUSERS; i++) {
-        pthread_join(t[i], NULL);
-        if (l[i].status != 200) {
-            fprintf(stderr, "login of %s answered %d\n", users[i].email, l[i].status);
-            bad_login = 1;
-        }
-    }
-    fprintf(stderr, "analytics_api: set-up took %lld ms\n", th_now_ms() - t0);
-    int failed = 1;
-    if (!bad_login) {
-        SRunner *sr = srunner_create(analytics_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-    }
-    int st = th_api_stop(&api, SIGTERM, 20);
-    if (st != 0) {
-        fprintf(stderr, "clientele-api exited with %d (sanitizer report?); see %s\n", st, api.log_path);
-        failed++;
-    }
-    fprintf(stderr, "analytics_api: %lld ms in all\n", th_now_ms() - t0);
-    return failed == 0 ? 0 : 1;
+    return crew_main(&conf, analytics_suite);
 }
