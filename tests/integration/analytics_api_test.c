@@ -123,7 +123,6 @@ __attribute__((format(printf, 1, 2))) static const char *sql_text(const char *f,
     return out;
 }
 
-
 __attribute__((format(printf, 1, 2))) static void sql_do(const char *f, ...)
 {
     va_list ap;
@@ -625,7 +624,6 @@ START_TEST(run_get_is_readable_by_every_analytics_reader)
     expect_problem(http_get(ANALYST, "/v1/analytics/runs/abc"), 404, "not-found");
 }
 END_TEST
-
 
 static int list_has(const json_t *list, long long id)
 {
