@@ -10,7 +10,8 @@
  * discount_rate (decimal string 0..1, "0"), alive_active (0.7) and
  * alive_at_risk (0.3) decimal strings with 0 <= at_risk <= active <= 1,
  * penalizer (decimal string 0..1000, "0"), tag, first_purchase_after,
- * first_purchase_before (RFC 3339 or null).
+ * first_purchase_before (RFC 3339 or null), new_days (30: as in rfm, a customer
+ * whose first purchase is fewer days before as_of is "new").
  */
 #include <stdio.h>
 #include <string.h>
@@ -146,7 +147,7 @@ json_t *runparams_complete(const char *kind, const json_t *params, int64_t now, 
                                            "churn_days",  "a_share",       "b_share", NULL};
     static const char *const clv_keys[] = {"as_of",        "time_unit",     "horizon",   "discount_rate",
                                            "alive_active", "alive_at_risk", "penalizer", "tag",
-                                           "first_purchase_after", "first_purchase_before", NULL};
+                                           "first_purchase_after", "first_purchase_before", "new_days", NULL};
     int rfm = strcmp(kind, "rfm") == 0;
     const char *key;
     json_t *v;
@@ -182,6 +183,7 @@ json_t *runparams_complete(const char *kind, const json_t *params, int64_t now, 
             json_object_set_new(out, "time_unit", json_string(tu != NULL ? json_string_value(tu) : "week"));
         dec_t active = {0}, at_risk = {0};
         take_int(out, params, "horizon", 1, 5200, 52, 0, errors);
+        take_int(out, params, "new_days", 0, 36500, 30, 0, errors);
         take_decimal(out, params, "discount_rate", "0", "1", "0", errors, NULL);
         take_decimal(out, params, "alive_active", "0", "1", "0.7", errors, &active);
         take_decimal(out, params, "alive_at_risk", "0", "1", "0.3", errors, &at_risk);

@@ -62,6 +62,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "job.h"
+#include "clv_job.h"
 #include "rfm_job.h"
 
 #define HEARTBEAT_EVERY_MS 500
@@ -93,8 +94,8 @@ static const char SQL_LOCK[] =
 
 static const char SQL_SUCCEED[] =
     "UPDATE analytics_runs SET status = 'succeeded', progress = 1, customers_done = $2::bigint,"
-    " customers_total = $2::bigint, stats = $3::jsonb, error = NULL, heartbeat_at = now(), finished_at = now(),"
-    " updated_at = now() WHERE id = $1";
+    " customers_total = $2::bigint, stats = $3::jsonb, model = $4::jsonb, error = NULL, heartbeat_at = now(),"
+    " finished_at = now(), updated_at = now() WHERE id = $1";
 
 typedef enum { STOP_NONE = 0, STOP_SHUTDOWN, STOP_LOST, STOP_STALE } stop_reason_t;
 
@@ -620,9 +621,13 @@ int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     char *stats = json_dumps(results->stats, JSON_COMPACT);
     if (stats == NULL)
         abort();
-    const char *params[] = {id, count, stats};
-    r = write_step(ctx, SQL_SUCCEED, 3, params, NULL);
+    char *model = results->model != NULL ? json_dumps(results->model, JSON_COMPACT) : NULL;
+    if (results->model != NULL && model == NULL)
+        abort();
+    const char *params[] = {id, count, stats, model};
+    r = write_step(ctx, SQL_SUCCEED, 4, params, NULL);
     free(stats);
+    free(model);
     if (r == 0)
         r = write_step(ctx, "COMMIT", 0, NULL, NULL);
     ctx->locked = 0;
@@ -691,7 +696,7 @@ static int dispatch_kind(wk_job_ctx_t *ctx, const char *kind, const char *params
     else if (strcmp(kind, "rfm") == 0)
         r = wk_rfm_job_run(ctx, params);
     else if (strcmp(kind, "clv") == 0)
-        r = wk_job_fail(ctx, "kind clv is not implemented yet");
+        r = wk_clv_job_run(ctx, params);
     else
         r = wk_job_fail(ctx, "kind %s is not known to this worker", kind);
     json_decref(params);

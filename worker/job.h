@@ -157,6 +157,7 @@ typedef struct st_wk_job_results_t {
     const char *const *apply_sql; /* NULL-terminated statements taking $1 = run id, run in order */
     int64_t customers;            /* customers_done and customers_total of the finished run */
     json_t *stats;                /* borrowed; "duration_ms" is added */
+    json_t *model;                /* borrowed, may be NULL: the run's fitted model (kind clv) */
 } wk_job_results_t;
 
 /*
