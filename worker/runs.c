@@ -36,6 +36,12 @@
  * entries - after a growing pause (1 s to 16 s) for RETRY, which means
  * PostgreSQL was unreachable.
  *
+ * When XGROUP CREATE actually creates the group (rather than BUSYGROUP),
+ * the stream is new: on the first start, or because Redis lost its data.
+ * Runs still queued or running may then have lost their entries although
+ * their outbox rows are marked published, so they get new outbox rows and
+ * the relay publishes them again (a duplicate entry is harmless).
+ *
  * Ownership: every Redis and PostgreSQL callback gets the wk_runs_t itself
  * (relay replies get a slot inside it), so wk_runs_t must outlive them:
  * wk_runs_stop() only sets `stopping` (callbacks then only do bookkeeping)
@@ -99,6 +105,7 @@ struct st_wk_runs_t {
     int refresh_inflight;
 
     /* relay */
+    int republish_due, republish_inflight; /* the group was created afresh: re-publish unfinished runs */
     int relay_inflight;
     int64_t next_relay;
     int relay_rows, relay_waiting;
@@ -319,6 +326,16 @@ static void on_group(void *data, const redisReply *reply, int err)
     }
     r->group_ready = 1;
     r->pending_mode = 1; /* after a reconnect too: whatever we held is still ours */
+    if (reply->type == REDIS_REPLY_STATUS) {
+        /*
+         * The group did not exist: this is the first start, or Redis lost
+         * its data (restarted without persistence, flushed, failed over to
+         * an empty replica). Entries of runs not yet finished may be gone
+         * with it, while their outbox rows say published: publish them again.
+         */
+        log_msg(LOG_INFO, "created consumer group %s on %s; re-publishing runs not yet finished", GROUP, STREAM);
+        r->republish_due = 1;
+    }
     if (!r->announced)
         log_msg(LOG_INFO, "consuming %s as %s in group %s", STREAM, r->name, GROUP);
     r->announced = 1;
@@ -454,6 +471,27 @@ static void on_outbox(void *data, const PGresult *res, int err)
         relay_mark(r);
 }
 
+static void on_republished(void *data, const PGresult *res, int err)
+{
+    wk_runs_t *r = data;
+    r->republish_inflight = 0;
+    if (err != 0)
+        return; /* still due: the next tick tries again */
+    r->republish_due = 0;
+    const char *n = PQcmdTuples((PGresult *)res);
+    if (n != NULL && strcmp(n, "0") != 0)
+        log_msg(LOG_INFO, "%s unfinished run(s) queued for publishing again", n);
+    r->next_relay = 0;
+}
+
+static void republish(wk_runs_t *r)
+{
+    if (!r->republish_due || r->republish_inflight)
+        return;
+    if (wk_runs_db_republish(r->db, on_republished, r) == 0)
+        r->republish_inflight = 1;
+}
+
 static void relay(wk_runs_t *r, int64_t now)
 {
     if (r->relay_inflight || now < r->next_relay || !kv_is_up(r->kv))
@@ -472,6 +510,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     if (r->stopping)
         return;
     int64_t now = wk_job_now_ms();
+    republish(r);
     relay(r, now);
     refresh_entry(r, now);
     pump(r);
@@ -516,7 +555,8 @@ void wk_runs_stop(wk_runs_t *r)
 
 int wk_runs_idle(wk_runs_t *r)
 {
-    return !r->ack_inflight && !r->relay_inflight && !r->group_inflight && !r->refresh_inflight;
+    return !r->ack_inflight && !r->relay_inflight && !r->group_inflight && !r->refresh_inflight &&
+           !r->republish_inflight;
 }
 
 void wk_runs_free(wk_runs_t *r)

@@ -59,6 +59,8 @@ void wk_runs_free(wk_runs_t *runs);
 
 /* Up to 100 unpublished "runs" messages, oldest first: columns id, run_id (text; NULL if absent). */
 int wk_runs_db_outbox_pending(db_t *db, db_cb cb, void *data);
+/* Adds a message for every queued or running run that has none waiting. */
+int wk_runs_db_republish(db_t *db, db_cb cb, void *data);
 /* Marks the messages whose ids are in `ids` (a PostgreSQL array literal such as "{1,2}") published. */
 int wk_runs_db_outbox_published(db_t *db, const char *ids, db_cb cb, void *data);
 

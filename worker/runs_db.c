@@ -18,6 +18,17 @@ static const char SQL_OUTBOX_PENDING[] =
 static const char SQL_OUTBOX_PUBLISHED[] =
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL";
 
+/* Unfinished runs without a message waiting to be published get one. */
+static const char SQL_REPUBLISH[] =
+    "INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', r.id)"
+    " FROM analytics_runs r WHERE r.status IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM outbox o"
+    " WHERE o.published_at IS NULL AND o.topic = 'runs' AND o.payload ->> 'run_id' = r.id::text) ORDER BY r.id";
+
+int wk_runs_db_republish(db_t *db, db_cb cb, void *data)
+{
+    return db_query(db, SQL_REPUBLISH, 0, NULL, cb, data);
+}
+
 int wk_runs_db_outbox_pending(db_t *db, db_cb cb, void *data)
 {
     return db_query(db, SQL_OUTBOX_PENDING, 0, NULL, cb, data);
