@@ -201,3 +201,26 @@ json_t *runparams_complete(const char *kind, const json_t *params, int64_t now, 
     }
     return out;
 }
+
+json_t *runparams_complete_text(const char *kind, const json_t *params, int64_t now, char *err, size_t errlen)
+{
+    json_t *errors = json_array();
+    json_t *complete = runparams_complete(kind, params, now, errors);
+    if (complete == NULL && errlen > 0) {
+        size_t i, off = 0;
+        json_t *e;
+        err[0] = '\0';
+        json_array_foreach(errors, i, e)
+        {
+            const char *field = json_string_value(json_object_get(e, "field"));
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            if (field != NULL && strncmp(field, "params.", 7) == 0)
+                field += 7;
+            if (off < errlen)
+                off += (size_t)snprintf(err + off, errlen - off, "%s%s %s", i > 0 ? "; " : "",
+                                        field != NULL ? field : "params", msg != NULL ? msg : "is invalid");
+        }
+    }
+    json_decref(errors);
+    return complete;
+}

@@ -26,4 +26,10 @@ int runparams_kind_ok(const char *kind);
  */
 json_t *runparams_complete(const char *kind, const json_t *params, int64_t now, json_t *errors);
 
+/*
+ * runparams_complete() for the worker: on failure returns NULL with one
+ * sentence for the run's error in err ("horizon must be ...; tag ...").
+ */
+json_t *runparams_complete_text(const char *kind, const json_t *params, int64_t now, char *err, size_t errlen);
+
 #endif

@@ -147,26 +147,9 @@ int wk_clv_job_parse_params(const json_t *params, wk_clv_job_params_t *out, char
     out->as_of_day = (int32_t)floor_div(secs, 86400);
 
     /* The rest is checked by the API's own rules, so both sides accept the same runs. */
-    json_t *errors = json_array();
-    json_t *complete = runparams_complete("clv", params, secs, errors);
-    if (complete == NULL) {
-        size_t i, off = 0;
-        json_t *e;
-        err[0] = '\0';
-        json_array_foreach(errors, i, e)
-        {
-            const char *field = json_string_value(json_object_get(e, "field"));
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            if (field != NULL && strncmp(field, "params.", 7) == 0)
-                field += 7;
-            if (off < errlen)
-                off += (size_t)snprintf(err + off, errlen - off, "%s%s %s", i > 0 ? "; " : "",
-                                        field != NULL ? field : "params", msg != NULL ? msg : "is invalid");
-        }
-        json_decref(errors);
+    json_t *complete = runparams_complete_text("clv", params, secs, err, errlen);
+    if (complete == NULL)
         return ERR_INVALID;
-    }
-    json_decref(errors);
 
     const char *unit = json_string_value(json_object_get(complete, "time_unit"));
     int week = unit != NULL && strcmp(unit, "week") == 0;
