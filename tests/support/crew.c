@@ -8,12 +8,15 @@
  * one global list (keep()), guarded by a mutex because the suites call the
  * helpers from several threads of one test.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crew.h"
@@ -592,4 +595,77 @@ int crew_main(const crew_conf_t *c, Suite *(*make_suite)(void))
         failed++;
     fprintf(stderr, "%s: %lld ms in all\n", conf->name, th_now_ms() - t0);
     return failed == 0 ? 0 : 1;
+}
+
+/* --- workers ------------------------------------------------------------------------- */
+
+int crew_log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[8192];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+void crew_start_worker(th_api_t *w, const char *name, const char *const *env)
+{
+    static int seq;
+    const char *stack = getenv("STACK_DIR") != NULL && *getenv("STACK_DIR") != '\0' ? getenv("STACK_DIR") : ".test";
+    const char *build = getenv("CLIENTELE_TEST_BUILD") != NULL && *getenv("CLIENTELE_TEST_BUILD") != '\0'
+                            ? getenv("CLIENTELE_TEST_BUILD")
+                            : "build/asan";
+    memset(w, 0, sizeof(*w));
+    snprintf(w->log_path, sizeof(w->log_path), "%s/logs/worker-%s-%d-%d-%s.log", stack, conf->name, (int)getpid(),
+             __atomic_add_fetch(&seq, 1, __ATOMIC_SEQ_CST), name);
+    ck_assert_int_eq(system(fmt("mkdir -p '%s/logs'", stack)), 0);
+    const char *bin = fmt("%s/clientele-worker", build);
+    const char *redis = fmt("%s", th_redis_url(conf->redis_db));
+    pid_t parent = getpid();
+    w->pid = fork();
+    ck_assert_int_ge(w->pid, 0);
+    if (w->pid == 0) {
+        /* The worker dies with the test that started it, even when an assertion ends the test early. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        setenv("CLIENTELE_DATABASE_URL", db_url, 1);
+        setenv("CLIENTELE_REDIS_URL", redis, 1);
+        setenv("CLIENTELE_WORKER_NAME", name, 1);
+        setenv("CLIENTELE_WORKER_CLAIM_IDLE", "2s", 1);
+        setenv("CLIENTELE_REDIS_TIMEOUT", "1s", 1);
+        setenv("CLIENTELE_LOG_LEVEL", "debug", 1);
+        for (const char *const *e = env; e != NULL && *e != NULL; e++)
+            putenv((char *)*e);
+        int fd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, "clientele-worker", (char *)NULL);
+        _exit(127);
+    }
+    long long until = th_now_ms() + 20000;
+    while (!crew_log_has(w->log_path, "\"consuming clientele:runs")) {
+        int st;
+        if (waitpid(w->pid, &st, WNOHANG) == w->pid) {
+            w->pid = 0;
+            ck_abort_msg("worker %s exited during start-up; see %s", name, w->log_path);
+        }
+        if (th_now_ms() > until)
+            ck_abort_msg("worker %s did not start consuming within 20 s; see %s", name, w->log_path);
+        usleep(50 * 1000);
+    }
+}
+
+void crew_stop_worker(th_api_t *w)
+{
+    if (w->pid <= 0)
+        return;
+    int st = th_api_stop(w, SIGTERM, 15);
+    ck_assert_msg(st == 0, "worker exited with %d (sanitizer report?); see %s", st, w->log_path);
 }

@@ -216,4 +216,22 @@ json_t *feed_since(int who, const char **cursor, int limit);
 void expect_change_(json_t *ch, const char *op, long long id, int line);
 #define expect_change(ch, op, id) expect_change_((ch), (op), (id), __LINE__)
 
+/* --- workers --------------------------------------------------------------------------- */
+
+/*
+ * Starts $CLIENTELE_TEST_BUILD/clientele-worker named `name` on the suite's
+ * database and Redis database, with extra environment env ("NAME=value",
+ * NULL-terminated; may be NULL), logging at debug level to
+ * $STACK_DIR/logs/worker-<suite>-<pid>-<n>-<name>.log (w->log_path), and
+ * waits until it consumes the runs stream. The worker is killed when the
+ * thread that started it ends, so a failed test never leaves one behind.
+ * Must run in a test: it fails the test when the worker does not start
+ * within 20 seconds.
+ */
+void crew_start_worker(th_api_t *w, const char *name, const char *const *env);
+/* SIGTERM, then waits; fails the test unless the worker exited 0 (under ASan: no leak, no report). */
+void crew_stop_worker(th_api_t *w);
+/* 1 when the file at path has a line containing needle. */
+int crew_log_has(const char *path, const char *needle);
+
 #endif
