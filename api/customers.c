@@ -160,12 +160,71 @@ static const char *like_pattern(api_req_t *ar, const char *q)
     return out;
 }
 
+/*
+ * p_alive_below: a plain decimal from 0 to 1 ("0.25", ".5", "1"); no sign,
+ * exponent or spaces. Answers 400 naming the parameter when it is not one.
+ */
+static int param_probability(api_req_t *ar, const crud_query_t *q, const char *name, const char **out)
+{
+    const char *v = crud_query_get(q, name);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    size_t len = strlen(v), i = 0, digits = 0;
+    while (i < len && v[i] >= '0' && v[i] <= '9')
+        i++, digits++;
+    if (i < len && v[i] == '.')
+        for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+            digits++;
+    const char *code = NULL;
+    if (len == 0 || len > 32 || i != len || digits == 0 || v[len - 1] == '.')
+        code = "invalid_format";
+    else if (strtod(v, NULL) > 1.0)
+        code = "out_of_range";
+    if (code != NULL) {
+        json_t *errors = json_array();
+        api_error_add(errors, name, code, "must be a number from 0 to 1, such as 0.25");
+        api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * A cursor of sort=clv carries the CLV it stopped at as a decimal, or ""
+ * when it stopped among the customers without one (see customers_db.c).
+ * Cursors are not signed, so check that before it reaches a cast in SQL.
+ */
+static int check_clv_cursor(api_req_t *ar, const crud_list_t *list)
+{
+    int clv = -1;
+    for (int i = 0; customers_db_sorts[i] != NULL; i++)
+        if (strcmp(customers_db_sorts[i], "clv") == 0)
+            clv = i;
+    const char *k = list->cursor_key;
+    if (list->sort / 2 != clv || k == NULL || k[0] == '\0')
+        return 0;
+    size_t len = strlen(k), i = k[0] == '-', digits = 0;
+    for (; i < len && k[i] >= '0' && k[i] <= '9'; i++)
+        digits++;
+    if (i < len && k[i] == '.')
+        for (i++; i < len && k[i] >= '0' && k[i] <= '9'; i++)
+            digits++;
+    if (digits > 0 && i == len && len <= 40)
+        return 0;
+    json_t *errors = json_array();
+    api_error_add(errors, "cursor", "invalid_value", "is not a cursor this endpoint returned");
+    api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
+    return -1;
+}
+
 int customers_list(api_req_t *ar)
 {
     static const char *const allowed[] = {
-        "limit",  "cursor", "sort",          "fields",        "count",          "q",       "owner_id",  "team_id",
-        "status", "tag",    "updated_since", "created_after", "created_before", "segment", "lifecycle", "tier",
-        NULL};
+        "limit",          "cursor",  "sort",      "fields", "count",         "q",
+        "owner_id",       "team_id", "status",    "tag",    "updated_since", "created_after",
+        "created_before", "segment", "lifecycle", "tier",   "p_alive_below", NULL};
     static const char *const segments[] = {
         "champions",      "loyal_customers", "potential_loyalists", "new_customers", "promising", "need_attention",
         "about_to_sleep", "at_risk",         "cant_lose_them",      "hibernating",   "prospect",  NULL};
@@ -177,7 +236,7 @@ int customers_list(api_req_t *ar)
     if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0)
         return 0;
     crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
-    if (crud_parse_list(ar, &q, customers_db_sorts, 2, list_fields, list) != 0 ||
+    if (crud_parse_list(ar, &q, customers_db_sorts, 2, list_fields, list) != 0 || check_clv_cursor(ar, list) != 0 ||
         crud_param_id(ar, &q, "owner_id", owner, &f.owner_id) != 0 ||
         crud_param_id(ar, &q, "team_id", team, &f.team_id) != 0 ||
         crud_param_enum(ar, &q, "status", statuses, &f.status) != 0 ||
@@ -186,7 +245,8 @@ int customers_list(api_req_t *ar)
         crud_param_time(ar, &q, "created_before", &f.created_before) != 0 ||
         crud_param_enum(ar, &q, "segment", segments, &f.segment) != 0 ||
         crud_param_enum(ar, &q, "lifecycle", lifecycles, &f.lifecycle) != 0 ||
-        crud_param_enum(ar, &q, "tier", tiers, &f.tier) != 0)
+        crud_param_enum(ar, &q, "tier", tiers, &f.tier) != 0 ||
+        param_probability(ar, &q, "p_alive_below", &f.p_alive_below) != 0)
         return 0;
     f.tag = crud_query_get(&q, "tag");
     const char *term = crud_query_get(&q, "q");

@@ -161,9 +161,9 @@ static const char SQL_BULK[] =
  * $3 owner_id, $4 team_id, $5 status, $6 tag, $7 q (a LIKE pattern),
  * $8 updated_since, $9 created_after, $10 created_before, $11 cursor key,
  * $12 cursor id, $13 rows to fetch, $14 count, $15 fields, $16 segment, $17 lifecycle, $18 tier
- * (the last three from the latest analytics).
+ * (these three from the latest analytics), $19 p_alive_below (from the current CLV).
  */
-#define LIST_FILTERS                                                                                                   \
+#define LIST_CUSTOMER_FILTERS                                                                                          \
     " AND c.deleted_at IS NULL"                                                                                        \
     " AND ($3::bigint IS NULL OR c.owner_id = $3::bigint)"                                                             \
     " AND ($4::bigint IS NULL OR c.team_id = $4::bigint)"                                                              \
@@ -177,33 +177,104 @@ static const char SQL_BULK[] =
     " WHERE a.customer_id = c.id AND ($16::text IS NULL OR a.segment = $16::text)"                                     \
     " AND ($17::text IS NULL OR a.lifecycle = $17::text) AND ($18::text IS NULL OR a.tier = $18::text)))"
 
+/*
+ * p_alive_below, for pages: reads the CLV row by its key for each candidate
+ * (a scalar subquery is never turned into a hash of every matching CLV row,
+ * which would cost a scan of customer_clv per page); no row, or no p_alive,
+ * compares as NULL and never matches. For the count, which visits every
+ * candidate anyway, the EXISTS form lets the planner choose that hash.
+ */
+#define LIST_FILTERS                                                                                                   \
+    LIST_CUSTOMER_FILTERS " AND ($19::float8 IS NULL"                                                                  \
+    " OR (SELECT pv.p_alive FROM customer_clv pv WHERE pv.customer_id = c.id) < $19::float8)"
+#define LIST_COUNT_FILTERS                                                                                             \
+    LIST_CUSTOMER_FILTERS " AND ($19::float8 IS NULL OR EXISTS (SELECT 1 FROM customer_clv pv"                         \
+    " WHERE pv.customer_id = c.id AND pv.p_alive < $19::float8))"
+
+/*
+ * count=true: the total, counted once per statement. The fence (OFFSET 0)
+ * keeps the planner from pulling the count up into the select list, where
+ * it would run again for every row of the page.
+ */
+#define LIST_TOTAL                                                                                                     \
+    " FROM caller CROSS JOIN LATERAL (SELECT CASE WHEN $14::bool THEN (SELECT count(*) FROM customers c WHERE "        \
+    SCOPE_OK("rscope", "c.owner_id", "c.team_id") LIST_COUNT_FILTERS ") END AS total OFFSET 0) t"
+
 /* One scope's branch; only the branch matching the caller's scope runs (a one-time filter). */
 #define LIST_BRANCH(cond, key, type, dir, cmp)                                                                         \
     "(SELECT c.* FROM customers c WHERE " cond LIST_FILTERS                                                            \
-    " AND ($11::text IS NULL OR (c." key ", c.id) " cmp " ($11::" type ", $12::bigint))"                             \
+    " AND ($11::text IS NULL OR (c." key ", c.id) " cmp " ($11::" type ", $12::bigint))"                               \
     " ORDER BY c." key " " dir ", c.id " dir " LIMIT $13)"
 
 #define LIST_SQL(key, type, dir, cmp)                                                                                  \
     "WITH " SCOPE_CALLER_CTE("customers")                                                                              \
-    " SELECT caller.rscope, p.id, p.sortkey, p.doc,"                                                                   \
-    " CASE WHEN $14::bool THEN (SELECT count(*) FROM customers c WHERE "                                               \
-    SCOPE_OK("rscope", "c.owner_id", "c.team_id") LIST_FILTERS ") END"                                                 \
-    " FROM caller LEFT JOIN LATERAL (SELECT x.id, x." key "::text AS sortkey,"                                        \
+    " SELECT caller.rscope, p.id, p.sortkey, p.doc, t.total" LIST_TOTAL                                                \
+    " LEFT JOIN LATERAL (SELECT x.id, x." key "::text AS sortkey,"                                                     \
     " CASE WHEN $15::text[] IS NULL THEN customer_json(x::customers)::text"                                            \
-    " ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(customer_json(x::customers)) e"                       \
+    " ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(customer_json(x::customers)) e"                      \
     " WHERE e.key = ANY ($15::text[]))::text END AS doc FROM ("                                                        \
     LIST_BRANCH("caller.rscope = 'all'", key, type, dir, cmp) " UNION ALL "                                            \
     LIST_BRANCH("caller.rscope = 'team' AND c.team_id = caller.tid", key, type, dir, cmp) " UNION ALL "                \
     LIST_BRANCH("caller.rscope = 'own' AND c.owner_id = caller.uid", key, type, dir, cmp)                              \
     ") x ORDER BY x." key " " dir ", x.id " dir ") p ON true"
 
+/*
+ * Sorted by CLV (customer_clv.clv): customers with a value first, by value
+ * and id, then those without one (no CLV row, or a row without a value)
+ * by id alone, in the same direction. The two groups are two keyset walks:
+ * "valued" follows customer_clv_value_idx (clv, customer_id) and stops
+ * after a page; "unvalued" walks customers by id and runs only when the
+ * first group left the page short (a one-time filter). A cursor's key is
+ * the value, or '' for a cursor that points into the group without one.
+ * Both read p_alive from the row they join instead of LIST_FILTERS'
+ * subquery, which keeps the planner's estimates (and so its choice of
+ * plan) close to what the walks cost; the cursor's bound is repeated on
+ * the joined CLV row so that a merge join starts both sides at the cursor.
+ * Cost per page: the first walk reads about one page divided by the share
+ * of CLV rows that pass the scope and the filters; the second reads
+ * customers by id until it has a page, so where customers without a value
+ * are rare it reads many customers (each page, once).
+ */
+#define CLV_VALUED(cond, dir, cmp)                                                                                     \
+    "(SELECT c.id, v.clv, c AS r FROM customer_clv v JOIN customers c ON c.id = v.customer_id WHERE " cond             \
+    " AND v.clv IS NOT NULL AND ($19::float8 IS NULL OR v.p_alive < $19::float8)" LIST_CUSTOMER_FILTERS                \
+    " AND ($11::text IS NULL OR ($11::text <> '' AND (v.clv, v.customer_id) " cmp                                      \
+    " (CASE WHEN $11::text <> '' THEN $11::numeric END, $12::bigint)))"                                                \
+    " ORDER BY v.clv " dir ", v.customer_id " dir " LIMIT $13)"
+
+#define CLV_UNVALUED(cond, dir, cmp)                                                                                   \
+    "(SELECT c.id, c AS r FROM customers c LEFT JOIN customer_clv nv ON nv.customer_id = c.id"                         \
+    " AND ($11::text IS NULL OR $11::text <> '' OR nv.customer_id " cmp " $12::bigint)"                                \
+    " WHERE " cond " AND (SELECT count(*) FROM valued) < $13"                                                          \
+    " AND nv.clv IS NULL AND ($19::float8 IS NULL OR nv.p_alive < $19::float8)" LIST_CUSTOMER_FILTERS                  \
+    " AND ($11::text IS NULL OR $11::text <> '' OR c.id " cmp " $12::bigint)"                                          \
+    " ORDER BY c.id " dir " LIMIT $13)"
+
+#define CLV_SCOPES(branch, dir, cmp)                                                                                   \
+    branch("caller.rscope = 'all'", dir, cmp) " UNION ALL "                                                            \
+    branch("caller.rscope = 'team' AND c.team_id = caller.tid", dir, cmp) " UNION ALL "                                \
+    branch("caller.rscope = 'own' AND c.owner_id = caller.uid", dir, cmp)
+
+#define LIST_CLV_SQL(dir, cmp)                                                                                         \
+    "WITH " SCOPE_CALLER_CTE("customers")                                                                              \
+    " SELECT caller.rscope, p.id, p.sortkey, p.doc, t.total" LIST_TOTAL                                                \
+    " LEFT JOIN LATERAL (WITH valued AS (" CLV_SCOPES(CLV_VALUED, dir, cmp) "),"                                       \
+    " unvalued AS (" CLV_SCOPES(CLV_UNVALUED, dir, cmp) ")"                                                            \
+    " SELECT k.id, k.clv::text AS sortkey,"                                                                            \
+    " CASE WHEN $15::text[] IS NULL THEN customer_json(k.r)::text"                                                     \
+    " ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(customer_json(k.r)) e"                               \
+    " WHERE e.key = ANY ($15::text[]))::text END AS doc"                                                               \
+    " FROM (SELECT id, clv, r FROM valued UNION ALL SELECT id, NULL::numeric, r FROM unvalued) k"                      \
+    " ORDER BY k.clv " dir " NULLS LAST, k.id " dir " LIMIT $13) p ON true"
+
 static const char *const SQL_LIST[] = {
     LIST_SQL("name", "text", "ASC", ">"),              LIST_SQL("name", "text", "DESC", "<"),
     LIST_SQL("created_at", "timestamptz", "ASC", ">"), LIST_SQL("created_at", "timestamptz", "DESC", "<"),
     LIST_SQL("updated_at", "timestamptz", "ASC", ">"), LIST_SQL("updated_at", "timestamptz", "DESC", "<"),
+    LIST_CLV_SQL("ASC", ">"),                          LIST_CLV_SQL("DESC", "<"),
 };
 
-const char *const customers_db_sorts[] = {"name", "created_at", "updated_at", NULL};
+const char *const customers_db_sorts[] = {"name", "created_at", "updated_at", "clv", NULL};
 
 /* --- entry points ------------------------------------------------------------- */
 
@@ -267,6 +338,6 @@ int customers_db_list(api_req_t *ar, const customers_filter_t *f, const crud_lis
     const char *p[] = {uid_,          ver_,          f->owner_id,   f->team_id,   f->status,
                        f->tag,        f->q_pattern,  f->updated_since, f->created_after, f->created_before,
                        list->cursor_key, list->cursor_id, fetch,    list->count ? "true" : "false", list->fields,
-                       f->segment, f->lifecycle, f->tier};
-    return crud_query_flags(ar, SQL_LIST[list->sort], 18, p, DB_ONESHOT, done, arg);
+                       f->segment, f->lifecycle, f->tier, f->p_alive_below};
+    return crud_query_flags(ar, SQL_LIST[list->sort], 19, p, DB_ONESHOT, done, arg);
 }

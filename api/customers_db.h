@@ -15,6 +15,7 @@ typedef struct st_customers_filter_t {
     const char *q_pattern; /* an ILIKE pattern, metacharacters escaped */
     const char *updated_since, *created_after, *created_before;
     const char *segment, *lifecycle, *tier; /* from the customer's current analytics */
+    const char *p_alive_below;              /* a number in [0, 1], checked; from the customer's current CLV */
 } customers_filter_t;
 
 extern const char *const customers_db_sorts[];

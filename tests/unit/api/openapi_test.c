@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "../../../api/openapi.c"
+#include "api/customers_db.h"
+#include "api/orders_db.h"
 
 #define SPEC_PATH "openapi/openapi.yaml"
 
@@ -536,6 +538,53 @@ START_TEST(test_contract_problem_types_documented)
 }
 END_TEST
 
+/* The enum of the `sort` query parameter of GET <path> (borrowed from spec), or NULL. */
+static json_t *sort_enum(json_t *spec, const char *path)
+{
+    json_t *params =
+        json_object_get(json_object_get(json_object_get(json_object_get(spec, "paths"), path), "get"), "parameters");
+    size_t i;
+    json_t *p;
+    json_array_foreach(params, i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        if (name != NULL && strcmp(name, "sort") == 0)
+            return json_object_get(json_object_get(p, "schema"), "enum");
+    }
+    return NULL;
+}
+
+START_TEST(test_contract_list_sorts_documented)
+{
+    /* The sort orders a list accepts (each key ascending and with '-') are exactly those its spec lists. */
+    static const struct {
+        const char *path;
+        const char *const *sorts;
+    } lists[] = {{"/v1/customers", customers_db_sorts}, {"/v1/orders", orders_db_sorts}};
+    json_t *spec = load_spec();
+    for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+        json_t *en = sort_enum(spec, lists[l].path);
+        ck_assert_msg(json_is_array(en), "GET %s has no sort parameter with an enum", lists[l].path);
+        size_t n = 0;
+        for (const char *const *k = lists[l].sorts; *k != NULL; k++) {
+            for (int desc = 0; desc < 2; desc++) {
+                char want[64];
+                snprintf(want, sizeof(want), "%s%s", desc ? "-" : "", *k);
+                int found = 0;
+                for (size_t i = 0; i < json_array_size(en); i++)
+                    found |= json_is_string(json_array_get(en, i)) &&
+                             strcmp(json_string_value(json_array_get(en, i)), want) == 0;
+                ck_assert_msg(found, "GET %s accepts sort=%s, which the spec does not list", lists[l].path, want);
+                n++;
+            }
+        }
+        ck_assert_msg(json_array_size(en) == n, "GET %s: the spec lists %zu sort orders, the server accepts %zu",
+                      lists[l].path, json_array_size(en), n);
+    }
+    json_decref(spec);
+}
+END_TEST
+
 START_TEST(test_contract_embedded_copy)
 {
     /* The binary serves the spec it embeds; it must be the file on disk, and load the same way. */
@@ -597,6 +646,7 @@ static Suite *openapi_suite(void)
     tcase_add_test(tc, test_contract_table_well_formed);
     tcase_add_test(tc, test_contract_every_route_reachable);
     tcase_add_test(tc, test_contract_problem_types_documented);
+    tcase_add_test(tc, test_contract_list_sorts_documented);
     tcase_add_test(tc, test_contract_embedded_copy);
     suite_add_tcase(s, tc);
 
