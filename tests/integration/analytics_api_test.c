@@ -358,7 +358,8 @@ static const char *rfm_default_keys[] = {"as_of",       "lookback_days", "tag", 
                                          "active_days", "churn_days",    "a_share", "b_share"};
 static const char *clv_default_keys[] = {
     "as_of",         "time_unit", "horizon", "discount_rate",        "alive_active",
-    "alive_at_risk", "penalizer", "tag",     "first_purchase_after", "first_purchase_before"};
+    "alive_at_risk", "penalizer", "tag",     "first_purchase_after", "first_purchase_before",
+    "new_days"};
 
 static long long count_runs(void)
 {
@@ -459,7 +460,7 @@ START_TEST(run_create_clv_defaults_and_given_values)
     expect_json_eq(p,
                    jparse(fmt("{\"as_of\":\"%s\",\"time_unit\":\"week\",\"horizon\":52,\"discount_rate\":\"0\","
                               "\"alive_active\":\"0.7\",\"alive_at_risk\":\"0.3\",\"penalizer\":\"0\",\"tag\":null,"
-                              "\"first_purchase_after\":null,\"first_purchase_before\":null}",
+                              "\"first_purchase_after\":null,\"first_purchase_before\":null,\"new_days\":30}",
                               as_of)),
                    "completed clv params");
 
@@ -521,7 +522,8 @@ START_TEST(run_create_validation_names_each_field)
         {"{\"kind\":\"rfm\",\"params\":\"all\"}", "params", "invalid_type"},
         {"{\"kind\":\"rfm\",\"params\":{\"bogus\":1}}", "params.bogus", "unknown_field"},
         {"{\"kind\":\"rfm\",\"params\":{\"horizon\":52}}", "params.horizon", "unknown_field"},
-        {"{\"kind\":\"clv\",\"params\":{\"new_days\":30}}", "params.new_days", "unknown_field"},
+        {"{\"kind\":\"clv\",\"params\":{\"lookback_days\":30}}", "params.lookback_days", "unknown_field"},
+        {"{\"kind\":\"clv\",\"params\":{\"new_days\":-1}}", "params.new_days", "out_of_range"},
         {"{\"kind\":\"rfm\",\"params\":{\"as_of\":\"yesterday\"}}", "params.as_of", "invalid_format"},
         {"{\"kind\":\"rfm\",\"params\":{\"as_of\":\"2026-02-30T00:00:00Z\"}}", "params.as_of", "invalid_format"},
         {"{\"kind\":\"rfm\",\"params\":{\"as_of\":\"2026-01-31T00:00:00\"}}", "params.as_of", "invalid_format"},
@@ -1141,12 +1143,14 @@ START_TEST(customers_embed_analytics_and_filter_by_segment_lifecycle_tier)
     json_t *want = json_deep_copy(res_json(&a1));
     json_object_set_new(want, "run_id", json_integer(run));
     json_object_set_new(want, "computed_at", json_string("2026-02-01T03:00:00.000000Z"));
+    json_object_set_new(want, "clv", json_null()); /* no clv run has included it */
     expect_json_eq(jget(r, "analytics"), keep(want), "analytics of e1");
     r = http_get(ANALYST, fmt("/v1/customers/%lld", e3.id));
     expect_status(r, 200);
     want = json_deep_copy(res_json(&a3));
     json_object_set_new(want, "run_id", json_integer(run));
     json_object_set_new(want, "computed_at", json_string("2026-02-01T03:00:00.000000Z"));
+    json_object_set_new(want, "clv", json_null());
     expect_json_eq(jget(r, "analytics"), keep(want), "analytics of the prospect e3");
     r = http_get(REP_N, fmt("/v1/customers/%lld", e4.id));
     expect_status(r, 200);
@@ -1429,7 +1433,8 @@ START_TEST(schedule_patch_revalidates_and_recomputes_with_etags)
         {"{\"cron\":null}", "cron", "required"},
         {"{\"timezone\":\"Mars/Olympus\"}", "timezone", "invalid_value"},
         {"{\"timezone\":null}", "timezone", "required"},
-        {"{\"kind\":\"clv\"}", "params.new_days", "unknown_field"}, /* rfm params do not fit clv */
+        {"{\"kind\":\"clv\",\"params\":{\"lookback_days\":7}}", "params.lookback_days",
+         "unknown_field"}, /* rfm params do not fit clv */
         {"{\"kind\":\"xyz\"}", "kind", "invalid_value"},
         {"{\"params\":{\"a_share\":\"0.99\"}}", "params.a_share", "invalid_value"},
         {"{\"params\":\"none\"}", "params", "invalid_type"},
