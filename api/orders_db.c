@@ -164,12 +164,20 @@ static const char SQL_BULK[] =
     " AND ($8::text IS NULL OR (o." key ", o.id) " cmp " ($8::" type ", $9::bigint))"                                \
     " ORDER BY o." key " " dir ", o.id " dir " LIMIT $10)"
 
+/*
+ * count=true: the total, counted once per statement. The fence (OFFSET 0)
+ * keeps the planner from pulling the count up into the select list, where
+ * it would run again for every row of the page (it depends on the caller).
+ */
+#define LIST_TOTAL                                                                                                     \
+    " FROM caller CROSS JOIN LATERAL (SELECT CASE WHEN $11::bool THEN (SELECT count(*) FROM orders o"                 \
+    " JOIN customers c ON c.id = o.customer_id WHERE " SCOPE_OK("rscope", "c.owner_id", "c.team_id") LIST_FILTERS    \
+    ") END AS total OFFSET 0) t"
+
 #define LIST_SQL(key, type, dir, cmp)                                                                                  \
     "WITH " SCOPE_CALLER_CTE("orders")                                                                                 \
-    " SELECT caller.rscope, p.id, p.sortkey, p.doc,"                                                                   \
-    " CASE WHEN $11::bool THEN (SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE "         \
-    SCOPE_OK("rscope", "c.owner_id", "c.team_id") LIST_FILTERS ") END"                                                 \
-    " FROM caller LEFT JOIN LATERAL (SELECT x.id, x." key "::text AS sortkey,"                                        \
+    " SELECT caller.rscope, p.id, p.sortkey, p.doc, t.total" LIST_TOTAL                                                \
+    " LEFT JOIN LATERAL (SELECT x.id, x." key "::text AS sortkey,"                                                     \
     " CASE WHEN $12::text[] IS NULL THEN order_json(x::orders)::text"                                                  \
     " ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(order_json(x::orders)) e"                            \
     " WHERE e.key = ANY ($12::text[]))::text END AS doc FROM ("                                                        \
