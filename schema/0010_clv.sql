@@ -39,7 +39,8 @@ CREATE TABLE customer_clv_history (
     lifecycle          text NOT NULL,
     PRIMARY KEY (run_id, customer_id)
 );
-CREATE INDEX customer_clv_history_customer_idx ON customer_clv_history (customer_id, run_id);
+-- No index by customer: one customer's history is found through the runs (one probe of
+-- the primary key per run), and every run would otherwise update such an index all over.
 
 -- Customers embed analytics.clv. analytics is null until an rfm or a clv run has
 -- included the customer; its rfm fields are null while only a clv run has.
