@@ -71,19 +71,17 @@ static const char SQL_INSERT_HISTORY[] =
     " expected_avg_value, clv, lifecycle)"
     " SELECT $1::bigint, customer_id, x, t_x, t_cal, zbar, p_alive, expected_purchases, expected_avg_value, clv,"
     " lifecycle FROM wk_clv_results";
-static const char SQL_UPSERT_CURRENT[] =
+/* %d: the horizon, %s: the time unit ("day" or "week"), both from the decoded params. */
+static const char SQL_UPSERT_CURRENT_FMT[] =
     "INSERT INTO customer_clv (customer_id, run_id, computed_at, horizon, time_unit, x, t_x, t_cal, zbar, p_alive,"
     " expected_purchases, expected_avg_value, clv, lifecycle)"
-    " SELECT w.customer_id, $1::bigint, now(), run.horizon, run.time_unit, w.x, w.t_x, w.t_cal, w.zbar, w.p_alive,"
-    " w.expected_purchases, w.expected_avg_value, w.clv, w.lifecycle"
-    " FROM wk_clv_results w, (SELECT (params ->> 'horizon')::int AS horizon, params ->> 'time_unit' AS time_unit"
-    "   FROM analytics_runs WHERE id = $1::bigint) run"
+    " SELECT customer_id, $1::bigint, now(), %d, '%s', x, t_x, t_cal, zbar, p_alive, expected_purchases,"
+    " expected_avg_value, clv, lifecycle FROM wk_clv_results"
     " ON CONFLICT (customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at,"
     " horizon = EXCLUDED.horizon, time_unit = EXCLUDED.time_unit, x = EXCLUDED.x, t_x = EXCLUDED.t_x,"
     " t_cal = EXCLUDED.t_cal, zbar = EXCLUDED.zbar, p_alive = EXCLUDED.p_alive,"
     " expected_purchases = EXCLUDED.expected_purchases, expected_avg_value = EXCLUDED.expected_avg_value,"
     " clv = EXCLUDED.clv, lifecycle = EXCLUDED.lifecycle";
-static const char *const APPLY_SQL[] = {SQL_INSERT_HISTORY, SQL_UPSERT_CURRENT, NULL};
 
 static const char *const lifecycle_names[WK_CLV_LIFECYCLE__COUNT] = {"prospect", "new", "active", "at_risk", "churned"};
 
@@ -802,13 +800,18 @@ int wk_clv_job_run(wk_job_ctx_t *ctx, const json_t *params)
         goto Exit;
 
     model = make_model(&l, &fit);
+    /* The run's constants go into the statement as printed integers and one of two fixed words. */
+    size_t len = sizeof(SQL_UPSERT_CURRENT_FMT) + 16;
+    char *upsert = h2o_mem_alloc_pool(wk_job_pool(ctx), len);
+    snprintf(upsert, len, SQL_UPSERT_CURRENT_FMT, p.horizon, p.time_unit_days == 7 ? "week" : "day");
+    const char *apply[] = {SQL_INSERT_HISTORY, upsert, NULL};
     produce_t pr = {.l = &l, .res = res};
     wk_job_results_t out = {
         .create_sql = SQL_CREATE_RESULTS,
         .copy_sql = SQL_COPY_RESULTS,
         .produce = produce_results,
         .arg = &pr,
-        .apply_sql = APPLY_SQL,
+        .apply_sql = apply,
         .customers = json_integer_value(json_object_get(stats, "customers")),
         .stats = stats,
         .model = model,
