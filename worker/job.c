@@ -26,15 +26,18 @@
  *
  * Results are written by wk_job_write_results() in one transaction on A:
  * the kind's rows go into a temporary table and from there into their
- * tables while heartbeats go on (so a cancel or a take-over still stops the
- * write within a second and rolls it back), and only then is the run's row
+ * tables, or through the kind's own steps (statements and COPYs), while
+ * heartbeats go on (so a cancel or a take-over still stops the write within
+ * a second and rolls it back), and only then is the run's row
  * locked (SELECT ... FOR UPDATE), checked to be still ours and running,
  * marked succeeded and committed. Locking last keeps the lock short: a
  * cancel (an UPDATE of that row) waits milliseconds, not the whole write,
  * and while the lock is held no heartbeat is sent (it would wait for our
  * own lock). The lock keeps the run ours until the commit, because a
  * take-over or a cancel is an UPDATE of that row and, once our commit
- * lets it through, its WHERE clause no longer matches.
+ * lets it through, its WHERE clause no longer matches. A kind's clean-up
+ * after the commit (after_sql) runs without heartbeats, since the run is
+ * no longer running, and cannot fail the run.
 
  * Failures a person can act on (bad params, database errors) mark the run
  * failed with the message and acknowledge the entry. A run claimed more
@@ -122,6 +125,7 @@ struct st_wk_job_t {
     _Atomic int64_t alive_ms;
     /* job thread only */
     PGconn *a, *b;
+    PGconn *c; /* for the side steps of a write; used by the side thread while it runs */
 };
 
 struct st_wk_job_ctx_t {
@@ -184,6 +188,17 @@ static int ensure_b(wk_job_t *job)
     if (job->b == NULL)
         job->b = open_conn(job, "-c TimeZone=UTC -c statement_timeout=10000", "clientele-worker-heartbeat");
     return job->b != NULL;
+}
+
+static int ensure_c(wk_job_t *job)
+{
+    if (job->c != NULL && PQstatus(job->c) != CONNECTION_OK) {
+        PQfinish(job->c);
+        job->c = NULL;
+    }
+    if (job->c == NULL)
+        job->c = open_conn(job, "-c TimeZone=UTC -c statement_timeout=0", "clientele-worker-job-side");
+    return job->c != NULL;
 }
 
 /* Gives up a connection in the middle of something: the server stops at once and rolls back. */
@@ -552,12 +567,12 @@ static int write_step(wk_job_ctx_t *ctx, const char *sql, int nparams, const cha
     return 0;
 }
 
-static int copy_results_in(wk_job_ctx_t *ctx, const wk_job_results_t *results)
+static int copy_results_in(wk_job_ctx_t *ctx, const char *copy_sql, wk_job_produce_cb produce, void *arg)
 {
     wk_job_t *job = ctx->job;
     char err[512];
     PGresult *res;
-    int r = run_query(ctx, &job->a, results->copy_sql, 0, NULL, 1, &res, err, sizeof(err));
+    int r = run_query(ctx, &job->a, copy_sql, 0, NULL, 1, &res, err, sizeof(err));
     if (r != 0)
         return record_db_failure(ctx, r, err, "writing the results");
     int copy_in = PQresultStatus(res) == PGRES_COPY_IN;
@@ -566,7 +581,7 @@ static int copy_results_in(wk_job_ctx_t *ctx, const wk_job_results_t *results)
         return wk_job_fail(ctx, "internal error: expected COPY FROM STDIN while writing the results");
     char *buf = h2o_mem_alloc_pool(&ctx->pool, COPY_CHUNK);
     size_t n;
-    while ((n = results->produce(results->arg, buf, COPY_CHUNK)) > 0) {
+    while ((n = produce(arg, buf, COPY_CHUNK)) > 0) {
         if (PQputCopyData(job->a, buf, (int)n) != 1) {
             conn_error(job->a, err, sizeof(err));
             abandon(&job->a);
@@ -589,6 +604,226 @@ static int copy_results_in(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     return 0;
 }
 
+/* Runs one step on A, in the run's transaction. */
+static int run_step(wk_job_ctx_t *ctx, const wk_job_step_t *step)
+{
+    return step->produce != NULL ? copy_results_in(ctx, step->sql, step->produce, step->arg)
+                                 : write_step(ctx, step->sql, 0, NULL, NULL);
+}
+
+static int run_steps(wk_job_ctx_t *ctx, const wk_job_step_t *steps)
+{
+    for (const wk_job_step_t *step = steps; step->sql != NULL; step++) {
+        int r = run_step(ctx, step);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* --- side steps: a transaction of their own on C, in a thread of their own ------------------- */
+
+typedef struct st_side_t {
+    wk_job_t *job;
+    const wk_job_step_t *steps;
+    pthread_t thread;
+    _Atomic int stop; /* set by the job thread: stop at the next chance */
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int done;   /* under mutex: the side thread is about to end */
+    int failed; /* valid once done: 1 if err describes a failure, -1 if stopped */
+    char err[ERROR_MAX];
+} side_t;
+
+/* Waits until C can hand out a result without blocking; 0, or -1 when stopped or the connection failed. */
+static int side_wait_ready(side_t *side)
+{
+    PGconn *c = side->job->c;
+    while (PQisBusy(c)) {
+        if (atomic_load(&side->stop))
+            return -1;
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&p, 1, POLL_MS) < 0 && errno != EINTR) {
+            snprintf(side->err, sizeof(side->err), "the database connection was lost while writing the results: %s",
+                     strerror(errno));
+            return -1;
+        }
+        if (!PQconsumeInput(c)) {
+            char msg[512];
+            conn_error(c, msg, sizeof(msg));
+            snprintf(side->err, sizeof(side->err), "the database connection was lost while writing the results: %s",
+                     msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Collects the results of what was sent on C; 0, 1 for COPY IN started, or -1 with side->err set or stopped. */
+static int side_collect(side_t *side)
+{
+    PGconn *c = side->job->c;
+    int ret = 0;
+    for (;;) {
+        if (side_wait_ready(side) != 0)
+            return -1;
+        PGresult *res = PQgetResult(c);
+        if (res == NULL)
+            return ret;
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN) {
+            PQclear(res);
+            return 1;
+        }
+        if (!result_ok(res) && ret == 0) {
+            const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            char msg[512];
+            if (primary == NULL)
+                conn_error(c, msg, sizeof(msg));
+            snprintf(side->err, sizeof(side->err), "the database reported an error while writing the results: %s",
+                     primary != NULL ? primary : msg);
+            ret = -1;
+        }
+        PQclear(res);
+    }
+}
+
+static int side_step(side_t *side, const wk_job_step_t *step, char *buf)
+{
+    PGconn *c = side->job->c;
+    if (!PQsendQueryParams(c, step->sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        char msg[512];
+        conn_error(c, msg, sizeof(msg));
+        snprintf(side->err, sizeof(side->err), "the database connection was lost while writing the results: %s", msg);
+        return -1;
+    }
+    int r = side_collect(side);
+    if (r <= 0 || step->produce == NULL)
+        return r < 0 ? -1 : 0;
+    size_t n;
+    while ((n = step->produce(step->arg, buf, COPY_CHUNK)) > 0) {
+        if (atomic_load(&side->stop))
+            return -1;
+        if (PQputCopyData(c, buf, (int)n) != 1)
+            break;
+    }
+    if (n > 0 || PQputCopyEnd(c, NULL) != 1) {
+        char msg[512];
+        conn_error(c, msg, sizeof(msg));
+        snprintf(side->err, sizeof(side->err), "the database connection was lost while writing the results: %s", msg);
+        return -1;
+    }
+    return side_collect(side) == 0 ? 0 : -1;
+}
+
+static void *side_main(void *arg)
+{
+    side_t *side = arg;
+    char *buf = malloc(COPY_CHUNK);
+    static const wk_job_step_t begin = {"BEGIN ISOLATION LEVEL READ COMMITTED", NULL, NULL};
+    static const wk_job_step_t commit = {"COMMIT", NULL, NULL};
+    int r = buf != NULL ? side_step(side, &begin, buf) : -1;
+    if (buf == NULL)
+        snprintf(side->err, sizeof(side->err), "the worker is out of memory");
+    for (const wk_job_step_t *step = side->steps; r == 0 && step->sql != NULL; step++)
+        r = side_step(side, step, buf);
+    if (r == 0)
+        r = side_step(side, &commit, buf);
+    free(buf);
+    pthread_mutex_lock(&side->mutex);
+    side->failed = r == 0 ? 0 : side->err[0] != '\0' ? 1 : -1;
+    side->done = 1;
+    pthread_cond_signal(&side->cond);
+    pthread_mutex_unlock(&side->mutex);
+    return NULL;
+}
+
+/* Starts the side steps on C in a thread of their own; 0, or -1 when there is no C (run them on A). */
+static int side_start(wk_job_ctx_t *ctx, side_t *side, const wk_job_step_t *steps)
+{
+    memset(side, 0, sizeof(*side));
+    side->job = ctx->job;
+    side->steps = steps;
+    if (!ensure_c(ctx->job))
+        return -1;
+    pthread_mutex_init(&side->mutex, NULL);
+    pthread_cond_init(&side->cond, NULL);
+    if (pthread_create(&side->thread, NULL, side_main, side) != 0) {
+        log_msg(LOG_WARN, "run %" PRId64 ": cannot start a thread for the side steps; running them in line",
+                ctx->run_id);
+        pthread_cond_destroy(&side->cond);
+        pthread_mutex_destroy(&side->mutex);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stops the side thread if it still runs, joins it, and closes C unless it ended cleanly. */
+static void side_end(side_t *side)
+{
+    atomic_store(&side->stop, 1);
+    pthread_join(side->thread, NULL);
+    pthread_cond_destroy(&side->cond);
+    pthread_mutex_destroy(&side->mutex);
+    if (side->failed != 0 || PQtransactionStatus(side->job->c) != PQTRANS_IDLE)
+        abandon(&side->job->c);
+}
+
+/*
+ * Waits, heartbeating, for the side steps to commit, and ends the side
+ * thread in any case. 0, WK_JOB_ESTOP, or their recorded failure.
+ */
+static int side_finish(wk_job_ctx_t *ctx, side_t *side)
+{
+    int r = 0;
+    pthread_mutex_lock(&side->mutex);
+    while (!side->done && r == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += POLL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&side->cond, &side->mutex, &until);
+        if (!side->done) {
+            pthread_mutex_unlock(&side->mutex);
+            r = job_tick(ctx, 0);
+            pthread_mutex_lock(&side->mutex);
+        }
+    }
+    pthread_mutex_unlock(&side->mutex);
+    side_end(side);
+    if (r != 0)
+        return r;
+    if (side->failed > 0)
+        return wk_job_fail(ctx, "%s", side->err);
+    return side->failed == 0 ? 0 : WK_JOB_ESTOP;
+}
+
+/*
+ * The results are committed: clean-up statements may fail (they are logged)
+ * without failing the run. No heartbeat (the run is no longer running, so
+ * one would read as a lost run), but a stop request still ends them at once.
+ */
+static void run_after_commit(wk_job_ctx_t *ctx, const char *const *after_sql)
+{
+    wk_job_t *job = ctx->job;
+    for (const char *const *sql = after_sql; *sql != NULL && job->a != NULL; sql++) {
+        char err[512];
+        PGresult *res;
+        int r = run_query(ctx, &job->a, *sql, 0, NULL, 0, &res, err, sizeof(err));
+        if (r != 0) {
+            log_msg(LOG_WARN, "run %" PRId64 ": clean-up after the commit did not finish: %s", ctx->run_id,
+                    r == WK_JOB_ESTOP ? "the worker is stopping" : err);
+            if (r == WK_JOB_ESTOP)
+                return;
+            continue;
+        }
+        PQclear(res);
+    }
+}
+
 int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
 {
     wk_job_t *job = ctx->job;
@@ -600,23 +835,59 @@ int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     PGresult *res;
     int r;
 
-    if ((r = write_step(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL)) != 0 ||
-        (r = write_step(ctx, results->create_sql, 0, NULL, NULL)) != 0 || (r = copy_results_in(ctx, results)) != 0)
+    if ((r = write_step(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL)) != 0)
         return r;
     /* Heartbeats go on meanwhile, so a cancel or a take-over stops these statements within a second. */
-    for (const char *const *sql = results->apply_sql; *sql != NULL; sql++)
-        if ((r = write_step(ctx, *sql, 1, idparam, NULL)) != 0)
+    if (results->steps != NULL) {
+        side_t side;
+        int side_pending = results->side_steps != NULL;
+        int side_running = side_pending && side_start(ctx, &side, results->side_steps) == 0;
+        for (size_t i = 0; r == 0; i++) {
+            const wk_job_step_t *step = &results->steps[i];
+            if (side_pending && (i == results->side_before || step->sql == NULL)) {
+                side_pending = 0;
+                if (side_running) {
+                    side_running = 0; /* side_finish() ends it, whatever happens */
+                    r = side_finish(ctx, &side);
+                } else {
+                    r = run_steps(ctx, results->side_steps);
+                }
+                if (r != 0)
+                    break;
+            }
+            if (step->sql == NULL)
+                break;
+            r = run_step(ctx, step);
+        }
+        if (side_running)
+            side_end(&side);
+        if (r != 0)
             return r;
-    /* Only now lock the run, so a cancel waits milliseconds, not the whole write. */
-    if ((r = write_step(ctx, SQL_LOCK, 2, lockparams, &res)) != 0)
+    } else {
+        if ((r = write_step(ctx, results->create_sql, 0, NULL, NULL)) != 0 ||
+            (r = copy_results_in(ctx, results->copy_sql, results->produce, results->arg)) != 0)
+            return r;
+        for (const char *const *sql = results->apply_sql; *sql != NULL; sql++)
+            if ((r = write_step(ctx, *sql, 1, idparam, NULL)) != 0)
+                return r;
+    }
+    /*
+     * Only now lock the run, so a cancel waits milliseconds, not the whole
+     * write. No heartbeat from here on, not even while this statement runs:
+     * once it holds the row, a heartbeat would wait for our own lock.
+     */
+    ctx->locked = 1;
+    if ((r = write_step(ctx, SQL_LOCK, 2, lockparams, &res)) != 0) {
+        ctx->locked = 0;
         return r;
+    }
     int ours = PQntuples(res) == 1;
     PQclear(res);
     if (!ours) {
+        ctx->locked = 0;
         ctx->stop_reason = STOP_LOST;
         return WK_JOB_ESTOP; /* the caller rolls back */
     }
-    ctx->locked = 1;
     json_object_set_new(results->stats, "duration_ms", json_integer(wk_job_now_ms() - ctx->start_ms));
     char *stats = json_dumps(results->stats, JSON_COMPACT);
     if (stats == NULL)
@@ -631,6 +902,8 @@ int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     if (r == 0)
         r = write_step(ctx, "COMMIT", 0, NULL, NULL);
     ctx->locked = 0;
+    if (r == 0 && results->after_sql != NULL)
+        run_after_commit(ctx, results->after_sql);
     return r;
 }
 
@@ -802,7 +1075,8 @@ static void *thread_main(void *arg)
         reset_a(job);
     PQfinish(job->a);
     PQfinish(job->b);
-    job->a = job->b = NULL;
+    PQfinish(job->c);
+    job->a = job->b = job->c = NULL;
     return NULL;
 }
 

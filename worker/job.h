@@ -8,7 +8,9 @@
  * callback always runs on the loop thread. Blocking libpq is fine here: the
  * job thread owns two connections of its own, A for the work (long reads
  * and the one result transaction) and B for small autocommit updates
- * (claim, progress + heartbeat, marking a run failed).
+ * (claim, progress + heartbeat, marking a run failed), and a third, C, that
+ * a short-lived side thread uses for work a write does beside A's
+ * transaction (see side_steps).
  *
  * A kind's code sees a wk_job_ctx_t: connection A, progress reporting
  * (which is also the heartbeat and the cancellation check), query and COPY
@@ -147,26 +149,62 @@ typedef int (*wk_job_copy_cb)(void *arg, const char *data, size_t len);
  */
 int wk_job_copy_out(wk_job_ctx_t *ctx, const char *sql, wk_job_copy_cb cb, void *arg, const char *doing);
 
+/* Writes the next at most `cap` bytes of COPY data into buf; returns their count, 0 when done. */
+typedef size_t (*wk_job_produce_cb)(void *arg, char *buf, size_t cap);
+
+/* One step of a write transaction: a statement, or with produce set a COPY ... FROM STDIN fed by it. */
+typedef struct st_wk_job_step_t {
+    const char *sql; /* no parameters; needs no static storage */
+    wk_job_produce_cb produce;
+    void *arg;
+} wk_job_step_t;
+
 /* A kind's results, for wk_job_write_results(). */
 typedef struct st_wk_job_results_t {
     const char *create_sql; /* creates the temporary table (ON COMMIT DROP) */
     const char *copy_sql;   /* COPY <that table> FROM STDIN */
-    /* Writes the next at most `cap` bytes of COPY data into buf; returns their count, 0 when done. */
-    size_t (*produce)(void *arg, char *buf, size_t cap);
+    wk_job_produce_cb produce;
     void *arg;
     const char *const *apply_sql; /* NULL-terminated statements taking $1 = run id, run in order */
-    int64_t customers;            /* customers_done and customers_total of the finished run */
-    json_t *stats;                /* borrowed; "duration_ms" is added */
-    json_t *model;                /* borrowed, may be NULL: the run's fitted model (kind clv) */
+    /*
+     * Instead of the four above, when not NULL: the steps of the write, in
+     * order, up to one whose sql is NULL.
+     */
+    const wk_job_step_t *steps;
+    /*
+     * May be NULL: steps (same form) that run meanwhile on a connection of
+     * their own, in a transaction of their own that has committed before
+     * steps[side_before] starts (before the run's row is locked when
+     * side_before is past the last step); they fail the write if they fail.
+     * What they commit must stay unseen by readers until the run's
+     * transaction commits (e.g. a table only a later step puts to use), and
+     * a failure of the run's transaction leaves it behind: the kind cleans
+     * up. Without a free connection they run on A, in the run's
+     * transaction, just before steps[side_before].
+     */
+    const wk_job_step_t *side_steps;
+    size_t side_before;
+    /*
+     * May be NULL: statements without parameters run after the commit, each
+     * in a transaction of its own, up to a NULL; clean-up whose failure is
+     * only logged.
+     */
+    const char *const *after_sql;
+    int64_t customers; /* customers_done and customers_total of the finished run */
+    json_t *stats;     /* borrowed; "duration_ms" is added */
+    json_t *model;     /* borrowed, may be NULL: the run's fitted model (kind clv) */
 } wk_job_results_t;
 
 /*
  * In one transaction on A: creates the temporary table, COPYs the results
- * into it, runs apply_sql (heartbeating: a cancel stops it), then locks the
- * run's row and checks that it is still this worker's and running (if not:
- * rolls back and returns WK_JOB_ESTOP), marks the run succeeded with its
- * statistics, and commits. Returns 0, WK_JOB_ESTOP, or a recorded database
- * failure; anything but 0 leaves nothing written.
+ * into it and runs apply_sql, or runs the steps (and the side steps beside
+ * them; heartbeating all along: a cancel stops them), then locks the run's
+ * row and checks that it is still
+ * this worker's and running (if not: rolls back and returns WK_JOB_ESTOP),
+ * marks the run succeeded with its statistics, and commits; then runs
+ * after_sql. Returns 0, WK_JOB_ESTOP, or a recorded database failure;
+ * anything but 0 leaves nothing written in the run's transaction (side
+ * steps may have committed; see side_steps).
  */
 int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results);
 

@@ -16,13 +16,21 @@
  *     range is cut into 2^k equal buckets (2^k <= customers) and dir[b] is
  *     the first customer of bucket b, so a lookup is one shift plus a binary
  *     search inside one bucket - constant time for the dense ids PostgreSQL
- *     identity columns give, never worse than a plain binary search. Orders
- *     of customers outside the population (a tag, soft-deleted customers)
- *     find nothing and are skipped.
+ *     identity columns give, never worse than a plain binary search. The
+ *     lookups of consecutive orders overlap in a small prefetch pipeline
+ *     (see PIPE_LAG). Orders of customers outside the population (a tag,
+ *     soft-deleted customers) find nothing and are skipped. The server may
+ *     scan the orders with parallel workers (SQL_ORDERS_ESTIMATE).
  * Then wk_rfm_score() ranks everyone, and wk_job_write_results() writes the
- * results in one transaction: a binary COPY into a temporary table, then
- * the history rows and the upsert of customer_analytics from it (only this
- * run's population is touched), then the run's statistics.
+ * results in one transaction: a binary COPY straight into
+ * customer_analytics_history, then customer_analytics. For a run over every
+ * customer, the job's side connection meanwhile builds the new
+ * customer_analytics in a table of its own (binary COPY ... FREEZE, keys,
+ * statistics) and commits it, unseen by readers; the run's transaction
+ * then swaps it in by renaming. For a tag's population, an upsert from the
+ * history rows (only that population is touched). See
+ * schema/0011_rfm_write.sql. Then the run's statistics, the commit, and
+ * after it the drop of the table that was swapped out.
  *
  * Timestamps: PostgreSQL sends microseconds; the scoring definitions
  * (worker/rfm.h) work in whole seconds, so order times and as_of are
@@ -36,8 +44,8 @@
  * characters checked by common/runparams.c, goes through PQescapeLiteral()
  * on the very connection that runs the statement, which quotes it for that
  * connection's encoding and standard_conforming_strings. No text of the
- * request is spliced in any other way. Statements without such values are
- * static strings.
+ * request is spliced in any other way. The write's statements name the run
+ * id, an integer. Statements without such values are static strings.
  *
  * The binary COPY format is parsed here: the header "PGCOPY\n\377\r\n\0",
  * a flags word (any critical or OID flag is refused) and a header
@@ -54,6 +62,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/jx.h"
@@ -68,33 +78,67 @@
 #define PG_EPOCH_OFFSET INT64_C(946684800)
 #define PROGRESS_EVERY 65536
 #define RESULT_ROW_MAX 256
+/*
+ * How long the swap of customer_analytics, and the drop of the old one after
+ * the commit, wait for a lock per attempt (three attempts each). Readers of
+ * the table locked queue behind the request meanwhile, so these bound how
+ * long they can be held up.
+ */
+#define SWAP_LOCK_WAIT_MS "200"
+#define DROP_LOCK_WAIT_MS "100"
 
 static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n\0";
 
 static const char SQL_READ_BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+/*
+ * The orders' estimate, and a parallel plan for the COPY of the orders when
+ * the table is large enough: scanning and filtering, most of the server's
+ * work, then run in parallel workers. The planner's default costs for moving
+ * rows between processes would rule that out for a query returning most of
+ * the table. set_config(..., true) is SET LOCAL: for this transaction only.
+ */
 static const char SQL_ORDERS_ESTIMATE[] =
-    "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'orders'::regclass";
+    "SELECT greatest(reltuples, 0)::bigint, set_config('parallel_setup_cost', '0', true),"
+    " set_config('parallel_tuple_cost', '0', true) FROM pg_class WHERE oid = 'orders'::regclass";
 
-static const char SQL_CREATE_RESULTS[] =
-    "CREATE TEMPORARY TABLE wk_rfm_results (customer_id bigint NOT NULL, recency_days integer, frequency integer,"
-    " monetary numeric(20, 2), r smallint, f smallint, m smallint, segment text NOT NULL, lifecycle text NOT NULL,"
-    " tier text) ON COMMIT DROP";
-static const char SQL_COPY_RESULTS[] = "COPY wk_rfm_results FROM STDIN (FORMAT binary)";
-static const char SQL_INSERT_HISTORY[] =
-    "INSERT INTO customer_analytics_history (run_id, customer_id, recency_days, frequency, monetary, r, f, m,"
-    " segment, lifecycle, tier)"
-    " SELECT $1::bigint, customer_id, recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
-    " FROM wk_rfm_results";
-static const char SQL_UPSERT_CURRENT[] =
+#define RESULT_COLS "customer_id, recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
+
+/* The write (see the file comment); %lld is the run id, %s the staged table's name (see staged_name()). */
+static const char SQL_COPY_HISTORY[] =
+    "COPY customer_analytics_history (run_id, " RESULT_COLS ") FROM STDIN (FORMAT binary)";
+static const char SQL_STAGE_FMT[] = "SELECT customer_analytics_stage('%s', %lld)";
+static const char SQL_COPY_STAGED_FMT[] = "COPY %s (" RESULT_COLS ") FROM STDIN (FORMAT binary, FREEZE)";
+static const char SQL_SEAL_FMT[] = "SELECT customer_analytics_seal('%s')";
+static const char SQL_SWAP_FMT[] = "SELECT customer_analytics_swap(%lld, '%s', " SWAP_LOCK_WAIT_MS ")";
+static const char SQL_UPSERT_FMT[] =
     "INSERT INTO customer_analytics (customer_id, run_id, computed_at, recency_days, frequency, monetary, r, f, m,"
     " segment, lifecycle, tier)"
-    " SELECT customer_id, $1::bigint, now(), recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
-    " FROM wk_rfm_results"
+    " SELECT customer_id, run_id, now(), recency_days, frequency, monetary, r, f, m, segment, lifecycle, tier"
+    " FROM customer_analytics_history WHERE run_id = %lld"
     " ON CONFLICT (customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at,"
     " recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary,"
     " r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, segment = EXCLUDED.segment,"
     " lifecycle = EXCLUDED.lifecycle, tier = EXCLUDED.tier";
-static const char *const APPLY_SQL[] = {SQL_INSERT_HISTORY, SQL_UPSERT_CURRENT, NULL};
+static const char *const AFTER_SQL[] = {"SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
+
+/*
+ * Orders go through a three-stage software pipeline: stage 1 decodes the
+ * order and prefetches its directory entry, stage 2 (PIPE_LAG orders later)
+ * reads that entry and prefetches the customer record, stage 3 (PIPE_LAG
+ * orders after that) folds the order into it. Orders arrive in no
+ * particular customer order, so without the prefetches every order waits
+ * for two cache misses (directory and customer array are megabytes); with
+ * them the misses of consecutive orders overlap.
+ */
+#define PIPE_LAG 8
+#define PIPE_SIZE (2 * PIPE_LAG) /* a power of two */
+
+typedef struct st_pending_order_t {
+    int64_t id;
+    int64_t at; /* unix seconds */
+    dec_t total;
+    uint32_t lo, hi; /* the customers of its directory bucket, from stage 2 */
+} pending_order_t;
 
 typedef struct st_load_t {
     wk_job_ctx_t *ctx;
@@ -110,12 +154,16 @@ typedef struct st_load_t {
     /* orders */
     uint64_t orders, skipped;
     double expected_orders;
+    /* orders on their way through the lookup pipeline (see fold_order()) */
+    pending_order_t pipe[PIPE_SIZE];
+    uint64_t pipe_in, pipe_mid, pipe_out; /* orders entered, past stage 2, folded */
 } load_t;
 
 typedef struct st_produce_t {
     const wk_rfm_customer_t *c;
     const wk_rfm_result_t *res;
     size_t n, next;
+    int64_t run_id; /* > 0: every row starts with it (the history's run_id) */
     int header_done, trailer_done;
 } produce_t;
 
@@ -333,23 +381,65 @@ static void build_directory(load_t *l)
     }
 }
 
-static inline wk_rfm_customer_t *find_customer(load_t *l, int64_t id)
+/* Stage 2: the order's bucket bounds, and a prefetch of its likely customer record. */
+static inline void locate_order(load_t *l, pending_order_t *o)
 {
-    if (id < l->min_id || id > l->max_id)
-        return NULL;
-    uint64_t b = bucket_of(l, id);
-    size_t lo = l->dir[b], hi = b + 1 < l->nbuckets ? l->dir[b + 1] : l->n;
+    uint64_t b = bucket_of(l, o->id);
+    o->lo = l->dir[b];
+    o->hi = b + 1 < l->nbuckets ? l->dir[b + 1] : (uint32_t)l->n;
+    if (o->lo < o->hi)
+        __builtin_prefetch(&l->c[o->lo + (o->hi - o->lo) / 2], 1);
+}
+
+/* Stage 3: finds the customer inside its bucket and folds the order into its aggregate. */
+static int fold_order(load_t *l, const pending_order_t *o)
+{
+    size_t lo = o->lo, hi = o->hi;
+    wk_rfm_customer_t *c = NULL;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int64_t v = l->c[mid].customer_id;
-        if (v == id)
-            return &l->c[mid];
-        if (v < id)
+        if (v == o->id) {
+            c = &l->c[mid];
+            break;
+        }
+        if (v < o->id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    if (c == NULL) {
+        l->skipped++;
+        return 0;
+    }
+    if (!c->has_orders) {
+        c->has_orders = 1;
+        c->first_order_at = c->last_order_at = o->at;
+        c->frequency = 1;
+        c->monetary = o->total;
+        return 0;
+    }
+    if (o->at < c->first_order_at)
+        c->first_order_at = o->at;
+    if (o->at > c->last_order_at)
+        c->last_order_at = o->at;
+    c->frequency++;
+    if (dec_add(c->monetary, o->total, &c->monetary) != 0)
+        return wk_job_fail(l->ctx, "the order totals of customer %" PRId64 " add up to more than can be stored", o->id);
+    return 0;
+}
+
+/* Moves every order still in the pipeline through stages 2 and 3. */
+static int drain_orders(load_t *l)
+{
+    for (; l->pipe_mid < l->pipe_in; l->pipe_mid++)
+        locate_order(l, &l->pipe[l->pipe_mid & (PIPE_SIZE - 1)]);
+    for (; l->pipe_out < l->pipe_in; l->pipe_out++) {
+        int r = fold_order(l, &l->pipe[l->pipe_out & (PIPE_SIZE - 1)]);
+        if (r != 0)
+            return r;
+    }
+    return 0;
 }
 
 static int on_order(void *arg, const char *data, size_t len)
@@ -359,7 +449,7 @@ static int on_order(void *arg, const char *data, size_t len)
     int32_t flen[3];
     int r = next_tuple(l, (const unsigned char *)data, len, 3, f, flen);
     if (r == 0)
-        return 0;
+        return drain_orders(l);
     if (r < 0 || flen[0] != 8 || flen[1] != 8 || flen[2] < 0)
         return wk_job_fail(l->ctx, "internal error: unexpected COPY data while loading orders");
     if ((++l->orders % PROGRESS_EVERY) == 0) {
@@ -368,30 +458,25 @@ static int on_order(void *arg, const char *data, size_t len)
             return r;
     }
     int64_t id = (int64_t)rd64(f[0]);
-    wk_rfm_customer_t *c = find_customer(l, id);
-    if (c == NULL) {
-        l->skipped++;
-        return 0;
+    if (id < l->min_id || id > l->max_id) {
+        l->skipped++; /* certainly not in the population */
+        return l->ended ? drain_orders(l) : 0;
     }
-    int64_t at = pg_ts_to_unix((int64_t)rd64(f[1]));
-    dec_t total;
-    if (dec_from_pg_binary(f[2], (size_t)flen[2], &total) != 0)
+    /* Stage 1. */
+    pending_order_t *o = &l->pipe[l->pipe_in & (PIPE_SIZE - 1)];
+    o->id = id;
+    o->at = pg_ts_to_unix((int64_t)rd64(f[1]));
+    if (dec_from_pg_binary(f[2], (size_t)flen[2], &o->total) != 0)
         return wk_job_fail(l->ctx, "an order of customer %" PRId64 " has a total that is not a finite number", id);
-    if (!c->has_orders) {
-        c->has_orders = 1;
-        c->first_order_at = c->last_order_at = at;
-        c->frequency = 1;
-        c->monetary = total;
-        return 0;
-    }
-    if (at < c->first_order_at)
-        c->first_order_at = at;
-    if (at > c->last_order_at)
-        c->last_order_at = at;
-    c->frequency++;
-    if (dec_add(c->monetary, total, &c->monetary) != 0)
-        return wk_job_fail(l->ctx, "the order totals of customer %" PRId64 " add up to more than can be stored", id);
-    return 0;
+    __builtin_prefetch(&l->dir[bucket_of(l, id)]);
+    l->pipe_in++;
+    /* Stage 2 for the order PIPE_LAG behind, stage 3 for the one 2 * PIPE_LAG behind (whose slot comes next). */
+    if (l->pipe_in - l->pipe_mid > PIPE_LAG)
+        locate_order(l, &l->pipe[l->pipe_mid++ & (PIPE_SIZE - 1)]);
+    if (l->pipe_in - l->pipe_out >= PIPE_SIZE && (r = fold_order(l, &l->pipe[l->pipe_out++ & (PIPE_SIZE - 1)])) != 0)
+        return r;
+    /* The trailer may share the last tuple's message. */
+    return l->ended ? drain_orders(l) : 0;
 }
 
 /* --- results ------------------------------------------------------------------------------ */
@@ -495,7 +580,9 @@ static size_t produce_results(void *arg, char *buf, size_t cap)
         const wk_rfm_customer_t *c = &pr->c[pr->next];
         const wk_rfm_result_t *r = &pr->res[pr->next];
         pr->next++;
-        p = wr16(p, 10);
+        p = wr16(p, pr->run_id > 0 ? 11 : 10);
+        if (pr->run_id > 0)
+            p = wr64(wr32(p, 8), (uint64_t)pr->run_id);
         p = wr64(wr32(p, 8), (uint64_t)c->customer_id);
         if (r->r == 0) {
             /* a prospect: no order in the window */
@@ -552,6 +639,20 @@ static json_t *make_stats(const wk_rfm_stats_t *st)
 }
 
 /* --- the run ---------------------------------------------------------------------------------- */
+
+/*
+ * customer_analytics_next_<run>_<token>: a token of its own for every
+ * attempt, so that a staged table an interrupted attempt committed never
+ * stands in the way of the next one (customer_analytics_drop_retired()
+ * removes it once the run is over). Letters, digits and '_' only.
+ */
+static void staged_name(char *buf, size_t len, long long run)
+{
+    uint32_t token;
+    if (getrandom(&token, sizeof(token), GRND_NONBLOCK) != (ssize_t)sizeof(token))
+        token = (uint32_t)wk_job_now_ms() ^ (uint32_t)getpid() << 16;
+    snprintf(buf, len, "customer_analytics_next_%lld_%08" PRIx32, run, token);
+}
 
 /* Builds the COPY statements from the checked params (see the file comment on why this is safe). */
 static int build_sql(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, char **count_sql, char **customers_sql,
@@ -641,7 +742,8 @@ static int load(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, load_t *l, wk_r
         l->dir = *scratch;
         build_directory(l);
         l->header_done = l->ended = 0;
-        if ((r = wk_job_copy_out(ctx, orders_sql, on_order, l, "loading orders")) != 0)
+        r = wk_job_copy_out(ctx, orders_sql, on_order, l, "loading orders");
+        if (r != 0 || (r = drain_orders(l)) != 0)
             return r;
     }
     if ((r = wk_job_exec(ctx, "COMMIT", 0, NULL, "finishing the reads", &res)) != 0)
@@ -689,16 +791,39 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
         goto Exit;
 
     stats_json = make_stats(&stats);
-    produce_t pr = {.c = l.c, .res = results, .n = l.n};
+    long long run = (long long)wk_job_run_id(ctx);
+    char name[64], stage[192], copy_staged[256], seal[192], swap[192], upsert[sizeof(SQL_UPSERT_FMT) + 24];
+    produce_t history = {.c = l.c, .res = results, .n = l.n, .run_id = run};
+    produce_t staged = {.c = l.c, .res = results, .n = l.n};
+    wk_job_step_t steps[3] = {{SQL_COPY_HISTORY, produce_results, &history}}, side[4] = {{NULL}};
     wk_job_results_t out = {
-        .create_sql = SQL_CREATE_RESULTS,
-        .copy_sql = SQL_COPY_RESULTS,
-        .produce = produce_results,
-        .arg = &pr,
-        .apply_sql = APPLY_SQL,
+        .steps = steps,
+        .after_sql = AFTER_SQL, /* also for a tag's run: a full run may have left an old table behind */
         .customers = (int64_t)l.n,
         .stats = stats_json,
     };
+    if (p.tag == NULL) {
+        /*
+         * The whole population: a fresh customer_analytics, built beside the
+         * history's COPY and swapped in by the run's transaction (see
+         * schema/0011_rfm_write.sql).
+         */
+        staged_name(name, sizeof(name), run);
+        snprintf(stage, sizeof(stage), SQL_STAGE_FMT, name, run);
+        snprintf(copy_staged, sizeof(copy_staged), SQL_COPY_STAGED_FMT, name);
+        snprintf(seal, sizeof(seal), SQL_SEAL_FMT, name);
+        snprintf(swap, sizeof(swap), SQL_SWAP_FMT, run, name);
+        side[0] = (wk_job_step_t){stage, NULL, NULL};
+        side[1] = (wk_job_step_t){copy_staged, produce_results, &staged};
+        side[2] = (wk_job_step_t){seal, NULL, NULL};
+        steps[1] = (wk_job_step_t){swap, NULL, NULL};
+        out.side_steps = side;
+        out.side_before = 1;
+    } else {
+        /* Part of it: the other customers keep their values. */
+        snprintf(upsert, sizeof(upsert), SQL_UPSERT_FMT, run);
+        steps[1] = (wk_job_step_t){upsert, NULL, NULL};
+    }
     r = wk_job_write_results(ctx, &out);
 
 Exit:

@@ -508,7 +508,7 @@ START_TEST(failures_are_recorded_and_acknowledged)
     th_api_t w;
     worker_start(&w, "w-fail");
     long long bad = create_run("rfm", "{\"as_of\": \"yesterday\", \"new_days\": 30}", 1);
-    long long clv = create_run("clv", "{\"as_of\": \"" AS_OF "\"}", 1);
+    long long clv = create_run("clv", "{\"as_of\": \"" AS_OF "\", \"time_unit\": \"month\"}", 1);
     long long range = create_run("rfm",
                                  "{\"as_of\": \"" AS_OF
                                  "\", \"lookback_days\": 0, \"tag\": null, \"new_days\": 30, \"active_days\": 90,"
@@ -521,7 +521,7 @@ START_TEST(failures_are_recorded_and_acknowledged)
     sql_text(err, sizeof(err), "SELECT error FROM analytics_runs WHERE id = %lld", bad);
     ck_assert_msg(strstr(err, "as_of is not a valid timestamp") != NULL, "got: %s", err);
     sql_text(err, sizeof(err), "SELECT error FROM analytics_runs WHERE id = %lld", clv);
-    ck_assert_str_eq(err, "kind clv is not implemented yet");
+    ck_assert_msg(strstr(err, "time_unit must be day or week") != NULL, "got: %s", err);
     sql_text(err, sizeof(err), "SELECT error FROM analytics_runs WHERE id = %lld", range);
     ck_assert_msg(strstr(err, "lookback_days") != NULL, "got: %s", err);
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics_history"), 0);
@@ -634,6 +634,213 @@ START_TEST(run_requested_while_redis_is_down_completes_later)
 }
 END_TEST
 
+/*
+ * Redis loses its data (restart without persistence, flush, failover to an
+ * empty replica) after the relay published a run and before any worker read
+ * it: the outbox says published, the stream entry is gone. The next worker
+ * to create the consumer group afresh publishes unfinished runs again.
+ */
+START_TEST(runs_lost_with_redis_data_are_published_again)
+{
+    th_api_t w;
+    char params[512];
+    long long run = create_run("rfm", default_params(params, sizeof(params)), 1);
+    ck_assert_int_eq(sql_ll("WITH m AS (UPDATE outbox SET published_at = now() RETURNING 1) SELECT count(*) FROM m"),
+                     1);
+    redisContext *c = redis();
+    freeReplyObject(redisCommand(c, "FLUSHDB"));
+    redisFree(c);
+    worker_start(&w, "w-flushed");
+    wait_status(run, "succeeded", 30000);
+    oracle_t o = {AS_OF, 0, NULL, 30, 90, 180, "0.80", "0.95"};
+    assert_run_matches(run, &o);
+    ck_assert(log_has(&w, "re-publishing runs not yet finished"));
+    ck_assert(wait_settled(5000));
+    /* A restart finds the group: nothing is published again. */
+    worker_stop_ok(&w);
+    long long messages = sql_ll("SELECT count(*) FROM outbox");
+    worker_start(&w, "w-flushed");
+    usleep(1000 * 1000);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM outbox"), messages);
+    ck_assert(!log_has(&w, "re-publishing runs not yet finished"));
+    worker_stop_ok(&w);
+}
+END_TEST
+
+/* --- the swap of customer_analytics (schema/0011_rfm_write.sql) ------------------------------- */
+
+static long long analytics_oid(void)
+{
+    return sql_ll("SELECT 'customer_analytics'::regclass::oid");
+}
+
+/* One value from a connection the caller keeps open (a reader with its own session). */
+static long long conn_ll(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql, PQerrorMessage(c));
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+static void conn_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* Waits until the job has run its clean-up after a run's commit (customer_analytics_drop_retired). */
+static void wait_cleanup_done(void)
+{
+    ck_assert(wait_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clientele-worker-job'"
+                         " AND datname = current_database() AND state = 'idle'"
+                         " AND query LIKE '%customer_analytics_drop_retired%'",
+                         "1", 10000) >= 0);
+}
+
+#define JOB_WAITS_FOR_A_LOCK                                                                                           \
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clientele-worker-job'"                            \
+    " AND datname = current_database() AND wait_event_type = 'Lock'"
+
+/*
+ * A run over every customer builds a new customer_analytics and swaps it in:
+ * same columns, constraints, keys and storage options, the old table gone,
+ * and sessions that were open before read the new one. A reader holding the
+ * table makes the swap wait and try again; one holding it for longer makes
+ * the run upsert instead. The results are the same either way.
+ */
+START_TEST(full_runs_swap_customer_analytics)
+{
+    th_api_t w;
+    char params[512], shape[4096], after[4096];
+    oracle_t o = {AS_OF, 0, NULL, 30, 90, 180, "0.80", "0.95"};
+    const char *shape_sql = "SELECT customer_analytics_shape('customer_analytics') || ' | ' || (SELECT string_agg("
+                            "conname || ' ' || pg_get_constraintdef(oid), ', ' ORDER BY conname) FROM pg_constraint"
+                            " WHERE conrelid = 'customer_analytics'::regclass)";
+    sql_text(shape, sizeof(shape), "%s", shape_sql);
+    const char *fk_triggers_sql = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'customers'::regclass"
+                                  " AND tgconstrrelid = 'customer_analytics'::regclass";
+    long long fk_triggers = sql_ll("%s", fk_triggers_sql);
+    ck_assert_int_gt(fk_triggers, 0);
+    long long oid0 = analytics_oid();
+
+    /* A session opened before the run, that has already read customer_analytics through customer_json(). */
+    PGconn *reader = PQconnectdb(wdb);
+    ck_assert_int_eq(PQstatus(reader), CONNECTION_OK);
+    ck_assert_int_eq(
+        conn_ll(reader,
+                "SELECT count(*) FROM customers c WHERE json_typeof(customer_json(c) -> 'analytics') = 'object'"),
+        0);
+
+    worker_start(&w, "w-swap");
+    long long a = create_run("rfm", default_params(params, sizeof(params)), 1);
+    wait_status(a, "succeeded", 30000);
+    wait_cleanup_done(); /* before the oracle's reads of customers, which would hold the drop off */
+    assert_run_matches(a, &o);
+    long long oid1 = analytics_oid();
+    ck_assert_int_ne(oid1, oid0);
+    sql_text(after, sizeof(after), "%s", shape_sql);
+    ck_assert_str_eq(after, shape);
+    ck_assert_int_eq(sql_ll("%s", fk_triggers_sql), fk_triggers);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_indexes WHERE tablename = 'customer_analytics'"
+                            " AND indexname = 'customer_analytics_pkey'"),
+                     1);
+    /* The old session reads the new table, by name, through the SQL function too. */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM customers c WHERE c.deleted_at IS NULL"
+             " AND (customer_json(c) -> 'analytics' ->> 'run_id')::bigint = %lld",
+             a);
+    ck_assert_int_eq(conn_ll(reader, sql), sql_ll("SELECT count(*) FROM customers WHERE deleted_at IS NULL"));
+    /* The foreign key still cascades. */
+    long long victim = sql_ll("SELECT min(customer_id) FROM customer_analytics");
+    snprintf(sql, sizeof(sql), "DELETE FROM orders WHERE customer_id = %lld; DELETE FROM customers WHERE id = %lld",
+             victim, victim);
+    ck_assert_int_eq(th_sql(wdb, sql), 0);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics WHERE customer_id = %lld", victim), 0);
+
+    /* A reader inside a transaction holds the table: the swap waits, and gets it once the reader is done. */
+    conn_ok(reader, "BEGIN");
+    ck_assert_int_gt(conn_ll(reader, "SELECT count(*) FROM customer_analytics"), 0);
+    long long b = create_run("rfm", default_params(params, sizeof(params)), 1);
+    ck_assert(wait_value(JOB_WAITS_FOR_A_LOCK, "1", 20000) >= 0);
+    conn_ok(reader, "COMMIT");
+    wait_status(b, "succeeded", 30000);
+    wait_cleanup_done();
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
+    assert_run_matches(b, &o);
+    long long oid2 = analytics_oid();
+    ck_assert_int_ne(oid2, oid1);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics WHERE run_id <> %lld", b), 0);
+
+    /*
+     * A reader of customers keeps the old table from being dropped after the
+     * commit (the drop locks customers): it stays, and a later run drops it.
+     */
+    conn_ok(reader, "BEGIN");
+    ck_assert_int_gt(conn_ll(reader, "SELECT count(*) FROM customers"), 0);
+    long long b2 = create_run("rfm", default_params(params, sizeof(params)), 1);
+    wait_status(b2, "succeeded", 30000);
+    ck_assert_int_ne(analytics_oid(), oid2);
+    oid2 = analytics_oid();
+    wait_cleanup_done();
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname = 'customer_analytics_retired_%lld'", b2), 1);
+    conn_ok(reader, "COMMIT");
+
+    /* Held through every attempt: the run upserts into the same table instead, which a reader does not hold up. */
+    conn_ok(reader, "BEGIN");
+    ck_assert_int_gt(conn_ll(reader, "SELECT count(*) FROM customer_analytics"), 0);
+    long long c = create_run("rfm", default_params(params, sizeof(params)), 1);
+    wait_status(c, "succeeded", 30000);
+    wait_cleanup_done(); /* which also dropped the table left behind above */
+    ck_assert_int_eq(conn_ll(reader, "SELECT count(*) FROM customer_analytics"),
+                     sql_ll("SELECT count(*) FROM customer_analytics_history WHERE run_id = %lld", b));
+    conn_ok(reader, "COMMIT");
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
+    assert_run_matches(c, &o);
+    ck_assert_int_eq(analytics_oid(), oid2);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics WHERE run_id <> %lld", c), 0);
+
+    /*
+     * Staged tables left behind by interrupted writes (committed on the side
+     * connection): the clean-up drops those of runs no longer running and
+     * keeps that of a run still running, whose write may yet swap it in.
+     */
+    long long running = sql_ll("INSERT INTO analytics_runs (kind, params, status) VALUES ('rfm', '{}', 'running')"
+                               " RETURNING id");
+    snprintf(sql, sizeof(sql),
+             "SELECT customer_analytics_stage('customer_analytics_next_%lld_0a', %lld);"
+             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0a');"
+             " SELECT customer_analytics_stage('customer_analytics_next_%lld_0b', %lld);"
+             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0b')",
+             c, c, c, running, running, running);
+    ck_assert_int_eq(th_sql(wdb, sql), 0);
+    long long d = create_run("rfm", default_params(params, sizeof(params)), 1);
+    wait_status(d, "succeeded", 30000);
+    wait_cleanup_done();
+    char left[256], want[96];
+    sql_text(left, sizeof(left),
+             "SELECT string_agg(relname, ',') FROM pg_class"
+             " WHERE relname ~ '^customer_analytics_(next|retired)_' AND relkind = 'r'");
+    snprintf(want, sizeof(want), "customer_analytics_next_%lld_0b", running);
+    ck_assert_str_eq(left, want);
+    ck_assert_int_eq(sql_ll("WITH u AS (UPDATE analytics_runs SET status = 'failed' WHERE id = %lld RETURNING 1)"
+                            " SELECT count(*) FROM u",
+                            running),
+                     1);
+    ck_assert_int_eq(sql_ll("SELECT customer_analytics_drop_retired(1000)"), 0);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
+    assert_run_matches(d, &o);
+    PQfinish(reader);
+    ck_assert(wait_settled(5000));
+    worker_stop_ok(&w);
+}
+END_TEST
+
 /* --- (d) cancel ------------------------------------------------------------------------ */
 
 START_TEST(cancelled_run_writes_nothing_and_frees_the_worker)
@@ -678,7 +885,11 @@ START_TEST(cancel_during_the_write_rolls_it_back)
 {
     th_api_t w;
     char params[512];
-    /* The run stops at the upsert of customer_analytics, after its history rows went in. */
+    /*
+     * The run stops in its write: its history rows went in, and building the
+     * new customer_analytics beside them (on the job's side connection) waits
+     * for customer_analytics's definition.
+     */
     PGconn *lock = PQconnectdb(wdb);
     ck_assert_int_eq(PQstatus(lock), CONNECTION_OK);
     PGresult *r = PQexec(lock, "BEGIN; LOCK TABLE customer_analytics IN ACCESS EXCLUSIVE MODE");
@@ -686,7 +897,7 @@ START_TEST(cancel_during_the_write_rolls_it_back)
     PQclear(r);
     worker_start(&w, "w-cancel-write");
     long long run = create_run("rfm", default_params(params, sizeof(params)), 1);
-    ck_assert(wait_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clientele-worker-job'"
+    ck_assert(wait_value("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'clientele-worker-job%'"
                          " AND datname = current_database() AND wait_event_type = 'Lock'",
                          "1", 10000) >= 0);
     long long t0 = th_now_ms();
@@ -702,6 +913,7 @@ START_TEST(cancel_during_the_write_rolls_it_back)
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM analytics_runs WHERE id = %lld AND status = 'cancelled'", run), 1);
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics_history"), 0);
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM customer_analytics"), 0);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_next_'"), 0);
     worker_stop_ok(&w);
 }
 END_TEST
@@ -795,6 +1007,8 @@ static Suite *worker_suite(void)
     tcase_add_test(tc, lost_database_connection_fails_the_run_with_a_reason);
     tcase_add_test(tc, killed_worker_run_is_taken_over);
     tcase_add_test(tc, run_requested_while_redis_is_down_completes_later);
+    tcase_add_test(tc, runs_lost_with_redis_data_are_published_again);
+    tcase_add_test(tc, full_runs_swap_customer_analytics);
     tcase_add_test(tc, cancelled_run_writes_nothing_and_frees_the_worker);
     tcase_add_test(tc, cancel_during_the_write_rolls_it_back);
     tcase_add_test(tc, duplicate_message_is_processed_once);
