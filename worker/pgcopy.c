@@ -6,7 +6,7 @@
 #include "common/err.h"
 #include "pgcopy.h"
 
-static const char SIGNATURE[11] = "PGCOPY\n\377\r\n\0";
+const char WK_PGCOPY_SIGNATURE[11] = "PGCOPY\n\377\r\n\0";
 
 int wk_pgcopy_next(wk_pgcopy_reader_t *r, const void *msg, size_t len, int want, const unsigned char **f, int32_t *flen)
 {
@@ -14,7 +14,7 @@ int wk_pgcopy_next(wk_pgcopy_reader_t *r, const void *msg, size_t len, int want,
     if (r->ended || want < 0 || want > 16)
         return ERR_INVALID;
     if (!r->header_done) {
-        if (len < 19 || memcmp(p, SIGNATURE, sizeof(SIGNATURE)) != 0)
+        if (len < 19 || memcmp(p, WK_PGCOPY_SIGNATURE, sizeof(WK_PGCOPY_SIGNATURE)) != 0)
             return ERR_INVALID;
         /* Bits 0-15 are critical flags and bit 16 means OIDs: none may be set. */
         if ((wk_pgcopy_rd32(p + 11) & 0x1FFFFu) != 0)

@@ -18,6 +18,9 @@
 #define WK_PG_EPOCH_SECS INT64_C(946684800)
 #define WK_PG_EPOCH_DAYS 10957
 
+/* The 11 bytes every binary COPY starts with. */
+extern const char WK_PGCOPY_SIGNATURE[11];
+
 typedef struct st_wk_pgcopy_reader_t {
     int header_done, ended;
 } wk_pgcopy_reader_t;

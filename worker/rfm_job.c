@@ -47,12 +47,9 @@
  * request is spliced in any other way. The write's statements name the run
  * id, an integer. Statements without such values are static strings.
  *
- * The binary COPY format is parsed here: the header "PGCOPY\n\377\r\n\0",
- * a flags word (any critical or OID flag is refused) and a header
- * extension, then per tuple an int16 field count and per field an int32
- * length (-1 for NULL) and the bytes, and finally an int16 -1. PostgreSQL
- * sends one tuple per CopyData message, the header with the first and the
- * trailer in its own; a message holding anything else is refused.
+ * The binary COPY messages are split into fields by worker/pgcopy.c, which
+ * refuses anything but one tuple per message (the header with the first,
+ * the trailer alone or after the last).
  *
  * Ownership: the three arrays are malloc'ed here and freed before
  * returning; SQL texts come from the job's pool; the stats object is
@@ -70,12 +67,13 @@
 #include "common/log.h"
 #include "common/runparams.h"
 #include "common/tz.h"
+#include "pgcopy.h"
 #include "rfm_job.h"
 
 #define US_PER_SEC INT64_C(1000000)
 #define US_PER_DAY (INT64_C(86400) * US_PER_SEC)
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
-#define PG_EPOCH_OFFSET INT64_C(946684800)
+#define PG_EPOCH_OFFSET WK_PG_EPOCH_SECS
 #define PROGRESS_EVERY 65536
 #define RESULT_ROW_MAX 256
 /*
@@ -86,8 +84,6 @@
  */
 #define SWAP_LOCK_WAIT_MS "200"
 #define DROP_LOCK_WAIT_MS "100"
-
-static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n\0";
 
 static const char SQL_READ_BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /*
@@ -150,7 +146,7 @@ typedef struct st_load_t {
     unsigned shift;
     int64_t min_id, max_id;
     /* COPY stream state */
-    int header_done, ended;
+    wk_pgcopy_reader_t copy;
     /* orders */
     uint64_t orders, skipped;
     double expected_orders;
@@ -192,26 +188,9 @@ int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char
     }
 
     /* The rest is checked by the API's own rules, so both sides accept the same runs. */
-    json_t *errors = json_array();
-    json_t *complete = runparams_complete("rfm", params, secs, errors);
-    if (complete == NULL) {
-        size_t i, off = 0;
-        json_t *e;
-        err[0] = '\0';
-        json_array_foreach(errors, i, e)
-        {
-            const char *field = json_string_value(json_object_get(e, "field"));
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            if (field != NULL && strncmp(field, "params.", 7) == 0)
-                field += 7;
-            if (off < errlen)
-                off += (size_t)snprintf(err + off, errlen - off, "%s%s %s", i > 0 ? "; " : "",
-                                        field != NULL ? field : "params", msg != NULL ? msg : "is invalid");
-        }
-        json_decref(errors);
+    json_t *complete = runparams_complete_text("rfm", params, secs, err, errlen);
+    if (complete == NULL)
         return ERR_INVALID;
-    }
-    json_decref(errors);
 
     const json_t *lookback = json_object_get(complete, "lookback_days");
     out->lookback_days = json_is_integer(lookback) ? (int32_t)json_integer_value(lookback) : 0;
@@ -253,79 +232,6 @@ int wk_rfm_job_format_ts(int64_t us, char *buf, size_t len)
 
 /* --- binary COPY ------------------------------------------------------------------------ */
 
-static inline uint16_t rd16(const unsigned char *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static inline uint32_t rd32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t rd64(const unsigned char *p)
-{
-    return (uint64_t)rd32(p) << 32 | rd32(p + 4);
-}
-
-/*
- * Splits one CopyData message into exactly `want` fields (NULL fields get
- * length -1). Returns 1 for a tuple, 0 for the trailer, ERR_INVALID for
- * anything malformed.
- */
-static int next_tuple(load_t *l, const unsigned char *p, size_t len, int want, const unsigned char **f, int32_t *flen)
-{
-    const unsigned char *end = p + len;
-    if (l->ended)
-        return ERR_INVALID;
-    if (!l->header_done) {
-        if (len < 19 || memcmp(p, COPY_SIGNATURE, sizeof(COPY_SIGNATURE)) != 0)
-            return ERR_INVALID;
-        /* Bits 0-15 are critical flags and bit 16 means OIDs: none may be set. */
-        if ((rd32(p + 11) & 0x1FFFFu) != 0)
-            return ERR_INVALID;
-        uint32_t ext = rd32(p + 15);
-        p += 19;
-        if ((size_t)(end - p) < ext)
-            return ERR_INVALID;
-        p += ext;
-        l->header_done = 1;
-    }
-    if (end - p < 2)
-        return ERR_INVALID;
-    int16_t nf = (int16_t)rd16(p);
-    p += 2;
-    if (nf == -1) {
-        l->ended = 1;
-        return p == end ? 0 : ERR_INVALID;
-    }
-    if (nf != want)
-        return ERR_INVALID;
-    for (int i = 0; i < want; i++) {
-        if (end - p < 4)
-            return ERR_INVALID;
-        int32_t fl = (int32_t)rd32(p);
-        p += 4;
-        if (fl == -1) {
-            f[i] = NULL;
-            flen[i] = -1;
-            continue;
-        }
-        if (fl < 0 || end - p < fl)
-            return ERR_INVALID;
-        f[i] = p;
-        flen[i] = fl;
-        p += fl;
-    }
-    if (p != end) {
-        if (end - p == 2 && (int16_t)rd16(p) == -1)
-            l->ended = 1;
-        else
-            return ERR_INVALID;
-    }
-    return 1;
-}
-
 /* int64 microseconds since 2000-01-01 to whole Unix seconds (floor). */
 static inline int64_t pg_ts_to_unix(int64_t us)
 {
@@ -340,12 +246,12 @@ static int on_customer(void *arg, const char *data, size_t len)
     load_t *l = arg;
     const unsigned char *f[1];
     int32_t flen[1];
-    int r = next_tuple(l, (const unsigned char *)data, len, 1, f, flen);
+    int r = wk_pgcopy_next(&l->copy, data, len, 1, f, flen);
     if (r == 0)
         return 0;
     if (r < 0 || flen[0] != 8)
         return wk_job_fail(l->ctx, "internal error: unexpected COPY data while loading customers");
-    int64_t id = (int64_t)rd64(f[0]);
+    int64_t id = (int64_t)wk_pgcopy_rd64(f[0]);
     if (l->n > 0 && id <= l->c[l->n - 1].customer_id)
         return wk_job_fail(l->ctx, "internal error: customers did not arrive in ascending id order");
     if (l->n == l->cap)
@@ -447,7 +353,7 @@ static int on_order(void *arg, const char *data, size_t len)
     load_t *l = arg;
     const unsigned char *f[3];
     int32_t flen[3];
-    int r = next_tuple(l, (const unsigned char *)data, len, 3, f, flen);
+    int r = wk_pgcopy_next(&l->copy, data, len, 3, f, flen);
     if (r == 0)
         return drain_orders(l);
     if (r < 0 || flen[0] != 8 || flen[1] != 8 || flen[2] < 0)
@@ -457,15 +363,15 @@ static int on_order(void *arg, const char *data, size_t len)
         if ((r = wk_job_progress(l->ctx, 0.05 + 0.8 * frac, 0, -1, 0)) != 0)
             return r;
     }
-    int64_t id = (int64_t)rd64(f[0]);
+    int64_t id = (int64_t)wk_pgcopy_rd64(f[0]);
     if (id < l->min_id || id > l->max_id) {
         l->skipped++; /* certainly not in the population */
-        return l->ended ? drain_orders(l) : 0;
+        return l->copy.ended ? drain_orders(l) : 0;
     }
     /* Stage 1. */
     pending_order_t *o = &l->pipe[l->pipe_in & (PIPE_SIZE - 1)];
     o->id = id;
-    o->at = pg_ts_to_unix((int64_t)rd64(f[1]));
+    o->at = pg_ts_to_unix((int64_t)wk_pgcopy_rd64(f[1]));
     if (dec_from_pg_binary(f[2], (size_t)flen[2], &o->total) != 0)
         return wk_job_fail(l->ctx, "an order of customer %" PRId64 " has a total that is not a finite number", id);
     __builtin_prefetch(&l->dir[bucket_of(l, id)]);
@@ -476,7 +382,7 @@ static int on_order(void *arg, const char *data, size_t len)
     if (l->pipe_in - l->pipe_out >= PIPE_SIZE && (r = fold_order(l, &l->pipe[l->pipe_out++ & (PIPE_SIZE - 1)])) != 0)
         return r;
     /* The trailer may share the last tuple's message. */
-    return l->ended ? drain_orders(l) : 0;
+    return l->copy.ended ? drain_orders(l) : 0;
 }
 
 /* --- results ------------------------------------------------------------------------------ */
@@ -572,8 +478,8 @@ static size_t produce_results(void *arg, char *buf, size_t cap)
     produce_t *pr = arg;
     unsigned char *p = (unsigned char *)buf, *end = p + cap;
     if (!pr->header_done) {
-        memcpy(p, COPY_SIGNATURE, sizeof(COPY_SIGNATURE));
-        p = wr32(wr32(p + sizeof(COPY_SIGNATURE), 0), 0);
+        memcpy(p, WK_PGCOPY_SIGNATURE, sizeof(WK_PGCOPY_SIGNATURE));
+        p = wr32(wr32(p + sizeof(WK_PGCOPY_SIGNATURE), 0), 0);
         pr->header_done = 1;
     }
     while (pr->next < pr->n && end - p >= RESULT_ROW_MAX) {
@@ -741,7 +647,7 @@ static int load(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, load_t *l, wk_r
         PQclear(res);
         l->dir = *scratch;
         build_directory(l);
-        l->header_done = l->ended = 0;
+        l->copy = (wk_pgcopy_reader_t){0};
         r = wk_job_copy_out(ctx, orders_sql, on_order, l, "loading orders");
         if (r != 0 || (r = drain_orders(l)) != 0)
             return r;
