@@ -123,25 +123,11 @@ static int param_time(const json_t *params, const char *name, int64_t *out_us)
 
 int wk_clv_job_parse_params(const json_t *params, wk_clv_job_params_t *out, char *err, size_t errlen)
 {
-    const json_t *as_of = json_object_get(params, "as_of");
     int64_t secs;
-    int32_t micros;
-    char buf[40];
 
     memset(out, 0, sizeof(*out));
-    if (as_of == NULL || json_is_null(as_of)) {
-        snprintf(err, errlen, "as_of is missing from the run's params");
+    if (wk_job_params_as_of(params, &out->as_of_us, &secs, err, errlen) != 0)
         return ERR_INVALID;
-    }
-    if (!json_is_string(as_of) || jx_parse_rfc3339(json_string_value(as_of), &secs, &micros) != 0) {
-        snprintf(err, errlen, "as_of is not a valid timestamp (expected RFC 3339 such as 2026-01-31T00:00:00Z)");
-        return ERR_INVALID;
-    }
-    out->as_of_us = secs * US_PER_SEC + micros;
-    if (wk_rfm_job_format_ts(out->as_of_us, buf, sizeof(buf)) != 0) {
-        snprintf(err, errlen, "as_of is out of range (years 0001 to 9999)");
-        return ERR_INVALID;
-    }
     out->as_of_day = (int32_t)floor_div(secs, 86400);
 
     /* The rest is checked by the API's own rules, so both sides accept the same runs. */

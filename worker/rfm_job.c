@@ -165,14 +165,13 @@ typedef struct st_produce_t {
 
 /* --- params ------------------------------------------------------------------------- */
 
-int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char *err, size_t errlen)
+int wk_job_params_as_of(const json_t *params, int64_t *as_of_us, int64_t *as_of_secs, char *err, size_t errlen)
 {
     const json_t *as_of = json_object_get(params, "as_of");
     int64_t secs;
     int32_t micros;
     char buf[40];
 
-    memset(out, 0, sizeof(*out));
     if (as_of == NULL || json_is_null(as_of)) {
         snprintf(err, errlen, "as_of is missing from the run's params");
         return ERR_INVALID;
@@ -181,11 +180,22 @@ int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char
         snprintf(err, errlen, "as_of is not a valid timestamp (expected RFC 3339 such as 2026-01-31T00:00:00Z)");
         return ERR_INVALID;
     }
-    out->as_of_us = secs * US_PER_SEC + micros;
-    if (wk_rfm_job_format_ts(out->as_of_us, buf, sizeof(buf)) != 0) {
+    *as_of_us = secs * US_PER_SEC + micros;
+    *as_of_secs = secs; /* micros >= 0: the floor */
+    if (wk_rfm_job_format_ts(*as_of_us, buf, sizeof(buf)) != 0) {
         snprintf(err, errlen, "as_of is out of range (years 0001 to 9999)");
         return ERR_INVALID;
     }
+    return 0;
+}
+
+int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char *err, size_t errlen)
+{
+    int64_t secs;
+
+    memset(out, 0, sizeof(*out));
+    if (wk_job_params_as_of(params, &out->as_of_us, &secs, err, errlen) != 0)
+        return ERR_INVALID;
 
     /* The rest is checked by the API's own rules, so both sides accept the same runs. */
     json_t *complete = runparams_complete_text("rfm", params, secs, err, errlen);

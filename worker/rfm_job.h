@@ -43,6 +43,13 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params);
 int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char *err, size_t errlen);
 
 /*
+ * Reads the required as_of of a run's params (both kinds): microseconds and
+ * whole seconds (floor) since the Unix epoch. On failure returns
+ * ERR_INVALID with a sentence for the run's error in err.
+ */
+int wk_job_params_as_of(const json_t *params, int64_t *as_of_us, int64_t *as_of_secs, char *err, size_t errlen);
+
+/*
  * Formats microseconds since the Unix epoch as a PostgreSQL timestamptz
  * literal body, "2026-01-31 12:00:00.000000+00" (no quotes), into buf (at
  * least 40 bytes). Returns 0, or ERR_INVALID outside years 1 to 9999.
