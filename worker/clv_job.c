@@ -16,9 +16,9 @@
  *     buyer and the days of the largest single customer.
  * Then wk_clv_job_fit() fits BG/NBD and Gamma-Gamma, wk_clv_job_score()
  * scores every customer, and wk_job_write_results() writes the rows (text
- * COPY into a temporary table, then history and the upsert of customer_clv:
- * customers outside this run's population keep their values), the
- * statistics and the model in one transaction.
+ * COPY straight into customer_clv_history, then the upsert of customer_clv
+ * from this run's history rows: customers outside this run's population
+ * keep their values), the statistics and the model in one transaction.
  *
  * Days are whole days since 1970-01-01 of the UTC date, so a purchase at
  * noon and as_of at 23:59:59 the same day are 0 days apart, and "T" is
@@ -61,22 +61,16 @@ static const char SQL_READ_MEMORY[] = "SET LOCAL work_mem = '256MB'";
 static const char SQL_ORDERS_ESTIMATE[] =
     "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'orders'::regclass";
 
-static const char SQL_CREATE_RESULTS[] =
-    "CREATE TEMPORARY TABLE wk_clv_results (customer_id bigint NOT NULL, x integer, t_x double precision,"
-    " t_cal double precision, zbar numeric(20, 2), p_alive double precision, expected_purchases double precision,"
-    " expected_avg_value numeric(20, 2), clv numeric(20, 2), lifecycle text NOT NULL) ON COMMIT DROP";
-static const char SQL_COPY_RESULTS[] = "COPY wk_clv_results FROM STDIN";
-static const char SQL_INSERT_HISTORY[] =
-    "INSERT INTO customer_clv_history (run_id, customer_id, x, t_x, t_cal, zbar, p_alive, expected_purchases,"
-    " expected_avg_value, clv, lifecycle)"
-    " SELECT $1::bigint, customer_id, x, t_x, t_cal, zbar, p_alive, expected_purchases, expected_avg_value, clv,"
-    " lifecycle FROM wk_clv_results";
-/* %d: the horizon, %s: the time unit ("day" or "week"), both from the decoded params. */
+/* The rows go straight into the history (its primary key is its only index), the current values from there. */
+static const char SQL_COPY_HISTORY[] =
+    "COPY customer_clv_history (run_id, customer_id, x, t_x, t_cal, zbar, p_alive, expected_purchases,"
+    " expected_avg_value, clv, lifecycle) FROM STDIN";
+/* %lld: the run id; %d: the horizon, %s: the time unit ("day" or "week"), all from the decoded run. */
 static const char SQL_UPSERT_CURRENT_FMT[] =
     "INSERT INTO customer_clv (customer_id, run_id, computed_at, horizon, time_unit, x, t_x, t_cal, zbar, p_alive,"
     " expected_purchases, expected_avg_value, clv, lifecycle)"
-    " SELECT customer_id, $1::bigint, now(), %d, '%s', x, t_x, t_cal, zbar, p_alive, expected_purchases,"
-    " expected_avg_value, clv, lifecycle FROM wk_clv_results"
+    " SELECT customer_id, run_id, now(), %d, '%s', x, t_x, t_cal, zbar, p_alive, expected_purchases,"
+    " expected_avg_value, clv, lifecycle FROM customer_clv_history WHERE run_id = %lld"
     " ON CONFLICT (customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at,"
     " horizon = EXCLUDED.horizon, time_unit = EXCLUDED.time_unit, x = EXCLUDED.x, t_x = EXCLUDED.t_x,"
     " t_cal = EXCLUDED.t_cal, zbar = EXCLUDED.zbar, p_alive = EXCLUDED.p_alive,"
@@ -566,6 +560,7 @@ static int load(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, wk_clv_load_t *
 typedef struct st_produce_t {
     const wk_clv_load_t *l;
     const wk_clv_result_t *res; /* res[c.fit] */
+    int64_t run_id;             /* the first column of every row */
     size_t next;
 } produce_t;
 
@@ -601,7 +596,7 @@ static size_t produce_results(void *arg, char *buf, size_t cap)
         size_t room = cap - off;
         if (c->excluded)
             continue;
-        p += snprintf(p, room, "%" PRId64 "\t", c->id);
+        p += snprintf(p, room, "%" PRId64 "\t%" PRId64 "\t", pr->run_id, c->id);
         if (c->fit == WK_CLV_NOT_FITTED) {
             p += snprintf(p, room - (size_t)(p - start), "\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\tprospect\n");
         } else {
@@ -787,17 +782,14 @@ int wk_clv_job_run(wk_job_ctx_t *ctx, const json_t *params)
 
     model = make_model(&l, &fit);
     /* The run's constants go into the statement as printed integers and one of two fixed words. */
-    size_t len = sizeof(SQL_UPSERT_CURRENT_FMT) + 16;
+    size_t len = sizeof(SQL_UPSERT_CURRENT_FMT) + 48;
     char *upsert = h2o_mem_alloc_pool(wk_job_pool(ctx), len);
-    snprintf(upsert, len, SQL_UPSERT_CURRENT_FMT, p.horizon, p.time_unit_days == 7 ? "week" : "day");
-    const char *apply[] = {SQL_INSERT_HISTORY, upsert, NULL};
-    produce_t pr = {.l = &l, .res = res};
+    snprintf(upsert, len, SQL_UPSERT_CURRENT_FMT, p.horizon, p.time_unit_days == 7 ? "week" : "day",
+             (long long)wk_job_run_id(ctx));
+    produce_t pr = {.l = &l, .res = res, .run_id = wk_job_run_id(ctx)};
+    wk_job_step_t steps[] = {{SQL_COPY_HISTORY, produce_results, &pr}, {upsert, NULL, NULL}, {NULL, NULL, NULL}};
     wk_job_results_t out = {
-        .create_sql = SQL_CREATE_RESULTS,
-        .copy_sql = SQL_COPY_RESULTS,
-        .produce = produce_results,
-        .arg = &pr,
-        .apply_sql = apply,
+        .steps = steps,
         .customers = json_integer_value(json_object_get(stats, "customers")),
         .stats = stats,
         .model = model,

@@ -404,12 +404,12 @@ START_TEST(produce_rows)
     l.c[2].excluded = 1;
     wk_clv_result_t res[1] = {
         {.p_alive = 0.5, .expected_purchases = 1.25, .value = 30.456, .clv = NAN, .lifecycle = WK_CLV_AT_RISK}};
-    produce_t pr = {.l = &l, .res = res};
+    produce_t pr = {.l = &l, .res = res, .run_id = 7};
     char buf[4096];
     size_t n = produce_results(&pr, buf, sizeof(buf));
     buf[n] = '\0';
-    ck_assert_str_eq(buf, "1\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\tprospect\n"
-                          "2\t1\t2\t10\t25.50\t0.5\t1.25\t30.46\t\\N\tat_risk\n");
+    ck_assert_str_eq(buf, "7\t1\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\tprospect\n"
+                          "7\t2\t1\t2\t10\t25.50\t0.5\t1.25\t30.46\t\\N\tat_risk\n");
     ck_assert_uint_eq(produce_results(&pr, buf, sizeof(buf)), 0);
     /* half a cent rounds away from zero, whatever the binary representation */
     put_money(buf, sizeof(buf), 4469 / 100.0 / 2);
