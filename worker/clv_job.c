@@ -462,48 +462,33 @@ static int on_day(void *arg, const char *data, size_t len)
 }
 
 /* Builds the statements from the checked params (see the file comment on why this is safe). */
-static int build_sql(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, char **count_sql, char **customers_sql,
-                     char **days_sql)
+/* tag_cond: the population's condition from wk_job_population(). */
+static int build_sql(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, const char *tag_cond, char **days_sql)
 {
-    h2o_mem_pool_t *pool = wk_job_pool(ctx);
-    char tag_cond[256] = "", in_pop[384] = "", as_of[40];
-    if (p->tag != NULL) {
-        char *lit = PQescapeLiteral(wk_job_conn(ctx), p->tag, strlen(p->tag));
-        if (lit == NULL)
-            return wk_job_fail(ctx, "tag cannot be quoted for the database: %s", PQerrorMessage(wk_job_conn(ctx)));
-        int n = snprintf(tag_cond, sizeof(tag_cond), " AND tags @> ARRAY[%s]::text[]", lit);
-        PQfreemem(lit);
-        if (n < 0 || (size_t)n >= sizeof(tag_cond))
-            return wk_job_fail(ctx, "tag is too long");
+    char in_pop[384] = "", as_of[40];
+    if (*tag_cond != '\0' &&
         snprintf(in_pop, sizeof(in_pop), " AND o.customer_id IN (SELECT id FROM customers WHERE deleted_at IS NULL%s)",
-                 tag_cond);
-    }
+                 tag_cond) >= (int)sizeof(in_pop))
+        return wk_job_fail(ctx, "tag is too long");
     if (wk_rfm_job_format_ts(p->as_of_us, as_of, sizeof(as_of)) != 0)
         return wk_job_fail(ctx, "as_of is out of range (years 0001 to 9999)");
 
-    static const char count_fmt[] = "SELECT count(*) FROM customers WHERE deleted_at IS NULL%s";
-    static const char customers_fmt[] =
-        "COPY (SELECT id FROM customers WHERE deleted_at IS NULL%s ORDER BY id) TO STDOUT (FORMAT binary)";
     static const char days_fmt[] =
         "COPY (SELECT o.customer_id, (o.ordered_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01',"
         " o.ordered_at <= '%s'::timestamptz, sum(o.total), min(o.ordered_at)"
         " FROM orders o WHERE o.status = 'completed' AND o.deleted_at IS NULL%s"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2) TO STDOUT (FORMAT binary)";
-    size_t len = sizeof(count_fmt) + strlen(tag_cond);
-    *count_sql = h2o_mem_alloc_pool(pool, len);
-    snprintf(*count_sql, len, count_fmt, tag_cond);
-    len = sizeof(customers_fmt) + strlen(tag_cond);
-    *customers_sql = h2o_mem_alloc_pool(pool, len);
-    snprintf(*customers_sql, len, customers_fmt, tag_cond);
-    len = sizeof(days_fmt) + strlen(as_of) + strlen(in_pop);
-    *days_sql = h2o_mem_alloc_pool(pool, len);
+    size_t len = sizeof(days_fmt) + strlen(as_of) + strlen(in_pop);
+    *days_sql = h2o_mem_alloc_pool(wk_job_pool(ctx), len);
     snprintf(*days_sql, len, days_fmt, as_of, in_pop);
     return 0;
 }
 
 static int load(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, wk_clv_load_t *l)
 {
-    char *count_sql = NULL, *customers_sql = NULL, *days_sql = NULL;
+    char *customers_sql = NULL, *days_sql = NULL;
+    const char *tag_cond;
+    size_t count;
     reader_t rd = {.ctx = ctx, .l = l};
     PGresult *res;
     int r;
@@ -515,18 +500,11 @@ static int load(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, wk_clv_load_t *
     if ((r = wk_job_exec(ctx, SQL_READ_MEMORY, 0, NULL, "starting to read", &res)) != 0)
         return r;
     PQclear(res);
-    if ((r = build_sql(ctx, p, &count_sql, &customers_sql, &days_sql)) != 0)
+    if ((r = wk_job_population(ctx, p->tag, &tag_cond, &count, &customers_sql)) != 0 ||
+        (r = build_sql(ctx, p, tag_cond, &days_sql)) != 0)
         return r;
-    if ((r = wk_job_exec(ctx, count_sql, 0, NULL, "counting customers", &res)) != 0)
-        return r;
-    long long count = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (count < 0 || (unsigned long long)count >= UINT32_MAX)
-        return wk_job_fail(ctx, "the population of %lld customers is larger than one run can score", count);
-    if ((r = wk_job_progress(ctx, 0.01, 0, count, 1)) != 0)
-        return r;
-    if (wk_clv_load_init(l, p, (size_t)count) != 0)
-        return wk_job_fail(ctx, "the worker cannot allocate memory for %lld customers", count);
+    if (wk_clv_load_init(l, p, count) != 0)
+        return wk_job_fail(ctx, "the worker cannot allocate memory for %zu customers", count);
     if ((r = wk_job_copy_out(ctx, customers_sql, on_customer, &rd, "loading customers")) != 0)
         return r;
     if (l->n != l->cap)

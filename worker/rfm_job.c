@@ -571,13 +571,34 @@ static void staged_name(char *buf, size_t len, long long run)
 }
 
 /* Builds the COPY statements from the checked params (see the file comment on why this is safe). */
-static int build_sql(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, char **count_sql, char **customers_sql,
-                     char **orders_sql)
+static int build_sql(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, char **orders_sql)
 {
     h2o_mem_pool_t *pool = wk_job_pool(ctx);
-    char tag_cond[256] = "", as_of[40], since[40], window[96] = "";
-    if (p->tag != NULL) {
-        char *lit = PQescapeLiteral(wk_job_conn(ctx), p->tag, strlen(p->tag));
+    char as_of[40], since[40], window[96] = "";
+    if (wk_rfm_job_format_ts(p->as_of_us, as_of, sizeof(as_of)) != 0)
+        return wk_job_fail(ctx, "as_of is out of range (years 0001 to 9999)");
+    if (p->lookback_days > 0 &&
+        wk_rfm_job_format_ts(p->as_of_us - p->lookback_days * US_PER_DAY, since, sizeof(since)) == 0)
+        snprintf(window, sizeof(window), " AND ordered_at > '%s'::timestamptz", since);
+    /* else the window starts before year 1: every order qualifies */
+
+    static const char orders_fmt[] =
+        "COPY (SELECT customer_id, ordered_at, total FROM orders WHERE status = 'completed' AND deleted_at IS NULL"
+        " AND ordered_at <= '%s'::timestamptz%s) TO STDOUT (FORMAT binary)";
+    size_t len = sizeof(orders_fmt) + strlen(as_of) + strlen(window);
+    *orders_sql = h2o_mem_alloc_pool(pool, len);
+    snprintf(*orders_sql, len, orders_fmt, as_of, window);
+    return 0;
+}
+
+int wk_job_population(wk_job_ctx_t *ctx, const char *tag, const char **cond, size_t *count, char **ids_sql)
+{
+    h2o_mem_pool_t *pool = wk_job_pool(ctx);
+    char tag_cond[256] = "";
+    PGresult *res;
+    int r;
+    if (tag != NULL) {
+        char *lit = PQescapeLiteral(wk_job_conn(ctx), tag, strlen(tag));
         if (lit == NULL)
             return wk_job_fail(ctx, "tag cannot be quoted for the database: %s", PQerrorMessage(wk_job_conn(ctx)));
         /* runparams limits a tag to 50 characters: 50 * 4 bytes of UTF-8, doubled quotes, fits. */
@@ -586,36 +607,33 @@ static int build_sql(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, char **cou
         if (n < 0 || (size_t)n >= sizeof(tag_cond))
             return wk_job_fail(ctx, "tag is too long");
     }
-    if (wk_rfm_job_format_ts(p->as_of_us, as_of, sizeof(as_of)) != 0)
-        return wk_job_fail(ctx, "as_of is out of range (years 0001 to 9999)");
-    if (p->lookback_days > 0 &&
-        wk_rfm_job_format_ts(p->as_of_us - p->lookback_days * US_PER_DAY, since, sizeof(since)) == 0)
-        snprintf(window, sizeof(window), " AND ordered_at > '%s'::timestamptz", since);
-    /* else the window starts before year 1: every order qualifies */
-
     static const char count_fmt[] = "SELECT count(*) FROM customers WHERE deleted_at IS NULL%s";
-    static const char customers_fmt[] =
+    static const char ids_fmt[] =
         "COPY (SELECT id FROM customers WHERE deleted_at IS NULL%s ORDER BY id) TO STDOUT (FORMAT binary)";
-    static const char orders_fmt[] =
-        "COPY (SELECT customer_id, ordered_at, total FROM orders WHERE status = 'completed' AND deleted_at IS NULL"
-        " AND ordered_at <= '%s'::timestamptz%s) TO STDOUT (FORMAT binary)";
-    size_t len = sizeof(count_fmt) + strlen(tag_cond);
-    *count_sql = h2o_mem_alloc_pool(pool, len);
-    snprintf(*count_sql, len, count_fmt, tag_cond);
-    len = sizeof(customers_fmt) + strlen(tag_cond);
-    *customers_sql = h2o_mem_alloc_pool(pool, len);
-    snprintf(*customers_sql, len, customers_fmt, tag_cond);
-    len = sizeof(orders_fmt) + strlen(as_of) + strlen(window);
-    *orders_sql = h2o_mem_alloc_pool(pool, len);
-    snprintf(*orders_sql, len, orders_fmt, as_of, window);
-    return 0;
+    size_t len = strlen(tag_cond) + 1;
+    if (cond != NULL)
+        *cond = memcpy(h2o_mem_alloc_pool(pool, len), tag_cond, len);
+    len = sizeof(ids_fmt) + strlen(tag_cond);
+    *ids_sql = h2o_mem_alloc_pool(pool, len);
+    snprintf(*ids_sql, len, ids_fmt, tag_cond);
+    char count_sql[sizeof(count_fmt) + sizeof(tag_cond)];
+    snprintf(count_sql, sizeof(count_sql), count_fmt, tag_cond);
+
+    if ((r = wk_job_exec(ctx, count_sql, 0, NULL, "counting customers", &res)) != 0)
+        return r;
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (n < 0 || (unsigned long long)n >= UINT32_MAX)
+        return wk_job_fail(ctx, "the population of %lld customers is larger than one run can score", n);
+    *count = (size_t)n;
+    return wk_job_progress(ctx, 0.01, 0, n, 1);
 }
 
 /* The read transaction: count, customers, orders. Fills l. */
 static int load(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, load_t *l, wk_rfm_result_t **results,
                 uint32_t **scratch)
 {
-    char *count_sql = NULL, *customers_sql = NULL, *orders_sql = NULL;
+    char *customers_sql = NULL, *orders_sql = NULL;
     PGresult *res;
     int r;
     int64_t t0 = wk_job_now_ms();
@@ -623,18 +641,10 @@ static int load(wk_job_ctx_t *ctx, const wk_rfm_job_params_t *p, load_t *l, wk_r
     if ((r = wk_job_exec(ctx, SQL_READ_BEGIN, 0, NULL, "starting to read", &res)) != 0)
         return r;
     PQclear(res);
-    if ((r = build_sql(ctx, p, &count_sql, &customers_sql, &orders_sql)) != 0)
-        return r;
-    if ((r = wk_job_exec(ctx, count_sql, 0, NULL, "counting customers", &res)) != 0)
-        return r;
-    long long count = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (count < 0 || (unsigned long long)count > UINT32_MAX)
-        return wk_job_fail(ctx, "the population of %lld customers is larger than one run can score", count);
-    if ((r = wk_job_progress(ctx, 0.01, 0, count, 1)) != 0)
+    if ((r = build_sql(ctx, p, &orders_sql)) != 0 ||
+        (r = wk_job_population(ctx, p->tag, NULL, &l->cap, &customers_sql)) != 0)
         return r;
 
-    l->cap = (size_t)count;
     if (l->cap > 0) {
         l->c = malloc(l->cap * sizeof(*l->c));
         *results = malloc(l->cap * sizeof(**results));

@@ -50,6 +50,16 @@ int wk_rfm_job_parse_params(const json_t *params, wk_rfm_job_params_t *out, char
 int wk_job_params_as_of(const json_t *params, int64_t *as_of_us, int64_t *as_of_secs, char *err, size_t errlen);
 
 /*
+ * The population of a run (both kinds), in the open read transaction:
+ * customers not deleted, carrying tag when not NULL. Counts it into *count
+ * (and reports it as the run's total), and sets *cond (unless NULL) to its SQL condition
+ * (" AND tags @> ARRAY['...']::text[]" quoted on the job's connection, or
+ * "") and *ids_sql to a binary COPY of its ids in ascending order, both in
+ * the job's pool. Returns 0, WK_JOB_ESTOP or a recorded failure.
+ */
+int wk_job_population(wk_job_ctx_t *ctx, const char *tag, const char **cond, size_t *count, char **ids_sql);
+
+/*
  * Formats microseconds since the Unix epoch as a PostgreSQL timestamptz
  * literal body, "2026-01-31 12:00:00.000000+00" (no quotes), into buf (at
  * least 40 bytes). Returns 0, or ERR_INVALID outside years 1 to 9999.
