@@ -4,7 +4,7 @@
 #   make run        install what is missing, start PostgreSQL + Redis under .run/, migrate,
 #                   load demo data, run the API and the worker until Ctrl-C
 #   make test       the same set-up in a throwaway .test/ cluster, an ASan/UBSan build,
-#                   every unit and integration test
+#                   every unit and integration test (SUITES="customers_test crud" selects some)
 #   make memcheck   the unit tests under valgrind
 #
 # SAN=1 selects the sanitizer build (in build/asan).
@@ -106,7 +106,7 @@ run:
 	scripts/run.sh
 
 test:
-	scripts/test.sh
+	scripts/test.sh $(SUITES)
 
 memcheck: unit-build
 	@for t in $(UNIT_BIN); do CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done

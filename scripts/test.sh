@@ -36,9 +36,20 @@ mkdir -p "$STACK_DIR/logs"
 passed=0
 failed=0
 failed_names=()
+selected() {
+    [ $# -eq 1 ] && return 0
+    local name=$1 want
+    shift
+    for want in "$@"; do
+        case "$name" in *"$want"*) return 0 ;; esac
+    done
+    return 1
+}
 run_suite() {
     local bin=$1 name
     name=${bin#build/asan/tests/}
+    shift
+    selected "$name" "$@" || return 0
     echo "== $name"
     local log="$STACK_DIR/logs/$(echo "$name" | tr / _).out"
     if "$bin" >"$log" 2>&1; then
@@ -50,8 +61,8 @@ run_suite() {
     # Check prints "NN%: Checks: N, Failures: N, Errors: N" and each failure.
     grep -E "^[0-9]+%: Checks|:[EF]:|ERROR|runtime error|Sanitizer" "$log" || tail -n 20 "$log"
 }
-for bin in $(find build/asan/tests/unit -type f -name '*_test' | sort); do run_suite "$bin"; done
-for bin in $(find build/asan/tests/integration -type f -name '*_test' | sort); do run_suite "$bin"; done
+for bin in $(find build/asan/tests/unit -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
+for bin in $(find build/asan/tests/integration -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
 
 echo
 if [ $failed -gt 0 ]; then
