@@ -91,7 +91,7 @@ static const char SQL_TEAMS_DELETE[] =
     " CASE WHEN $6::bool THEN (SELECT count(*) FROM teams t WHERE " TEAM_OK("rscope", "t.id") ") END"                  \
     " FROM caller LEFT JOIN LATERAL (SELECT t.id, t.name AS sortkey," DOC("team_json", "t", "$7") " AS doc"           \
     " FROM teams t WHERE " TEAM_OK("rscope", "t.id")                                                                   \
-    " AND ($3::text IS NULL OR (t.name, t.id) " cmp " ($3::text, $4::bigint))"                                         \
+    CRUD_KEYSET_AFTER("t", "teams", "name", "text", cmp, "$3", "$4")                                                  \
     " ORDER BY t.name " dir ", t.id " dir " LIMIT $5) p ON true"
 
 static const char *const SQL_TEAMS_LIST[] = {TEAMS_LIST_SQL("ASC", ">"), TEAMS_LIST_SQL("DESC", "<")};
@@ -148,7 +148,7 @@ static const char SQL_ROLES_DELETE[] =
     " CASE WHEN $6::bool THEN (SELECT count(*) FROM roles r WHERE " ROLE_OK("rscope") ") END"                          \
     " FROM caller LEFT JOIN LATERAL (SELECT r.id, r.name AS sortkey," DOC("role_json", "r", "$7") " AS doc"            \
     " FROM roles r WHERE " ROLE_OK("rscope")                                                                           \
-    " AND ($3::text IS NULL OR (r.name, r.id) " cmp " ($3::text, $4::bigint))"                                         \
+    CRUD_KEYSET_AFTER("r", "roles", "name", "text", cmp, "$3", "$4")                                                  \
     " ORDER BY r.name " dir ", r.id " dir " LIMIT $5) p ON true"
 
 static const char *const SQL_ROLES_LIST[] = {ROLES_LIST_SQL("ASC", ">"), ROLES_LIST_SQL("DESC", "<")};
@@ -266,7 +266,7 @@ static const char SQL_USERS_DELETE[] =
 /* One scope's branch; only the branch matching the caller's scope runs (a one-time filter). */
 #define USERS_BRANCH(cond, key, type, dir, cmp)                                                                        \
     "(SELECT u.* FROM users u WHERE " cond USERS_FILTERS                                                               \
-    " AND ($7::text IS NULL OR (u." key ", u.id) " cmp " ($7::" type ", $8::bigint))"                                 \
+    CRUD_KEYSET_AFTER("u", "users", key, type, cmp, "$7", "$8")                                                       \
     " ORDER BY u." key " " dir ", u.id " dir " LIMIT $9)"
 
 #define USERS_LIST_SQL(key, type, dir, cmp)                                                                            \

@@ -27,6 +27,7 @@
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "cursor.h"
 #include "kdf.h"
 #include "router.h"
 #include "token.h"
@@ -67,6 +68,7 @@ typedef struct st_api_server_t {
     h2o_iovec_t openapi_json;     /* the same, converted once at start-up */
     SSL_CTX *ssl_ctx;             /* NULL without TLS */
     token_conf_t token;           /* access token signing and checking */
+    cursor_key_t cursor_key;      /* signs pagination cursors (derived from the token secret) */
     kdf_pool_t *kdf;              /* password hashing threads */
     struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
     api_thread_t *threads;

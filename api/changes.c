@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "changes.h"
-#include "common/jx.h"
+#include "common/log.h"
 #include "crud.h"
 #include "changes_db.h"
 
@@ -35,28 +35,35 @@ static void on_feed(api_req_t *ar, const PGresult *res, int err, void *arg)
         return;
     }
     int rows = PQntuples(res), n = 0;
-    size_t cap = 256;
+    size_t hint = 128;
     for (int i = 0; i < rows; i++)
         if (!PQgetisnull(res, i, 1))
-            cap += (size_t)PQgetlength(res, i, 3) + 1, n++;
+            hint += (size_t)PQgetlength(res, i, 3) + 1, n++;
     if (n > 0) {
         snprintf(pos->txid, sizeof(pos->txid), "%s", PQgetvalue(res, n - 1, 2));
         snprintf(pos->seq, sizeof(pos->seq), "%s", PQgetvalue(res, n - 1, 1));
     }
     json_t *c = json_pack("{s:s, s:s}", "t", pos->txid, "s", pos->seq);
-    char *cursor = jx_cursor_encode(c);
+    char *cursor = c != NULL ? cursor_encode(&ar->thread->server->cursor_key, c) : NULL;
     json_decref(c);
-    char *buf = h2o_mem_alloc_pool(&ar->req->pool, cap + strlen(cursor)), *p = buf;
-    p += sprintf(p, "{\"data\":[");
+    if (cursor == NULL) {
+        log_msg(LOG_ERROR, "request %s: the feed's cursor could not be encoded", ar->request_id);
+        api_send_error(ar, ERR_INTERNAL, NULL);
+        return;
+    }
+    crud_buf_t b;
+    crud_buf_init(&b, &ar->req->pool, hint + strlen(cursor));
+    crud_buf_puts(&b, "{\"data\":[");
     for (int i = 0; i < n; i++) {
         if (i > 0)
-            *p++ = ',';
-        memcpy(p, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
-        p += PQgetlength(res, i, 3);
+            crud_buf_append(&b, ",", 1);
+        crud_buf_append(&b, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
     }
-    p += sprintf(p, "],\"next_cursor\":\"%s\"}", cursor);
+    crud_buf_puts(&b, "],\"next_cursor\":\"");
+    crud_buf_puts(&b, cursor);
+    crud_buf_puts(&b, "\"}");
     free(cursor);
-    api_send_raw(ar, 200, "application/json", buf, (size_t)(p - buf));
+    api_send_raw(ar, 200, "application/json", b.base, b.len);
 }
 
 static int digits_only(const char *s)
@@ -88,7 +95,7 @@ static int feed(api_req_t *ar, int orders)
             api_error_add(errors, "limit", "out_of_range", "must be an integer from 1 to 1000");
     }
     if ((v = crud_query_get(&q, "after")) != NULL) {
-        json_t *c = jx_cursor_decode(v, strlen(v));
+        json_t *c = cursor_decode(&ar->thread->server->cursor_key, v, strlen(v));
         json_t *t = c != NULL ? json_object_get(c, "t") : NULL, *s = c != NULL ? json_object_get(c, "s") : NULL;
         if (!json_is_string(t) || !json_is_string(s) || !digits_only(json_string_value(t)) ||
             !digits_only(json_string_value(s))) {

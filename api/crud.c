@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "common/jx.h"
+#include "common/log.h"
 #include "crud.h"
+#include "cursor.h"
 
 /* --- query strings ------------------------------------------------------- */
 
@@ -214,10 +216,10 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
         out->fields = lit;
     }
     if ((v = crud_query_get(q, "cursor")) != NULL) {
-        json_t *c = jx_cursor_decode(v, strlen(v));
+        json_t *c = cursor_decode(&ar->thread->server->cursor_key, v, strlen(v));
         json_t *k = c != NULL ? json_object_get(c, "k") : NULL, *id = c != NULL ? json_object_get(c, "i") : NULL;
         json_t *s = c != NULL ? json_object_get(c, "s") : NULL;
-        if (c == NULL || !json_is_string(k) || !json_is_integer(id) || !json_is_integer(s) ||
+        if (c == NULL || (k != NULL && !json_is_string(k)) || !json_is_integer(id) || !json_is_integer(s) ||
             json_integer_value(id) <= 0) {
             if (c != NULL)
                 json_decref(c);
@@ -227,7 +229,8 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
             json_decref(c);
             return bad_query(ar, "cursor", "invalid_value", "was made for another sort order");
         }
-        out->cursor_key = h2o_strdup(&ar->req->pool, json_string_value(k), SIZE_MAX).base;
+        /* Without a key the statement reads the sort key of the cursor's row itself. */
+        out->cursor_key = k != NULL ? h2o_strdup(&ar->req->pool, json_string_value(k), SIZE_MAX).base : NULL;
         char *idbuf = h2o_mem_alloc_pool(&ar->req->pool, 24);
         snprintf(idbuf, 24, "%lld", (long long)json_integer_value(id));
         out->cursor_id = idbuf;
@@ -238,6 +241,88 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
 
 /* --- preconditions ------------------------------------------------------- */
 
+/*
+ * Reads the next entity-tag of a comma-separated list (RFC 9110 8.8.3) at
+ * *pp: *weak is set for W/"...", [*tag, *tag + *tlen) is the opaque tag
+ * between the quotes. Returns 1 with a tag, 0 at the end of the list, -1
+ * when the list is malformed.
+ */
+static int next_etag(const char **pp, const char *end, int *weak, const char **tag, size_t *tlen)
+{
+    const char *p = *pp;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+        p++;
+    if (p == end)
+        return 0;
+    *weak = 0;
+    if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+        *weak = 1, p += 2;
+    if (p == end || *p != '"')
+        return -1;
+    const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+    if (q == NULL)
+        return -1;
+    *tag = p + 1;
+    *tlen = (size_t)(q - p - 1);
+    p = q + 1;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p < end && *p != ',')
+        return -1;
+    *pp = p;
+    return 1;
+}
+
+/* The record version an ETag of ours names: "12", or "12-r40-c41" for documents that embed results. */
+static int64_t etag_version(const char *tag, size_t len)
+{
+    int64_t n = 0;
+    size_t i = 0;
+    for (; i < len && isdigit((unsigned char)tag[i]); i++) {
+        if (n >= 100000000000LL)
+            return -1;
+        n = n * 10 + (tag[i] - '0');
+    }
+    if (i == 0 || n <= 0 || (i < len && tag[i] != '-'))
+        return -1;
+    for (; i < len; i++)
+        if (!(isalnum((unsigned char)tag[i]) || tag[i] == '-'))
+            return -1;
+    return n;
+}
+
+int crud_parse_if_match(const char *v, size_t len, int64_t *version)
+{
+    const char *p = v, *end = v + len, *tag;
+    size_t tlen;
+    int weak, r;
+    *version = -1;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (end - p >= 1 && *p == '*') {
+        for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
+            ;
+        if (p != end)
+            return -1;
+        *version = 0;
+        return 0;
+    }
+    /* Strong comparison: weak tags never match. Every strong tag must name one version (we check one). */
+    int64_t found = -1;
+    while ((r = next_etag(&p, end, &weak, &tag, &tlen)) == 1) {
+        if (weak)
+            continue;
+        int64_t n = etag_version(tag, tlen);
+        if (n < 0 || (found > 0 && n != found))
+            return -1;
+        found = n;
+    }
+    if (r < 0 || found < 0)
+        return -1;
+    *version = found;
+    return 0;
+}
+
 int crud_if_match(api_req_t *ar, int64_t *version)
 {
     *version = -1;
@@ -245,26 +330,11 @@ int crud_if_match(api_req_t *ar, int64_t *version)
     if (i < 0)
         return 0;
     h2o_iovec_t v = ar->req->headers.entries[i].value;
-    const char *p = v.base, *end = v.base + v.len;
-    while (p < end && *p == ' ')
-        p++;
-    if (end - p == 1 && *p == '*') {
-        *version = 0;
-        return 0;
-    }
-    if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
-        p += 2; /* weak comparison is fine: our tags are per version */
-    int64_t n = 0;
-    int ok = end - p >= 3 && p[0] == '"' && end[-1] == '"';
-    for (const char *d = p + 1; ok && d < end - 1; d++) {
-        ok = isdigit((unsigned char)*d) && n < 100000000000LL;
-        n = n * 10 + (*d - '0');
-    }
-    if (!ok || n <= 0) {
-        api_send_error(ar, ERR_PRECONDITION, "If-Match must be an ETag this API returned, such as \"3\", or *.");
+    if (crud_parse_if_match(v.base, v.len, version) != 0) {
+        api_send_error(ar, ERR_PRECONDITION,
+                       "If-Match must be a strong ETag this API returned, such as \"3\", or *; weak tags never match.");
         return -1;
     }
-    *version = n;
     return 0;
 }
 
@@ -277,20 +347,28 @@ const char *crud_version_param(int64_t version, char buf[24])
     return buf;
 }
 
-static int if_none_match_hits(api_req_t *ar, const char *etag)
+int crud_none_match_hits(const char *v, size_t len, const char *tag)
+{
+    const char *p = v, *end = v + len, *t;
+    size_t tlen, want = strlen(tag);
+    int weak;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (end - p == 1 && *p == '*')
+        return 1;
+    /* Weak comparison (RFC 9110 13.1.2): W/ is ignored on both sides. */
+    while (next_etag(&p, end, &weak, &t, &tlen) == 1)
+        if (tlen == want && memcmp(t, tag, want) == 0)
+            return 1;
+    return 0;
+}
+
+static int if_none_match_hits(api_req_t *ar, const char *tag)
 {
     ssize_t i = h2o_find_header(&ar->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
     if (i < 0)
         return 0;
-    h2o_iovec_t v = ar->req->headers.entries[i].value;
-    if (v.len == 1 && v.base[0] == '*')
-        return 1;
-    /* A list of tags, each possibly weak. */
-    size_t elen = strlen(etag);
-    for (size_t k = 0; k + elen <= v.len; k++)
-        if (memcmp(v.base + k, etag, elen) == 0)
-            return 1;
-    return 0;
+    return crud_none_match_hits(ar->req->headers.entries[i].value.base, ar->req->headers.entries[i].value.len, tag);
 }
 
 /* --- results ------------------------------------------------------------- */
@@ -311,7 +389,7 @@ int crud_check_result(api_req_t *ar, const PGresult *res, int err)
 
 static void set_etag(api_req_t *ar, const char *version)
 {
-    char etag[32];
+    char etag[96];
     snprintf(etag, sizeof(etag), "\"%s\"", version);
     api_add_header(ar, "etag", etag);
 }
@@ -326,9 +404,9 @@ void crud_send_read(api_req_t *ar, const PGresult *res)
         api_send_error(ar, ERR_NOT_FOUND, NULL);
         return;
     }
-    char etag[32];
+    char etag[96];
     snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, 1));
-    if (if_none_match_hits(ar, etag)) {
+    if (if_none_match_hits(ar, PQgetvalue(res, 0, 1))) {
         api_add_header(ar, "etag", etag);
         api_send_raw(ar, 304, NULL, "", 0);
         return;
@@ -380,6 +458,67 @@ void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
     }
 }
 
+/* --- growable writer ------------------------------------------------------ */
+
+void crud_buf_init(crud_buf_t *b, h2o_mem_pool_t *pool, size_t hint)
+{
+    b->pool = pool;
+    b->cap = hint > 64 ? hint : 64;
+    b->base = h2o_mem_alloc_pool(pool, b->cap);
+    b->len = 0;
+}
+
+void crud_buf_append(crud_buf_t *b, const char *s, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap * 2;
+        while (cap < b->len + len)
+            cap *= 2;
+        /* The old block stays in the pool until the request ends: at most as much again. */
+        char *base = h2o_mem_alloc_pool(b->pool, cap);
+        memcpy(base, b->base, b->len);
+        b->base = base;
+        b->cap = cap;
+    }
+    memcpy(b->base + b->len, s, len);
+    b->len += len;
+}
+
+void crud_buf_puts(crud_buf_t *b, const char *s)
+{
+    crud_buf_append(b, s, strlen(s));
+}
+
+/* --- lists ----------------------------------------------------------------- */
+
+/*
+ * Longest sort key a cursor carries. Longer keys (a name of many four-byte
+ * characters, later long custom text fields) are left out: the statement
+ * then reads the key of the cursor's row by its id. Carrying the key keeps
+ * a walk exact when the last row of a page changes its sort key (sorting by
+ * updated_at while others write); reading it keeps cursors short whatever
+ * the data holds.
+ */
+#define CURSOR_KEY_INLINE_MAX 256
+
+char *crud_list_cursor(api_req_t *ar, int sort, const char *id, const char *key)
+{
+    const cursor_key_t *ck = &ar->thread->server->cursor_key;
+    json_int_t iid = (json_int_t)strtoll(id, NULL, 10);
+    json_t *c = json_pack("{s:I, s:i}", "i", iid, "s", sort);
+    char *next = NULL;
+    if (c == NULL)
+        return NULL;
+    if (key != NULL && strlen(key) <= CURSOR_KEY_INLINE_MAX && json_object_set_new(c, "k", json_string(key)) == 0)
+        next = cursor_encode(ck, c);
+    if (next == NULL) {
+        json_object_del(c, "k");
+        next = cursor_encode(ck, c);
+    }
+    json_decref(c);
+    return next;
+}
+
 void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
 {
     if (strcmp(PQgetvalue(res, 0, 0), "none") == 0) {
@@ -387,39 +526,42 @@ void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
         return;
     }
     int rows = PQntuples(res), n = 0;
-    size_t cap = 64;
+    size_t hint = 96;
     for (int i = 0; i < rows && i < list->limit; i++)
         if (!PQgetisnull(res, i, 1))
-            cap += (size_t)PQgetlength(res, i, 3) + 1, n++;
+            hint += (size_t)PQgetlength(res, i, 3) + 1, n++;
     char *next = NULL;
     if (rows > list->limit && !PQgetisnull(res, list->limit, 1)) {
-        json_t *c = json_pack("{s:s, s:I, s:i}", "k", PQgetvalue(res, list->limit - 1, 2), "i",
-                              (json_int_t)strtoll(PQgetvalue(res, list->limit - 1, 1), NULL, 10), "s", list->sort);
-        next = jx_cursor_encode(c);
-        json_decref(c);
-        cap += strlen(next);
+        const char *key = PQgetisnull(res, list->limit - 1, 2) ? "" : PQgetvalue(res, list->limit - 1, 2);
+        if ((next = crud_list_cursor(ar, list->sort, PQgetvalue(res, list->limit - 1, 1), key)) == NULL) {
+            log_msg(LOG_ERROR, "request %s: the next page's cursor could not be encoded", ar->request_id);
+            api_send_error(ar, ERR_INTERNAL, NULL);
+            return;
+        }
     }
-    cap += 64;
-    char *buf = h2o_mem_alloc_pool(&ar->req->pool, cap), *p = buf;
-    p += sprintf(p, "{\"data\":[");
+    crud_buf_t b;
+    crud_buf_init(&b, &ar->req->pool, hint + (next != NULL ? strlen(next) : 0));
+    crud_buf_puts(&b, "{\"data\":[");
     for (int i = 0; i < n; i++) {
         if (i > 0)
-            *p++ = ',';
-        size_t len = (size_t)PQgetlength(res, i, 3);
-        memcpy(p, PQgetvalue(res, i, 3), len);
-        p += len;
+            crud_buf_append(&b, ",", 1);
+        crud_buf_append(&b, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
     }
-    p += sprintf(p, "],\"next_cursor\":");
+    crud_buf_puts(&b, "],\"next_cursor\":");
     if (next != NULL) {
-        p += sprintf(p, "\"%s\"", next);
+        crud_buf_puts(&b, "\"");
+        crud_buf_puts(&b, next); /* base64url and '.': nothing to escape */
+        crud_buf_puts(&b, "\"");
         free(next);
     } else {
-        p += sprintf(p, "null");
+        crud_buf_puts(&b, "null");
     }
-    if (list->count)
-        p += sprintf(p, ",\"total\":%s", PQgetisnull(res, 0, 4) ? "0" : PQgetvalue(res, 0, 4));
-    *p++ = '}';
-    api_send_raw(ar, 200, "application/json", buf, (size_t)(p - buf));
+    if (list->count) {
+        crud_buf_puts(&b, ",\"total\":");
+        crud_buf_puts(&b, PQgetisnull(res, 0, 4) ? "0" : PQgetvalue(res, 0, 4));
+    }
+    crud_buf_append(&b, "}", 1);
+    api_send_raw(ar, 200, "application/json", b.base, b.len);
 }
 
 void crud_on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
@@ -431,6 +573,15 @@ void crud_on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
 void crud_on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     const crud_resource_t *r = arg;
+    /*
+     * An external id held by a record the caller may not read answers
+     * exactly like a unique violation: whether such a record exists is not
+     * the caller's to learn from a 404/201 difference.
+     */
+    if (err == 0 && res != NULL && PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "duplicate") == 0) {
+        api_send_error(ar, ERR_CONFLICT, r->duplicate);
+        return;
+    }
     if (err == ERR_CONFLICT) {
         const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         api_send_error(ar, ERR_CONFLICT,
@@ -639,6 +790,10 @@ void crud_send_bulk(api_req_t *ar, const PGresult *res, int err, const char *wha
             if (strncmp(outcome, "invalid_", 8) == 0) {
                 snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
                 api_error_add(errors, field, "invalid_reference", "does not name an existing record you may use");
+            } else if (strcmp(outcome, "duplicate") == 0) {
+                /* Another record the caller may not read holds this external id (see crud_on_write). */
+                snprintf(field, sizeof(field), "[%lld].external_id", idx);
+                api_error_add(errors, field, "duplicate", "is already used by another record");
             } else {
                 snprintf(field, sizeof(field), "[%lld]", idx);
                 api_error_add(errors, field, outcome,

@@ -20,6 +20,19 @@
 
 #define CRUD_MAX_QUERY_PARAMS 32
 
+/*
+ * The keyset condition of a list page after a cursor, for statements: rows
+ * of alias `a` (table `table`) strictly after (key, id) in direction `cmp`
+ * ('>' or '<'). pkey is the parameter holding the cursor's sort key (cast to
+ * `type`), pid the one holding its id. A cursor without a key (see
+ * crud_list_cursor) reads the key of its own row, so no cursor's length
+ * depends on the data. Identifiers only from the code; values always
+ * parameters.
+ */
+#define CRUD_KEYSET_AFTER(a, table, key, type, cmp, pkey, pid)                                                         \
+    " AND (" pid "::bigint IS NULL OR (" a "." key ", " a ".id) " cmp " (coalesce(" pkey "::" type ","              \
+    " (SELECT kc." key " FROM " table " kc WHERE kc.id = " pid "::bigint)), " pid "::bigint))"
+
 /* Called with a statement's result while the request is alive (see crud_query). */
 typedef void (*crud_done_fn)(api_req_t *ar, const PGresult *res, int err, void *arg);
 
@@ -43,8 +56,8 @@ const char *crud_query_get(const crud_query_t *q, const char *name);
 /* Standard list parameters: limit (1..200, default 50), cursor, sort, fields, count. */
 typedef struct st_crud_list_t {
     int limit;
-    const char *cursor_key; /* from the cursor; NULL on the first page */
-    const char *cursor_id;
+    const char *cursor_key; /* from the cursor; NULL on the first page or when the cursor carries no key */
+    const char *cursor_id;  /* from the cursor; NULL on the first page */
     int sort;           /* index into the resource's sort table */
     const char *fields; /* "{id,name}" as a PostgreSQL array literal, or NULL */
     int count;
@@ -74,6 +87,14 @@ int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, cons
  * never match then).
  */
 int crud_if_match(api_req_t *ar, int64_t *version);
+/*
+ * The parsers behind crud_if_match and If-None-Match, for tests: an
+ * If-Match value gives the version its strong tags name (0 for "*"), -1
+ * when it can never match; crud_none_match_hits says whether an
+ * If-None-Match value names the opaque tag (weak comparison).
+ */
+int crud_parse_if_match(const char *v, size_t len, int64_t *version);
+int crud_none_match_hits(const char *v, size_t len, const char *tag);
 /* The version as a SQL parameter ("12"), or NULL for no precondition. */
 const char *crud_version_param(int64_t version, char buf[24]);
 
@@ -104,6 +125,27 @@ void crud_on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg);
 void crud_send_read(api_req_t *ar, const PGresult *res);
 /* Answers a write result; `collection` ("/v1/customers") builds Location for created records. */
 void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection);
+
+/*
+ * A growable writer whose blocks live in a request pool: for answers whose
+ * size depends on the data (lists, feeds). Never fails (the pool aborts).
+ */
+typedef struct st_crud_buf_t {
+    h2o_mem_pool_t *pool;
+    char *base;
+    size_t len, cap;
+} crud_buf_t;
+void crud_buf_init(crud_buf_t *b, h2o_mem_pool_t *pool, size_t hint);
+void crud_buf_append(crud_buf_t *b, const char *s, size_t len);
+void crud_buf_puts(crud_buf_t *b, const char *s);
+
+/*
+ * The signed cursor for the page after the row (id, key) of a list sorted
+ * by `sort`: the key is carried when short, else left for the statement to
+ * read by id (see crud.c). malloc'ed; NULL only when encoding failed (the
+ * caller answers 500).
+ */
+char *crud_list_cursor(api_req_t *ar, int sort, const char *id, const char *key);
 
 /*
  * Answers a list result whose rows are (rscope, id, sortkey, doc, total):

@@ -14,11 +14,22 @@
 
 /* --- one record ------------------------------------------------------------ */
 
+/*
+ * A customer's ETag: its version, plus the runs whose results the document
+ * embeds ("12-r40-c41"), because a run changes the document without
+ * changing the record's version. If-Match compares the version part only
+ * (crud_if_match): a run must not make an edit fail. NULL when v is.
+ */
+#define ETAG(v, d)                                                                                                     \
+    "(" v "::text || coalesce('-r' || (" d " #>> '{analytics,run_id}'), '')"                                          \
+    " || coalesce('-c' || (" d " #>> '{analytics,clv,run_id}'), ''))"
+
 static const char SQL_GET[] =
     "WITH " SCOPE_CALLER_CTE("customers")
-    " SELECT caller.rscope, c.version, customer_json(c)::text"
+    " SELECT caller.rscope, " ETAG("c.version", "d.doc") ", d.doc::text"
     " FROM caller LEFT JOIN customers c ON c.id = $3 AND c.deleted_at IS NULL"
-    " AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id");
+    " AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id")
+    " LEFT JOIN LATERAL (SELECT customer_json(c) AS doc) d ON c.id IS NOT NULL";
 
 #define INPUT_COLUMNS                                                                                                  \
     "external_id, kind, name, email, phone, address, industry, status, owner_id, team_id, tags, attrs, credit_limit"
@@ -41,9 +52,10 @@ static const char SQL_CREATE[] =
     TARGET_CHECKS("t.owner_id", "t.team_id") " ELSE 'ok' END AS outcome FROM caller, t),"
     " ins AS (INSERT INTO customers (" INPUT_COLUMNS ")"
     "   SELECT " INPUT_VALUES("i.external_id") " FROM i, t, chk WHERE chk.outcome = 'ok' RETURNING *)"
-    " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.outcome END, ins.id, ins.version,"
-    " customer_json(ins::customers)::text, caller.rscope"
-    " FROM caller JOIN chk ON true LEFT JOIN ins ON true";
+    " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.outcome END, ins.id, " ETAG("ins.version", "d.doc") ","
+    " d.doc::text, caller.rscope"
+    " FROM caller JOIN chk ON true LEFT JOIN ins ON true"
+    " LEFT JOIN LATERAL (SELECT customer_json(ins::customers) AS doc) d ON ins.id IS NOT NULL";
 
 static const char SQL_PATCH[] =
     "WITH " SCOPE_CALLER_CTE("customers") ","
@@ -56,7 +68,7 @@ static const char SQL_PATCH[] =
     " chk AS (SELECT m.id, CASE"
     "   WHEN NOT " SCOPE_OK("uscope", "m.old_owner", "m.old_team") " THEN 'forbidden'"
     "   WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (m.old_owner, m.old_team)"
-    "     AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "     AND NOT " SCOPE_MOVE_OK("uscope", "m.old_team", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     "   WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'"
     TARGET_CHECKS("t.owner_id", "t.team_id")
     "   WHEN length((m.d -> 'attrs')::text) > 16384 THEN 'too_large_attrs'"
@@ -64,8 +76,9 @@ static const char SQL_PATCH[] =
     " upd AS (UPDATE customers c SET (" INPUT_COLUMNS ") = (" INPUT_VALUES("i.external_id") ")"
     "   FROM i, t, chk WHERE c.id = chk.id AND chk.outcome = 'ok' RETURNING c.*)"
     " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' ELSE coalesce(chk.outcome, 'not_found') END,"
-    " upd.id, upd.version, customer_json(upd::customers)::text, caller.rscope"
-    " FROM caller LEFT JOIN chk ON true LEFT JOIN upd ON true";
+    " upd.id, " ETAG("upd.version", "d.doc") ", d.doc::text, caller.rscope"
+    " FROM caller LEFT JOIN chk ON true LEFT JOIN upd ON true"
+    " LEFT JOIN LATERAL (SELECT customer_json(upd::customers) AS doc) d ON upd.id IS NOT NULL";
 
 /*
  * Upsert by external id, as a full replacement. owner_id and team_id, when
@@ -82,10 +95,11 @@ static const char SQL_PATCH[] =
     " t AS (SELECT o.owner_id, CASE WHEN o.team_id IS NOT NULL OR (o.exists_ AND (SELECT owner_id FROM i) IS NULL)"    \
     "   THEN o.team_id ELSE (SELECT team_id FROM users WHERE id = o.owner_id) END AS team_id FROM o),"                 \
     " chk AS (SELECT CASE WHEN o.exists_ THEN CASE"                                                                    \
-    "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'not_found'"           \
+    "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'duplicate'"           \
     "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cur.owner_id", "cur.team_id") " FROM cur) THEN 'forbidden'"           \
     "     WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (SELECT (owner_id, team_id) FROM cur)"                       \
-    "       AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"                  \
+    "       AND NOT " SCOPE_MOVE_OK("uscope", "(SELECT team_id FROM cur)", "t.owner_id", "t.team_id")                  \
+    " THEN 'forbidden_target'"                                                                                         \
     "     WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur) THEN 'precondition'"                       \
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'update' END"                                                  \
     "   ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"                                                        \
@@ -101,9 +115,10 @@ static const char SQL_PUT_EXTERNAL[] =
     " ins AS (INSERT INTO customers (" INPUT_COLUMNS ")"
     "   SELECT " INPUT_VALUES("$3") " FROM i, t, chk WHERE chk.action = 'create' RETURNING *)"
     " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.action END,"
-    " coalesce(upd.id, ins.id), coalesce(upd.version, ins.version),"
-    " CASE WHEN upd.id IS NOT NULL THEN customer_json(upd::customers) ELSE customer_json(ins::customers) END::text, caller.rscope"
-    " FROM caller JOIN chk ON true LEFT JOIN upd ON true LEFT JOIN ins ON true";
+    " coalesce(upd.id, ins.id), " ETAG("coalesce(upd.version, ins.version)", "d.doc") ", d.doc::text, caller.rscope"
+    " FROM caller JOIN chk ON true LEFT JOIN upd ON true LEFT JOIN ins ON true"
+    " LEFT JOIN LATERAL (SELECT CASE WHEN upd.id IS NOT NULL THEN customer_json(upd::customers)"
+    " ELSE customer_json(ins::customers) END AS doc) d ON coalesce(upd.id, ins.id) IS NOT NULL";
 
 static const char SQL_DELETE[] =
     "WITH " SCOPE_CALLER_CTE("customers") ","
@@ -135,10 +150,10 @@ static const char SQL_BULK[] =
     "   ELSE (SELECT team_id FROM users WHERE id = coalesce(i.owner_id, caller.uid)) END AS team_id,"
     "   cur.id AS cur_id FROM i CROSS JOIN caller LEFT JOIN cur ON cur.idx = i.idx),"
     " chk AS (SELECT t.idx, t.cur_id, t.owner_id, t.team_id, CASE WHEN t.cur_id IS NOT NULL THEN CASE"
-    "     WHEN NOT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " THEN 'not_found'"
+    "     WHEN NOT " SCOPE_OK("rscope", "cur.owner_id", "cur.team_id") " THEN 'duplicate'"
     "     WHEN NOT " SCOPE_OK("uscope", "cur.owner_id", "cur.team_id") " THEN 'forbidden'"
     "     WHEN (t.owner_id, t.team_id) IS DISTINCT FROM (cur.owner_id, cur.team_id)"
-    "       AND NOT " SCOPE_TARGET_OK("uscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
+    "       AND NOT " SCOPE_MOVE_OK("uscope", "cur.team_id", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
     TARGET_CHECKS("t.owner_id", "t.team_id") "     ELSE 'update' END"
     "   ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
     "     WHEN NOT " SCOPE_TARGET_OK("cscope", "t.owner_id", "t.team_id") " THEN 'forbidden_target'"
@@ -203,7 +218,7 @@ static const char SQL_BULK[] =
 /* One scope's branch; only the branch matching the caller's scope runs (a one-time filter). */
 #define LIST_BRANCH(cond, key, type, dir, cmp)                                                                         \
     "(SELECT c.* FROM customers c WHERE " cond LIST_FILTERS                                                            \
-    " AND ($11::text IS NULL OR (c." key ", c.id) " cmp " ($11::" type ", $12::bigint))"                               \
+    CRUD_KEYSET_AFTER("c", "customers", key, type, cmp, "$11", "$12")                                                 \
     " ORDER BY c." key " " dir ", c.id " dir " LIMIT $13)"
 
 #define LIST_SQL(key, type, dir, cmp)                                                                                  \

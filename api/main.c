@@ -208,6 +208,10 @@ int main(int argc, char **argv)
         .ttl_s = cfg.access_ttl_s,
         .leeway_s = 30,
     };
+    if (cursor_key_derive(&server.cursor_key, server.token.key, server.token.key_len) != 0) {
+        fprintf(stderr, "clientele-api: cannot derive the cursor key\n");
+        goto Fail;
+    }
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {
         fprintf(stderr, "clientele-api: the embedded OpenAPI spec is invalid: %s\n", err);
         rc = 1;

@@ -59,7 +59,8 @@ static const char SQL_PATCH[] =
     "   WHEN NOT " SCOPE_OK("uscope", "m.c_owner", "m.c_team") " THEN 'forbidden'"
     "   WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> m.version THEN 'precondition'"
     "   WHEN NOT EXISTS (SELECT 1 FROM cust) THEN 'invalid_customer_id'"
-    "   WHEN NOT (SELECT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id") " FROM cust) THEN 'forbidden_target'"
+    "   WHEN NOT (SELECT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id") " FROM cust)"
+    "     OR NOT (SELECT " SCOPE_KEEPS_TEAM("uscope", "m.c_team", "cust.team_id") " FROM cust) THEN 'forbidden_target'"
     "   WHEN NOT " TOTAL_MATCHES("m.d") " THEN 'invalid_total'"
     "   ELSE 'ok' END AS outcome FROM caller, m),"
     " upd AS (UPDATE orders o SET (" INPUT_COLUMNS ") = (" INPUT_VALUES("i.external_id", "i.customer_id") ")"
@@ -76,11 +77,12 @@ static const char SQL_PUT_EXTERNAL[] =
     " i AS (SELECT * FROM jsonb_populate_record(NULL::order_input, $6::jsonb)),"
     CUSTOMER_REF("i ii")
     " chk AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM cur) THEN CASE"
-    "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.c_owner", "cur.c_team") " FROM cur) THEN 'not_found'"
+    "     WHEN NOT (SELECT " SCOPE_OK("rscope", "cur.c_owner", "cur.c_team") " FROM cur) THEN 'duplicate'"
     "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cur.c_owner", "cur.c_team") " FROM cur) THEN 'forbidden'"
     "     WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> (SELECT version FROM cur) THEN 'precondition'"
     "     WHEN NOT EXISTS (SELECT 1 FROM cust) THEN 'invalid_customer_id'"
-    "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id") " FROM cust) THEN 'forbidden_target'"
+    "     WHEN NOT (SELECT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id") " FROM cust)"
+    "       OR NOT (SELECT " SCOPE_KEEPS_TEAM("uscope", "cur.c_team", "cust.team_id") " FROM cur, cust) THEN 'forbidden_target'"
     "     ELSE 'update' END"
     "   ELSE CASE WHEN $5::int IS NOT NULL THEN 'precondition'"
     "     WHEN caller.cscope = 'none' THEN 'forbidden'"
@@ -126,10 +128,11 @@ static const char SQL_BULK[] =
     "   AND (c.id = i.customer_id OR (i.customer_id IS NULL AND c.external_id = i.cust_ext))"
     "   WHERE " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
     " chk AS (SELECT i.idx, cur.id AS cur_id, cust.id AS cust_id, CASE WHEN cur.id IS NOT NULL THEN CASE"
-    "     WHEN NOT " SCOPE_OK("rscope", "cur.c_owner", "cur.c_team") " THEN 'not_found'"
+    "     WHEN NOT " SCOPE_OK("rscope", "cur.c_owner", "cur.c_team") " THEN 'duplicate'"
     "     WHEN NOT " SCOPE_OK("uscope", "cur.c_owner", "cur.c_team") " THEN 'forbidden'"
     "     WHEN cust.id IS NULL THEN 'invalid_customer_id'"
-    "     WHEN NOT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id") " THEN 'forbidden_target'"
+    "     WHEN NOT " SCOPE_OK("uscope", "cust.owner_id", "cust.team_id")
+    "       OR NOT " SCOPE_KEEPS_TEAM("uscope", "cur.c_team", "cust.team_id") " THEN 'forbidden_target'"
     "     ELSE 'update' END"
     "   ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
     "     WHEN cust.id IS NULL THEN 'invalid_customer_id'"
@@ -161,7 +164,7 @@ static const char SQL_BULK[] =
 
 #define LIST_BRANCH(cond, key, type, dir, cmp)                                                                         \
     "(SELECT o.* FROM orders o JOIN customers c ON c.id = o.customer_id WHERE " cond LIST_FILTERS                      \
-    " AND ($8::text IS NULL OR (o." key ", o.id) " cmp " ($8::" type ", $9::bigint))"                                \
+    CRUD_KEYSET_AFTER("o", "orders", key, type, cmp, "$8", "$9")                                                      \
     " ORDER BY o." key " " dir ", o.id " dir " LIMIT $10)"
 
 /*

@@ -29,4 +29,14 @@
 #define SCOPE_TARGET_OK(scope_col, owner, team)                                                                        \
     "in_scope_target(caller." scope_col ", caller.uid, caller.tid, " owner ", " team ")"
 
+/*
+ * May the caller move a record that sat in team old_team to (owner, team)?
+ * The new place must satisfy SCOPE_TARGET_OK and, unless the caller's scope
+ * is `all`, no team may lose the record (schema/0012_scope_moves.sql).
+ */
+#define SCOPE_MOVE_OK(scope_col, old_team, owner, team)                                                                \
+    "scope_move_ok(caller." scope_col ", caller.uid, caller.tid, " old_team ", " owner ", " team ")"
+/* For records that follow a parent (an order moved to another customer): may old_team lose it? */
+#define SCOPE_KEEPS_TEAM(scope_col, old_team, team) "scope_keeps_team(caller." scope_col ", " old_team ", " team ")"
+
 #endif

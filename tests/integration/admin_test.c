@@ -640,12 +640,67 @@ START_TEST(password_change_cuts_off_old_tokens)
 }
 END_TEST
 
+/*
+ * Team names of 100 four-byte characters (valid: 100 code points, 400
+ * bytes) page by name in both directions: the cursor then carries only the
+ * id and the statement reads the key of that row.
+ */
+START_TEST(teams_page_by_long_names)
+{
+    char tok[2048];
+    th_resp_t r;
+    admin_token(tok);
+    const char *glyphs[] = {"\xF0\x9F\x98\x80", "\xF0\x9F\x98\x81", "\xF0\xA0\x80\x80"};
+    for (int g = 0; g < 3; g++) {
+        char name[401], body[460];
+        for (int i = 0; i < 100; i++)
+            memcpy(name + 4 * i, i < 99 ? glyphs[0] : glyphs[g], 4);
+        name[400] = '\0';
+        snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+        call("POST", "/v1/teams", tok, body, NULL, &r);
+        assert_status(&r, 201);
+        th_resp_free(&r);
+    }
+    call("GET", "/v1/teams?limit=200&count=true", tok, NULL, NULL, &r);
+    assert_status(&r, 200);
+    long long total = jint(r.json, "total");
+    th_resp_free(&r);
+    for (int desc = 0; desc <= 1; desc++) {
+        char cursor[1200] = "", path[1400], prev[1200] = "";
+        long long seen = 0;
+        for (int page = 0; page < 100; page++) {
+            snprintf(path, sizeof(path), "/v1/teams?limit=1&sort=%sname%s%s", desc ? "-" : "", cursor[0] ? "&cursor=" : "",
+                     cursor);
+            call("GET", path, tok, NULL, NULL, &r);
+            assert_status(&r, 200);
+            json_t *data = json_object_get(r.json, "data");
+            ck_assert_int_eq(json_array_size(data), 1);
+            const char *name = jstr(json_array_get(data, 0), "name");
+            if (prev[0])
+                ck_assert_msg(desc ? strcmp(prev, name) >= 0 : strcmp(prev, name) <= 0, "order broken at %s", name);
+            snprintf(prev, sizeof(prev), "%s", name);
+            seen++;
+            json_t *next = json_object_get(r.json, "next_cursor");
+            if (json_is_null(next)) {
+                th_resp_free(&r);
+                break;
+            }
+            ck_assert_uint_lt(strlen(json_string_value(next)), 512);
+            snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+            th_resp_free(&r);
+        }
+        ck_assert_int_eq(seen, total);
+    }
+}
+END_TEST
+
 static Suite *admin_suite(void)
 {
     Suite *s = suite_create("admin");
     TCase *tc = crew_tcase("admin", 60);
     tcase_add_test(tc, teams_crud_as_admin);
     tcase_add_test(tc, teams_in_use_cannot_be_deleted);
+    tcase_add_test(tc, teams_page_by_long_names);
     tcase_add_test(tc, roles_crud_as_admin);
     tcase_add_test(tc, bad_permissions_are_422_naming_each_path);
     tcase_add_test(tc, builtin_and_used_roles_cannot_be_deleted);

@@ -1455,7 +1455,10 @@ START_TEST(schedule_patch_revalidates_and_recomputes_with_etags)
     /* Preconditions. */
     expect_problem(http_patch(ANALYST, path, "{\"enabled\":true}", "\"1\""), 412, "precondition-failed");
     expect_problem(http_patch(ANALYST, path, "{\"enabled\":true}", "garbage"), 412, "precondition-failed");
-    r = http_patch(ANALYST, path, "{\"enabled\":true,\"kind\":\"clv\",\"params\":null}", fmt("W/\"%lld\"", version));
+    /* Weak tags never match If-Match (RFC 9110 strong comparison). */
+    expect_problem(http_patch(ANALYST, path, "{\"enabled\":true}", fmt("W/\"%lld\"", version)), 412,
+                   "precondition-failed");
+    r = http_patch(ANALYST, path, "{\"enabled\":true,\"kind\":\"clv\",\"params\":null}", fmt("\"%lld\"", version));
     expect_status(r, 200);
     ck_assert_str_eq(jstr(r->json, "kind"), "clv");
     expect_json_eq(jget(r, "params"), jparse("{}"), "params reset");

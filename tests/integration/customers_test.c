@@ -139,9 +139,12 @@ START_TEST(scope_writes_patch_put_bulk_delete)
             v += want == 200;
             ck_assert_msg(version_of(c.id) == v, "PATCH, %s: version %lld, wanted %lld", who, version_of(c.id), v);
 
+            /* An external id held by a record the caller cannot see answers like any other conflict. */
             const char *put = jdump(json_pack("{s:s, s:s, s:[s]}", "kind", "person", "name", "Put Name", "tags", tag));
             r = http_put(a, xpath(c.ext), put, NULL);
-            expect_status_msg(r, want, "PUT by external id, %s", who);
+            expect_status_msg(r, want == 404 ? 409 : want, "PUT by external id, %s", who);
+            if (want == 404)
+                expect_problem(r, 409, "conflict");
             if (want == 200) {
                 ck_assert_int_eq(jint(r->json, "id"), c.id);
                 ck_assert_int_eq(jint(r->json, "owner_id"), c.owner); /* owner kept when absent */
@@ -159,7 +162,7 @@ START_TEST(scope_writes_patch_put_bulk_delete)
                 v++;
             } else if (!rd) {
                 expect_status_msg(r, 422, "bulk, %s", who);
-                expect_error(r, "[0]", NULL);
+                expect_error(r, "[0].external_id", "duplicate");
             } else {
                 /* A role without write access at all: see analyst_writes_are_403 for the exact status. */
                 ck_assert_msg(r->status == 403 || r->status == 422, "bulk, %s: %d", who, r->status);
@@ -364,6 +367,257 @@ START_TEST(owner_outside_the_writers_team_is_refused)
 END_TEST
 
 /* --- 2. validation -------------------------------------------------------------- */
+
+/*
+ * The scope matrix of moves: every actor moves fresh records between every
+ * pair of places. A move is allowed only when the actor may write the
+ * record where it is, may file records at the destination, and no team
+ * that covered the record loses it (unless the actor sees everything):
+ * a rep cannot hide a customer from their manager by clearing its team.
+ */
+typedef struct {
+    int owner;      /* crew index */
+    long long team; /* 0: none */
+} place_t;
+
+static int may_place(int a, const place_t *p)
+{
+    long long oteam = users[p->owner].team_id;
+    switch (a) {
+    case DIRECTOR:
+        return 1;
+    case MANAGER:
+        return p->team == users[MANAGER].team_id && oteam == users[MANAGER].team_id;
+    default:
+        return users[p->owner].id == users[a].id && p->team == users[a].team_id;
+    }
+}
+
+static const char *place_body(const place_t *p)
+{
+    return p->team != 0 ? fmt("{\"owner_id\":%lld,\"team_id\":%lld}", users[p->owner].id, p->team)
+                        : fmt("{\"owner_id\":%lld,\"team_id\":null}", users[p->owner].id);
+}
+
+START_TEST(moves_never_leave_a_covering_scope)
+{
+    const place_t places[] = {
+        {REP1, 0}, {REP1, 0}, {REP2, 0}, {REPS, 0}, {MANAGER, 0}, {DIRECTOR, 0}, {REP1, 0},
+    };
+    place_t p[7];
+    memcpy(p, places, sizeof(p));
+    p[0].team = team_north;
+    p[1].team = team_south; /* REP1's record filed under another team by the director */
+    p[2].team = team_north;
+    p[3].team = team_south;
+    p[4].team = team_north;
+    p[5].team = 0;
+    p[6].team = 0; /* REP1's record under no team (filed before teams were kept) */
+    const size_t np = sizeof(p) / sizeof(p[0]);
+    static const int actors[] = {REP1, REPS, MANAGER, DIRECTOR};
+    const char *tag = uniq("moves");
+    for (size_t ai = 0; ai < sizeof(actors) / sizeof(actors[0]); ai++) {
+        int a = actors[ai];
+        for (size_t si = 0; si < np; si++) {
+            for (size_t di = 0; di < np; di++) {
+                if (si == di || (p[si].owner == p[di].owner && p[si].team == p[di].team))
+                    continue;
+                rec_t c = make_customer(p[si].owner, tag);
+                if (p[si].team != c.team) {
+                    if (p[si].team == 0)
+                        ck_assert_int_eq(th_sql(db_url, fmt("UPDATE customers SET team_id = NULL WHERE id = %lld", c.id)), 0);
+                    else
+                        expect_status(http_patch(DIRECTOR, cpath(c.id), fmt("{\"team_id\":%lld}", p[si].team), NULL), 200);
+                }
+                long long v = version_of(c.id);
+                int rd = can_read(a, users[p[si].owner].id, p[si].team);
+                int wr = can_write(a, users[p[si].owner].id, p[si].team);
+                int ok = may_place(a, &p[di]) &&
+                         (a == DIRECTOR || p[si].team == 0 || p[di].team == p[si].team);
+                int want = !rd ? 404 : !wr || !ok ? 403 : 200;
+                const char *who = fmt("%s moves %s's record (team %lld) to %s", who_name[a], who_name[p[si].owner],
+                                      p[si].team, place_body(&p[di]));
+                th_resp_t *r = http_patch(a, cpath(c.id), place_body(&p[di]), NULL);
+                expect_status_msg(r, want, "%s", who);
+                ck_assert_msg(version_of(c.id) == v + (want == 200), "%s: version changed", who);
+                if (want == 200) {
+                    ck_assert_int_eq(jint(r->json, "owner_id"), users[p[di].owner].id);
+                    ck_assert_msg(p[di].team == 0 ? json_is_null(jget(r, "team_id"))
+                                                  : jint(r->json, "team_id") == p[di].team,
+                                  "%s: team", who);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
+/* The issue as reported, on every write path: a rep clears the team of their own customer. */
+START_TEST(rep_cannot_hide_a_record_from_the_team)
+{
+    const char *tag = uniq("hide");
+    rec_t c = make_customer(REP1, tag);
+    ck_assert_int_eq(c.team, team_north);
+    expect_problem(http_patch(REP1, cpath(c.id), "{\"team_id\":null}", NULL), 403, "forbidden");
+    /* In a replacement by external id a null team means "keep it", as an ERP does not know CRM teams. */
+    th_resp_t *r = http_put(
+        REP1, xpath(c.ext),
+        jdump(json_pack("{s:s, s:s, s:n}", "kind", "company", "name", "Hidden", "team_id")), NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(jint(r->json, "team_id"), team_north);
+    r = http_post(REP1, "/v1/customers/bulk",
+                  jdump(json_pack("[{s:s, s:s, s:s, s:n}]", "external_id", c.ext, "kind", "company", "name", "Hidden",
+                                  "team_id")));
+    expect_status(r, 200); /* the same in bulk */
+    ck_assert_int_eq(version_of(c.id), 3);
+    expect_status(http_get(MANAGER, cpath(c.id)), 200);
+    ck_assert_int_eq(jint(http_get(MANAGER, cpath(c.id))->json, "team_id"), team_north);
+    expect_status(http_get(MANAGER, cpath(c.id)), 200);
+    /* Creating straight into no team is refused too. */
+    r = http_post(REP1, "/v1/customers",
+                  jdump(json_pack("{s:s, s:s, s:n}", "kind", "company", "name", uniq("Nowhere"), "team_id")));
+    ck_assert_msg(r->status == 201 ? jint(r->json, "team_id") == team_north : r->status == 403,
+                  "create with team_id null: %d", r->status);
+}
+END_TEST
+
+/*
+ * A customer's document embeds analytics results, which runs change without
+ * touching the record: its ETag follows the document, so If-None-Match never
+ * answers 304 with stale scores, while If-Match (writes) still compares the
+ * record's version, and weak tags never match (RFC 9110 strong comparison).
+ */
+START_TEST(etags_follow_embedded_results)
+{
+    rec_t c = make_customer(REP1, uniq("etag"));
+    th_resp_t *r = http_get(REP1, cpath(c.id));
+    expect_status(r, 200);
+    const char *e1 = header(r, "etag");
+    ck_assert_str_eq(e1, "\"1\"");
+    expect_status(call_as(REP1, "GET", cpath(c.id), NULL, NULL, fmt("If-None-Match: %s", e1), NULL), 304);
+
+    /* A run scores the customer. */
+    ck_assert_int_eq(th_sql(db_url, fmt("INSERT INTO customer_analytics (customer_id, run_id, computed_at, segment,"
+                                        " lifecycle) VALUES (%lld, 9001, now(), 'champions', 'active')",
+                                        c.id)),
+                     0);
+    r = call_as(REP1, "GET", cpath(c.id), NULL, NULL, fmt("If-None-Match: %s", e1), NULL);
+    expect_status(r, 200);
+    ck_assert_str_eq(jstr(jget(r, "analytics"), "segment"), "champions");
+    const char *e2 = header(r, "etag");
+    ck_assert_str_ne(e2, e1);
+    expect_status(call_as(REP1, "GET", cpath(c.id), NULL, NULL, fmt("If-None-Match: W/%s", e2), NULL), 304);
+    expect_status(call_as(REP1, "GET", cpath(c.id), NULL, NULL, fmt("If-None-Match: \"x\", %s", e2), NULL), 304);
+
+    /* A later run (another kind too) changes it again. */
+    ck_assert_int_eq(th_sql(db_url, fmt("INSERT INTO customer_clv (customer_id, run_id, computed_at, horizon,"
+                                        " time_unit, lifecycle) VALUES (%lld, 9002, now(), 52, 'week', 'active')",
+                                        c.id)),
+                     0);
+    r = call_as(REP1, "GET", cpath(c.id), NULL, NULL, fmt("If-None-Match: %s", e2), NULL);
+    expect_status(r, 200);
+    const char *e3 = header(r, "etag");
+    ck_assert_str_ne(e3, e2);
+    ck_assert_str_ne(e3, e1);
+
+    /* Writes compare the record version: the tag of the scored document still matches... */
+    expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", fmt("W/%s", e3)), 412,
+                   "precondition-failed");
+    expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", "W/\"1\""), 412, "precondition-failed");
+    ck_assert_int_eq(version_of(c.id), 1);
+    r = http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", e3);
+    expect_status(r, 200);
+    const char *e4 = header(r, "etag");
+    /* ... and the answer's tag is the new document's, results included. */
+    ck_assert_str_ne(e4, e3);
+    ck_assert_ptr_nonnull(strstr(e4, "-r9001"));
+    ck_assert_str_eq(e4, header(http_get(REP1, cpath(c.id)), "etag"));
+    /* The old tag no longer matches. */
+    expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"y\"}", e3), 412, "precondition-failed");
+    expect_problem(http_delete(REP1, cpath(c.id), e3), 412, "precondition-failed");
+    expect_status(http_delete(REP1, cpath(c.id), e4), 204);
+}
+END_TEST
+
+/* The ids a query returns, in order (kept). */
+static json_t *sql_ids(const char *sql)
+{
+    PGconn *c = pg_open();
+    PGresult *res = PQexec(c, sql);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    json_t *ids = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(ids, json_integer(strtoll(PQgetvalue(res, i, 0), NULL, 10)));
+    PQclear(res);
+    PQfinish(c);
+    keep(ids);
+    return ids;
+}
+
+/*
+ * Cursors never carry more than a short sort key: names of 200 four-byte
+ * characters (valid: 200 code points) page in both directions, the API
+ * stays up, cursors stay short, and a cursor edited by a client is refused.
+ */
+START_TEST(cursors_survive_names_of_four_byte_characters)
+{
+    const char *tag = uniq("wide");
+    const char *emoji = "\xF0\x9F\x98\x80", *other = "\xF0\xA0\x80\x80"; /* U+1F600, U+20000 (CJK ext. B) */
+    char *wide = malloc(200 * 4 + 1), *wide2 = malloc(200 * 4 + 1);
+    keep(wide);
+    keep(wide2);
+    for (int i = 0; i < 200; i++) {
+        memcpy(wide + 4 * i, emoji, 4);
+        memcpy(wide2 + 4 * i, i < 199 ? emoji : other, 4);
+    }
+    wide[800] = wide2[800] = '\0';
+    const char *names[] = {wide, wide2, wide, "A short one", wide2, wide};
+    const size_t n = sizeof(names) / sizeof(names[0]);
+    for (size_t i = 0; i < n; i++) {
+        json_t *b = json_pack("{s:s, s:s, s:[s]}", "kind", "company", "name", names[i], "tags", tag);
+        create_body(DIRECTOR, jdump(b));
+    }
+    for (int desc = 0; desc <= 1; desc++) {
+        for (int limit = 1; limit <= 2; limit++) {
+            json_t *want = sql_ids(fmt("SELECT id FROM customers WHERE tags @> ARRAY['%s'] AND deleted_at IS NULL"
+                                       " ORDER BY name %s, id %s",
+                                       tag, desc ? "DESC" : "ASC", desc ? "DESC" : "ASC"));
+            const char *cursor = NULL;
+            size_t seen = 0;
+            for (int page = 0; page < 20; page++) {
+                const char *path = fmt("/v1/customers?tag=%s&sort=%sname&limit=%d%s%s", urlenc(tag), desc ? "-" : "",
+                                       limit, cursor ? "&cursor=" : "", cursor ? urlenc(cursor) : "");
+                th_resp_t *r = http_get(DIRECTOR, path);
+                expect_status(r, 200);
+                json_t *data = jget(r, "data"), *it;
+                size_t k;
+                json_array_foreach(data, k, it)
+                {
+                    ck_assert_msg(seen < json_array_size(want), "more rows than exist");
+                    ck_assert_int_eq(jint(it, "id"), json_integer_value(json_array_get(want, seen)));
+                    seen++;
+                }
+                json_t *next = jget(r, "next_cursor");
+                if (json_is_null(next))
+                    break;
+                cursor = json_string_value(next);
+                ck_assert_msg(strlen(cursor) < 512, "cursor of %zu characters", strlen(cursor));
+            }
+            ck_assert_int_eq(seen, json_array_size(want));
+        }
+    }
+    expect_status(http_get(DIRECTOR, "/healthz"), 200);
+
+    /* A cursor is the server's: any edit is refused, naming the parameter. */
+    th_resp_t *r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s&sort=name&limit=1", urlenc(tag)));
+    char *cur = strdup(jstr(r->json, "next_cursor"));
+    keep(cur);
+    cur[3] = cur[3] == 'A' ? 'B' : 'A';
+    r = http_get(DIRECTOR, fmt("/v1/customers?tag=%s&sort=name&limit=1&cursor=%s", urlenc(tag), urlenc(cur)));
+    expect_problem(r, 400, "bad-request");
+    expect_error(r, "cursor", "invalid_value");
+}
+END_TEST
 
 START_TEST(validation_reports_every_error_at_once)
 {
@@ -1235,13 +1489,13 @@ START_TEST(bulk_refuses_items_outside_scope)
                       "Stolen", "tags", tag);
     r = http_post(REP1, "/v1/customers/bulk", jdump(items));
     expect_problem(r, 422, "validation-failed");
-    expect_error(r, "[1]", "not_found");
+    expect_error(r, "[1].external_id", "duplicate"); /* as if another record held the id: nothing leaks */
     /* A manager touching the other team's record. */
     items = json_pack("[{s:s, s:s, s:s, s:[s]}]", "external_id", south.ext, "kind", "person", "name", "Stolen", "tags",
                       tag);
     r = http_post(MANAGER, "/v1/customers/bulk", jdump(items));
     expect_problem(r, 422, "validation-failed");
-    expect_error(r, "[0]", NULL);
+    expect_error(r, "[0].external_id", "duplicate");
     /* Nothing of any of it was written. */
     ck_assert_int_eq(api_count(DIRECTOR, ""), before);
     ck_assert_int_eq(version_of(mine.id), 1);
@@ -1617,6 +1871,8 @@ static Suite *customers_suite(void)
     tcase_add_test(tc, create_assigns_owner_and_team);
     tcase_add_test(tc, moving_needs_update_scope_on_old_and_new_place);
     tcase_add_test(tc, owner_outside_the_writers_team_is_refused);
+    tcase_add_test(tc, moves_never_leave_a_covering_scope);
+    tcase_add_test(tc, rep_cannot_hide_a_record_from_the_team);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("validation");
@@ -1630,6 +1886,7 @@ static Suite *customers_suite(void)
     tc = tcase_create("crud");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, crud_with_etags_and_preconditions);
+    tcase_add_test(tc, etags_follow_embedded_results);
     tcase_add_test(tc, put_by_external_id_upserts);
     suite_add_tcase(s, tc);
 
@@ -1646,6 +1903,7 @@ static Suite *customers_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, list_limits_and_parameters);
     tcase_add_test(tc, list_sorts_break_ties_by_id);
+    tcase_add_test(tc, cursors_survive_names_of_four_byte_characters);
     tcase_add_test(tc, list_filters);
     tcase_add_test(tc, q_does_not_match_across_name_and_email);
     tcase_add_test(tc, pagination_is_stable_under_concurrent_writes);

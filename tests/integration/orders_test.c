@@ -175,8 +175,9 @@ START_TEST(scope_writes_patch_put_bulk_delete)
             v += want == 200;
             ck_assert_msg(version_of(o.id) == v, "PATCH, %s: version %lld, wanted %lld", who, version_of(o.id), v);
 
+            /* An external id held by an order the caller cannot see answers like any other conflict. */
             r = http_put(a, xpath(o.ext), jdump(order_doc(o.customer, NULL, day(2002, i), "cancelled")), NULL);
-            expect_status_msg(r, want, "PUT by external id, %s", who);
+            expect_status_msg(r, want == 404 ? 409 : want, "PUT by external id, %s", who);
             if (want == 200)
                 ck_assert_int_eq(jint(r->json, "id"), o.id);
             v += want == 200;
@@ -192,7 +193,7 @@ START_TEST(scope_writes_patch_put_bulk_delete)
                 v++;
             } else if (!rd) {
                 expect_status_msg(r, 422, "bulk, %s", who);
-                expect_error(r, "[0]", NULL);
+                expect_error(r, "[0].external_id", "duplicate");
             } else {
                 expect_status_msg(r, 403, "bulk, %s", who);
             }
@@ -1016,7 +1017,7 @@ START_TEST(bulk_refuses_items_outside_scope)
     json_array_append_new(items, order_doc(mine.id, their_order.ext, day(2015, 3), "pending"));
     r = http_post(REP1, "/v1/orders/bulk", jdump(items));
     expect_problem(r, 422, "validation-failed");
-    expect_error(r, "[0]", "not_found");
+    expect_error(r, "[0].external_id", "duplicate");
     /* A manager ordering for the other team. */
     items = json_array();
     json_array_append_new(items, order_doc(south.id, uniq("m"), day(2015, 4), "pending"));
@@ -1181,6 +1182,35 @@ END_TEST
 
 /* --- the suite ----------------------------------------------------------------------------------------- */
 
+/*
+ * An order follows its customer's scope: moving it to another customer must
+ * not take it out of a team that covered it. A rep whose customer was filed
+ * under another team by the director cannot move that customer's order to
+ * a customer of their own team (the other team's manager would lose it);
+ * the director can.
+ */
+START_TEST(moving_an_order_keeps_its_team)
+{
+    cust_t home = make_cust(REP1), away = make_cust(REP1);
+    expect_status(http_patch(DIRECTOR, fmt("/v1/customers/%lld", away.id), fmt("{\"team_id\":%lld}", team_south), NULL),
+                  200);
+    ord_t o = make_order(DIRECTOR, away, day(2016, 1));
+    const char *to_home = fmt("{\"customer_id\":%lld}", home.id);
+    expect_problem(http_patch(REP1, opath(o.id), to_home, NULL), 403, "forbidden");
+    th_resp_t *r = http_put(REP1, xpath(o.ext), jdump(order_doc(home.id, NULL, day(2016, 1), "pending")), NULL);
+    expect_problem(r, 403, "forbidden");
+    r = http_post(REP1, "/v1/orders/bulk", jdump(json_pack("[o]", order_doc(home.id, o.ext, day(2016, 1), "pending"))));
+    expect_problem(r, 422, "validation-failed");
+    expect_error(r, "[0]", "forbidden_target");
+    ck_assert_int_eq(version_of(o.id), 1);
+    /* Within the same team the rep may move it; the director anywhere. */
+    cust_t home2 = make_cust(REP1);
+    ord_t o2 = make_order(REP1, home, day(2016, 2));
+    expect_status(http_patch(REP1, opath(o2.id), fmt("{\"customer_id\":%lld}", home2.id), NULL), 200);
+    expect_status(http_patch(DIRECTOR, opath(o.id), to_home, NULL), 200);
+}
+END_TEST
+
 static Suite *orders_suite(void)
 {
     Suite *s = suite_create("orders");
@@ -1190,6 +1220,7 @@ static Suite *orders_suite(void)
     tcase_add_test(tc, scope_writes_patch_put_bulk_delete);
     tcase_add_test(tc, analyst_writes_are_403);
     tcase_add_test(tc, customer_reference_rules);
+    tcase_add_test(tc, moving_an_order_keeps_its_team);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("validation");
