@@ -92,10 +92,23 @@ request = function()
     return wrk.format("GET", "/v1/customers/" .. math.random($MINID, $MAXID), {["Authorization"] = "Bearer $TOKEN"})
 end
 LUA
-SQL_BYID=$(statement_of "/v1/customers/$MINID" 'WITH caller%customer_json(c)::text%c.id = $3%')
+# Replaces every $N of a statement (highest first, so $19 is never read as $1 then 9): the
+# given "N=value" pairs, NULL for every other parameter (the filters a request did not use).
+bind_params() {
+    local text=$1 n v kv
+    shift
+    for n in $(seq 60 -1 1); do
+        v=NULL
+        for kv in "$@"; do [ "${kv%%=*}" = "$n" ] && v=${kv#*=}; done
+        text=$(printf '%s' "$text" | sed "s/\\\$$n\\b/$v/g")
+    done
+    printf '%s\n' "$text"
+}
+
+SQL_BYID=$(statement_of "/v1/customers/$MINID" 'WITH caller%c.id = $3%customer_json(c)%')
 {
     echo "\\set id random($MINID, $MAXID)"
-    echo "$SQL_BYID" | tr '\n' ' ' | sed "s/\\\$1/$UID_/g; s/\\\$2/$VER/g; s/\\\$3/:id/g"
+    bind_params "$(echo "$SQL_BYID" | tr '\n' ' ')" "1=$UID_" "2=$VER" "3=:id"
     echo ";"
 } >"$TMP/byid.sql"
 
@@ -107,9 +120,7 @@ LUA
 SQL_LIST=$(statement_of "/v1/customers?owner_id=$OWNER&sort=-updated_at" 'WITH caller%LATERAL%updated_at DESC%')
 # Parameters of the list statement for this request: owner filter, 51 rows, no count, all fields.
 {
-    echo "$SQL_LIST" | tr "\n" " " | sed "s/\\\$18::/NULL::/g; s/\\\$17::/NULL::/g; s/\\\$16::/NULL::/g; s/\\\$15::/NULL::/g; s/\\\$14::/false::/g; s/\\\$13/51/g; s/\\\$12::/NULL::/g;
-        s/\\\$11::/NULL::/g; s/\\\$10::/NULL::/g; s/\\\$9::/NULL::/g; s/\\\$8::/NULL::/g; s/\\\$7::/NULL::/g; s/\\\$6::/NULL::/g;
-        s/\\\$5::/NULL::/g; s/\\\$4::/NULL::/g; s/\\\$3::/'$OWNER'::/g; s/\\\$2\\b/$VER/g; s/\\\$1\\b/$UID_/g"
+    bind_params "$(echo "$SQL_LIST" | tr '\n' ' ')" "1=$UID_" "2=$VER" "3='$OWNER'" "13=51" "14=false"
     echo ";"
 } >"$TMP/list.sql"
 
