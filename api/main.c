@@ -30,6 +30,7 @@
 
 #include "api.h"
 #include "common/tzdb.h"
+#include "tables.h"
 #include "common/log.h"
 
 static void on_conn_close(void *data)
@@ -208,6 +209,12 @@ int main(int argc, char **argv)
         .ttl_s = cfg.access_ttl_s,
         .leeway_s = 30,
     };
+    /* A malformed field table would only show as wrong answers to some requests: refuse to start instead. */
+    if (api_check_field_tables(err, sizeof(err)) != 0) {
+        fprintf(stderr, "clientele-api: a request field table is invalid: %s\n", err);
+        rc = 1;
+        goto Fail;
+    }
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {
         fprintf(stderr, "clientele-api: the embedded OpenAPI spec is invalid: %s\n", err);
         rc = 1;
