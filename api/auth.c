@@ -146,9 +146,11 @@ static int verify_cached(api_req_t *ar, const char *t, size_t len, token_claims_
     struct st_api_token_cache_t *c = ar->thread->tokens;
     const token_conf_t *conf = &ar->thread->server->token;
     int64_t now = (int64_t)time(NULL);
+    /* The same leeway token_verify() allows, clamped the same way: a hit must never outlive a full check. */
+    int leeway = conf->leeway_s < 0 ? 0 : conf->leeway_s > TOKEN_MAX_LEEWAY ? TOKEN_MAX_LEEWAY : conf->leeway_s;
     token_slot_t *slot = c != NULL ? &c->slots[token_slot(t, len)] : NULL;
     if (slot != NULL && slot->token != NULL && slot->len == len && memcmp(slot->token, t, len) == 0) {
-        if (slot->claims.exp > now - conf->leeway_s) {
+        if (slot->claims.exp > now - leeway) {
             *claims = slot->claims;
             return 0;
         }

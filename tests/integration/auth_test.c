@@ -1120,6 +1120,58 @@ START_TEST(forwarded_for_is_believed_only_from_trusted_proxies)
 }
 END_TEST
 
+START_TEST(login_while_redis_is_down_is_503)
+{
+    th_resp_t r;
+    login("tom@example.com", PASSWORD, &r);
+    ck_assert_int_eq(r.status, 200);
+    th_resp_free(&r);
+    ck_assert_int_eq(th_stack("redis-stop"), 0);
+    /* Without the throttling counters no password is checked: 503, never a token and never a 500. */
+    th_resp_t down = {0};
+    int got503 = 0, other = 0, wrong503 = 0;
+    long long until = th_now_ms() + 5000;
+    while (th_now_ms() < until && !got503) {
+        login("tom@example.com", PASSWORD, &r);
+        if (r.status == 503) {
+            got503 = 1;
+            down = r; /* checked once Redis runs again, so a failed check cannot leave it stopped */
+            continue;
+        }
+        other += r.status != 200;
+        th_resp_free(&r);
+        usleep(100 * 1000);
+    }
+    /* A wrong password gets the same 503: Redis being down does not reveal whether a guess was right. */
+    if (got503) {
+        login("tom@example.com", "wrong-password-1", &r);
+        wrong503 = r.status == 503;
+        th_resp_free(&r);
+    }
+    int restarted = th_stack("redis-start");
+    ck_assert_msg(got503, "logins did not answer 503 with Redis stopped");
+    ck_assert_msg(other == 0, "%d logins answered neither 200 nor 503 while Redis stopped", other);
+    ck_assert_msg(wrong503, "a wrong password did not answer 503 with Redis stopped");
+    ck_assert_int_eq(restarted, 0);
+    char ra[16];
+    assert_problem(&down, 503, "/problems/unavailable", TOKEN_PATH);
+    ck_assert_ptr_nonnull(th_header(&down, "retry-after", ra, sizeof(ra)));
+    ck_assert_ptr_null(json_object_get(down.json, "access_token"));
+    th_resp_free(&down);
+    /* Redis back: logins work again without a restart of the API. */
+    int ok = 0;
+    until = th_now_ms() + 10000;
+    while (th_now_ms() < until && !ok) {
+        login("tom@example.com", PASSWORD, &r);
+        ok = r.status == 200;
+        th_resp_free(&r);
+        if (!ok)
+            usleep(200 * 1000);
+    }
+    ck_assert_msg(ok, "logins did not recover after Redis came back");
+}
+END_TEST
+
 /* --- 6. /v1/me per role ------------------------------------------------------------ */
 
 START_TEST(me_shows_each_roles_permissions)
@@ -1217,6 +1269,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, failures_from_one_address_do_not_lock_the_user_out_elsewhere);
     tcase_add_test(tc, delays_grow_with_each_failure_up_to_a_cap);
     tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_proxies);
+    tcase_add_test(tc, login_while_redis_is_down_is_503);
     suite_add_tcase(s, tc);
 
     tc = crew_tcase("roles", 60);
