@@ -15,6 +15,7 @@
  * time as a wrong password and gets the same answer. Refresh tokens are 256
  * random bits handed to the client once and stored only as SHA-256 hashes.
  */
+#include <arpa/inet.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,33 +29,68 @@
 #include "common/jx.h"
 #include "common/log.h"
 
-#define LOGIN_MAX_PER_EMAIL 5
-#define LOGIN_MAX_PER_ADDRESS 20
-#define LOGIN_WINDOW_S 900
+/*
+ * Login throttling. Failures are counted per (email, client address) and
+ * per client address. Up to LOGIN_FREE_PER_PAIR failures for one email from
+ * one address (LOGIN_FREE_PER_ADDRESS from one address over every email)
+ * cost nothing; each failure from then on blocks that pair (or address)
+ * for a delay starting at LOGIN_DELAY_MS and doubling with every further
+ * failure up to LOGIN_DELAY_MAX_MS. A counter is forgotten
+ * LOGIN_FORGET_MS after its last failure (or after the end of its delay).
+ * Nothing is counted by email alone, so failures from one address never
+ * lock the account for anyone logging in from another.
+ */
+#define LOGIN_FREE_PER_PAIR 5
+#define LOGIN_FREE_PER_ADDRESS 20
+#define LOGIN_DELAY_MS 30000
+#define LOGIN_DELAY_MAX_MS 900000
+#define LOGIN_FORGET_MS 900000
 
-static const char KEY_EMAIL[] = "clientele:login:email:";
+static const char KEY_PAIR[] = "clientele:login:pair:";
 static const char KEY_ADDR[] = "clientele:login:addr:";
 
 /*
- * Counts one login attempt for an email (KEYS[1]) and a client address
- * (KEYS[2]) in a window of ARGV[1] seconds; answers {1, 0} when both are
- * within their limits (ARGV[2], ARGV[3]), else {0, ms until the fuller
- * counter expires}. Counted before the password check, so concurrent
+ * Counts one login attempt for a pair (KEYS[1]) and an address (KEYS[2]),
+ * each a hash {n: attempts counted, until: ms time before which it is
+ * blocked}. ARGV: free attempts of the pair and of the address, first
+ * delay, largest delay, forget time (ms). Answers {1, 0} when neither is
+ * blocked, having counted the attempt (and blocked a counter whose free
+ * attempts this one used up); else {0, ms until the later block ends},
+ * counting nothing. Counted before the password check, so concurrent
  * attempts cannot exceed the limits.
  */
-static const char LUA_COUNT[] =
-    "local e = redis.call('INCR', KEYS[1]) "
-    "if e == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-    "local a = redis.call('INCR', KEYS[2]) "
-    "if a == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
-    "if e > tonumber(ARGV[2]) then return {0, redis.call('PTTL', KEYS[1])} end "
-    "if a > tonumber(ARGV[3]) then return {0, redis.call('PTTL', KEYS[2])} end "
-    "return {1, 0}";
+static const char LUA_COUNT[] = "local t = redis.call('TIME') "
+                                "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+                                "local wait = 0 "
+                                "for i = 1, 2 do "
+                                "  local u = tonumber(redis.call('HGET', KEYS[i], 'until') or '0') "
+                                "  if u - now > wait then wait = u - now end "
+                                "end "
+                                "if wait > 0 then return {0, wait} end "
+                                "for i = 1, 2 do "
+                                "  local free = tonumber(ARGV[i]) "
+                                "  local n = redis.call('HINCRBY', KEYS[i], 'n', 1) "
+                                "  local keep = tonumber(ARGV[5]) "
+                                "  if n >= free then "
+                                "    local d = tonumber(ARGV[3]) * 2 ^ math.min(n - free, 30) "
+                                "    if d > tonumber(ARGV[4]) then d = tonumber(ARGV[4]) end "
+                                "    redis.call('HSET', KEYS[i], 'until', now + d) "
+                                "    keep = keep + d "
+                                "  end "
+                                "  redis.call('PEXPIRE', KEYS[i], keep) "
+                                "end "
+                                "return {1, 0}";
 
-/* A successful login: forget the email's failures and take the attempt back from the address. */
+/*
+ * A successful login: forget the pair's failures and take the attempt back
+ * from the address (ARGV[1]: its free attempts), unblocking it when this
+ * attempt was the one that blocked it.
+ */
 static const char LUA_FORGIVE[] =
     "redis.call('DEL', KEYS[1]) "
-    "if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end "
+    "if tonumber(redis.call('HGET', KEYS[2], 'n') or '0') > 0 then "
+    "  if redis.call('HINCRBY', KEYS[2], 'n', -1) < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[2], 'until') end "
+    "end "
     "return 1";
 
 /* --- bearer tokens ------------------------------------------------------- */
@@ -110,9 +146,11 @@ static int verify_cached(api_req_t *ar, const char *t, size_t len, token_claims_
     struct st_api_token_cache_t *c = ar->thread->tokens;
     const token_conf_t *conf = &ar->thread->server->token;
     int64_t now = (int64_t)time(NULL);
+    /* The same leeway token_verify() allows, clamped the same way: a hit must never outlive a full check. */
+    int leeway = conf->leeway_s < 0 ? 0 : conf->leeway_s > TOKEN_MAX_LEEWAY ? TOKEN_MAX_LEEWAY : conf->leeway_s;
     token_slot_t *slot = c != NULL ? &c->slots[token_slot(t, len)] : NULL;
     if (slot != NULL && slot->token != NULL && slot->len == len && memcmp(slot->token, t, len) == 0) {
-        if (slot->claims.exp > now - conf->leeway_s) {
+        if (slot->claims.exp > now - leeway) {
             *claims = slot->claims;
             return 0;
         }
@@ -227,7 +265,8 @@ static const char *body_string(json_t *body, const char *name, size_t max, json_
         api_error_add(errors, name, "invalid_type", "must be a string");
         return NULL;
     }
-    if (json_string_length(v) == 0 || json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
+    if (json_string_length(v) == 0 || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
         api_error_add(errors, name, "invalid_value", "must be a non-empty string of reasonable length");
         return NULL;
     }
@@ -277,7 +316,7 @@ typedef struct st_login_op_t {
     api_req_t *ar;
     const char *email;    /* in ar->body */
     const char *password; /* in ar->body */
-    char email_key[300];
+    char pair_key[400];
     char addr_key[96];
     int64_t uid, team, ver;
     char role[33];
@@ -320,9 +359,11 @@ static void on_refresh_stored(void *data, const PGresult *res, int err)
         login_done(op);
         return;
     }
-    /* A success clears the email's failures and does not count against the address. */
-    const char *forgive[] = {"EVAL", LUA_FORGIVE, "2", op->email_key, op->addr_key};
-    if (kv_command(op->ar->thread->kv, on_forgiven, op, 5, forgive, NULL) != 0)
+    /* A success clears the pair's failures and does not count against the address. */
+    char free_addr[16];
+    snprintf(free_addr, sizeof(free_addr), "%d", LOGIN_FREE_PER_ADDRESS);
+    const char *forgive[] = {"EVAL", LUA_FORGIVE, "2", op->pair_key, op->addr_key, free_addr};
+    if (kv_command(op->ar->thread->kv, on_forgiven, op, 6, forgive, NULL) != 0)
         on_forgiven(op, NULL, ERR_UNAVAILABLE);
 }
 
@@ -398,7 +439,7 @@ static void on_counts(void *data, const redisReply *reply, int err)
     if (reply->element[0]->integer == 0) {
         long long ms = reply->element[1]->integer;
         char secs[24];
-        snprintf(secs, sizeof(secs), "%lld", ms > 0 ? (ms + 999) / 1000 : (long long)LOGIN_WINDOW_S);
+        snprintf(secs, sizeof(secs), "%lld", ms > 0 ? (ms + 999) / 1000 : 1LL);
         json_t *p = api_problem_new(429, "Too many failed logins. Wait before trying again.", "/v1/auth/token");
         json_object_set_new(p, "request_id", json_string(op->ar->request_id));
         api_add_header(op->ar, "retry-after", secs);
@@ -413,16 +454,70 @@ static void on_counts(void *data, const redisReply *reply, int err)
     }
 }
 
-static void client_address(h2o_req_t *req, char *buf, size_t len)
+/* The peer's address as (family, bytes); 0, or -1 when it has none (a UNIX socket). */
+static int peer_address(h2o_req_t *req, int *family, unsigned char addr[16])
 {
     struct sockaddr_storage ss;
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     char host[NI_MAXHOST];
     size_t n = sl > 0 ? h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, host) : SIZE_MAX;
     if (n == SIZE_MAX)
+        return -1;
+    return cfg_parse_ip(host, n, family, addr) == 0 ? 0 : -1;
+}
+
+/*
+ * The client's address, as text in buf. It is the peer's address, unless
+ * the peer is a trusted proxy (CLIENTELE_TRUSTED_PROXIES): then the
+ * X-Forwarded-For entries (every such header, in order) are walked from the
+ * right, and the first address that is not a trusted proxy is the client
+ * (the left-most entry when all are trusted). Entries left of it are
+ * whatever the client claimed and are ignored; an entry that is not an IP
+ * address ends the walk at the last trusted hop.
+ */
+static void client_address(api_req_t *ar, char *buf, size_t len)
+{
+    h2o_req_t *req = ar->req;
+    const cfg_t *cfg = ar->thread->server->cfg;
+    int family;
+    unsigned char addr[16];
+    if (peer_address(req, &family, addr) != 0) {
+        snprintf(buf, len, "unknown");
+        return;
+    }
+    if (cfg->ntrusted_proxies > 0 && cfg_nets_contain(cfg->trusted_proxies, cfg->ntrusted_proxies, family, addr)) {
+        /* Join every X-Forwarded-For header, in order, with commas. */
+        h2o_iovec_t all = {NULL, 0};
+        for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;) {
+            h2o_iovec_t v = req->headers.entries[i].value;
+            all = all.base == NULL ? v : h2o_concat(&req->pool, all, h2o_iovec_init(H2O_STRLIT(",")), v);
+        }
+        size_t end = all.len;
+        while (all.base != NULL && cfg_nets_contain(cfg->trusted_proxies, cfg->ntrusted_proxies, family, addr)) {
+            size_t start = end;
+            while (start > 0 && all.base[start - 1] != ',')
+                start--;
+            size_t a = start, b = end;
+            while (a < b && (all.base[a] == ' ' || all.base[a] == '\t'))
+                a++;
+            while (b > a && (all.base[b - 1] == ' ' || all.base[b - 1] == '\t'))
+                b--;
+            int f;
+            unsigned char next[16];
+            if (cfg_parse_ip(all.base + a, b - a, &f, next) != 0)
+                break;
+            family = f;
+            memcpy(addr, next, sizeof(next));
+            if (start == 0)
+                break;
+            end = start - 1;
+        }
+    }
+    char text[INET6_ADDRSTRLEN];
+    if (inet_ntop(family, addr, text, sizeof(text)) == NULL)
         snprintf(buf, len, "unknown");
     else
-        snprintf(buf, len, "%.*s", (int)n, host);
+        snprintf(buf, len, "%s", text);
 }
 
 int auth_token(api_req_t *ar)
@@ -437,21 +532,25 @@ int auth_token(api_req_t *ar)
     op->ar = ar;
     op->email = values[0];
     op->password = values[1];
-    size_t n = snprintf(op->email_key, sizeof(op->email_key), "%s%s", KEY_EMAIL, op->email);
-    for (size_t i = sizeof(KEY_EMAIL) - 1; i < n && i < sizeof(op->email_key); i++)
-        if (op->email_key[i] >= 'A' && op->email_key[i] <= 'Z')
-            op->email_key[i] += 'a' - 'A';
     char addr[64];
-    client_address(ar->req, addr, sizeof(addr));
+    client_address(ar, addr, sizeof(addr));
     snprintf(op->addr_key, sizeof(op->addr_key), "%s%s", KEY_ADDR, addr);
+    /* The address first: it holds no spaces, so "<address> <email>" cannot be read two ways. */
+    size_t n = snprintf(op->pair_key, sizeof(op->pair_key), "%s%s %s", KEY_PAIR, addr, op->email);
+    for (size_t i = sizeof(KEY_PAIR) - 1 + strlen(addr); i < n && i < sizeof(op->pair_key); i++)
+        if (op->pair_key[i] >= 'A' && op->pair_key[i] <= 'Z')
+            op->pair_key[i] += 'a' - 'A';
     api_req_hold(ar);
     /* Count the attempt first, atomically: concurrent guesses cannot slip under the limit. */
-    char window[16], max_email[16], max_addr[16];
-    snprintf(window, sizeof(window), "%d", LOGIN_WINDOW_S);
-    snprintf(max_email, sizeof(max_email), "%d", LOGIN_MAX_PER_EMAIL);
-    snprintf(max_addr, sizeof(max_addr), "%d", LOGIN_MAX_PER_ADDRESS);
-    const char *count[] = {"EVAL", LUA_COUNT, "2", op->email_key, op->addr_key, window, max_email, max_addr};
-    if (kv_command(ar->thread->kv, on_counts, op, 8, count, NULL) != 0) {
+    char free_pair[16], free_addr[16], delay[16], delay_max[16], forget[16];
+    snprintf(free_pair, sizeof(free_pair), "%d", LOGIN_FREE_PER_PAIR);
+    snprintf(free_addr, sizeof(free_addr), "%d", LOGIN_FREE_PER_ADDRESS);
+    snprintf(delay, sizeof(delay), "%d", LOGIN_DELAY_MS);
+    snprintf(delay_max, sizeof(delay_max), "%d", LOGIN_DELAY_MAX_MS);
+    snprintf(forget, sizeof(forget), "%d", LOGIN_FORGET_MS);
+    const char *count[] = {"EVAL",    LUA_COUNT, "2",   op->pair_key, op->addr_key,
+                           free_pair, free_addr, delay, delay_max,    forget};
+    if (kv_command(ar->thread->kv, on_counts, op, 10, count, NULL) != 0) {
         api_send_error(ar, ERR_UNAVAILABLE, "Logging in is unavailable right now. Retry later.");
         login_done(op);
     }
@@ -504,7 +603,8 @@ int auth_refresh(api_req_t *ar)
     sha256_hex(values[0], strlen(values[0]), presented);
     int ret = new_refresh_token(op->refresh, op->hash);
     if (ret == 0)
-        ret = auth_db_rotate(ar->thread->db, presented, op->hash, ar->thread->server->cfg->refresh_ttl_s, on_rotated, op);
+        ret =
+            auth_db_rotate(ar->thread->db, presented, op->hash, ar->thread->server->cfg->refresh_ttl_s, on_rotated, op);
     if (ret != 0) {
         free(op);
         return ret;
@@ -557,9 +657,9 @@ static void on_me(void *data, const PGresult *res, int err)
             json_object_set_new(o, "email", json_string(PQgetvalue(res, 0, 1)));
             json_object_set_new(o, "name", json_string(PQgetvalue(res, 0, 2)));
             json_object_set_new(o, "role", json_string(PQgetvalue(res, 0, 3)));
-            json_object_set_new(o, "team_id", PQgetisnull(res, 0, 4)
-                                                  ? json_null()
-                                                  : json_integer(strtoll(PQgetvalue(res, 0, 4), NULL, 10)));
+            json_object_set_new(o, "team_id",
+                                PQgetisnull(res, 0, 4) ? json_null()
+                                                       : json_integer(strtoll(PQgetvalue(res, 0, 4), NULL, 10)));
             json_object_set_new(o, "team", PQgetisnull(res, 0, 5) ? json_null() : json_string(PQgetvalue(res, 0, 5)));
             json_t *perms = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
             json_object_set_new(o, "permissions", perms != NULL ? perms : json_object());

@@ -30,6 +30,7 @@
 
 #include "api.h"
 #include "common/tzdb.h"
+#include "tables.h"
 #include "common/log.h"
 
 static void on_conn_close(void *data)
@@ -210,6 +211,12 @@ int main(int argc, char **argv)
     };
     if (cursor_key_derive(&server.cursor_key, server.token.key, server.token.key_len) != 0) {
         fprintf(stderr, "clientele-api: cannot derive the cursor key\n");
+        goto Fail;
+    }
+    /* A malformed field table would only show as wrong answers to some requests: refuse to start instead. */
+    if (api_check_field_tables(err, sizeof(err)) != 0) {
+        fprintf(stderr, "clientele-api: a request field table is invalid: %s\n", err);
+        rc = 1;
         goto Fail;
     }
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <libpq-fe.h>
 
 #include "cfg.h"
@@ -98,8 +101,15 @@ int cfg_parse_size(const char *s, size_t min, size_t max, size_t *out, const cha
     static const struct {
         const char *suffix;
         unsigned long long mult;
-    } units[] = {{"", 1},           {"B", 1},           {"k", 1024},         {"K", 1024},  {"KiB", 1024},
-                 {"M", 1024 * 1024}, {"MiB", 1024 * 1024}, {"G", 1024 * 1024 * 1024ULL}, {"GiB", 1024 * 1024 * 1024ULL}};
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"k", 1024},
+                 {"K", 1024},
+                 {"KiB", 1024},
+                 {"M", 1024 * 1024},
+                 {"MiB", 1024 * 1024},
+                 {"G", 1024 * 1024 * 1024ULL},
+                 {"GiB", 1024 * 1024 * 1024ULL}};
     unsigned long long v;
     const char *unit;
     if (split_number(s, &v, &unit) != 0) {
@@ -266,6 +276,121 @@ static int parse_origins(const char *s, char ***out, const char **why)
     return 0;
 }
 
+int cfg_parse_ip(const char *s, size_t len, int *family, unsigned char addr[16])
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (len == 0 || len >= sizeof(buf))
+        return ERR_INVALID;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    memset(addr, 0, 16);
+    if (inet_pton(AF_INET, buf, addr) == 1) {
+        *family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, addr) != 1)
+        return ERR_INVALID;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, mapped, sizeof(mapped)) == 0) {
+        memmove(addr, addr + 12, 4);
+        memset(addr + 4, 0, 12);
+        *family = AF_INET;
+    } else {
+        *family = AF_INET6;
+    }
+    return 0;
+}
+
+/* Clears the bits of addr past prefix. */
+static void mask_bits(unsigned char addr[16], int prefix)
+{
+    for (int i = 0; i < 16; i++) {
+        int keep = prefix - 8 * i;
+        if (keep <= 0)
+            addr[i] = 0;
+        else if (keep < 8)
+            addr[i] &= (unsigned char)(0xff << (8 - keep));
+    }
+}
+
+int cfg_parse_nets(const char *s, cfg_net_t **out, size_t *n, const char **why)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p != '\0'; p++)
+        cap += *p == ',';
+    cfg_net_t *list = calloc(cap, sizeof(*list));
+    size_t cnt = 0;
+    const char *p = s;
+    *out = NULL;
+    *n = 0;
+    while (*p != '\0') {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        while (len > 0 && isspace((unsigned char)*p))
+            p++, len--;
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (len == 0 && e == NULL && cnt == 0)
+            break; /* only white space */
+        const char *slash = memchr(p, '/', len);
+        size_t alen = slash != NULL ? (size_t)(slash - p) : len;
+        cfg_net_t *net = &list[cnt];
+        int ok = cfg_parse_ip(p, alen, &net->family, net->addr) == 0;
+        int max = net->family == AF_INET ? 32 : 128;
+        net->prefix = max;
+        if (ok && slash != NULL) {
+            /* A mapped address written as IPv6 keeps an IPv6 prefix length: refuse the mix rather than guess. */
+            ok = memchr(p, ':', alen) == NULL || net->family == AF_INET6;
+            size_t plen = len - alen - 1;
+            long v = 0;
+            ok = ok && plen >= 1 && plen <= 3;
+            for (size_t i = 0; ok && i < plen; i++) {
+                ok = isdigit((unsigned char)slash[1 + i]);
+                v = v * 10 + (slash[1 + i] - '0');
+            }
+            ok = ok && v <= max;
+            net->prefix = (int)v;
+        }
+        if (!ok)
+            goto Bad;
+        mask_bits(net->addr, net->prefix);
+        cnt++;
+        if (e == NULL)
+            break;
+        p = e + 1;
+        if (*p == '\0')
+            goto Bad; /* a trailing comma */
+    }
+    if (cnt == 0) {
+        free(list);
+        return 0;
+    }
+    *out = list;
+    *n = cnt;
+    return 0;
+
+Bad:
+    free(list);
+    *why = "must be a comma-separated list of IP addresses or CIDR networks such as 10.0.0.0/8";
+    return ERR_INVALID;
+}
+
+int cfg_nets_contain(const cfg_net_t *nets, size_t n, int family, const unsigned char addr[16])
+{
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].family != family)
+            continue;
+        unsigned char a[16];
+        memcpy(a, addr, 16);
+        if (family == AF_INET)
+            memset(a + 4, 0, 12);
+        mask_bits(a, nets[i].prefix);
+        if (memcmp(a, nets[i].addr, 16) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 #define FAIL(name, fmt, ...)                                                                                           \
     do {                                                                                                               \
         snprintf(err, errlen, "%s: " fmt, name, __VA_ARGS__);                                                          \
@@ -374,6 +499,8 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
 
     if (parse_origins(GET("CLIENTELE_CORS_ORIGINS", ""), &cfg->cors_origins, &why) != 0)
         FAIL("CLIENTELE_CORS_ORIGINS", "%s (got \"%s\")", why, v);
+    if (cfg_parse_nets(GET("CLIENTELE_TRUSTED_PROXIES", ""), &cfg->trusted_proxies, &cfg->ntrusted_proxies, &why) != 0)
+        FAIL("CLIENTELE_TRUSTED_PROXIES", "%s (got \"%s\")", why, v);
 
     {
         const char *cert = lookup("CLIENTELE_TLS_CERT", ctx), *key = lookup("CLIENTELE_TLS_KEY", ctx);
@@ -451,6 +578,7 @@ void cfg_free(cfg_t *cfg)
         for (char **p = cfg->cors_origins; *p != NULL; p++)
             free(*p);
     free(cfg->cors_origins);
+    free(cfg->trusted_proxies);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->worker_name);

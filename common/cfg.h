@@ -15,35 +15,44 @@
 
 typedef const char *(*cfg_lookup_fn)(const char *name, void *ctx);
 
+/* One network of CLIENTELE_TRUSTED_PROXIES: an IPv4 or IPv6 address and a prefix length. */
+typedef struct st_cfg_net_t {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order, host bits cleared; 4 bytes used for AF_INET */
+    int prefix;             /* 0..32 or 0..128 */
+} cfg_net_t;
+
 typedef struct st_cfg_t {
     char *listen_host; /* CLIENTELE_LISTEN, host part (IPv4/IPv6 literal or name) */
     uint16_t listen_port;
-    char *database_url;     /* CLIENTELE_DATABASE_URL */
-    char *redis_host;       /* from CLIENTELE_REDIS_URL */
+    char *database_url; /* CLIENTELE_DATABASE_URL */
+    char *redis_host;   /* from CLIENTELE_REDIS_URL */
     uint16_t redis_port;
     int redis_db;
-    char *redis_password;   /* NULL when none */
-    int threads;            /* CLIENTELE_THREADS */
-    int db_pool;            /* CLIENTELE_DB_POOL, connections per thread */
-    int db_queue;           /* CLIENTELE_DB_QUEUE, waiting queries per thread */
-    int db_timeout_ms;      /* CLIENTELE_DB_TIMEOUT */
-    int redis_timeout_ms;   /* CLIENTELE_REDIS_TIMEOUT */
-    char *jwt_secret;       /* CLIENTELE_JWT_SECRET, NULL when unset */
-    int jwt_rs256;          /* CLIENTELE_JWT_ALG is RS256 */
-    char *jwt_private_key;  /* CLIENTELE_JWT_PRIVATE_KEY: PEM file contents (RS256) */
-    char *jwt_public_key;   /* CLIENTELE_JWT_PUBLIC_KEY: PEM file contents (RS256) */
-    char *jwt_issuer;       /* CLIENTELE_JWT_ISSUER */
-    char *jwt_audience;     /* CLIENTELE_JWT_AUDIENCE */
-    int access_ttl_s;       /* CLIENTELE_ACCESS_TTL */
-    int refresh_ttl_s;      /* CLIENTELE_REFRESH_TTL */
-    int kdf_threads;        /* CLIENTELE_KDF_THREADS: password hashing threads */
-    int log_level;          /* CLIENTELE_LOG_LEVEL */
-    size_t body_limit;      /* CLIENTELE_BODY_LIMIT */
-    size_t bulk_body_limit; /* CLIENTELE_BULK_BODY_LIMIT */
-    char **cors_origins;    /* CLIENTELE_CORS_ORIGINS, NULL-terminated; "*" allowed */
-    char *tls_cert;         /* CLIENTELE_TLS_CERT */
-    char *tls_key;          /* CLIENTELE_TLS_KEY */
-    int shutdown_timeout_ms; /* CLIENTELE_SHUTDOWN_TIMEOUT */
+    char *redis_password;       /* NULL when none */
+    int threads;                /* CLIENTELE_THREADS */
+    int db_pool;                /* CLIENTELE_DB_POOL, connections per thread */
+    int db_queue;               /* CLIENTELE_DB_QUEUE, waiting queries per thread */
+    int db_timeout_ms;          /* CLIENTELE_DB_TIMEOUT */
+    int redis_timeout_ms;       /* CLIENTELE_REDIS_TIMEOUT */
+    char *jwt_secret;           /* CLIENTELE_JWT_SECRET, NULL when unset */
+    int jwt_rs256;              /* CLIENTELE_JWT_ALG is RS256 */
+    char *jwt_private_key;      /* CLIENTELE_JWT_PRIVATE_KEY: PEM file contents (RS256) */
+    char *jwt_public_key;       /* CLIENTELE_JWT_PUBLIC_KEY: PEM file contents (RS256) */
+    char *jwt_issuer;           /* CLIENTELE_JWT_ISSUER */
+    char *jwt_audience;         /* CLIENTELE_JWT_AUDIENCE */
+    int access_ttl_s;           /* CLIENTELE_ACCESS_TTL */
+    int refresh_ttl_s;          /* CLIENTELE_REFRESH_TTL */
+    int kdf_threads;            /* CLIENTELE_KDF_THREADS: password hashing threads */
+    int log_level;              /* CLIENTELE_LOG_LEVEL */
+    size_t body_limit;          /* CLIENTELE_BODY_LIMIT */
+    size_t bulk_body_limit;     /* CLIENTELE_BULK_BODY_LIMIT */
+    char **cors_origins;        /* CLIENTELE_CORS_ORIGINS, NULL-terminated; "*" allowed */
+    cfg_net_t *trusted_proxies; /* CLIENTELE_TRUSTED_PROXIES; NULL when none */
+    size_t ntrusted_proxies;
+    char *tls_cert;           /* CLIENTELE_TLS_CERT */
+    char *tls_key;            /* CLIENTELE_TLS_KEY */
+    int shutdown_timeout_ms;  /* CLIENTELE_SHUTDOWN_TIMEOUT */
     char *worker_name;        /* CLIENTELE_WORKER_NAME: consumer and lease name (default hostname:pid) */
     int worker_claim_idle_ms; /* CLIENTELE_WORKER_CLAIM_IDLE: idle time before another worker takes over (30s) */
 } cfg_t;
@@ -65,5 +74,18 @@ int cfg_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out, co
 int cfg_parse_size(const char *s, size_t min, size_t max, size_t *out, const char **why);
 int cfg_parse_hostport(const char *s, char **host, uint16_t *port, const char **why);
 int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why);
+/*
+ * A comma-separated list of addresses and CIDR networks ("10.0.0.0/8,
+ * 192.168.1.7, fd00::/8"; an address alone is a /32 or /128). "" gives an
+ * empty list (*out NULL, *n 0). On success *out is malloc'ed (free() it).
+ */
+int cfg_parse_nets(const char *s, cfg_net_t **out, size_t *n, const char **why);
+/*
+ * Parses one IP address (IPv4, or IPv6 without brackets; an IPv4-mapped
+ * IPv6 address becomes the IPv4 one) into family and addr. 0 or ERR_INVALID.
+ */
+int cfg_parse_ip(const char *s, size_t len, int *family, unsigned char addr[16]);
+/* 1 when (family, addr) lies in one of nets[0..n), else 0. */
+int cfg_nets_contain(const cfg_net_t *nets, size_t n, int family, const unsigned char addr[16]);
 
 #endif

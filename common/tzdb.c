@@ -102,8 +102,3 @@ const tz_t *tzdb_get(const tzdb_t *db, const char *name)
     snprintf(key.name, sizeof(key.name), "%s", name);
     return bsearch(&key, db->zones, db->n, sizeof(*db->zones), cmp_zone);
 }
-
-size_t tzdb_count(const tzdb_t *db)
-{
-    return db->n;
-}

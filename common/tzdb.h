@@ -19,6 +19,5 @@ tzdb_t *tzdb_open(const char *dir);
 void tzdb_close(tzdb_t *db);
 /* The zone named `name` ("Europe/Berlin", "UTC"), or NULL when there is none. */
 const tz_t *tzdb_get(const tzdb_t *db, const char *name);
-size_t tzdb_count(const tzdb_t *db);
 
 #endif

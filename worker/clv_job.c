@@ -79,7 +79,7 @@ static const char SQL_UPSERT_CURRENT_FMT[] =
 
 static const char *const lifecycle_names[WK_CLV_LIFECYCLE__COUNT] = {"prospect", "new", "active", "at_risk", "churned"};
 
-const char *wk_clv_lifecycle_name(int lifecycle)
+static const char *lifecycle_name(int lifecycle)
 {
     return lifecycle >= 0 && lifecycle < WK_CLV_LIFECYCLE__COUNT ? lifecycle_names[lifecycle] : NULL;
 }
@@ -594,7 +594,7 @@ static size_t produce_results(void *arg, char *buf, size_t cap)
             p += put_money(p, room - (size_t)(p - start), r->value);
             *p++ = '\t';
             p += put_money(p, room - (size_t)(p - start), r->clv);
-            p += snprintf(p, room - (size_t)(p - start), "\t%s\n", wk_clv_lifecycle_name(r->lifecycle));
+            p += snprintf(p, room - (size_t)(p - start), "\t%s\n", lifecycle_name(r->lifecycle));
         }
         off += (size_t)(p - start);
     }
@@ -688,7 +688,7 @@ static int score_all(wk_job_ctx_t *ctx, const wk_clv_job_params_t *p, const wk_c
 
     json_t *lc = json_object();
     for (int i = 0; i < WK_CLV_LIFECYCLE__COUNT; i++)
-        json_object_set_new(lc, wk_clv_lifecycle_name(i), json_integer((json_int_t)lifecycles[i]));
+        json_object_set_new(lc, lifecycle_name(i), json_integer((json_int_t)lifecycles[i]));
     char money[64], end[16];
     put_money(money, sizeof(money), value);
     json_t *o = json_object();

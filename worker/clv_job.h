@@ -49,8 +49,6 @@ typedef enum {
     WK_CLV_LIFECYCLE__COUNT
 } wk_clv_lifecycle_t;
 
-const char *wk_clv_lifecycle_name(int lifecycle);
-
 #define WK_CLV_NOT_FITTED UINT32_MAX
 
 /* One customer of the population, as loaded. */

@@ -423,11 +423,6 @@ int wk_job_progress(wk_job_ctx_t *ctx, double progress, int64_t done, int64_t to
     return job_tick(ctx, force);
 }
 
-int wk_job_tick(wk_job_ctx_t *ctx)
-{
-    return job_tick(ctx, 0);
-}
-
 /* --- the kinds' helpers ---------------------------------------------------------------- */
 
 int64_t wk_job_run_id(const wk_job_ctx_t *ctx)
@@ -465,18 +460,6 @@ static int record_db_failure(wk_job_ctx_t *ctx, int code, const char *msg, const
     else
         wk_job_fail(ctx, "the database reported an error while %s: %s", doing, msg);
     return code;
-}
-
-int wk_job_db_fail(wk_job_ctx_t *ctx, const PGresult *res, const char *doing)
-{
-    char msg[512];
-    if (res != NULL && PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL) {
-        const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        snprintf(msg, sizeof(msg), "%s", primary != NULL ? primary : PQresultErrorMessage(res));
-        return record_db_failure(ctx, ERR_INTERNAL, msg, doing);
-    }
-    conn_error(ctx->job->a, msg, sizeof(msg));
-    return record_db_failure(ctx, ERR_UNAVAILABLE, msg, doing);
 }
 
 int wk_job_exec(wk_job_ctx_t *ctx, const char *sql, int nparams, const char *const *params, const char *doing,
@@ -830,7 +813,6 @@ int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     char id[24], count[24];
     snprintf(id, sizeof(id), "%" PRId64, ctx->run_id);
     snprintf(count, sizeof(count), "%" PRId64, results->customers);
-    const char *idparam[] = {id};
     const char *lockparams[] = {id, job->name};
     PGresult *res;
     int r;
@@ -838,39 +820,30 @@ int wk_job_write_results(wk_job_ctx_t *ctx, const wk_job_results_t *results)
     if ((r = write_step(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL)) != 0)
         return r;
     /* Heartbeats go on meanwhile, so a cancel or a take-over stops these statements within a second. */
-    if (results->steps != NULL) {
-        side_t side;
-        int side_pending = results->side_steps != NULL;
-        int side_running = side_pending && side_start(ctx, &side, results->side_steps) == 0;
-        for (size_t i = 0; r == 0; i++) {
-            const wk_job_step_t *step = &results->steps[i];
-            if (side_pending && (i == results->side_before || step->sql == NULL)) {
-                side_pending = 0;
-                if (side_running) {
-                    side_running = 0; /* side_finish() ends it, whatever happens */
-                    r = side_finish(ctx, &side);
-                } else {
-                    r = run_steps(ctx, results->side_steps);
-                }
-                if (r != 0)
-                    break;
+    side_t side;
+    int side_pending = results->side_steps != NULL;
+    int side_running = side_pending && side_start(ctx, &side, results->side_steps) == 0;
+    for (size_t i = 0; r == 0; i++) {
+        const wk_job_step_t *step = &results->steps[i];
+        if (side_pending && (i == results->side_before || step->sql == NULL)) {
+            side_pending = 0;
+            if (side_running) {
+                side_running = 0; /* side_finish() ends it, whatever happens */
+                r = side_finish(ctx, &side);
+            } else {
+                r = run_steps(ctx, results->side_steps);
             }
-            if (step->sql == NULL)
+            if (r != 0)
                 break;
-            r = run_step(ctx, step);
         }
-        if (side_running)
-            side_end(&side);
-        if (r != 0)
-            return r;
-    } else {
-        if ((r = write_step(ctx, results->create_sql, 0, NULL, NULL)) != 0 ||
-            (r = copy_results_in(ctx, results->copy_sql, results->produce, results->arg)) != 0)
-            return r;
-        for (const char *const *sql = results->apply_sql; *sql != NULL; sql++)
-            if ((r = write_step(ctx, *sql, 1, idparam, NULL)) != 0)
-                return r;
+        if (step->sql == NULL)
+            break;
+        r = run_step(ctx, step);
     }
+    if (side_running)
+        side_end(&side);
+    if (r != 0)
+        return r;
     /*
      * Only now lock the run, so a cancel waits milliseconds, not the whole
      * write. No heartbeat from here on, not even while this statement runs:

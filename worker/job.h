@@ -107,14 +107,6 @@ PGconn *wk_job_conn(wk_job_ctx_t *ctx);
  */
 int wk_job_fail(wk_job_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
- * wk_job_fail() for a database problem while `doing` ("loading orders"):
- * "the database connection was lost while loading orders: <libpq message>"
- * or "the database rejected ... while loading orders: <server message>".
- * res may be NULL. Returns ERR_UNAVAILABLE or ERR_INTERNAL.
- */
-int wk_job_db_fail(wk_job_ctx_t *ctx, const PGresult *res, const char *doing);
-
-/*
  * Sets the run's progress (0..1), customers_done and, when total >= 0,
  * customers_total, and writes them together with the heartbeat when one is
  * due (every 500 ms; at once when force). Cheap when nothing is due: call
@@ -122,15 +114,14 @@ int wk_job_db_fail(wk_job_ctx_t *ctx, const PGresult *res, const char *doing);
  * cancelled or taken over or the worker is shutting down.
  */
 int wk_job_progress(wk_job_ctx_t *ctx, double progress, int64_t done, int64_t total, int force);
-/* wk_job_progress() with the values last set. */
-int wk_job_tick(wk_job_ctx_t *ctx);
 
 /*
  * Runs one statement on A (text parameters; NULL is SQL NULL), heartbeating
  * while the server works. sql needs no static storage. On success returns
  * 0 and the result in *res (the caller PQclear()s it). Otherwise returns
- * WK_JOB_ESTOP or a database failure recorded with `doing` (see
- * wk_job_db_fail()); *res is then NULL.
+ * WK_JOB_ESTOP or a database failure recorded with `doing` ("the database
+ * connection was lost while <doing>: ..." or "the database reported an
+ * error while <doing>: ..."); *res is then NULL.
  */
 int wk_job_exec(wk_job_ctx_t *ctx, const char *sql, int nparams, const char *const *params, const char *doing,
                 PGresult **res);
@@ -143,9 +134,10 @@ int wk_job_exec(wk_job_ctx_t *ctx, const char *sql, int nparams, const char *con
 typedef int (*wk_job_copy_cb)(void *arg, const char *data, size_t len);
 
 /*
- * Runs a COPY ... TO STDOUT on A and passes every message to cb, calling
- * wk_job_tick() in between. Returns 0 when the COPY completed, cb's negative
- * value, WK_JOB_ESTOP, or a database failure recorded with `doing`.
+ * Runs a COPY ... TO STDOUT on A and passes every message to cb,
+ * heartbeating in between (as wk_job_progress() does). Returns 0 when the
+ * COPY completed, cb's negative value, WK_JOB_ESTOP, or a database failure
+ * recorded with `doing`.
  */
 int wk_job_copy_out(wk_job_ctx_t *ctx, const char *sql, wk_job_copy_cb cb, void *arg, const char *doing);
 
@@ -161,15 +153,7 @@ typedef struct st_wk_job_step_t {
 
 /* A kind's results, for wk_job_write_results(). */
 typedef struct st_wk_job_results_t {
-    const char *create_sql; /* creates the temporary table (ON COMMIT DROP) */
-    const char *copy_sql;   /* COPY <that table> FROM STDIN */
-    wk_job_produce_cb produce;
-    void *arg;
-    const char *const *apply_sql; /* NULL-terminated statements taking $1 = run id, run in order */
-    /*
-     * Instead of the four above, when not NULL: the steps of the write, in
-     * order, up to one whose sql is NULL.
-     */
+    /* The steps of the write, in order, up to one whose sql is NULL. */
     const wk_job_step_t *steps;
     /*
      * May be NULL: steps (same form) that run meanwhile on a connection of
@@ -196,11 +180,9 @@ typedef struct st_wk_job_results_t {
 } wk_job_results_t;
 
 /*
- * In one transaction on A: creates the temporary table, COPYs the results
- * into it and runs apply_sql, or runs the steps (and the side steps beside
+ * In one transaction on A: runs the steps (and the side steps beside
  * them; heartbeating all along: a cancel stops them), then locks the run's
- * row and checks that it is still
- * this worker's and running (if not: rolls back and returns WK_JOB_ESTOP),
+ * row and checks that it is still this worker's and running (if not: rolls back and returns WK_JOB_ESTOP),
  * marks the run succeeded with its statistics, and commits; then runs
  * after_sql. Returns 0, WK_JOB_ESTOP, or a recorded database failure;
  * anything but 0 leaves nothing written in the run's transaction (side

@@ -47,6 +47,7 @@ static const char *const api_env[] = {
     "CLIENTELE_BULK_BODY_LIMIT=64KiB",
     "CLIENTELE_THREADS=2",
     "CLIENTELE_ACCESS_TTL=15m",
+    "CLIENTELE_TRUSTED_PROXIES=127.0.0.5, 127.0.1.0/24",
     NULL,
 };
 /* clang-format on */
@@ -818,7 +819,7 @@ END_TEST
 static const char *counter(const char *key, char *buf, size_t len)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "%s GET 'clientele:login:%s'", crew_redis_cli(), key);
+    snprintf(cmd, sizeof(cmd), "%s HGET 'clientele:login:%s' n", crew_redis_cli(), key);
     FILE *f = popen(cmd, "r");
     snprintf(buf, len, "(none)");
     if (f != NULL) {
@@ -851,11 +852,11 @@ START_TEST(five_failures_lock_the_email)
         th_resp_free(&r);
     }
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
+    assert_throttled(&r, "right password after 5 failures", "pair:127.0.0.1 tina@example.com");
     th_resp_free(&r);
     /* The lock is on the address, not on its spelling. */
     login("Tina@Example.com", PASSWORD, &r);
-    assert_throttled(&r, "same email, other case", "email:tina@example.com");
+    assert_throttled(&r, "same email, other case", "pair:127.0.0.1 tina@example.com");
     th_resp_free(&r);
     /* Another account is unaffected. */
     login("tom@example.com", PASSWORD, &r);
@@ -898,7 +899,7 @@ START_TEST(success_resets_the_email_counter)
     for (int i = 0; i < 4; i++) {
         login("tina@example.com", "wrong-password-1", &r);
         ck_assert_msg(r.status == 401, "failure %d after the success: status %d (counter email:tina@example.com is %s)",
-                      i + 1, r.status, counter("email:tina@example.com", c, sizeof(c)));
+                      i + 1, r.status, counter("pair:127.0.0.1 tina@example.com", c, sizeof(c)));
         th_resp_free(&r);
     }
     /* The counter still counts: a fifth failure locks the email. */
@@ -906,7 +907,7 @@ START_TEST(success_resets_the_email_counter)
     ck_assert_int_eq(r.status, 401);
     th_resp_free(&r);
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
+    assert_throttled(&r, "right password after 5 failures", "pair:127.0.0.1 tina@example.com");
     th_resp_free(&r);
 }
 END_TEST
@@ -944,8 +945,230 @@ START_TEST(concurrent_failures_do_not_exceed_the_email_limit)
     ck_assert_msg(refused <= 5, "%d of %d concurrent wrong passwords were checked (401), the limit is 5", refused, N);
     th_resp_t r;
     login("tina@example.com", PASSWORD, &r);
-    assert_throttled(&r, "right password after 5 failures", "email:tina@example.com");
+    assert_throttled(&r, "right password after 5 failures", "pair:127.0.0.1 tina@example.com");
     th_resp_free(&r);
+}
+END_TEST
+
+/* POST /v1/auth/token from local address `from` with an optional X-Forwarded-For value. */
+static void login_via(const char *from, const char *xff, const char *email, const char *password, th_resp_t *r)
+{
+    json_t *b = json_pack("{s:s, s:s}", "email", email, "password", password);
+    char *text = json_dumps(b, JSON_COMPACT), xh[256];
+    json_decref(b);
+    snprintf(xh, sizeof(xh), "X-Forwarded-For: %s", xff != NULL ? xff : "");
+    const char *h[] = {"Content-Type: application/json", xff != NULL ? xh : NULL, NULL};
+    th_set_source(from);
+    int rc = th_http(api.port, "POST", TOKEN_PATH, h, text, strlen(text), r);
+    th_set_source(NULL);
+    free(text);
+    ck_assert_msg(rc == 0, "no answer to a login from %s", from);
+}
+
+static long retry_after(const th_resp_t *r)
+{
+    char ra[32];
+    ck_assert_msg(r->status == 429, "status %d, want 429: %s", r->status, r->body);
+    ck_assert_ptr_nonnull(th_header(r, "retry-after", ra, sizeof(ra)));
+    return strtol(ra, NULL, 10);
+}
+
+/* Ends a throttling counter's current delay in Redis, as if the time had passed. */
+static void end_delay(const char *key)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s HSET 'clientele:login:%s' until 0 >/dev/null", crew_redis_cli(), key);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(failures_from_one_address_do_not_lock_the_user_out_elsewhere)
+{
+    /* An attacker at 127.0.0.2 guesses the administrator's password until throttled ... */
+    th_resp_t r;
+    for (int i = 0; i < 5; i++) {
+        login_via("127.0.0.2", NULL, "admin@example.com", "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "guess %d: status %d", i + 1, r.status);
+        th_resp_free(&r);
+    }
+    for (int i = 0; i < 3; i++) {
+        login_via("127.0.0.2", NULL, "admin@example.com", PASSWORD, &r);
+        assert_throttled(&r, "the attacker's address", "pair:127.0.0.2 admin@example.com");
+        th_resp_free(&r);
+    }
+    /* ... and the administrator, from another address, logs in as usual, at once and repeatedly. */
+    for (int i = 0; i < 3; i++) {
+        login_via("127.0.0.3", NULL, "admin@example.com", PASSWORD, &r);
+        ck_assert_msg(r.status == 200, "admin from another address: status %d: %s", r.status, r.body);
+        th_resp_free(&r);
+    }
+    /* Other accounts from the attacker's address are not blocked by that pair either. */
+    login_via("127.0.0.2", NULL, "tom@example.com", PASSWORD, &r);
+    ck_assert_msg(r.status == 200, "other email from the attacker's address: status %d: %s", r.status, r.body);
+    th_resp_free(&r);
+    /* Nor does the user's success from elsewhere lift the attacker's block. */
+    login_via("127.0.0.2", NULL, "admin@example.com", PASSWORD, &r);
+    assert_throttled(&r, "the attacker's address after the user's success", "pair:127.0.0.2 admin@example.com");
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(delays_grow_with_each_failure_up_to_a_cap)
+{
+    const char *key = "pair:127.0.0.4 tina@example.com";
+    th_resp_t r;
+    for (int i = 0; i < 5; i++) {
+        login_via("127.0.0.4", NULL, "tina@example.com", "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "failure %d: status %d", i + 1, r.status);
+        th_resp_free(&r);
+    }
+    login_via("127.0.0.4", NULL, "tina@example.com", PASSWORD, &r);
+    long prev = retry_after(&r);
+    th_resp_free(&r);
+    ck_assert_msg(prev >= 1 && prev <= 30, "first delay %ld s, want 1..30", prev);
+    for (int step = 0; step < 3; step++) {
+        end_delay(key);
+        /* The delay is over: one more guess is checked (and fails), and the next delay is twice as long. */
+        login_via("127.0.0.4", NULL, "tina@example.com", "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "step %d: status %d: %s", step, r.status, r.body);
+        th_resp_free(&r);
+        login_via("127.0.0.4", NULL, "tina@example.com", PASSWORD, &r);
+        long next = retry_after(&r);
+        th_resp_free(&r);
+        ck_assert_msg(next >= 2 * prev - 2 && next <= 2 * prev + 1, "step %d: delay %ld s after %ld s", step, next,
+                      prev);
+        prev = next;
+    }
+    /* However many failures, the delay stops growing at 15 minutes. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s HSET 'clientele:login:%s' n 60 >/dev/null", crew_redis_cli(), key);
+    ck_assert_int_eq(system(cmd), 0);
+    end_delay(key);
+    login_via("127.0.0.4", NULL, "tina@example.com", "wrong-password-1", &r);
+    ck_assert_int_eq(r.status, 401);
+    th_resp_free(&r);
+    login_via("127.0.0.4", NULL, "tina@example.com", PASSWORD, &r);
+    long capped = retry_after(&r);
+    th_resp_free(&r);
+    ck_assert_msg(capped > 890 && capped <= 900, "capped delay %ld s", capped);
+
+    /* The address's overall failures grow the same way. */
+    for (int i = 0; i < 20; i++) {
+        login_via("127.0.0.6", NULL, fmt("spray%02d@example.com", i), "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "spray %d: status %d", i + 1, r.status);
+        th_resp_free(&r);
+    }
+    login_via("127.0.0.6", NULL, "tom@example.com", PASSWORD, &r);
+    long a1 = retry_after(&r);
+    th_resp_free(&r);
+    end_delay("addr:127.0.0.6");
+    login_via("127.0.0.6", NULL, "spray99@example.com", "wrong-password-1", &r);
+    ck_assert_int_eq(r.status, 401);
+    th_resp_free(&r);
+    login_via("127.0.0.6", NULL, "tom@example.com", PASSWORD, &r);
+    long a2 = retry_after(&r);
+    th_resp_free(&r);
+    ck_assert_msg(a2 >= 2 * a1 - 2, "address delay %ld s after %ld s", a2, a1);
+    /* Another address is not affected. */
+    login_via("127.0.0.7", NULL, "tom@example.com", PASSWORD, &r);
+    ck_assert_msg(r.status == 200, "another address: status %d", r.status);
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(forwarded_for_is_believed_only_from_trusted_proxies)
+{
+    th_resp_t r;
+    /* From an untrusted peer, X-Forwarded-For is ignored: changing it does not escape a block. */
+    for (int i = 0; i < 5; i++) {
+        login_via("127.0.0.8", fmt("203.0.113.%d", i + 1), "tina@example.com", "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "failure %d: status %d", i + 1, r.status);
+        th_resp_free(&r);
+    }
+    login_via("127.0.0.8", "203.0.113.99", "tina@example.com", PASSWORD, &r);
+    assert_throttled(&r, "untrusted peer with a new X-Forwarded-For", "pair:127.0.0.8 tina@example.com");
+    th_resp_free(&r);
+
+    /* Through a trusted proxy (127.0.0.5), each forwarded client is counted on its own. */
+    for (int i = 0; i < 5; i++) {
+        login_via("127.0.0.5", "198.51.100.7", "tina@example.com", "wrong-password-1", &r);
+        ck_assert_msg(r.status == 401, "proxied failure %d: status %d", i + 1, r.status);
+        th_resp_free(&r);
+    }
+    login_via("127.0.0.5", "198.51.100.7", "tina@example.com", PASSWORD, &r);
+    assert_throttled(&r, "forwarded client", "pair:198.51.100.7 tina@example.com");
+    th_resp_free(&r);
+    /* A prefix the client wrote itself is ignored: the right-most untrusted address counts. */
+    login_via("127.0.0.5", "10.0.0.1, 198.51.100.7", "tina@example.com", PASSWORD, &r);
+    assert_throttled(&r, "forged prefix", "pair:198.51.100.7 tina@example.com");
+    th_resp_free(&r);
+    /* Trusted hops on the right are skipped (127.0.1.0/24 is trusted). */
+    login_via("127.0.0.5", "198.51.100.7, 127.0.1.9", "tina@example.com", PASSWORD, &r);
+    assert_throttled(&r, "behind two proxies", "pair:198.51.100.7 tina@example.com");
+    th_resp_free(&r);
+    /* Another forwarded client, and the proxy's own address, are not blocked. */
+    login_via("127.0.0.5", "198.51.100.8", "tina@example.com", PASSWORD, &r);
+    ck_assert_msg(r.status == 200, "another forwarded client: status %d: %s", r.status, r.body);
+    th_resp_free(&r);
+    login_via("127.0.0.5", NULL, "tina@example.com", PASSWORD, &r);
+    ck_assert_msg(r.status == 200, "the proxy itself: status %d: %s", r.status, r.body);
+    th_resp_free(&r);
+    /* The failures were counted against the forwarded address, not the proxy's or the untrusted peer's. */
+    char c[64];
+    ck_assert_str_eq(counter("addr:198.51.100.7", c, sizeof(c)), "5");
+    ck_assert_str_eq(counter("addr:127.0.0.8", c, sizeof(c)), "5");
+    ck_assert_str_eq(counter("addr:127.0.0.5", c, sizeof(c)), "0"); /* its one success was taken back */
+}
+END_TEST
+
+START_TEST(login_while_redis_is_down_is_503)
+{
+    th_resp_t r;
+    login("tom@example.com", PASSWORD, &r);
+    ck_assert_int_eq(r.status, 200);
+    th_resp_free(&r);
+    ck_assert_int_eq(th_stack("redis-stop"), 0);
+    /* Without the throttling counters no password is checked: 503, never a token and never a 500. */
+    th_resp_t down = {0};
+    int got503 = 0, other = 0, wrong503 = 0;
+    long long until = th_now_ms() + 5000;
+    while (th_now_ms() < until && !got503) {
+        login("tom@example.com", PASSWORD, &r);
+        if (r.status == 503) {
+            got503 = 1;
+            down = r; /* checked once Redis runs again, so a failed check cannot leave it stopped */
+            continue;
+        }
+        other += r.status != 200;
+        th_resp_free(&r);
+        usleep(100 * 1000);
+    }
+    /* A wrong password gets the same 503: Redis being down does not reveal whether a guess was right. */
+    if (got503) {
+        login("tom@example.com", "wrong-password-1", &r);
+        wrong503 = r.status == 503;
+        th_resp_free(&r);
+    }
+    int restarted = th_stack("redis-start");
+    ck_assert_msg(got503, "logins did not answer 503 with Redis stopped");
+    ck_assert_msg(other == 0, "%d logins answered neither 200 nor 503 while Redis stopped", other);
+    ck_assert_msg(wrong503, "a wrong password did not answer 503 with Redis stopped");
+    ck_assert_int_eq(restarted, 0);
+    char ra[16];
+    assert_problem(&down, 503, "/problems/unavailable", TOKEN_PATH);
+    ck_assert_ptr_nonnull(th_header(&down, "retry-after", ra, sizeof(ra)));
+    ck_assert_ptr_null(json_object_get(down.json, "access_token"));
+    th_resp_free(&down);
+    /* Redis back: logins work again without a restart of the API. */
+    int ok = 0;
+    until = th_now_ms() + 10000;
+    while (th_now_ms() < until && !ok) {
+        login("tom@example.com", PASSWORD, &r);
+        ok = r.status == 200;
+        th_resp_free(&r);
+        if (!ok)
+            usleep(200 * 1000);
+    }
+    ck_assert_msg(ok, "logins did not recover after Redis came back");
 }
 END_TEST
 
@@ -1043,6 +1266,10 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, twenty_failures_from_one_address_lock_every_email);
     tcase_add_test(tc, success_resets_the_email_counter);
     tcase_add_test(tc, concurrent_failures_do_not_exceed_the_email_limit);
+    tcase_add_test(tc, failures_from_one_address_do_not_lock_the_user_out_elsewhere);
+    tcase_add_test(tc, delays_grow_with_each_failure_up_to_a_cap);
+    tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_proxies);
+    tcase_add_test(tc, login_while_redis_is_down_is_503);
     suite_add_tcase(s, tc);
 
     tc = crew_tcase("roles", 60);

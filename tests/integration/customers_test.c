@@ -1662,6 +1662,115 @@ START_TEST(feed_applies_scopes)
 }
 END_TEST
 
+/* Every change of a feed after *cursor (any feed path), until an empty page; moves *cursor. */
+static json_t *feed_of(int who, const char *feed, const char **cursor)
+{
+    json_t *all = keep(json_array());
+    for (int i = 0; i < 100; i++) {
+        th_resp_t *r = http_get(who, fmt("%s?limit=100&after=%s", feed, *cursor));
+        expect_status(r, 200);
+        json_t *data = jget(r, "data");
+        if (json_array_size(data) == 0)
+            return all;
+        json_array_extend(all, data);
+        *cursor = jstr(r->json, "next_cursor");
+    }
+    ck_abort_msg("feed did not end");
+    return NULL;
+}
+
+/* The feed shows exactly one change: op on id (or nothing when op is NULL). */
+static void expect_only(json_t *ch, const char *who, const char *feed, const char *op, long long id)
+{
+    if (op == NULL) {
+        ck_assert_msg(json_array_size(ch) == 0, "%s: %s shows %s", who, feed, jdump(json_incref(ch)));
+        return;
+    }
+    ck_assert_msg(json_array_size(ch) == 1, "%s: %s shows %s, wanted one %s of %lld", who, feed, jdump(json_incref(ch)),
+                  op, id);
+    expect_change(json_array_get(ch, 0), op, id);
+}
+
+START_TEST(feed_follows_records_across_owners_and_teams)
+{
+    /* A manager of team south, for this test only: the crew has one manager (north). */
+    const char *email = fmt("%s@south-managers.test", uniq("msouth"));
+    long long msouth_id = th_user_add(db_url, email, "Manager South", "manager", "south", conf.password);
+    ck_assert_int_gt(msouth_id, 0);
+    char msouth_token[2048];
+    login_ok(email, conf.password, msouth_token, NULL);
+    /* Borrow the analyst's slot so every helper can call as the south manager. */
+    int MSOUTH = ANALYST;
+    users[MSOUTH].id = msouth_id;
+    users[MSOUTH].team_id = team_south;
+    snprintf(users[MSOUTH].token, sizeof(users[MSOUTH].token), "%s", msouth_token);
+
+    enum { NW = 6 };
+    static const int watchers[NW] = {REP1, REP2, REPS, MANAGER, ANALYST, DIRECTOR};
+    static const char *const names[NW] = {"rep.north1",    "rep.north2",    "rep.south1",
+                                          "manager.north", "manager.south", "director"};
+    static const char *const feeds[2] = {"/v1/changes/customers", "/v1/changes/orders"};
+    rec_t x = make_customer(REP1, uniq("feed-move"));
+    th_resp_t *r =
+        http_post(DIRECTOR, "/v1/orders",
+                  jdump(json_pack("{s:I, s:s, s:s, s:s, s:s}", "customer_id", (json_int_t)x.id, "ordered_at",
+                                  "2024-05-01T10:00:00Z", "status", "completed", "currency", "EUR", "total", "20.00")));
+    expect_status(r, 201);
+    long long order = jint(r->json, "id");
+    const char *cur[NW][2];
+    for (int w = 0; w < NW; w++)
+        for (int f = 0; f < 2; f++)
+            cur[w][f] = feed_head_of(feeds[f], watchers[w]);
+
+    /* rep.north1 (north) -> rep.south1 (south). */
+    expect_status(http_patch(DIRECTOR, cpath(x.id),
+                             jdump(json_pack("{s:I, s:I}", "owner_id", (json_int_t)users[REPS].id, "team_id",
+                                             (json_int_t)team_south)),
+                             NULL),
+                  200);
+    /* customers: rep.north1, rep.north2, rep.south1, manager.north, manager.south, director */
+    static const char *const move1[2][NW] = {{"delete", NULL, "create", "delete", "create", "update"},
+                                             {"delete", NULL, "create", "delete", "create", NULL}};
+    for (int w = 0; w < NW; w++)
+        for (int f = 0; f < 2; f++)
+            expect_only(feed_of(watchers[w], feeds[f], &cur[w][f]), names[w], feeds[f], move1[f][w],
+                        f == 0 ? x.id : order);
+
+    /* rep.south1 (south) -> rep.north2 (north): the other way round. */
+    expect_status(http_patch(DIRECTOR, cpath(x.id),
+                             jdump(json_pack("{s:I, s:I}", "owner_id", (json_int_t)users[REP2].id, "team_id",
+                                             (json_int_t)team_north)),
+                             NULL),
+                  200);
+    static const char *const move2[2][NW] = {{NULL, "create", "delete", "create", "delete", "update"},
+                                             {NULL, "create", "delete", "create", "delete", NULL}};
+    for (int w = 0; w < NW; w++)
+        for (int f = 0; f < 2; f++) {
+            json_t *ch = feed_of(watchers[w], feeds[f], &cur[w][f]);
+            expect_only(ch, names[w], feeds[f], move2[f][w], f == 0 ? x.id : order);
+            if (move2[f][w] != NULL && strcmp(move2[f][w], "create") == 0 && f == 0)
+                ck_assert_int_eq(jint(json_object_get(json_array_get(ch, 0), "data"), "owner_id"), users[REP2].id);
+        }
+
+    /* A move inside the team: the manager sees an update, the reps a delete and a create. */
+    expect_status(
+        http_patch(DIRECTOR, cpath(x.id), jdump(json_pack("{s:I}", "owner_id", (json_int_t)users[REP1].id)), NULL),
+        200);
+    static const char *const move3[2][NW] = {{"create", "delete", NULL, "update", NULL, "update"},
+                                             {"create", "delete", NULL, NULL, NULL, NULL}};
+    for (int w = 0; w < NW; w++)
+        for (int f = 0; f < 2; f++)
+            expect_only(feed_of(watchers[w], feeds[f], &cur[w][f]), names[w], feeds[f], move3[f][w],
+                        f == 0 ? x.id : order);
+
+    /* An ordinary update that moves nothing reaches exactly the readers it always did. */
+    expect_status(http_patch(DIRECTOR, cpath(x.id), "{\"industry\":\"unmoved\"}", NULL), 200);
+    static const char *const still[NW] = {"update", NULL, NULL, "update", NULL, "update"};
+    for (int w = 0; w < NW; w++)
+        expect_only(feed_of(watchers[w], feeds[0], &cur[w][0]), names[w], feeds[0], still[w], x.id);
+}
+END_TEST
+
 START_TEST(feed_hides_a_younger_commit_until_older_transactions_end)
 {
     const char *tag = uniq("feed-tx");
@@ -1895,6 +2004,7 @@ static Suite *customers_suite(void)
     tcase_add_test(tc, feed_lists_every_change_once_in_order_with_tombstones);
     tcase_add_test(tc, feed_pages_with_after_and_limit);
     tcase_add_test(tc, feed_applies_scopes);
+    tcase_add_test(tc, feed_follows_records_across_owners_and_teams);
     tcase_add_test(tc, feed_hides_a_younger_commit_until_older_transactions_end);
     tcase_add_test(tc, feed_never_skips_under_concurrent_random_commits);
     suite_add_tcase(s, tc);

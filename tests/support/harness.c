@@ -38,9 +38,26 @@ long long th_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The local address this thread's requests come from (th_set_source()); NULL: the kernel's choice. */
+static __thread const char *source_addr;
+
+void th_set_source(const char *addr)
+{
+    source_addr = addr;
+}
+
 static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source_addr != NULL) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, source_addr, &src.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            fprintf(stderr, "harness: cannot bind to source address %s: %s\n", source_addr, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {30, 0};
@@ -260,8 +277,8 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
 {
     api->port = th_free_port();
     static int seq;
-    snprintf(api->log_path, sizeof(api->log_path), "%s/logs/api-%d-%d.log", env_or("STACK_DIR", ".test"),
-             (int)getpid(), seq++);
+    snprintf(api->log_path, sizeof(api->log_path), "%s/logs/api-%d-%d.log", env_or("STACK_DIR", ".test"), (int)getpid(),
+             seq++);
     char dir[300];
     snprintf(dir, sizeof(dir), "mkdir -p %s/logs", env_or("STACK_DIR", ".test"));
     if (system(dir) != 0)

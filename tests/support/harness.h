@@ -17,10 +17,10 @@
 
 typedef struct st_th_resp_t {
     int status;
-    char *head;      /* status line and headers, NUL-terminated */
-    char *body;      /* NUL-terminated */
+    char *head; /* status line and headers, NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t body_len;
-    json_t *json;    /* the body parsed, when it is JSON; else NULL */
+    json_t *json; /* the body parsed, when it is JSON; else NULL */
 } th_resp_t;
 
 typedef struct st_th_api_t {
@@ -36,6 +36,12 @@ typedef struct st_th_api_t {
  */
 int th_http(int port, const char *method, const char *path, const char *const *headers, const char *body,
             size_t body_len, th_resp_t *resp);
+/*
+ * Makes this thread's later requests come from a local IPv4 address such as
+ * "127.0.0.2" (anything in 127.0.0.0/8 works on loopback), so a test can
+ * act as several clients; NULL goes back to the default.
+ */
+void th_set_source(const char *addr);
 /* A response header's value (case-insensitive name) copied into buf; NULL if absent. */
 const char *th_header(const th_resp_t *r, const char *name, char *buf, size_t len);
 void th_resp_free(th_resp_t *r);

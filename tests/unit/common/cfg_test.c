@@ -116,9 +116,9 @@ END_TEST
 
 START_TEST(test_load_empty_means_default)
 {
-    env_t env[] = {{"CLIENTELE_LISTEN", ""},     {"CLIENTELE_DB_POOL", ""},   {"CLIENTELE_DB_TIMEOUT", ""},
-                   {"CLIENTELE_LOG_LEVEL", ""},  {"CLIENTELE_BODY_LIMIT", ""}, {"CLIENTELE_REDIS_URL", ""},
-                   {"CLIENTELE_TLS_CERT", ""},   {"CLIENTELE_TLS_KEY", ""},   {NULL, NULL}};
+    env_t env[] = {{"CLIENTELE_LISTEN", ""},    {"CLIENTELE_DB_POOL", ""},    {"CLIENTELE_DB_TIMEOUT", ""},
+                   {"CLIENTELE_LOG_LEVEL", ""}, {"CLIENTELE_BODY_LIMIT", ""}, {"CLIENTELE_REDIS_URL", ""},
+                   {"CLIENTELE_TLS_CERT", ""},  {"CLIENTELE_TLS_KEY", ""},    {NULL, NULL}};
     cfg_t cfg;
     load_ok(env, &cfg);
     ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
@@ -319,12 +319,9 @@ START_TEST(test_load_jwt_alg_keys)
 {
     char *priv = make_file(PEM_PRIV), *pub = make_file(PEM_PUB), *junk = make_file("not a key\n");
     cfg_t cfg;
-    env_t rs[] = {{"CLIENTELE_JWT_ALG", "RS256"},
-                  {"CLIENTELE_JWT_PRIVATE_KEY", priv},
-                  {"CLIENTELE_JWT_PUBLIC_KEY", pub},
-                  {"CLIENTELE_JWT_ISSUER", "https://id.example.com"},
-                  {"CLIENTELE_JWT_AUDIENCE", "crm"},
-                  {NULL, NULL}};
+    env_t rs[] = {{"CLIENTELE_JWT_ALG", "RS256"},    {"CLIENTELE_JWT_PRIVATE_KEY", priv},
+                  {"CLIENTELE_JWT_PUBLIC_KEY", pub}, {"CLIENTELE_JWT_ISSUER", "https://id.example.com"},
+                  {"CLIENTELE_JWT_AUDIENCE", "crm"}, {NULL, NULL}};
     load_ok(rs, &cfg);
     ck_assert_int_eq(cfg.jwt_rs256, 1);
     ck_assert_pstr_eq(cfg.jwt_private_key, PEM_PRIV);
@@ -356,14 +353,16 @@ END_TEST
 START_TEST(test_load_token_ttls)
 {
     cfg_t cfg;
-    env_t env[] = {{"CLIENTELE_ACCESS_TTL", "1h"}, {"CLIENTELE_REFRESH_TTL", "7d"}, {"CLIENTELE_KDF_THREADS", "4"},
-                   {NULL, NULL}};
+    env_t env[] = {
+        {"CLIENTELE_ACCESS_TTL", "1h"}, {"CLIENTELE_REFRESH_TTL", "7d"}, {"CLIENTELE_KDF_THREADS", "4"}, {NULL, NULL}};
     load_ok(env, &cfg);
     ck_assert_int_eq(cfg.access_ttl_s, 3600);
     ck_assert_int_eq(cfg.refresh_ttl_s, 7 * 86400);
     ck_assert_int_eq(cfg.kdf_threads, 4);
     cfg_free(&cfg);
-    env_t edges[] = {{"CLIENTELE_ACCESS_TTL", "1m"}, {"CLIENTELE_REFRESH_TTL", "365d"}, {"CLIENTELE_KDF_THREADS", "64"},
+    env_t edges[] = {{"CLIENTELE_ACCESS_TTL", "1m"},
+                     {"CLIENTELE_REFRESH_TTL", "365d"},
+                     {"CLIENTELE_KDF_THREADS", "64"},
                      {NULL, NULL}};
     load_ok(edges, &cfg);
     ck_assert_int_eq(cfg.access_ttl_s, 60);
@@ -493,6 +492,75 @@ START_TEST(test_load_cors_origins_no_path)
     assert_refused("CLIENTELE_CORS_ORIGINS", "https://app.example.com/");
     assert_refused("CLIENTELE_CORS_ORIGINS", "http://a/");
     assert_refused("CLIENTELE_CORS_ORIGINS", "http:///");
+}
+END_TEST
+
+/* Is the textual address `ip` inside the configured trusted proxies? */
+static int trusted(const cfg_t *cfg, const char *ip)
+{
+    int family;
+    unsigned char a[16];
+    ck_assert_msg(cfg_parse_ip(ip, strlen(ip), &family, a) == 0, "%s does not parse", ip);
+    return cfg_nets_contain(cfg->trusted_proxies, cfg->ntrusted_proxies, family, a);
+}
+
+START_TEST(test_load_trusted_proxies)
+{
+    cfg_t cfg;
+    load_one("CLIENTELE_TRUSTED_PROXIES", "", &cfg);
+    ck_assert_ptr_null(cfg.trusted_proxies);
+    ck_assert_uint_eq(cfg.ntrusted_proxies, 0);
+    ck_assert_int_eq(trusted(&cfg, "127.0.0.1"), 0);
+    cfg_free(&cfg);
+
+    load_one("CLIENTELE_TRUSTED_PROXIES", "   ", &cfg);
+    ck_assert_uint_eq(cfg.ntrusted_proxies, 0);
+    cfg_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_trusted_proxies_match)
+{
+    cfg_t cfg;
+    load_one("CLIENTELE_TRUSTED_PROXIES", " 10.1.0.0/16, 192.168.7.9 ,fd00:1::/32, 2001:db8::5, 172.16.5.77/12", &cfg);
+    ck_assert_uint_eq(cfg.ntrusted_proxies, 5);
+    ck_assert_int_eq(trusted(&cfg, "10.1.0.0"), 1);
+    ck_assert_int_eq(trusted(&cfg, "10.1.255.254"), 1);
+    ck_assert_int_eq(trusted(&cfg, "10.2.0.1"), 0);
+    ck_assert_int_eq(trusted(&cfg, "192.168.7.9"), 1);
+    ck_assert_int_eq(trusted(&cfg, "192.168.7.10"), 0);
+    ck_assert_int_eq(trusted(&cfg, "fd00:1:ffff::1"), 1);
+    ck_assert_int_eq(trusted(&cfg, "fd00:2::1"), 0);
+    ck_assert_int_eq(trusted(&cfg, "2001:db8::5"), 1);
+    ck_assert_int_eq(trusted(&cfg, "2001:db8::6"), 0);
+    /* Host bits in the network are cleared: 172.16.5.77/12 is 172.16.0.0/12. */
+    ck_assert_int_eq(trusted(&cfg, "172.31.0.1"), 1);
+    ck_assert_int_eq(trusted(&cfg, "172.32.0.1"), 0);
+    /* An IPv4-mapped IPv6 peer is its IPv4 address; IPv4 networks never match IPv6 addresses. */
+    ck_assert_int_eq(trusted(&cfg, "::ffff:10.1.2.3"), 1);
+    ck_assert_int_eq(trusted(&cfg, "::a01:203"), 0);
+    cfg_free(&cfg);
+
+    load_one("CLIENTELE_TRUSTED_PROXIES", "0.0.0.0/0", &cfg);
+    ck_assert_int_eq(trusted(&cfg, "203.0.113.9"), 1);
+    ck_assert_int_eq(trusted(&cfg, "2001:db8::1"), 0);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_TRUSTED_PROXIES", "::/0", &cfg);
+    ck_assert_int_eq(trusted(&cfg, "2001:db8::1"), 1);
+    ck_assert_int_eq(trusted(&cfg, "203.0.113.9"), 0);
+    cfg_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_trusted_proxies_refused)
+{
+    static const char *const bad[] = {
+        "10.0.0.0/33", "fd00::/129",     "10.0.0.0/",           "10.0.0.0/-1", "10.0.0.0/8/8",
+        "10.0.0",      "lb.example.com", "10.0.0.1,,10.0.0.2",  ",10.0.0.1",   "10.0.0.1,",
+        "[::1]",       "10.0.0.0/1a",    "::ffff:10.0.0.0/104", "*",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_refused("CLIENTELE_TRUSTED_PROXIES", bad[i]);
 }
 END_TEST
 
@@ -887,6 +955,9 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_body_limits);
     tcase_add_test(tc, test_load_cors_origins);
     tcase_add_test(tc, test_load_cors_origins_no_path);
+    tcase_add_test(tc, test_load_trusted_proxies);
+    tcase_add_test(tc, test_trusted_proxies_match);
+    tcase_add_test(tc, test_trusted_proxies_refused);
     tcase_add_test(tc, test_load_tls);
     tcase_add_test(tc, test_load_first_failure_wins);
     suite_add_tcase(s, tc);
