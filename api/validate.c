@@ -418,12 +418,52 @@ static void check_members(vctx_t *cx, const json_t *obj, const validate_field_t 
                           const char *prefix);
 static void check_present(vctx_t *cx, const validate_field_t *f, const json_t *v, unsigned mode, const char *path);
 
+/* The decimal types: digits before and after the point, and the range. */
+static void check_decimal_value(vctx_t *cx, const validate_field_t *f, const char *s, size_t len, const char *path)
+{
+    dec_t d;
+    switch (check_decimal(s, len, f->int_digits, f->scale, &d)) {
+    case DECIMAL_OK:
+        if ((f->flags & VF_RANGE) &&
+            (dec_cmp(d, dec_from_int(f->min_value)) < 0 || dec_cmp(d, dec_from_int(f->max_value)) > 0))
+            report_range(cx, path, f);
+        break;
+    case DECIMAL_FORMAT:
+        report(cx, path, VALIDATE_E_INVALID_FORMAT,
+               "must be a decimal number written like \"1234.50\", without exponent, '+' or spaces");
+        break;
+    case DECIMAL_INT_DIGITS:
+        report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s before the decimal point",
+               f->int_digits, plural((size_t)f->int_digits));
+        break;
+    case DECIMAL_SCALE:
+        if (f->scale == 0)
+            report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must be a whole number");
+        else
+            report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s after the decimal point",
+                   f->scale, plural((size_t)f->scale));
+        break;
+    }
+}
+
 /* The string types: shape, characters and length, then what the type means. */
 static void check_string(vctx_t *cx, const validate_field_t *f, const json_t *v, const char *path)
 {
     const char *s, *msg;
     size_t len, n;
 
+    if (f->type == VT_DECIMAL && json_is_number(v)) {
+        /* A JSON number stands for the decimal it reads as; validate_trim() stores that text. */
+        char *text = jx_number_decimal(v);
+        if (text == NULL)
+            report(cx, path, VALIDATE_E_INVALID_TYPE,
+                   "must be a decimal number: a string such as \"12.50\", or a JSON number of at most 15 significant"
+                   " digits");
+        else
+            check_decimal_value(cx, f, text, strlen(text), path);
+        free(text);
+        return;
+    }
     if (!json_is_string(v)) {
         if (f->type == VT_DECIMAL)
             report(cx, path, VALIDATE_E_INVALID_TYPE, "must be a string holding a decimal number, such as \"12.50\"");
@@ -463,32 +503,9 @@ static void check_string(vctx_t *cx, const validate_field_t *f, const json_t *v,
             report_enum(cx, path, f);
         break;
     }
-    case VT_DECIMAL: {
-        dec_t d;
-        switch (check_decimal(s, len, f->int_digits, f->scale, &d)) {
-        case DECIMAL_OK:
-            if ((f->flags & VF_RANGE) &&
-                (dec_cmp(d, dec_from_int(f->min_value)) < 0 || dec_cmp(d, dec_from_int(f->max_value)) > 0))
-                report_range(cx, path, f);
-            break;
-        case DECIMAL_FORMAT:
-            report(cx, path, VALIDATE_E_INVALID_FORMAT,
-                   "must be a decimal number written like \"1234.50\", without exponent, '+' or spaces");
-            break;
-        case DECIMAL_INT_DIGITS:
-            report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s before the decimal point",
-                   f->int_digits, plural((size_t)f->int_digits));
-            break;
-        case DECIMAL_SCALE:
-            if (f->scale == 0)
-                report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must be a whole number");
-            else
-                report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s after the decimal point",
-                       f->scale, plural((size_t)f->scale));
-            break;
-        }
+    case VT_DECIMAL:
+        check_decimal_value(cx, f, s, len, path);
         break;
-    }
     case VT_TIMESTAMP: {
         /* jx_is_rfc3339() wants a NUL-terminated string; no valid timestamp is longer than 32 bytes. */
         char buf[40];
@@ -761,8 +778,15 @@ void validate_trim(json_t *obj, const validate_field_t *fields, size_t nfields)
         return;
     for (i = 0; i < nfields; ++i) {
         json_t *v = json_object_get(obj, fields[i].name);
-        if (v != NULL)
+        if (v != NULL && fields[i].type == VT_DECIMAL && json_is_number(v)) {
+            /* Money never travels as a float: the number becomes the decimal text it stands for. */
+            char *text = jx_number_decimal(v);
+            if (text != NULL)
+                json_object_set_new(obj, fields[i].name, json_string(text));
+            free(text);
+        } else if (v != NULL) {
             trim_value(&fields[i], v);
+        }
     }
 }
 

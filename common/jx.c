@@ -8,6 +8,8 @@
  * free(), returned jansson values are new references. See jx.h for the
  * exact ownership rule of jx_merge_patch(), which reuses its target.
  */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,4 +285,68 @@ char *jx_dump_compact(const json_t *v)
     if (v == NULL)
         return NULL;
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* --- JSON numbers as decimals ----------------------------------------------- */
+
+char *jx_number_decimal(const json_t *v)
+{
+    char buf[64];
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strdup(buf);
+    }
+    if (!json_is_real(v))
+        return NULL;
+    double d = json_real_value(v);
+    if (!isfinite(d))
+        return NULL;
+    if (d == 0)
+        return strdup("0");
+    /* The fewest significant digits that read back exactly: "d.ddde[+-]X". */
+    int p;
+    for (p = 1; p <= 15; p++) {
+        snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (p > 15)
+        return NULL;
+    char digits[20];
+    size_t nd = 0;
+    const char *c = buf;
+    int neg = *c == '-';
+    c += neg;
+    for (; *c != 'e'; c++)
+        if (*c != '.')
+            digits[nd++] = *c;
+    int exp10 = atoi(c + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    if (exp10 > 40 || exp10 < -40)
+        return NULL;
+    /* The value is 0.digits x 10^(exp10 + 1). */
+    char *out = malloc(nd + 48), *o = out;
+    if (out == NULL)
+        return NULL;
+    if (neg)
+        *o++ = '-';
+    if (exp10 < 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int z = 0; z < -exp10 - 1; z++)
+            *o++ = '0';
+        memcpy(o, digits, nd);
+        o += nd;
+    } else {
+        for (int k = 0; k <= exp10; k++)
+            *o++ = (size_t)k < nd ? digits[k] : '0';
+        if (nd > (size_t)exp10 + 1) {
+            *o++ = '.';
+            memcpy(o, digits + exp10 + 1, nd - (size_t)exp10 - 1);
+            o += nd - (size_t)exp10 - 1;
+        }
+    }
+    *o = '\0';
+    return out;
 }

@@ -115,4 +115,15 @@ int jx_parse_rfc3339(const char *s, int64_t *unix_seconds, int32_t *micros);
  */
 char *jx_dump_compact(const json_t *v);
 
+/*
+ * The decimal text a JSON number stands for, without exponent: integers as
+ * they are; a real as the shortest text of at most 15 significant digits
+ * that reads back as the same double (so 0.7 gives "0.7", never
+ * "0.69999999999999996"). NULL for a real that needs more digits (the
+ * client must send such a value as a string), for magnitudes beyond 1e40 or
+ * below 1e-40, for infinities and for values that are not numbers.
+ * malloc'ed; the caller frees it.
+ */
+char *jx_number_decimal(const json_t *v);
+
 #endif

@@ -14,6 +14,7 @@
  * whose first purchase is fewer days before as_of is "new").
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,27 +66,40 @@ static void take_decimal(json_t *out, const json_t *in, const char *name, const 
 {
     json_t *v = json_object_get(in, name);
     const char *s = def;
+    char *num = NULL;
     if (v != NULL) {
-        if (!json_is_string(v)) {
-            add_error(errors, name, "invalid_type", "must be a decimal string such as \"0.80\"");
+        if (json_is_number(v)) {
+            /* A JSON number stands for the decimal it reads as (0.7 is "0.7"). */
+            if ((num = jx_number_decimal(v)) == NULL) {
+                add_error(errors, name, "invalid_type",
+                          "must be a decimal such as \"0.80\" or 0.8 (at most 15 significant digits)");
+                return;
+            }
+            s = num;
+        } else if (!json_is_string(v)) {
+            add_error(errors, name, "invalid_type", "must be a decimal such as \"0.80\" or 0.8");
             return;
+        } else {
+            s = json_string_value(v);
         }
-        s = json_string_value(v);
     }
     dec_t d, lo, hi;
     dec_parse(min, strlen(min), 6, &lo);
     dec_parse(max, strlen(max), 6, &hi);
     if (dec_parse(s, strlen(s), 6, &d) != 0) {
-        add_error(errors, name, "invalid_format", "must be a decimal string such as \"0.80\"");
+        add_error(errors, name, "invalid_format", "must be a decimal such as \"0.80\" or 0.8");
+        free(num);
         return;
     }
     if (dec_cmp(d, lo) < 0 || dec_cmp(d, hi) > 0) {
         char msg[96];
         snprintf(msg, sizeof(msg), "must be between %s and %s", min, max);
         add_error(errors, name, "out_of_range", msg);
+        free(num);
         return;
     }
     json_object_set_new(out, name, json_string(s));
+    free(num);
     if (value != NULL)
         *value = d;
 }

@@ -479,6 +479,11 @@ START_TEST(run_create_clv_defaults_and_given_values)
     ck_assert(json_is_null(json_object_get(p, "lookback_days")));
     ck_assert_str_eq(jstr(p, "a_share"), "0.000001");
     ck_assert_str_eq(jstr(p, "b_share"), "1");
+    /* Decimals may come as JSON numbers: kept as the decimal they read as, never a float's digits. */
+    run = create_run(ANALYST, "{\"kind\":\"rfm\",\"params\":{\"a_share\":0.7,\"b_share\":0.9}}");
+    p = json_object_get(run, "params");
+    ck_assert_str_eq(jstr(p, "a_share"), "0.7");
+    ck_assert_str_eq(jstr(p, "b_share"), "0.9");
     run = create_run(ANALYST, "{\"kind\":\"clv\",\"params\":{\"time_unit\":\"day\",\"horizon\":520,"
                               "\"discount_rate\":\"1\",\"alive_active\":\"0.5\",\"alive_at_risk\":\"0.5\","
                               "\"penalizer\":\"1000\",\"first_purchase_after\":\"2025-01-01T00:00:00Z\","
@@ -542,7 +547,9 @@ START_TEST(run_create_validation_names_each_field)
         {"{\"kind\":\"rfm\",\"params\":{\"a_share\":\"-0.5\"}}", "params.a_share", "out_of_range"},
         {"{\"kind\":\"rfm\",\"params\":{\"a_share\":\"eighty\"}}", "params.a_share", "invalid_format"},
         {"{\"kind\":\"rfm\",\"params\":{\"a_share\":\"0.1234567\"}}", "params.a_share", "invalid_format"},
-        {"{\"kind\":\"rfm\",\"params\":{\"a_share\":0.8}}", "params.a_share", "invalid_type"},
+        {"{\"kind\":\"rfm\",\"params\":{\"a_share\":true}}", "params.a_share", "invalid_type"},
+        {"{\"kind\":\"rfm\",\"params\":{\"a_share\":0.30000000000000004}}", "params.a_share", "invalid_type"},
+        {"{\"kind\":\"rfm\",\"params\":{\"a_share\":1.5}}", "params.a_share", "out_of_range"},
         {"{\"kind\":\"rfm\",\"params\":{\"tag\":\"\"}}", "params.tag", "invalid_value"},
         {"{\"kind\":\"rfm\",\"params\":{\"tag\":5}}", "params.tag", "invalid_value"},
         {"{\"kind\":\"rfm\",\"params\":{\"tag\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}",

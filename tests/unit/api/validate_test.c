@@ -240,7 +240,7 @@ START_TEST(every_error_at_once)
     /* Five bad order fields, two of them deep inside lines. */
     EXPECT("{'customer_id':'42','currency':'eur','ordered_at':'2024-05-01 12:00:00',"
            "'lines':[{'sku':'A','name':'W','quantity':0,'unit_price':'1'},"
-           "{'sku':'B','name':'G','quantity':1,'unit_price':1.5}]}",
+           "{'sku':'B','name':'G','quantity':1,'unit_price':true}]}",
            ORDER, VALIDATE_CREATE, NULL, /* */
            "customer_id", "invalid_type", "currency", "invalid_format", "ordered_at", "invalid_format",
            "lines[0].quantity", "out_of_range", "lines[1].unit_price", "invalid_type", NULL);
@@ -627,9 +627,26 @@ START_TEST(decimals)
         EXPECT_CUSTOMER_WITH("credit_limit", json_string(FORMAT[i]), "credit_limit", "invalid_format", NULL);
     for (i = 0; i < sizeof(RANGE) / sizeof(RANGE[0]); ++i)
         EXPECT_CUSTOMER_WITH("credit_limit", json_string(RANGE[i]), "credit_limit", "out_of_range", NULL);
-    /* A JSON number is the wrong type: money travels as strings. */
-    EXPECT_CUSTOMER_WITH("credit_limit", json_real(12.5), "credit_limit", "invalid_type", NULL);
-    EXPECT_CUSTOMER_WITH("credit_limit", json_integer(12), "credit_limit", "invalid_type", NULL);
+    /* A JSON number stands for the decimal it reads as, with the same limits... */
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(12.5), NULL);
+    EXPECT_CUSTOMER_WITH("credit_limit", json_integer(12), NULL);
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(0.07), NULL);
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(1.234), "credit_limit", "out_of_range", NULL);
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(-1), "credit_limit", "out_of_range", NULL);
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(1e17), "credit_limit", "out_of_range", NULL);
+    /* ... but one a double cannot carry exactly must come as a string. */
+    EXPECT_CUSTOMER_WITH("credit_limit", json_real(0.1 + 0.2), "credit_limit", "invalid_type", NULL);
+    /* and validate_trim() stores the exact text, never a float. */
+    {
+        json_t *o = json_pack("{s:f, s:[{s:s, s:s, s:i, s:f}]}", "credit_limit", 0.7, "lines", "sku", "A", "name", "W",
+                              "quantity", 3, "unit_price", 0.1);
+        validate_trim(o, CUSTOMER, NCUSTOMER);
+        ck_assert_str_eq(json_string_value(json_object_get(o, "credit_limit")), "0.7");
+        validate_trim(o, ORDER, NORDER);
+        json_t *line = json_array_get(json_object_get(o, "lines"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(line, "unit_price")), "0.1");
+        json_decref(o);
+    }
 
     msg = only_message("{'credit_limit':'1.234'}", CUSTOMER, NCUSTOMER, VALIDATE_PATCH);
     ck_assert_str_eq(msg, "must have at most 2 digits after the decimal point");

@@ -469,6 +469,40 @@ START_TEST(dump_compact)
 }
 END_TEST
 
+/* JSON numbers read as the decimal a client meant, never a float's expansion. */
+START_TEST(numbers_as_decimals)
+{
+    static const struct {
+        double d;
+        const char *want; /* NULL: refused */
+    } cases[] = {
+        {0.7, "0.7"},         {12.5, "12.5"},     {-0.07, "-0.07"},         {100, "100"},     {1e20, "100000000000000000000"},
+        {1.5e-7, "0.00000015"}, {0, "0"},         {1234567.891, "1234567.891"}, {0.1 + 0.2, NULL}, {1e41, NULL},
+        {1e-41, NULL},        {123456789012345.6, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *v = json_real(cases[i].d);
+        char *got = jx_number_decimal(v);
+        if (cases[i].want == NULL)
+            ck_assert_msg(got == NULL, "%.17g gave %s", cases[i].d, got);
+        else
+            ck_assert_msg(got != NULL && strcmp(got, cases[i].want) == 0, "%.17g gave %s, want %s", cases[i].d,
+                          got ? got : "NULL", cases[i].want);
+        free(got);
+        json_decref(v);
+    }
+    json_t *v = json_integer(-9007199254740993LL);
+    char *got = jx_number_decimal(v);
+    ck_assert_str_eq(got, "-9007199254740993");
+    free(got);
+    json_decref(v);
+    v = json_string("1");
+    ck_assert_ptr_null(jx_number_decimal(v));
+    json_decref(v);
+    ck_assert_ptr_null(jx_number_decimal(NULL));
+}
+END_TEST
+
 static Suite *jx_suite(void)
 {
     Suite *s = suite_create("jx");
@@ -511,6 +545,7 @@ static Suite *jx_suite(void)
     tc = tcase_create("dump");
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, dump_compact);
+    tcase_add_test(tc, numbers_as_decimals);
     suite_add_tcase(s, tc);
     return s;
 }
