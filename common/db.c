@@ -58,6 +58,7 @@
 #define DB_MAX_PREPARED 128
 #define DB_BACKOFF_STEPS 7
 #define DB_MAX_HOSTS 8
+#define DB_MAX_ADDRS 4          /* addresses tried per host name, like libpq does for the names it resolves */
 #define DB_EXEC_GRACE_MS 1000   /* after statement_timeout, before our own deadline cancels */
 #define DB_CANCEL_GRACE_MS 5000 /* after the cancel, before the connection is given up */
 #define DB_CONNECT_TIMEOUT_MS 5000
@@ -109,9 +110,12 @@ struct st_db_resolve_t {
     bg_job_t job;
     db_conn_t *conn; /* NULL once the attempt was given up */
     int nhosts;
-    char *hosts[DB_MAX_HOSTS]; /* names to resolve; NULL for literals and socket paths */
-    char addrs[DB_MAX_HOSTS][INET6_ADDRSTRLEN];
-    char error[160];
+    char *names[DB_MAX_HOSTS]; /* the host list's entries */
+    char *ports[DB_MAX_HOSTS]; /* the port list's entries, when it has one per host */
+    int resolve[DB_MAX_HOSTS]; /* 1: a name to look up; 0: a literal or a socket path, passed as is */
+    int naddrs[DB_MAX_HOSTS];
+    char addrs[DB_MAX_HOSTS][DB_MAX_ADDRS][INET6_ADDRSTRLEN];
+    char error[400];
 };
 
 struct st_db_t {
@@ -123,6 +127,7 @@ struct st_db_t {
     char **keys, **vals;
     int nkeys;
     char *hosts; /* the host list, when some entry needs resolving; else NULL */
+    char *ports; /* the port list that goes with it (not in keys either); NULL: libpq's default */
     int pool_size;
     int queue_max;
     int closing;
@@ -424,8 +429,10 @@ static int is_literal(const char *h)
 
 static void resolve_free(db_resolve_t *r)
 {
-    for (int i = 0; i < r->nhosts; i++)
-        free(r->hosts[i]);
+    for (int i = 0; i < r->nhosts; i++) {
+        free(r->names[i]);
+        free(r->ports[i]);
+    }
     free(r);
 }
 
@@ -433,20 +440,26 @@ static void resolve_run(bg_job_t *job)
 {
     db_resolve_t *r = H2O_STRUCT_FROM_MEMBER(db_resolve_t, job, job);
     for (int i = 0; i < r->nhosts; i++) {
-        if (r->hosts[i] == NULL)
+        if (!r->resolve[i])
             continue;
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-        int gai = getaddrinfo(r->hosts[i], NULL, &hints, &res);
+        int gai = getaddrinfo(r->names[i], NULL, &hints, &res);
         if (gai != 0 || res == NULL) {
-            snprintf(r->error, sizeof(r->error), "could not resolve \"%s\": %s", r->hosts[i],
+            snprintf(r->error, sizeof(r->error), "could not resolve \"%s\": %s", r->names[i],
                      gai != 0 ? gai_strerror(gai) : "no address");
             if (res != NULL)
                 freeaddrinfo(res);
             return;
         }
-        if (getnameinfo(res->ai_addr, res->ai_addrlen, r->addrs[i], sizeof(r->addrs[i]), NULL, 0, NI_NUMERICHOST) != 0)
-            snprintf(r->error, sizeof(r->error), "could not format the address of \"%s\"", r->hosts[i]);
+        for (struct addrinfo *a = res; a != NULL && r->naddrs[i] < DB_MAX_ADDRS; a = a->ai_next)
+            if (getnameinfo(a->ai_addr, a->ai_addrlen, r->addrs[i][r->naddrs[i]], INET6_ADDRSTRLEN, NULL, 0,
+                            NI_NUMERICHOST) == 0)
+                r->naddrs[i]++;
         freeaddrinfo(res);
+        if (r->naddrs[i] == 0) {
+            snprintf(r->error, sizeof(r->error), "could not format the addresses of \"%s\"", r->names[i]);
+            return;
+        }
     }
 }
 
@@ -492,12 +505,17 @@ static void conn_start(db_conn_t *c)
     char *list = strdup(db->hosts), *save = NULL;
     for (char *h = strtok_r(list, ",", &save); h != NULL && r->nhosts < DB_MAX_HOSTS; h = strtok_r(NULL, ",", &save)) {
         int i = r->nhosts++;
-        if (h[0] == '/' || h[0] == '@' || is_literal(h))
-            snprintf(r->addrs[i], sizeof(r->addrs[i]), "%s", h[0] == '/' || h[0] == '@' ? "" : h);
-        else
-            r->hosts[i] = strdup(h);
+        r->names[i] = strdup(h);
+        r->resolve[i] = h[0] != '/' && h[0] != '@' && !is_literal(h);
     }
     free(list);
+    if (db->ports != NULL && strchr(db->ports, ',') != NULL) {
+        list = strdup(db->ports);
+        int i = 0;
+        for (char *p = strtok_r(list, ",", &save); p != NULL && i < r->nhosts; p = strtok_r(NULL, ",", &save))
+            r->ports[i++] = strdup(p);
+        free(list);
+    }
     r->conn = c;
     r->job.run = resolve_run;
     r->job.done = resolve_done;
@@ -507,33 +525,67 @@ static void conn_start(db_conn_t *c)
     bg_submit(db->box, &r->job);
 }
 
+/* Server notices go to the log (libpq's default prints them to stderr). */
+static void on_notice(void *arg, const char *message)
+{
+    db_conn_t *c = arg;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_msg(LOG_DEBUG, "database connection %d: %s", c->index, msg);
+}
+
 /* Starts libpq's non-blocking connect, with the looked-up addresses when r is not NULL. */
 static void conn_connect(db_conn_t *c, db_resolve_t *r)
 {
     db_t *db = c->db;
-    const char *keys[db->nkeys + 5], *vals[db->nkeys + 5];
+    const char *keys[db->nkeys + 8], *vals[db->nkeys + 8];
     int n = 0;
-    char hostaddr[DB_MAX_HOSTS * (INET6_ADDRSTRLEN + 1) + 1];
+    char *host = NULL, *hostaddr = NULL, *port = NULL;
     for (int i = 0; i < db->nkeys; i++)
         keys[n] = db->keys[i], vals[n++] = db->vals[i];
     if (db->keys == NULL)
         keys[n] = "dbname", vals[n++] = db->conninfo;
     if (r != NULL) {
-        size_t len = 0;
-        hostaddr[0] = '\0';
-        for (int i = 0; i < r->nhosts; i++)
-            len += (size_t)snprintf(hostaddr + len, sizeof(hostaddr) - len, "%s%s", i > 0 ? "," : "", r->addrs[i]);
+        /* One host entry per address, as libpq does itself: host for TLS and .pgpass, hostaddr to connect to. */
+        size_t hl = 0, al = 0, pl = 0;
+        FILE *hf = open_memstream(&host, &hl), *af = open_memstream(&hostaddr, &al), *pf = open_memstream(&port, &pl);
+        if (hf == NULL || af == NULL || pf == NULL)
+            abort();
+        int first = 1;
+        for (int i = 0; i < r->nhosts; i++) {
+            int k = r->resolve[i] ? r->naddrs[i] : 1;
+            for (int j = 0; j < k; j++) {
+                const char *addr = r->resolve[i]                                    ? r->addrs[i][j]
+                                   : r->names[i][0] == '/' || r->names[i][0] == '@' ? ""
+                                                                                    : r->names[i];
+                fprintf(hf, "%s%s", first ? "" : ",", r->names[i]);
+                fprintf(af, "%s%s", first ? "" : ",", addr);
+                fprintf(pf, "%s%s", first ? "" : ",", r->ports[i] != NULL ? r->ports[i] : "");
+                first = 0;
+            }
+        }
+        fclose(hf);
+        fclose(af);
+        fclose(pf);
+        keys[n] = "host", vals[n++] = host;
         keys[n] = "hostaddr", vals[n++] = hostaddr;
+        if (db->ports != NULL)
+            keys[n] = "port", vals[n++] = r->ports[0] != NULL ? port : db->ports;
     }
     keys[n] = "application_name", vals[n++] = db->app_name;
     keys[n] = "options", vals[n++] = db->options;
     keys[n] = NULL, vals[n] = NULL;
     /* Without a parsed connection string, libpq expands it from dbname (and reports its errors). */
     c->pg = PQconnectStartParams(keys, vals, db->keys == NULL);
+    free(host);
+    free(hostaddr);
+    free(port);
     if (c->pg == NULL) {
         conn_fail(c, "out of memory");
         return;
     }
+    PQsetNoticeProcessor(c->pg, on_notice, c);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
@@ -817,7 +869,7 @@ static void parse_conninfo(db_t *db, int *connect_timeout_s)
     db->vals = calloc((size_t)n + 1, sizeof(char *));
     if (db->keys == NULL || db->vals == NULL)
         abort();
-    const char *host = NULL, *hostaddr = NULL;
+    const char *host = NULL, *hostaddr = NULL, *port = NULL;
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         if (o->val == NULL)
             continue;
@@ -825,6 +877,8 @@ static void parse_conninfo(db_t *db, int *connect_timeout_s)
             host = o->val;
         if (strcmp(o->keyword, "hostaddr") == 0)
             hostaddr = o->val;
+        if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
         if (strcmp(o->keyword, "connect_timeout") == 0)
             *connect_timeout_s = atoi(o->val);
         if (strcmp(o->keyword, "options") == 0) {
@@ -844,8 +898,21 @@ static void parse_conninfo(db_t *db, int *connect_timeout_s)
         for (char *h = strtok_r(list, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save))
             need |= h[0] != '/' && h[0] != '@' && !is_literal(h);
         free(list);
-        if (need)
+        if (need) {
             db->hosts = strdup(host);
+            db->ports = port != NULL && port[0] != '\0' ? strdup(port) : NULL;
+            /* Each attempt passes host and port itself, expanded to one entry per address. */
+            int k = 0;
+            for (int i = 0; i < db->nkeys; i++) {
+                if (strcmp(db->keys[i], "host") == 0 || strcmp(db->keys[i], "port") == 0) {
+                    free(db->keys[i]);
+                    free(db->vals[i]);
+                    continue;
+                }
+                db->keys[k] = db->keys[i], db->vals[k++] = db->vals[i];
+            }
+            db->nkeys = k;
+        }
     }
     PQconninfoFree(opts);
 }
@@ -943,6 +1010,7 @@ void db_close(db_t *db)
     free(db->keys);
     free(db->vals);
     free(db->hosts);
+    free(db->ports);
     free(db->conns);
     free(db->conninfo);
     free(db->app_name);
