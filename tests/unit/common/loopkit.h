@@ -56,7 +56,7 @@ static int lk_env_int(const char *name, int def)
 }
 
 /* Runs the loop until *flag is non-zero or ms pass; returns *flag. */
-static int lk_run_until(h2o_loop_t *loop, volatile int *flag, int ms)
+static inline int lk_run_until(h2o_loop_t *loop, volatile int *flag, int ms)
 {
     long long until = lk_now_ms() + ms;
     while (!*flag && lk_now_ms() < until)
@@ -64,7 +64,7 @@ static int lk_run_until(h2o_loop_t *loop, volatile int *flag, int ms)
     return *flag;
 }
 
-static void lk_run_for(h2o_loop_t *loop, int ms)
+static inline void lk_run_for(h2o_loop_t *loop, int ms)
 {
     long long until = lk_now_ms() + ms;
     while (lk_now_ms() < until)
@@ -89,7 +89,7 @@ static void lk_on_probe(h2o_timeout_entry_t *e)
     h2o_timeout_link(p->loop, &p->timeout, &p->entry);
 }
 
-static void lk_probe_start(lk_probe_t *p, h2o_loop_t *loop)
+static inline void lk_probe_start(lk_probe_t *p, h2o_loop_t *loop)
 {
     memset(p, 0, sizeof(*p));
     p->loop = loop;
@@ -99,7 +99,7 @@ static void lk_probe_start(lk_probe_t *p, h2o_loop_t *loop)
     h2o_timeout_link(loop, &p->timeout, &p->entry);
 }
 
-static void lk_probe_stop(lk_probe_t *p)
+static inline void lk_probe_stop(lk_probe_t *p)
 {
     if (h2o_timeout_is_linked(&p->entry))
         h2o_timeout_unlink(&p->entry);
@@ -107,7 +107,7 @@ static void lk_probe_stop(lk_probe_t *p)
 }
 
 /* A listener that completes TCP handshakes (the kernel does) but never answers. Returns its port; fd in *fd. */
-static int lk_silent_listener(int *fd)
+static inline int lk_silent_listener(int *fd)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof(sa);
@@ -120,7 +120,7 @@ static int lk_silent_listener(int *fd)
 }
 
 /* A port on 127.0.0.1 where nothing listens (connections are refused). */
-static int lk_closed_port(void)
+static inline int lk_closed_port(void)
 {
     int fd;
     int port = lk_silent_listener(&fd);
