@@ -250,8 +250,10 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
         h2o_timeout_unlink(&op->_deadline);
     if (err != 0 && res != NULL) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        log_msg(err == ERR_CONFLICT || err == ERR_INVALID ? LOG_DEBUG : LOG_ERROR, "query failed: sqlstate %s: %s",
-                st != NULL ? st : "-", PQresultErrorMessage(res));
+        log_msg(err == ERR_CONFLICT || err == ERR_INVALID      ? LOG_DEBUG
+                : err == ERR_TIMEOUT || err == ERR_UNAVAILABLE ? LOG_WARN
+                                                               : LOG_ERROR,
+                "query failed: sqlstate %s: %s", st != NULL ? st : "-", PQresultErrorMessage(res));
     }
     op->cb(op->data, res, err);
     op_free(op);
