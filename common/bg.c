@@ -102,7 +102,7 @@ static void start_threads_locked(void)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
+        pthread_attr_setstacksize(&attr, 1024 * 1024); /* name lookups through NSS modules */
         if (pthread_create(&tid, &attr, helper_main, NULL) != 0)
             abort();
         pthread_attr_destroy(&attr);

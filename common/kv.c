@@ -253,8 +253,13 @@ static void connect_addr(kv_t *kv, const char *addr);
 static void resolve_run(bg_job_t *job)
 {
     kv_resolve_t *r = H2O_STRUCT_FROM_MEMBER(kv_resolve_t, job, job);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    /* IPv4 first, as hiredis itself does for the names it resolves. */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int gai = getaddrinfo(r->host, NULL, &hints, &res);
+    if (gai != 0) {
+        hints.ai_family = AF_INET6;
+        gai = getaddrinfo(r->host, NULL, &hints, &res);
+    }
     if (gai != 0 || res == NULL)
         snprintf(r->error, sizeof(r->error), "could not resolve \"%s\": %s", r->host,
                  gai != 0 ? gai_strerror(gai) : "no address");

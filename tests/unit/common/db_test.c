@@ -137,6 +137,20 @@ START_TEST(resolves_host_names_off_the_loop)
 }
 END_TEST
 
+START_TEST(localhost_gets_every_address_libpq_would_try)
+{
+    /* The server listens on 127.0.0.1 only; localhost may resolve to ::1 first. */
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=localhost port=%d user=clientele dbname=clientele",
+             lk_env_int("STACK_PG_PORT", 55532));
+    db_t *db = open_pool(conninfo, 1, 8, 5000, 1000);
+    ck_assert_msg(all_up(db, 5000), "never connected to localhost");
+    ck_assert_str_eq(PQhost(db->conns[0].pg), "localhost");
+    ck_assert_str_eq(PQhostaddr(db->conns[0].pg), "127.0.0.1");
+    db_close(db);
+}
+END_TEST
+
 START_TEST(connect_has_a_deadline)
 {
     /* libpq ignores connect_timeout in non-blocking mode: a server that never answers must not hold a connection. */
@@ -328,6 +342,7 @@ static Suite *db_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, connects_and_queries);
     tcase_add_test(tc, resolves_host_names_off_the_loop);
+    tcase_add_test(tc, localhost_gets_every_address_libpq_would_try);
     tcase_add_test(tc, connect_has_a_deadline);
     tcase_add_test(tc, follows_libpq_to_a_new_socket_on_the_same_descriptor);
     suite_add_tcase(s, tc);
