@@ -91,8 +91,7 @@ int main(int argc, char **argv)
                           .app_name = "clientele-worker",
                           .pool_size = DB_POOL,
                           .queue_max = 64,
-                          .timeout_ms = cfg.db_timeout_ms,
-                          .queue_timeout_ms = cfg.db_queue_timeout_ms};
+                          .timeout_ms = cfg.db_timeout_ms};
     kv_config_t kvconf = {.host = cfg.redis_host,
                           .port = cfg.redis_port,
                           .db = cfg.redis_db,
