@@ -84,6 +84,8 @@ struct st_api_thread_t {
     pthread_t tid;
     db_t *db;
     kv_t *kv;
+    db_gauges_t db_gauges; /* published by db and kv for /metrics on any thread; outlive both */
+    kv_gauges_t kv_gauges;
     kdf_client_t *kdf;
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;

@@ -249,8 +249,17 @@ int main(int argc, char **argv)
 
     server.nthreads = cfg.threads;
     server.threads = calloc((size_t)cfg.threads, sizeof(*server.threads));
-    kv_config_t kvconf = {cfg.redis_host, cfg.redis_port, cfg.redis_db, cfg.redis_password, cfg.redis_timeout_ms};
-    db_config_t dbconf = {cfg.database_url, "clientele-api", cfg.db_pool, cfg.db_queue, cfg.db_timeout_ms};
+    kv_config_t kvconf = {.host = cfg.redis_host,
+                          .port = cfg.redis_port,
+                          .db = cfg.redis_db,
+                          .password = cfg.redis_password,
+                          .timeout_ms = cfg.redis_timeout_ms};
+    db_config_t dbconf = {.conninfo = cfg.database_url,
+                          .app_name = "clientele-api",
+                          .pool_size = cfg.db_pool,
+                          .queue_max = cfg.db_queue,
+                          .timeout_ms = cfg.db_timeout_ms,
+                          .queue_timeout_ms = cfg.db_queue_timeout_ms};
     for (int i = 0; i < cfg.threads; i++) {
         api_thread_t *t = &server.threads[i];
         t->server = &server;
@@ -265,6 +274,9 @@ int main(int argc, char **argv)
         t->listener->data = t;
         h2o_context_init(&t->ctx, t->loop, &server.globalconf);
         h2o_multithread_register_receiver(t->ctx.queue, &t->wake, on_wake);
+        /* The gauges live in the thread's slot (never freed): /metrics on another thread reads them, not the pool. */
+        dbconf.gauges = &t->db_gauges;
+        kvconf.gauges = &t->kv_gauges;
         t->db = db_open(t->loop, &dbconf);
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
         t->tokens = api_token_cache_new();

@@ -168,16 +168,26 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
                    label, (unsigned long long)cum);
     }
 
+    /*
+     * Other threads' pools are never touched: each thread's pool and Redis
+     * client publish their gauges into the thread's slot, which lives until
+     * the process exits, so a scrape during shutdown reads no freed memory.
+     */
     int up = 0, busy = 0, waiting = 0, redis_up = 0;
+    unsigned long long connects = 0, rejected = 0, queue_timeouts = 0, exec_timeouts = 0, cancels = 0;
     for (int i = 0; i < server->nthreads; i++) {
+        api_thread_t *t = &server->threads[i];
         db_stats_t st;
-        if (server->threads[i].db == NULL)
-            continue;
-        db_stats(server->threads[i].db, &st);
+        db_gauges_read(&t->db_gauges, &st);
         up += st.connections_up;
         busy += st.connections_busy;
         waiting += st.waiting;
-        redis_up += server->threads[i].kv != NULL && kv_is_up(server->threads[i].kv);
+        connects += st.connects;
+        rejected += st.rejected;
+        queue_timeouts += st.queue_timeouts;
+        exec_timeouts += st.exec_timeouts;
+        cancels += st.cancels;
+        redis_up += atomic_load_explicit(&t->kv_gauges.up, memory_order_relaxed) != 0;
     }
     out_printf(&o,
                "# HELP clientele_db_connections Database connections, by state.\n"
@@ -187,12 +197,28 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
                "# HELP clientele_db_waiting_requests Queries waiting for a free database connection.\n"
                "# TYPE clientele_db_waiting_requests gauge\n"
                "clientele_db_waiting_requests %d\n"
+               "# HELP clientele_db_connects_total Database connections established (reconnects included).\n"
+               "# TYPE clientele_db_connects_total counter\n"
+               "clientele_db_connects_total %llu\n"
+               "# HELP clientele_db_queries_rejected_total Queries refused at once: queue full or database down.\n"
+               "# TYPE clientele_db_queries_rejected_total counter\n"
+               "clientele_db_queries_rejected_total %llu\n"
+               "# HELP clientele_db_queue_timeouts_total Queries that waited longer than CLIENTELE_DB_QUEUE_TIMEOUT.\n"
+               "# TYPE clientele_db_queue_timeouts_total counter\n"
+               "clientele_db_queue_timeouts_total %llu\n"
+               "# HELP clientele_db_statement_timeouts_total Statements stopped for running too long.\n"
+               "# TYPE clientele_db_statement_timeouts_total counter\n"
+               "clientele_db_statement_timeouts_total %llu\n"
+               "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline.\n"
+               "# TYPE clientele_db_cancels_total counter\n"
+               "clientele_db_cancels_total %llu\n"
                "# HELP clientele_redis_connected 1 when every loop thread has a Redis connection.\n"
                "# TYPE clientele_redis_connected gauge\n"
                "clientele_redis_connected %d\n"
                "# HELP clientele_threads Event loop threads.\n"
                "# TYPE clientele_threads gauge\n"
                "clientele_threads %d\n",
-               up, busy, waiting, redis_up == server->nthreads ? 1 : 0, server->nthreads);
+               up, busy, waiting, connects, rejected, queue_timeouts, exec_timeouts, cancels,
+               redis_up == server->nthreads ? 1 : 0, server->nthreads);
     *result = h2o_iovec_init(o.buf, o.len);
 }

@@ -442,6 +442,9 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
     if (cfg_parse_duration_ms(GET("CLIENTELE_DB_TIMEOUT", "5s"), 10, 3600000, &l, &why) != 0)
         FAIL("CLIENTELE_DB_TIMEOUT", "%s: expected 10ms to 60m (got \"%s\")", why, v);
     cfg->db_timeout_ms = (int)l;
+    if (cfg_parse_duration_ms(GET("CLIENTELE_DB_QUEUE_TIMEOUT", "1s"), 1, 3600000, &l, &why) != 0)
+        FAIL("CLIENTELE_DB_QUEUE_TIMEOUT", "%s: expected 1ms to 60m (got \"%s\")", why, v);
+    cfg->db_queue_timeout_ms = (int)l;
     if (cfg_parse_duration_ms(GET("CLIENTELE_REDIS_TIMEOUT", "2s"), 10, 600000, &l, &why) != 0)
         FAIL("CLIENTELE_REDIS_TIMEOUT", "%s: expected 10ms to 10m (got \"%s\")", why, v);
     cfg->redis_timeout_ms = (int)l;

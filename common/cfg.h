@@ -33,7 +33,8 @@ typedef struct st_cfg_t {
     int threads;                /* CLIENTELE_THREADS */
     int db_pool;                /* CLIENTELE_DB_POOL, connections per thread */
     int db_queue;               /* CLIENTELE_DB_QUEUE, waiting queries per thread */
-    int db_timeout_ms;          /* CLIENTELE_DB_TIMEOUT */
+    int db_timeout_ms;          /* CLIENTELE_DB_TIMEOUT: one statement's execution (statement_timeout) */
+    int db_queue_timeout_ms;    /* CLIENTELE_DB_QUEUE_TIMEOUT: longest wait for a connection, then 503 */
     int redis_timeout_ms;       /* CLIENTELE_REDIS_TIMEOUT */
     char *jwt_secret;           /* CLIENTELE_JWT_SECRET, NULL when unset */
     int jwt_rs256;              /* CLIENTELE_JWT_ALG is RS256 */

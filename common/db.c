@@ -2,12 +2,30 @@
  * common/db.c - asynchronous PostgreSQL access on the h2o event loop.
  *
  * Each loop thread owns one db_t: a fixed set of libpq connections, each a
- * small state machine (down -> connecting -> idle <-> busy), and a FIFO of
- * queries waiting for an idle connection. A connection's socket is watched
- * through an h2o socket wrapping a dup() of libpq's descriptor, created with
- * H2O_SOCKET_FLAG_DONT_READ so that h2o only reports readiness and libpq
- * does all reading. The wrapper is always closed before PQfinish(), and is
- * re-created whenever PQsocket() changes (during connection set-up).
+ * small state machine (down -> resolving -> connecting -> idle <-> busy),
+ * and a FIFO of queries waiting for an idle connection. A connection's
+ * socket is watched through an h2o socket wrapping a dup() of libpq's
+ * descriptor, created with H2O_SOCKET_FLAG_DONT_READ so that h2o only
+ * reports readiness and libpq does all reading. The wrapper is always
+ * closed before PQfinish(), is created afresh for every connection, and is
+ * re-created during set-up whenever PQsocket() names another socket: a new
+ * descriptor number, or the same number reused for a new socket (libpq
+ * closes and re-opens its socket when it moves on to the next host or
+ * address, or retries without SSL), told apart by the socket's inode.
+ *
+ * Nothing here blocks the loop. Host names in the connection string are
+ * resolved on a helper thread (common/bg.c) at every connection attempt
+ * and passed to libpq as hostaddr, with host kept for TLS verification and
+ * .pgpass. libpq ignores connect_timeout in non-blocking mode, so a timer
+ * bounds resolving plus connecting. Deadlines come in two parts: the queue
+ * timeout bounds a query's wait for a connection (ERR_UNAVAILABLE: the
+ * service is saturated, retry later); once sent, the server's
+ * statement_timeout bounds its execution (SQLSTATE 57014, ERR_TIMEOUT). A
+ * client-side execution deadline one second later answers ERR_TIMEOUT and
+ * sends a cancel request from a helper thread; the connection stays busy
+ * until the server has answered, then serves the next query with its
+ * prepared statements intact. Only a server that does not answer even the
+ * cancel within DB_CANCEL_GRACE_MS gets its connection closed.
  *
  * Statements are prepared once per connection, keyed by the address of
  * their static SQL text, then executed with PQsendQueryPrepared: that saves
@@ -18,27 +36,36 @@
  * owns its PGconn and socket wrapper. Callbacks are never called from inside
  * db_query(); they run from the loop, and may issue new queries.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <h2o/linklist.h>
 #include <h2o/timeout.h>
 
+#include "bg.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
 
 #define DB_MAX_PREPARED 128
 #define DB_BACKOFF_STEPS 7
+#define DB_MAX_HOSTS 8
+#define DB_MAX_ADDRS 4          /* addresses tried per host name, like libpq does for the names it resolves */
+#define DB_EXEC_GRACE_MS 1000   /* after statement_timeout, before our own deadline cancels */
+#define DB_CANCEL_GRACE_MS 5000 /* after the cancel, before the connection is given up */
+#define DB_CONNECT_TIMEOUT_MS 5000
 
 static const uint64_t backoff_ms[DB_BACKOFF_STEPS] = {100, 200, 400, 800, 1600, 3200, 5000};
 
-typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY } conn_state_t;
+typedef enum { CONN_DOWN, CONN_RESOLVING, CONN_CONNECTING, CONN_IDLE, CONN_BUSY } conn_state_t;
 
 typedef struct st_db_op_t {
     const char *sql;
@@ -49,10 +76,11 @@ typedef struct st_db_op_t {
     h2o_linklist_t _queue_link;
     h2o_timeout_entry_t _deadline;
     struct st_db_conn_t *_conn;
-    int _preparing; /* 1 while the statement's PREPARE is in flight */
     unsigned flags;
     db_t *_db;
 } db_op_t;
+
+typedef struct st_db_resolve_t db_resolve_t;
 
 typedef struct st_db_conn_t {
     db_t *db;
@@ -60,40 +88,69 @@ typedef struct st_db_conn_t {
     conn_state_t state;
     PGconn *pg;
     h2o_socket_t *sock;
-    int sock_fd;       /* PQsocket() value the wrapper was made for */
-    int write_armed;   /* an h2o_socket_notify_write is pending */
-    db_op_t *op;       /* the query in flight, if any */
-    PGresult *res;     /* the result kept for the callback */
-    unsigned backoff;  /* index into backoff_ms for the next retry */
+    int sock_fd;           /* PQsocket() value the wrapper was made for */
+    ino_t sock_ino;        /* and the inode of the socket it named */
+    int write_armed;       /* an h2o_socket_notify_write is pending */
+    db_op_t *op;           /* the query in flight, if any */
+    int abandoned;         /* busy with a statement whose op timed out (being cancelled) */
+    const char *preparing; /* the SQL whose PREPARE is in flight, if any */
+    PGresult *res;         /* the result kept for the callback */
+    unsigned backoff;      /* index into backoff_ms for the next retry */
+    db_resolve_t *resolve; /* the name lookup in flight, if any */
     h2o_timeout_entry_t retry;
+    h2o_timeout_entry_t connect_deadline;
+    h2o_timeout_entry_t cancel_deadline;
     h2o_linklist_t idle_link;
     const char *prepared[DB_MAX_PREPARED];
     int nprepared;
 } db_conn_t;
 
+/* A name lookup for one connection attempt; runs on a helper thread. */
+struct st_db_resolve_t {
+    bg_job_t job;
+    db_conn_t *conn; /* NULL once the attempt was given up */
+    int nhosts;
+    char *names[DB_MAX_HOSTS]; /* the host list's entries */
+    char *ports[DB_MAX_HOSTS]; /* the port list's entries, when it has one per host */
+    int resolve[DB_MAX_HOSTS]; /* 1: a name to look up; 0: a literal or a socket path, passed as is */
+    int naddrs[DB_MAX_HOSTS];
+    char addrs[DB_MAX_HOSTS][DB_MAX_ADDRS][INET6_ADDRSTRLEN];
+    char error[400];
+};
+
 struct st_db_t {
     h2o_loop_t *loop;
     char *conninfo;
     char *app_name;
-    char options[64];
+    char options[512];
+    /* The connection string taken apart (PQconninfoParse), to add hostaddr to it. */
+    char **keys, **vals;
+    int nkeys;
+    char *hosts; /* the host list, when some entry needs resolving; else NULL */
+    char *ports; /* the port list that goes with it (not in keys either); NULL: libpq's default */
     int pool_size;
     int queue_max;
     int closing;
     int down; /* every connection failed since the last success */
     h2o_linklist_t queue;
     h2o_linklist_t idle;
-    h2o_timeout_t deadline;
-    int has_deadline;
+    h2o_timeout_t queue_timeout;
+    int has_queue_timeout;
+    h2o_timeout_t exec_timeout;
+    int has_exec_timeout;
+    h2o_timeout_t connect_timeout;
+    h2o_timeout_t cancel_timeout;
     h2o_timeout_t backoff_timeouts[DB_BACKOFF_STEPS];
     h2o_timeout_t kick_timeout; /* zero-length: "soon, from the loop" */
     h2o_timeout_entry_t kick;
+    bg_box_t *box; /* completions of name lookups */
     db_conn_t *conns;
-    _Atomic int n_up;
-    _Atomic int n_busy;
-    _Atomic int n_waiting;
+    db_gauges_t own_gauges;
+    db_gauges_t *g;
 };
 
 static void conn_start(db_conn_t *c);
+static void conn_connect(db_conn_t *c, db_resolve_t *r);
 static void conn_close(db_conn_t *c);
 static void conn_watch(db_conn_t *c, int want_write);
 static void on_readable(h2o_socket_t *sock, const char *err);
@@ -124,8 +181,7 @@ int db_err_from_result(const PGresult *res)
         return ERR_UNAVAILABLE; /* libpq-side failure, such as a lost connection */
     if (strcmp(st, "23505") == 0 || strcmp(st, "23503") == 0 || strcmp(st, "23P01") == 0)
         return ERR_CONFLICT;
-    if (strcmp(st, "23502") == 0 || strcmp(st, "23514") == 0 || strcmp(st, "22P02") == 0 ||
-        strncmp(st, "22", 2) == 0)
+    if (strcmp(st, "23502") == 0 || strcmp(st, "23514") == 0 || strcmp(st, "22P02") == 0 || strncmp(st, "22", 2) == 0)
         return ERR_INVALID;
     if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strncmp(st, "08", 2) == 0 ||
         strncmp(st, "57P", 3) == 0 || strcmp(st, "53300") == 0)
@@ -137,16 +193,30 @@ int db_err_from_result(const PGresult *res)
 
 /* --- the pool's gauges ------------------------------------------------- */
 
+#define G_ADD(field, n) atomic_fetch_add_explicit(&db->g->field, (n), memory_order_relaxed)
+#define G_LOAD(g, field) atomic_load_explicit(&(g)->field, memory_order_relaxed)
+
+void db_gauges_read(const db_gauges_t *g, db_stats_t *out)
+{
+    db_gauges_t *m = (db_gauges_t *)g; /* atomic loads take non-const pointers in C11 */
+    out->connections_up = G_LOAD(m, up);
+    out->connections_busy = G_LOAD(m, busy);
+    out->waiting = G_LOAD(m, waiting);
+    out->connects = G_LOAD(m, connects);
+    out->rejected = G_LOAD(m, rejected);
+    out->queue_timeouts = G_LOAD(m, queue_timeouts);
+    out->exec_timeouts = G_LOAD(m, exec_timeouts);
+    out->cancels = G_LOAD(m, cancels);
+}
+
 void db_stats(db_t *db, db_stats_t *out)
 {
-    out->connections_up = atomic_load_explicit(&db->n_up, memory_order_relaxed);
-    out->connections_busy = atomic_load_explicit(&db->n_busy, memory_order_relaxed);
-    out->waiting = atomic_load_explicit(&db->n_waiting, memory_order_relaxed);
+    db_gauges_read(db->g, out);
 }
 
 int db_is_up(db_t *db)
 {
-    return atomic_load_explicit(&db->n_up, memory_order_relaxed) > 0;
+    return G_LOAD(db->g, up) > 0;
 }
 
 static void set_state(db_conn_t *c, conn_state_t st)
@@ -154,9 +224,9 @@ static void set_state(db_conn_t *c, conn_state_t st)
     db_t *db = c->db;
     int was_up = c->state == CONN_IDLE || c->state == CONN_BUSY, is_up = st == CONN_IDLE || st == CONN_BUSY;
     if (was_up != is_up)
-        atomic_fetch_add_explicit(&db->n_up, is_up ? 1 : -1, memory_order_relaxed);
+        G_ADD(up, is_up ? 1 : -1);
     if ((c->state == CONN_BUSY) != (st == CONN_BUSY))
-        atomic_fetch_add_explicit(&db->n_busy, st == CONN_BUSY ? 1 : -1, memory_order_relaxed);
+        G_ADD(busy, st == CONN_BUSY ? 1 : -1);
     if (c->state == CONN_IDLE && h2o_linklist_is_linked(&c->idle_link))
         h2o_linklist_unlink(&c->idle_link);
     c->state = st;
@@ -180,11 +250,62 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
         h2o_timeout_unlink(&op->_deadline);
     if (err != 0 && res != NULL) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        log_msg(err == ERR_CONFLICT || err == ERR_INVALID ? LOG_DEBUG : LOG_ERROR, "query failed: sqlstate %s: %s",
-                st != NULL ? st : "-", PQresultErrorMessage(res));
+        log_msg(err == ERR_CONFLICT || err == ERR_INVALID      ? LOG_DEBUG
+                : err == ERR_TIMEOUT || err == ERR_UNAVAILABLE ? LOG_WARN
+                                                               : LOG_ERROR,
+                "query failed: sqlstate %s: %s", st != NULL ? st : "-", PQresultErrorMessage(res));
     }
     op->cb(op->data, res, err);
     op_free(op);
+}
+
+/* --- cancelling a statement off the loop ------------------------------- */
+
+typedef struct st_db_cancel_t {
+    bg_job_t job;
+    PGcancel *cancel;
+} db_cancel_t;
+
+static void cancel_run(bg_job_t *job)
+{
+    db_cancel_t *k = H2O_STRUCT_FROM_MEMBER(db_cancel_t, job, job);
+    char errbuf[256];
+    /* Opens a new connection to the server's address (no name lookup) and blocks: a helper thread's job. */
+    if (!PQcancel(k->cancel, errbuf, sizeof(errbuf)))
+        log_msg(LOG_WARN, "database cancel request failed: %s", errbuf);
+}
+
+static void cancel_free(bg_job_t *job)
+{
+    db_cancel_t *k = H2O_STRUCT_FROM_MEMBER(db_cancel_t, job, job);
+    PQfreeCancel(k->cancel);
+    free(k);
+}
+
+static void on_cancel_deadline(h2o_timeout_entry_t *entry);
+
+/*
+ * The statement on c outlived its deadline: its op has been answered. Ask
+ * the server to cancel it, and keep the connection busy until the server
+ * answers (conn_step_done), so the connection and its prepared statements
+ * survive.
+ */
+static void conn_cancel(db_conn_t *c)
+{
+    db_t *db = c->db;
+    c->abandoned = 1;
+    G_ADD(cancels, 1);
+    PGcancel *pc = PQgetCancel(c->pg); /* copies the backend key and address; no I/O */
+    if (pc != NULL) {
+        db_cancel_t *k = calloc(1, sizeof(*k));
+        if (k == NULL)
+            abort();
+        k->cancel = pc;
+        k->job.run = cancel_run;
+        k->job.discard = cancel_free;
+        bg_submit(NULL, &k->job);
+    }
+    h2o_timeout_link(db->loop, &db->cancel_timeout, &c->cancel_deadline);
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
@@ -192,21 +313,22 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _deadline, entry);
     db_t *db = op->_db;
     if (op->_conn == NULL) {
+        /* Still queued: the pool is saturated. Answer "retry later" rather than "too slow". */
         h2o_linklist_unlink(&op->_queue_link);
-        atomic_fetch_sub_explicit(&db->n_waiting, 1, memory_order_relaxed);
-        log_msg(LOG_WARN, "query timed out waiting for a database connection");
-        op_finish(op, NULL, ERR_TIMEOUT);
+        G_ADD(waiting, -1);
+        G_ADD(queue_timeouts, 1);
+        log_msg(LOG_WARN, "query waited too long for a database connection");
+        op_finish(op, NULL, ERR_UNAVAILABLE);
         return;
     }
-    /* The server's statement_timeout should have fired first; the connection is unhealthy. */
+    /* The server's statement_timeout should have fired first: cancel, but keep the connection. */
     db_conn_t *c = op->_conn;
     c->op = NULL;
     op->_conn = NULL;
-    log_msg(LOG_WARN, "query timed out on connection %d; resetting it", c->index);
+    G_ADD(exec_timeouts, 1);
+    log_msg(LOG_WARN, "query on connection %d passed its deadline; cancelling it", c->index);
     op_finish(op, NULL, ERR_TIMEOUT);
-    conn_close(c);
-    c->backoff = 0;
-    conn_start(c);
+    conn_cancel(c);
 }
 
 /* --- connection life cycle --------------------------------------------- */
@@ -215,6 +337,14 @@ static void conn_close(db_conn_t *c)
 {
     if (h2o_timeout_is_linked(&c->retry))
         h2o_timeout_unlink(&c->retry);
+    if (h2o_timeout_is_linked(&c->connect_deadline))
+        h2o_timeout_unlink(&c->connect_deadline);
+    if (h2o_timeout_is_linked(&c->cancel_deadline))
+        h2o_timeout_unlink(&c->cancel_deadline);
+    if (c->resolve != NULL) {
+        c->resolve->conn = NULL; /* the lookup finishes on its own and is then dropped */
+        c->resolve = NULL;
+    }
     if (c->res != NULL) {
         PQclear(c->res);
         c->res = NULL;
@@ -225,11 +355,14 @@ static void conn_close(db_conn_t *c)
     }
     c->write_armed = 0;
     c->sock_fd = -1;
+    c->sock_ino = 0;
     if (c->pg != NULL) {
         PQfinish(c->pg);
         c->pg = NULL;
     }
     c->nprepared = 0;
+    c->preparing = NULL;
+    c->abandoned = 0;
     set_state(c, CONN_DOWN);
 }
 
@@ -267,7 +400,7 @@ static void conn_fail(db_conn_t *c, const char *why)
         while (!h2o_linklist_is_empty(&db->queue)) {
             db_op_t *q = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
             h2o_linklist_unlink(&q->_queue_link);
-            atomic_fetch_sub_explicit(&db->n_waiting, 1, memory_order_relaxed);
+            G_ADD(waiting, -1);
             op_finish(q, NULL, ERR_UNAVAILABLE);
         }
     }
@@ -276,21 +409,189 @@ static void conn_fail(db_conn_t *c, const char *why)
         c->backoff++;
 }
 
+static void on_connect_deadline(h2o_timeout_entry_t *entry)
+{
+    db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, connect_deadline, entry);
+    conn_fail(c, c->state == CONN_RESOLVING ? "resolving the host name timed out" : "connecting timed out");
+}
+
+static void on_cancel_deadline(h2o_timeout_entry_t *entry)
+{
+    db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, cancel_deadline, entry);
+    conn_fail(c, "the server did not answer a cancel request in time");
+}
+
+/* --- name resolution --------------------------------------------------- */
+
+static int is_literal(const char *h)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+}
+
+static void resolve_free(db_resolve_t *r)
+{
+    for (int i = 0; i < r->nhosts; i++) {
+        free(r->names[i]);
+        free(r->ports[i]);
+    }
+    free(r);
+}
+
+static void resolve_run(bg_job_t *job)
+{
+    db_resolve_t *r = H2O_STRUCT_FROM_MEMBER(db_resolve_t, job, job);
+    for (int i = 0; i < r->nhosts; i++) {
+        if (!r->resolve[i])
+            continue;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        int gai = getaddrinfo(r->names[i], NULL, &hints, &res);
+        if (gai != 0 || res == NULL) {
+            snprintf(r->error, sizeof(r->error), "could not resolve \"%s\": %s", r->names[i],
+                     gai != 0 ? gai_strerror(gai) : "no address");
+            if (res != NULL)
+                freeaddrinfo(res);
+            return;
+        }
+        for (struct addrinfo *a = res; a != NULL && r->naddrs[i] < DB_MAX_ADDRS; a = a->ai_next)
+            if (getnameinfo(a->ai_addr, a->ai_addrlen, r->addrs[i][r->naddrs[i]], INET6_ADDRSTRLEN, NULL, 0,
+                            NI_NUMERICHOST) == 0)
+                r->naddrs[i]++;
+        freeaddrinfo(res);
+        if (r->naddrs[i] == 0) {
+            snprintf(r->error, sizeof(r->error), "could not format the addresses of \"%s\"", r->names[i]);
+            return;
+        }
+    }
+}
+
+static void resolve_discard(bg_job_t *job)
+{
+    resolve_free(H2O_STRUCT_FROM_MEMBER(db_resolve_t, job, job));
+}
+
+static void resolve_done(bg_job_t *job)
+{
+    db_resolve_t *r = H2O_STRUCT_FROM_MEMBER(db_resolve_t, job, job);
+    db_conn_t *c = r->conn;
+    if (c == NULL) {
+        resolve_free(r); /* the attempt was given up meanwhile */
+        return;
+    }
+    c->resolve = NULL;
+    if (r->error[0] != '\0') {
+        char msg[sizeof(r->error)];
+        memcpy(msg, r->error, sizeof(msg));
+        resolve_free(r);
+        conn_fail(c, msg);
+        return;
+    }
+    conn_connect(c, r);
+    resolve_free(r);
+}
+
+/* --- connecting -------------------------------------------------------- */
+
 static void conn_start(db_conn_t *c)
 {
     db_t *db = c->db;
-    const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
-    const char *vals[] = {db->conninfo, db->app_name, db->options[0] ? db->options : NULL, "5", NULL};
-    if (db->options[0] == '\0')
-        keys[2] = "connect_timeout", vals[2] = "5", keys[3] = NULL;
-    c->pg = PQconnectStartParams(keys, vals, 1);
+    h2o_timeout_link(db->loop, &db->connect_timeout, &c->connect_deadline);
+    if (db->hosts == NULL) {
+        conn_connect(c, NULL);
+        return;
+    }
+    /* Some host is a name: look it up on a helper thread, at every attempt (addresses change). */
+    db_resolve_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    char *list = strdup(db->hosts), *save = NULL;
+    for (char *h = strtok_r(list, ",", &save); h != NULL && r->nhosts < DB_MAX_HOSTS; h = strtok_r(NULL, ",", &save)) {
+        int i = r->nhosts++;
+        r->names[i] = strdup(h);
+        r->resolve[i] = h[0] != '/' && h[0] != '@' && !is_literal(h);
+    }
+    free(list);
+    if (db->ports != NULL && strchr(db->ports, ',') != NULL) {
+        list = strdup(db->ports);
+        int i = 0;
+        for (char *p = strtok_r(list, ",", &save); p != NULL && i < r->nhosts; p = strtok_r(NULL, ",", &save))
+            r->ports[i++] = strdup(p);
+        free(list);
+    }
+    r->conn = c;
+    r->job.run = resolve_run;
+    r->job.done = resolve_done;
+    r->job.discard = resolve_discard;
+    c->resolve = r;
+    set_state(c, CONN_RESOLVING);
+    bg_submit(db->box, &r->job);
+}
+
+/* Server notices go to the log (libpq's default prints them to stderr). */
+static void on_notice(void *arg, const char *message)
+{
+    db_conn_t *c = arg;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_msg(LOG_DEBUG, "database connection %d: %s", c->index, msg);
+}
+
+/* Starts libpq's non-blocking connect, with the looked-up addresses when r is not NULL. */
+static void conn_connect(db_conn_t *c, db_resolve_t *r)
+{
+    db_t *db = c->db;
+    const char *keys[db->nkeys + 8], *vals[db->nkeys + 8];
+    int n = 0;
+    char *host = NULL, *hostaddr = NULL, *port = NULL;
+    for (int i = 0; i < db->nkeys; i++)
+        keys[n] = db->keys[i], vals[n++] = db->vals[i];
+    if (db->keys == NULL)
+        keys[n] = "dbname", vals[n++] = db->conninfo;
+    if (r != NULL) {
+        /* One host entry per address, as libpq does itself: host for TLS and .pgpass, hostaddr to connect to. */
+        size_t hl = 0, al = 0, pl = 0;
+        FILE *hf = open_memstream(&host, &hl), *af = open_memstream(&hostaddr, &al), *pf = open_memstream(&port, &pl);
+        if (hf == NULL || af == NULL || pf == NULL)
+            abort();
+        int first = 1;
+        for (int i = 0; i < r->nhosts; i++) {
+            int k = r->resolve[i] ? r->naddrs[i] : 1;
+            for (int j = 0; j < k; j++) {
+                const char *addr = r->resolve[i]                                    ? r->addrs[i][j]
+                                   : r->names[i][0] == '/' || r->names[i][0] == '@' ? ""
+                                                                                    : r->names[i];
+                fprintf(hf, "%s%s", first ? "" : ",", r->names[i]);
+                fprintf(af, "%s%s", first ? "" : ",", addr);
+                fprintf(pf, "%s%s", first ? "" : ",", r->ports[i] != NULL ? r->ports[i] : "");
+                first = 0;
+            }
+        }
+        fclose(hf);
+        fclose(af);
+        fclose(pf);
+        keys[n] = "host", vals[n++] = host;
+        keys[n] = "hostaddr", vals[n++] = hostaddr;
+        if (db->ports != NULL)
+            keys[n] = "port", vals[n++] = r->ports[0] != NULL ? port : db->ports;
+    }
+    keys[n] = "application_name", vals[n++] = db->app_name;
+    keys[n] = "options", vals[n++] = db->options;
+    keys[n] = NULL, vals[n] = NULL;
+    /* Without a parsed connection string, libpq expands it from dbname (and reports its errors). */
+    c->pg = PQconnectStartParams(keys, vals, db->keys == NULL);
+    free(host);
+    free(hostaddr);
+    free(port);
     if (c->pg == NULL) {
         conn_fail(c, "out of memory");
         return;
     }
+    PQsetNoticeProcessor(c->pg, on_notice, c);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
+        msg[strcspn(msg, "\n")] = '\0';
         conn_fail(c, msg);
         return;
     }
@@ -303,22 +604,25 @@ static void conn_start(db_conn_t *c)
 static void conn_watch(db_conn_t *c, int want_write)
 {
     int fd = PQsocket(c->pg);
-    if (fd < 0) {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
         conn_fail(c, "connection has no socket");
         return;
     }
-    if (c->sock == NULL || c->sock_fd != fd) {
+    /* A descriptor number libpq closed and got again names a new socket: compare inodes too. */
+    if (c->sock == NULL || c->sock_fd != fd || c->sock_ino != st.st_ino) {
         if (c->sock != NULL)
             h2o_socket_close(c->sock);
+        c->sock = NULL;
         int dupfd = dup(fd);
         if (dupfd < 0) {
-            c->sock = NULL;
             conn_fail(c, strerror(errno));
             return;
         }
         c->sock = h2o_evloop_socket_create(c->db->loop, dupfd, H2O_SOCKET_FLAG_DONT_READ);
         c->sock->data = c;
         c->sock_fd = fd;
+        c->sock_ino = st.st_ino;
         c->write_armed = 0;
     }
     if (want_write) {
@@ -358,12 +662,16 @@ static void conn_poll(db_conn_t *c)
     conn_watch(c, 0);
     if (c->sock == NULL)
         return;
-    if (c->db->down)
+    db_t *db = c->db;
+    if (h2o_timeout_is_linked(&c->connect_deadline))
+        h2o_timeout_unlink(&c->connect_deadline);
+    if (db->down)
         log_msg(LOG_INFO, "database connection %d re-established", c->index);
-    c->db->down = 0;
+    db->down = 0;
     c->backoff = 0;
+    G_ADD(connects, 1);
     set_state(c, CONN_IDLE);
-    pump_queue(c->db);
+    pump_queue(db);
 }
 
 /* --- running queries --------------------------------------------------- */
@@ -400,7 +708,7 @@ static void conn_send(db_conn_t *c)
         ok = PQsendQueryPrepared(c->pg, name, op->nparams, op->params, NULL, NULL, 0);
     } else if (c->nprepared < DB_MAX_PREPARED) {
         snprintf(name, sizeof(name), "s%d", c->nprepared);
-        op->_preparing = 1;
+        c->preparing = op->sql;
         ok = PQsendPrepare(c->pg, name, op->sql, op->nparams, NULL);
     } else {
         ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
@@ -414,9 +722,15 @@ static void conn_send(db_conn_t *c)
 
 static void conn_run(db_conn_t *c, db_op_t *op)
 {
+    db_t *db = c->db;
     set_state(c, CONN_BUSY);
     c->op = op;
     op->_conn = c;
+    /* The wait is over; from here on the execution deadline counts. */
+    if (h2o_timeout_is_linked(&op->_deadline))
+        h2o_timeout_unlink(&op->_deadline);
+    if (db->has_exec_timeout)
+        h2o_timeout_link(db->loop, &db->exec_timeout, &op->_deadline);
     conn_send(c);
 }
 
@@ -426,7 +740,7 @@ static void pump_queue(db_t *db)
         db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, db->idle.next);
         db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
         h2o_linklist_unlink(&op->_queue_link);
-        atomic_fetch_sub_explicit(&db->n_waiting, 1, memory_order_relaxed);
+        G_ADD(waiting, -1);
         conn_run(c, op);
     }
 }
@@ -434,30 +748,41 @@ static void pump_queue(db_t *db)
 /* All results of the current step are in: finish the op or start its next step. */
 static void conn_step_done(db_conn_t *c)
 {
+    db_t *db = c->db;
     db_op_t *op = c->op;
     PGresult *res = c->res;
     c->res = NULL;
+    int err = db_err_from_result(res);
+    int was_prepare = c->preparing != NULL;
+    if (was_prepare) {
+        /* Recorded even when its op was abandoned: the name now exists on the server. */
+        if (err == 0)
+            c->prepared[c->nprepared++] = c->preparing;
+        c->preparing = NULL;
+    }
     if (op == NULL) {
-        /* The op timed out and was abandoned; the connection is reusable. */
+        /* The op passed its deadline and was answered; the cancelled statement is over. */
         PQclear(res);
+        if (h2o_timeout_is_linked(&c->cancel_deadline))
+            h2o_timeout_unlink(&c->cancel_deadline);
+        c->abandoned = 0;
         set_state(c, CONN_IDLE);
-        pump_queue(c->db);
+        pump_queue(db);
         return;
     }
-    int err = db_err_from_result(res);
-    if (op->_preparing && err == 0) {
-        op->_preparing = 0;
-        c->prepared[c->nprepared++] = op->sql;
+    if (was_prepare && err == 0) {
         PQclear(res);
         conn_send(c);
         return;
     }
+    if (err == ERR_TIMEOUT)
+        G_ADD(exec_timeouts, 1);
     c->op = NULL;
     op->_conn = NULL;
     set_state(c, CONN_IDLE);
     op_finish(op, res, err);
     PQclear(res);
-    pump_queue(c->db);
+    pump_queue(db);
 }
 
 static void on_writable(h2o_socket_t *sock, const char *err)
@@ -524,31 +849,115 @@ static void on_kick(h2o_timeout_entry_t *entry)
     pump_queue(db);
 }
 
+/*
+ * Takes the connection string apart so that each attempt can add hostaddr.
+ * Keeps every set option but those the pool sets itself; remembers the
+ * host list when some entry of it is a name to look up. A string libpq
+ * cannot parse is left whole (libpq then reports why at connect time).
+ */
+static void parse_conninfo(db_t *db, int *connect_timeout_s)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(db->conninfo, &errmsg);
+    if (opts == NULL) {
+        PQfreemem(errmsg);
+        db->keys = NULL;
+        return;
+    }
+    int n = 0;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        n++;
+    db->keys = calloc((size_t)n + 1, sizeof(char *));
+    db->vals = calloc((size_t)n + 1, sizeof(char *));
+    if (db->keys == NULL || db->vals == NULL)
+        abort();
+    const char *host = NULL, *hostaddr = NULL, *port = NULL;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+        if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        if (strcmp(o->keyword, "connect_timeout") == 0)
+            *connect_timeout_s = atoi(o->val);
+        if (strcmp(o->keyword, "options") == 0) {
+            size_t len = strlen(db->options);
+            snprintf(db->options + len, sizeof(db->options) - len, " %s", o->val);
+            continue;
+        }
+        if (strcmp(o->keyword, "application_name") == 0 || strcmp(o->keyword, "connect_timeout") == 0)
+            continue;
+        db->keys[db->nkeys] = strdup(o->keyword);
+        db->vals[db->nkeys++] = strdup(o->val);
+    }
+    /* With hostaddr given, or no host (a local socket), libpq looks nothing up. */
+    if (host != NULL && host[0] != '\0' && (hostaddr == NULL || hostaddr[0] == '\0')) {
+        int need = 0;
+        char *list = strdup(host), *save = NULL;
+        for (char *h = strtok_r(list, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save))
+            need |= h[0] != '/' && h[0] != '@' && !is_literal(h);
+        free(list);
+        if (need) {
+            db->hosts = strdup(host);
+            db->ports = port != NULL && port[0] != '\0' ? strdup(port) : NULL;
+            /* Each attempt passes host and port itself, expanded to one entry per address. */
+            int k = 0;
+            for (int i = 0; i < db->nkeys; i++) {
+                if (strcmp(db->keys[i], "host") == 0 || strcmp(db->keys[i], "port") == 0) {
+                    free(db->keys[i]);
+                    free(db->vals[i]);
+                    continue;
+                }
+                db->keys[k] = db->keys[i], db->vals[k++] = db->vals[i];
+            }
+            db->nkeys = k;
+        }
+    }
+    PQconninfoFree(opts);
+}
+
 db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
 {
     db_t *db = calloc(1, sizeof(*db));
     if (db == NULL)
         abort();
     db->loop = loop;
+    db->g = conf->gauges != NULL ? conf->gauges : &db->own_gauges;
     db->conninfo = strdup(conf->conninfo);
     db->app_name = strdup(conf->app_name != NULL ? conf->app_name : "clientele");
     if (conf->timeout_ms > 0)
         snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC -c statement_timeout=%d", conf->timeout_ms);
     else
         snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC");
+    int connect_timeout_s = 0;
+    parse_conninfo(db, &connect_timeout_s);
+    int connect_ms = conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms
+                     : connect_timeout_s > 0      ? (connect_timeout_s < 2 ? 2 : connect_timeout_s) * 1000
+                                                  : DB_CONNECT_TIMEOUT_MS;
     db->pool_size = conf->pool_size;
     db->queue_max = conf->queue_max;
     h2o_linklist_init_anchor(&db->queue);
     h2o_linklist_init_anchor(&db->idle);
-    if (conf->timeout_ms > 0) {
-        /* The server's statement_timeout fires first; ours catches a dead network. */
-        h2o_timeout_init(loop, &db->deadline, (uint64_t)conf->timeout_ms + 1000);
-        db->has_deadline = 1;
+    int queue_ms = conf->queue_timeout_ms > 0 ? conf->queue_timeout_ms : conf->timeout_ms;
+    if (queue_ms > 0) {
+        h2o_timeout_init(loop, &db->queue_timeout, (uint64_t)queue_ms);
+        db->has_queue_timeout = 1;
     }
+    if (conf->timeout_ms > 0) {
+        /* The server's statement_timeout fires first; ours catches a dead network or a stuck server. */
+        h2o_timeout_init(loop, &db->exec_timeout, (uint64_t)conf->timeout_ms + DB_EXEC_GRACE_MS);
+        db->has_exec_timeout = 1;
+    }
+    h2o_timeout_init(loop, &db->connect_timeout, (uint64_t)connect_ms);
+    h2o_timeout_init(loop, &db->cancel_timeout, DB_CANCEL_GRACE_MS);
     for (int i = 0; i < DB_BACKOFF_STEPS; i++)
         h2o_timeout_init(loop, &db->backoff_timeouts[i], backoff_ms[i]);
     h2o_timeout_init(loop, &db->kick_timeout, 0);
     db->kick.cb = on_kick;
+    db->box = bg_box_open(loop);
     db->conns = calloc((size_t)db->pool_size, sizeof(*db->conns));
     if (db->conns == NULL)
         abort();
@@ -558,6 +967,8 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
         c->index = i;
         c->sock_fd = -1;
         c->retry.cb = on_retry;
+        c->connect_deadline.cb = on_connect_deadline;
+        c->cancel_deadline.cb = on_cancel_deadline;
         conn_start(c);
     }
     return db;
@@ -569,7 +980,7 @@ void db_close(db_t *db)
     while (!h2o_linklist_is_empty(&db->queue)) {
         db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
         h2o_linklist_unlink(&op->_queue_link);
-        atomic_fetch_sub_explicit(&db->n_waiting, 1, memory_order_relaxed);
+        G_ADD(waiting, -1);
         op_finish(op, NULL, ERR_UNAVAILABLE);
     }
     for (int i = 0; i < db->pool_size; i++) {
@@ -582,13 +993,26 @@ void db_close(db_t *db)
             op_finish(op, NULL, ERR_UNAVAILABLE);
         }
     }
+    bg_box_close(db->box); /* lookups still running are dropped when they end */
     if (h2o_timeout_is_linked(&db->kick))
         h2o_timeout_unlink(&db->kick);
     h2o_timeout_dispose(db->loop, &db->kick_timeout);
-    if (db->has_deadline)
-        h2o_timeout_dispose(db->loop, &db->deadline);
+    if (db->has_queue_timeout)
+        h2o_timeout_dispose(db->loop, &db->queue_timeout);
+    if (db->has_exec_timeout)
+        h2o_timeout_dispose(db->loop, &db->exec_timeout);
+    h2o_timeout_dispose(db->loop, &db->connect_timeout);
+    h2o_timeout_dispose(db->loop, &db->cancel_timeout);
     for (int i = 0; i < DB_BACKOFF_STEPS; i++)
         h2o_timeout_dispose(db->loop, &db->backoff_timeouts[i]);
+    for (int i = 0; i < db->nkeys; i++) {
+        free(db->keys[i]);
+        free(db->vals[i]);
+    }
+    free(db->keys);
+    free(db->vals);
+    free(db->hosts);
+    free(db->ports);
     free(db->conns);
     free(db->conninfo);
     free(db->app_name);
@@ -605,11 +1029,14 @@ int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *pa
 {
     if (nparams < 0 || nparams > DB_MAX_PARAMS)
         return ERR_INVALID;
-    if (db->closing || db->down)
+    if (db->closing || db->down) {
+        G_ADD(rejected, 1);
         return ERR_UNAVAILABLE;
-    if (h2o_linklist_is_empty(&db->idle) &&
-        atomic_load_explicit(&db->n_waiting, memory_order_relaxed) >= db->queue_max)
+    }
+    if (h2o_linklist_is_empty(&db->idle) && G_LOAD(db->g, waiting) >= db->queue_max) {
+        G_ADD(rejected, 1);
         return ERR_UNAVAILABLE;
+    }
 
     /* One block: the op, the parameter pointers, then the parameter strings. */
     size_t lens[DB_MAX_PARAMS], total = sizeof(db_op_t) + sizeof(char *) * (size_t)nparams;
@@ -638,8 +1065,8 @@ int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *pa
     op->flags = flags;
     op->_db = db;
     op->_deadline.cb = on_deadline;
-    if (db->has_deadline)
-        h2o_timeout_link(db->loop, &db->deadline, &op->_deadline);
+    if (db->has_queue_timeout)
+        h2o_timeout_link(db->loop, &db->queue_timeout, &op->_deadline);
 
     /*
      * Sending right here could fail the connection and so call back from
@@ -647,7 +1074,7 @@ int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *pa
      * this same loop iteration, hands it to an idle connection.
      */
     h2o_linklist_insert(&db->queue, &op->_queue_link);
-    atomic_fetch_add_explicit(&db->n_waiting, 1, memory_order_relaxed);
+    G_ADD(waiting, 1);
     if (!h2o_linklist_is_empty(&db->idle) && !h2o_timeout_is_linked(&db->kick))
         h2o_timeout_link(db->loop, &db->kick_timeout, &db->kick);
     return 0;

@@ -4,7 +4,13 @@
  * A db_t is one loop thread's pool of non-blocking libpq connections. Every
  * query gets exactly one callback, from the loop, never from inside
  * db_query(). Queries wait in a bounded FIFO while every connection is
- * busy; each has a deadline covering its wait and its execution. Lost
+ * busy, for at most the queue timeout (then ERR_UNAVAILABLE: the service
+ * is saturated); once sent, a query runs under the server's
+ * statement_timeout (ERR_TIMEOUT), backed by a client-side deadline that
+ * cancels the statement (PQcancel, on a helper thread) rather than closing
+ * the connection, so a slow statement never costs the pool a connection or
+ * its prepared statements. Host names are resolved on a helper thread and
+ * handed to libpq as hostaddr; connecting has a deadline of its own. Lost
  * connections are re-opened with exponential backoff, and while the
  * database is known to be down new queries fail at once with
  * ERR_UNAVAILABLE instead of piling up.
@@ -12,6 +18,7 @@
 #ifndef CLIENTELE_COMMON_DB_H
 #define CLIENTELE_COMMON_DB_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -30,18 +37,39 @@ typedef struct st_db_t db_t;
  */
 typedef void (*db_cb)(void *data, const PGresult *res, int err);
 
+/*
+ * The pool's gauges and counters. The pool writes them with relaxed atomics;
+ * any thread may read them with db_gauges_read(). They may live outside the
+ * pool (db_config_t.gauges) so that a reader on another thread never
+ * touches the pool itself, which its own thread frees at shutdown.
+ */
+typedef struct st_db_gauges_t {
+    _Atomic int up;                            /* connections open and usable */
+    _Atomic int busy;                          /* connections running a query */
+    _Atomic int waiting;                       /* queries waiting for a connection */
+    _Atomic unsigned long long connects;       /* connections established, first ones included */
+    _Atomic unsigned long long rejected;       /* queries refused: queue full, database down */
+    _Atomic unsigned long long queue_timeouts; /* queries that waited longer than the queue timeout */
+    _Atomic unsigned long long exec_timeouts;  /* statements stopped by statement_timeout or our deadline */
+    _Atomic unsigned long long cancels;        /* cancel requests sent by the client-side deadline */
+} db_gauges_t;
+
 typedef struct st_db_config_t {
     const char *conninfo;   /* URL or key=value string, as libpq takes it */
     const char *app_name;   /* application_name on the server */
     int pool_size;          /* connections opened at start and kept open */
     int queue_max;          /* queries allowed to wait for a connection */
-    int timeout_ms;         /* deadline for waiting plus running; 0: none */
+    int timeout_ms;         /* statement_timeout for one query's execution; 0: none */
+    int queue_timeout_ms;   /* longest wait for a connection; 0: timeout_ms (none if both 0) */
+    int connect_timeout_ms; /* deadline for resolving plus connecting; 0: connect_timeout in conninfo, else 5 s */
+    db_gauges_t *gauges;    /* where to publish gauges (caller-owned, outlives the pool); NULL: inside the pool */
 } db_config_t;
 
 typedef struct st_db_stats_t {
-    int connections_up;  /* open and usable */
+    int connections_up;   /* open and usable */
     int connections_busy; /* running a query */
-    int waiting;         /* queries waiting for a connection */
+    int waiting;          /* queries waiting for a connection */
+    unsigned long long connects, rejected, queue_timeouts, exec_timeouts, cancels;
 } db_stats_t;
 
 /* Maximum number of parameters one statement may take. */
@@ -57,7 +85,9 @@ void db_close(db_t *db);
  * it once, keyed by its address) with text parameters (NULL is SQL NULL;
  * params are copied). Returns 0 and calls cb later, exactly once; or
  * returns ERR_UNAVAILABLE (database down, queue full, shutting down) or
- * ERR_INVALID (too many parameters) without calling cb.
+ * ERR_INVALID (too many parameters) without calling cb. The callback gets
+ * ERR_UNAVAILABLE when the query waited longer than the queue timeout or
+ * lost its connection, and ERR_TIMEOUT when its execution took too long.
  */
 int db_query(db_t *db, const char *sql, int nparams, const char *const *params, db_cb cb, void *data);
 
@@ -72,9 +102,11 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
 int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
                    void *data);
 
-/* A snapshot of the pool's gauges; safe to call from any thread. */
+/* A snapshot of the pool's gauges; call on the pool's thread (others use db_gauges_read). */
 void db_stats(db_t *db, db_stats_t *out);
-/* 1 when at least one connection is open. Any thread. */
+/* A snapshot of gauges published through db_config_t.gauges; any thread, as long as g lives. */
+void db_gauges_read(const db_gauges_t *g, db_stats_t *out);
+/* 1 when at least one connection is open. The pool's thread. */
 int db_is_up(db_t *db);
 
 /* Maps a result's SQLSTATE to an err_t (see common/err.h). */

@@ -8,14 +8,20 @@
  * its own descriptor; the adapter closes the duplicate in cleanup.
  *
  * hiredis 0.14 has no timeouts and no reconnect, so both live here: a
- * connect deadline, a deadline per command (after which the connection is
- * considered dead and dropped), and a backoff timer for reconnecting.
+ * connect deadline (covering the name lookup, the TCP connect and the
+ * AUTH/SELECT replies), a deadline per command (after which the connection
+ * is considered dead and dropped), and a backoff timer for reconnecting.
+ * redisAsyncConnect() would resolve a host name with a blocking
+ * getaddrinfo(); a name is therefore looked up on a helper thread
+ * (common/bg.c) at every attempt, and hiredis is handed the address.
  *
  * Ownership: a kv_cmd_t is malloc'ed per command and freed by the reply
  * callback, which hiredis calls exactly once per command, with a NULL reply
  * when the context is freed. The redisAsyncContext is owned by hiredis and
  * may be freed inside any hiredis call: after one, kv->ac is re-read.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,7 @@
 #include <h2o/linklist.h>
 #include <h2o/timeout.h>
 
+#include "bg.h"
 #include "err.h"
 #include "kv.h"
 #include "log.h"
@@ -47,16 +54,28 @@ typedef struct st_kv_ev_t {
     int want_write;
 } kv_ev_t;
 
+typedef struct st_kv_resolve_t {
+    bg_job_t job;
+    kv_t *kv; /* NULL once the attempt was given up */
+    char host[256];
+    char addr[INET6_ADDRSTRLEN];
+    char error[400];
+} kv_resolve_t;
+
 struct st_kv_t {
     h2o_loop_t *loop;
     char *host;
+    int host_is_literal; /* an IP address: nothing to look up */
     int port;
     int db;
     char *password;
     int closing;
     int was_up;
     redisAsyncContext *ac;
-    _Atomic int up;
+    kv_resolve_t *resolve; /* the lookup in flight, if any */
+    bg_box_t *box;
+    kv_gauges_t own_gauges;
+    kv_gauges_t *g;
     unsigned backoff;
     h2o_timeout_t cmd_timeout;
     h2o_timeout_t backoff_timeouts[KV_BACKOFF_STEPS];
@@ -149,10 +168,10 @@ static void schedule_retry(kv_t *kv)
 
 static void set_down(kv_t *kv, const char *why)
 {
-    if ((atomic_load(&kv->up) || kv->was_up) && !kv->closing)
+    if ((atomic_load(&kv->g->up) || kv->was_up) && !kv->closing)
         log_msg(LOG_WARN, "redis connection lost: %s", why);
     kv->was_up = 0;
-    atomic_store(&kv->up, 0);
+    atomic_store(&kv->g->up, 0);
     kv->ac = NULL;
     if (h2o_timeout_is_linked(&kv->connect_deadline))
         h2o_timeout_unlink(&kv->connect_deadline);
@@ -194,7 +213,8 @@ static void on_select(redisAsyncContext *ac, void *r, void *privdata)
     if (!kv->was_up)
         log_msg(LOG_INFO, "redis connected to %s:%d db %d", kv->host, kv->port, kv->db);
     kv->was_up = 1;
-    atomic_store(&kv->up, 1);
+    atomic_fetch_add_explicit(&kv->g->connects, 1, memory_order_relaxed);
+    atomic_store(&kv->g->up, 1);
 }
 
 static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
@@ -207,11 +227,16 @@ static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
 static void on_connect_deadline(h2o_timeout_entry_t *entry)
 {
     kv_t *kv = H2O_STRUCT_FROM_MEMBER(kv_t, connect_deadline, entry);
-    log_msg(LOG_WARN, "redis connect to %s:%d timed out", kv->host, kv->port);
+    log_msg(LOG_WARN, "redis connect to %s:%d timed out%s", kv->host, kv->port,
+            kv->resolve != NULL ? " (looking up the host name)" : "");
+    if (kv->resolve != NULL) {
+        kv->resolve->kv = NULL; /* dropped when it ends */
+        kv->resolve = NULL;
+    }
     if (kv->ac != NULL)
         redisAsyncFree(kv->ac); /* calls on_disconnect only if connected; make sure we are down */
     kv->ac = NULL;
-    atomic_store(&kv->up, 0);
+    atomic_store(&kv->g->up, 0);
     schedule_retry(kv);
 }
 
@@ -221,30 +246,106 @@ static void on_retry(h2o_timeout_entry_t *entry)
     kv_connect(kv);
 }
 
+/* --- name lookup, off the loop ----------------------------------------- */
+
+static void connect_addr(kv_t *kv, const char *addr);
+
+static void resolve_run(bg_job_t *job)
+{
+    kv_resolve_t *r = H2O_STRUCT_FROM_MEMBER(kv_resolve_t, job, job);
+    /* IPv4 first, as hiredis itself does for the names it resolves. */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int gai = getaddrinfo(r->host, NULL, &hints, &res);
+    if (gai != 0) {
+        hints.ai_family = AF_INET6;
+        gai = getaddrinfo(r->host, NULL, &hints, &res);
+    }
+    if (gai != 0 || res == NULL)
+        snprintf(r->error, sizeof(r->error), "could not resolve \"%s\": %s", r->host,
+                 gai != 0 ? gai_strerror(gai) : "no address");
+    else if (getnameinfo(res->ai_addr, res->ai_addrlen, r->addr, sizeof(r->addr), NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(r->error, sizeof(r->error), "could not format the address of \"%s\"", r->host);
+    if (res != NULL)
+        freeaddrinfo(res);
+}
+
+static void resolve_discard(bg_job_t *job)
+{
+    free(H2O_STRUCT_FROM_MEMBER(kv_resolve_t, job, job));
+}
+
+static void resolve_done(bg_job_t *job)
+{
+    kv_resolve_t *r = H2O_STRUCT_FROM_MEMBER(kv_resolve_t, job, job);
+    kv_t *kv = r->kv;
+    if (kv != NULL) {
+        kv->resolve = NULL;
+        if (r->error[0] != '\0') {
+            if (kv->was_up || kv->backoff == 0)
+                log_msg(LOG_WARN, "redis connect to %s:%d failed: %s", kv->host, kv->port, r->error);
+            if (h2o_timeout_is_linked(&kv->connect_deadline))
+                h2o_timeout_unlink(&kv->connect_deadline);
+            schedule_retry(kv);
+        } else {
+            connect_addr(kv, r->addr);
+        }
+    }
+    free(r);
+}
+
 static void kv_connect(kv_t *kv)
 {
-    redisAsyncContext *ac = redisAsyncConnect(kv->host, kv->port);
+    /* One deadline for the whole attempt: lookup, connect, AUTH and SELECT. */
+    if (h2o_timeout_is_linked(&kv->connect_deadline))
+        h2o_timeout_unlink(&kv->connect_deadline);
+    h2o_timeout_link(kv->loop, &kv->cmd_timeout, &kv->connect_deadline);
+    if (kv->host_is_literal) {
+        connect_addr(kv, kv->host);
+        return;
+    }
+    kv_resolve_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    snprintf(r->host, sizeof(r->host), "%s", kv->host);
+    r->kv = kv;
+    r->job.run = resolve_run;
+    r->job.done = resolve_done;
+    r->job.discard = resolve_discard;
+    kv->resolve = r;
+    bg_submit(kv->box, &r->job);
+}
+
+static void connect_failed(kv_t *kv)
+{
+    if (h2o_timeout_is_linked(&kv->connect_deadline))
+        h2o_timeout_unlink(&kv->connect_deadline);
+    schedule_retry(kv);
+}
+
+/* Connects to an address literal: hiredis's getaddrinfo() then needs no lookup. */
+static void connect_addr(kv_t *kv, const char *addr)
+{
+    redisAsyncContext *ac = redisAsyncConnect(addr, kv->port);
     if (ac == NULL) {
-        schedule_retry(kv);
+        connect_failed(kv);
         return;
     }
     if (ac->err) {
         if (kv->was_up || kv->backoff == 0)
             log_msg(LOG_WARN, "redis connect to %s:%d failed: %s", kv->host, kv->port, ac->errstr);
         redisAsyncFree(ac);
-        schedule_retry(kv);
+        connect_failed(kv);
         return;
     }
     ac->data = kv;
     if (ev_attach(kv, ac) != 0) {
         redisAsyncFree(ac);
-        schedule_retry(kv);
+        connect_failed(kv);
         return;
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     kv->ac = ac;
-    h2o_timeout_link(kv->loop, &kv->cmd_timeout, &kv->connect_deadline);
     /* These queue the first writes; the connection completes on the first writable event. */
     if (kv->password != NULL)
         redisAsyncCommand(ac, on_auth, kv, "AUTH %s", kv->password);
@@ -276,7 +377,7 @@ static void on_cmd_deadline(h2o_timeout_entry_t *entry)
         log_msg(LOG_WARN, "redis command timed out; reconnecting");
         redisAsyncContext *ac = kv->ac;
         kv->ac = NULL;
-        atomic_store(&kv->up, 0);
+        atomic_store(&kv->g->up, 0);
         redisAsyncFree(ac);
         schedule_retry(kv);
     }
@@ -284,7 +385,7 @@ static void on_cmd_deadline(h2o_timeout_entry_t *entry)
 
 int kv_command(kv_t *kv, kv_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
 {
-    if (kv->closing || kv->ac == NULL || !atomic_load(&kv->up))
+    if (kv->closing || kv->ac == NULL || !atomic_load(&kv->g->up))
         return ERR_UNAVAILABLE;
     kv_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -303,7 +404,13 @@ int kv_command(kv_t *kv, kv_cb cb, void *data, int argc, const char **argv, cons
 
 int kv_is_up(kv_t *kv)
 {
-    return atomic_load(&kv->up);
+    return atomic_load(&kv->g->up);
+}
+
+static int is_literal(const char *h)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
 }
 
 kv_t *kv_open(h2o_loop_t *loop, const kv_config_t *conf)
@@ -313,6 +420,9 @@ kv_t *kv_open(h2o_loop_t *loop, const kv_config_t *conf)
         abort();
     kv->loop = loop;
     kv->host = strdup(conf->host);
+    kv->host_is_literal = is_literal(conf->host);
+    kv->g = conf->gauges != NULL ? conf->gauges : &kv->own_gauges;
+    kv->box = bg_box_open(loop);
     kv->port = conf->port;
     kv->db = conf->db;
     kv->password = conf->password != NULL ? strdup(conf->password) : NULL;
@@ -332,11 +442,17 @@ void kv_close(kv_t *kv)
         h2o_timeout_unlink(&kv->retry);
     if (h2o_timeout_is_linked(&kv->connect_deadline))
         h2o_timeout_unlink(&kv->connect_deadline);
+    if (kv->resolve != NULL) {
+        kv->resolve->kv = NULL;
+        kv->resolve = NULL;
+    }
     if (kv->ac != NULL) {
         redisAsyncContext *ac = kv->ac;
         kv->ac = NULL;
         redisAsyncFree(ac); /* replies NULL to pending commands, which unlinks their deadlines */
     }
+    atomic_store(&kv->g->up, 0);
+    bg_box_close(kv->box);
     h2o_timeout_dispose(kv->loop, &kv->cmd_timeout);
     for (int i = 0; i < KV_BACKOFF_STEPS; i++)
         h2o_timeout_dispose(kv->loop, &kv->backoff_timeouts[i]);

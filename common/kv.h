@@ -2,13 +2,16 @@
  * common/kv.h - Redis on the h2o event loop (hiredis async + reconnect).
  *
  * A kv_t is one loop thread's Redis connection. It connects in the
- * background, selects the configured database, and reconnects with backoff
- * when the connection drops. Every command has a timeout. While the
- * connection is down, commands fail at once with ERR_UNAVAILABLE.
+ * background (the host name is looked up on a helper thread, never on the
+ * loop; connecting has a deadline), selects the configured database, and
+ * reconnects with backoff when the connection drops. Every command has a
+ * timeout. While the connection is down, commands fail at once with
+ * ERR_UNAVAILABLE.
  */
 #ifndef CLIENTELE_COMMON_KV_H
 #define CLIENTELE_COMMON_KV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
@@ -25,12 +28,19 @@ typedef struct st_kv_t kv_t;
  */
 typedef void (*kv_cb)(void *data, const redisReply *reply, int err);
 
+/* What a client publishes for other threads (relaxed atomics); see db_gauges_t. */
+typedef struct st_kv_gauges_t {
+    _Atomic int up;                      /* connected and the database selected */
+    _Atomic unsigned long long connects; /* connections established */
+} kv_gauges_t;
+
 typedef struct st_kv_config_t {
     const char *host;
     int port;
     int db;
     const char *password; /* NULL: no AUTH */
     int timeout_ms;       /* connect and command timeout */
+    kv_gauges_t *gauges;  /* caller-owned, outlives the client; NULL: inside the client */
 } kv_config_t;
 
 /* Creates the client and starts connecting; never fails (errors are retried). */
@@ -43,7 +53,7 @@ void kv_close(kv_t *kv);
  * returns ERR_UNAVAILABLE without calling cb.
  */
 int kv_command(kv_t *kv, kv_cb cb, void *data, int argc, const char **argv, const size_t *argvlen);
-/* 1 while connected (and the database selected). Safe from any thread. */
+/* 1 while connected (and the database selected). The client's thread (others read the gauges). */
 int kv_is_up(kv_t *kv);
 
 #endif

@@ -87,8 +87,16 @@ int main(int argc, char **argv)
     sigsock->data = &stop;
     h2o_socket_read_start(sigsock, on_signal);
 
-    db_config_t dbconf = {cfg.database_url, "clientele-worker", DB_POOL, 64, cfg.db_timeout_ms};
-    kv_config_t kvconf = {cfg.redis_host, cfg.redis_port, cfg.redis_db, cfg.redis_password, cfg.redis_timeout_ms};
+    db_config_t dbconf = {.conninfo = cfg.database_url,
+                          .app_name = "clientele-worker",
+                          .pool_size = DB_POOL,
+                          .queue_max = 64,
+                          .timeout_ms = cfg.db_timeout_ms};
+    kv_config_t kvconf = {.host = cfg.redis_host,
+                          .port = cfg.redis_port,
+                          .db = cfg.redis_db,
+                          .password = cfg.redis_password,
+                          .timeout_ms = cfg.redis_timeout_ms};
     kv_config_t readconf = kvconf;
     readconf.timeout_ms = cfg.redis_timeout_ms + READ_BLOCK_MS;
     db_t *db = db_open(loop, &dbconf);

@@ -231,8 +231,9 @@ static void assert_schedule_consistent(long long sid)
 
 static void open_worker(int i)
 {
-    db_config_t dbconf = {db_url, "scheduler-test", 2, 64, 5000};
-    kv_config_t kvconf = {"127.0.0.1", redis_port(), REDIS_DB, NULL, 1000};
+    db_config_t dbconf = {.conninfo = db_url, .app_name = "scheduler-test", .pool_size = 2, .queue_max = 64,
+                          .timeout_ms = 5000};
+    kv_config_t kvconf = {.host = "127.0.0.1", .port = redis_port(), .db = REDIS_DB, .timeout_ms = 1000};
     fx.db[i] = db_open(fx.loop, &dbconf);
     fx.kv[i] = kv_open(fx.loop, &kvconf);
     fx.s[i] = wk_scheduler_new(fx.loop, fx.db[i], fx.kv[i], names[i]);

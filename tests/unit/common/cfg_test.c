@@ -91,6 +91,7 @@ START_TEST(test_load_defaults)
     ck_assert_int_eq(cfg.db_pool, 8);
     ck_assert_int_eq(cfg.db_queue, 1024);
     ck_assert_int_eq(cfg.db_timeout_ms, 5000);
+    ck_assert_int_eq(cfg.db_queue_timeout_ms, 1000);
     ck_assert_int_eq(cfg.redis_timeout_ms, 2000);
     ck_assert_int_eq(cfg.shutdown_timeout_ms, 10000);
     ck_assert_ptr_null(cfg.jwt_secret);
@@ -271,6 +272,29 @@ START_TEST(test_load_timeouts)
     assert_refused("CLIENTELE_REDIS_TIMEOUT", "fast");
     assert_refused("CLIENTELE_SHUTDOWN_TIMEOUT", "-1");
     assert_refused("CLIENTELE_SHUTDOWN_TIMEOUT", "61m");
+}
+END_TEST
+
+START_TEST(test_load_db_queue_timeout)
+{
+    cfg_t cfg;
+    load_one("CLIENTELE_DB_QUEUE_TIMEOUT", "", &cfg); /* empty: the default */
+    ck_assert_int_eq(cfg.db_queue_timeout_ms, 1000);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_DB_QUEUE_TIMEOUT", "250ms", &cfg);
+    ck_assert_int_eq(cfg.db_queue_timeout_ms, 250);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_DB_QUEUE_TIMEOUT", "1ms", &cfg);
+    ck_assert_int_eq(cfg.db_queue_timeout_ms, 1);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_DB_QUEUE_TIMEOUT", "60m", &cfg);
+    ck_assert_int_eq(cfg.db_queue_timeout_ms, 3600000);
+    cfg_free(&cfg);
+
+    assert_refused("CLIENTELE_DB_QUEUE_TIMEOUT", "0");
+    assert_refused("CLIENTELE_DB_QUEUE_TIMEOUT", "61m");
+    assert_refused("CLIENTELE_DB_QUEUE_TIMEOUT", "-1s");
+    assert_refused("CLIENTELE_DB_QUEUE_TIMEOUT", "soon");
 }
 END_TEST
 
@@ -948,6 +972,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_threads);
     tcase_add_test(tc, test_load_db_pool_queue);
     tcase_add_test(tc, test_load_timeouts);
+    tcase_add_test(tc, test_load_db_queue_timeout);
     tcase_add_test(tc, test_load_jwt_secret);
     tcase_add_test(tc, test_load_jwt_alg_keys);
     tcase_add_test(tc, test_load_token_ttls);

@@ -1,0 +1,375 @@
+/*
+ * tests/unit/common/db_test.c - the state machine of common/db.c against
+ * the test stack's PostgreSQL: connecting (names looked up off the loop, a
+ * connect deadline, a socket re-opened on a reused descriptor number),
+ * queries, a killed backend and a stopped server (reconnect with backoff,
+ * recovery), the queue (full, wait timeout) and execution deadlines
+ * (statement_timeout, and the client-side deadline that cancels instead of
+ * closing the connection).
+ *
+ * Each test creates its own loop and pool and drives the loop itself.
+ * Blocking calls (a side connection that kills backends, the stack
+ * script) are fine here: the loop under test belongs to the test.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "../../../common/db.c"
+#include "loopkit.h"
+
+static h2o_loop_t *loop;
+static char url[256];
+
+static const char SQL_ADD[] = "SELECT $1::int + 1";
+static const char SQL_PID[] = "SELECT pg_backend_pid()";
+static const char SQL_SLEEP[] = "SELECT pg_sleep($1::float8)";
+
+typedef struct st_res_t {
+    int done, err;
+    char val[64];
+    char sqlstate[8];
+    long long at_ms;
+} res_t;
+
+static void on_res(void *data, const PGresult *res, int err)
+{
+    res_t *r = data;
+    r->done = 1;
+    r->err = err;
+    r->at_ms = lk_now_ms();
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+        snprintf(r->val, sizeof(r->val), "%s", PQgetvalue(res, 0, 0));
+    const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (st != NULL)
+        snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", st);
+}
+
+static void setup(void)
+{
+    snprintf(url, sizeof(url), "postgresql://clientele@127.0.0.1:%d/clientele", lk_env_int("STACK_PG_PORT", 55532));
+    loop = h2o_evloop_create();
+}
+
+static db_t *open_pool(const char *conninfo, int pool, int queue, int timeout_ms, int queue_timeout_ms)
+{
+    db_config_t conf = {.conninfo = conninfo,
+                        .app_name = "db-test",
+                        .pool_size = pool,
+                        .queue_max = queue,
+                        .timeout_ms = timeout_ms,
+                        .queue_timeout_ms = queue_timeout_ms};
+    return db_open(loop, &conf);
+}
+
+static int all_up(db_t *db, int ms)
+{
+    long long until = lk_now_ms() + ms;
+    while (lk_now_ms() < until) {
+        db_stats_t st;
+        db_stats(db, &st);
+        if (st.connections_up == db->pool_size)
+            return 1;
+        h2o_evloop_run(loop, 10);
+    }
+    return 0;
+}
+
+/* Runs one query to completion. */
+static res_t query(db_t *db, const char *sql, const char *param)
+{
+    res_t r = {0};
+    const char *params[1] = {param};
+    ck_assert_int_eq(db_query(db, sql, param != NULL ? 1 : 0, params, on_res, &r), 0);
+    ck_assert_msg(lk_run_until(loop, &r.done, 15000), "query did not finish");
+    return r;
+}
+
+static void side_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK, "%s",
+                  PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int stack(const char *cmd)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "scripts/stack.sh %s >/dev/null 2>&1", cmd);
+    return system(buf);
+}
+
+START_TEST(connects_and_queries)
+{
+    db_t *db = open_pool(url, 2, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t r = query(db, SQL_ADD, "41");
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_str_eq(r.val, "42");
+    db_stats_t st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.connects, 2);
+    ck_assert_int_eq(st.connections_busy, 0);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(resolves_host_names_off_the_loop)
+{
+    /* A lookup that takes 400 ms must not stall the loop: libpq gets hostaddr, resolved elsewhere. */
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=%s port=%d user=clientele dbname=clientele", SLOW_NAME,
+             lk_env_int("STACK_PG_PORT", 55532));
+    lk_probe_t probe;
+    lk_probe_start(&probe, loop);
+    db_t *db = open_pool(conninfo, 2, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    ck_assert_msg(probe.worst_ms < SLOW_MS / 2, "the loop stalled for %lld ms while connecting", probe.worst_ms);
+    ck_assert_str_eq(PQhost(db->conns[0].pg), SLOW_NAME); /* kept for TLS verification */
+    ck_assert_str_eq(PQhostaddr(db->conns[0].pg), "127.0.0.1");
+    ck_assert_str_eq(query(db, SQL_ADD, "1").val, "2");
+    lk_probe_stop(&probe);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(localhost_gets_every_address_libpq_would_try)
+{
+    /* The server listens on 127.0.0.1 only; localhost may resolve to ::1 first. */
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=localhost port=%d user=clientele dbname=clientele",
+             lk_env_int("STACK_PG_PORT", 55532));
+    db_t *db = open_pool(conninfo, 1, 8, 5000, 1000);
+    ck_assert_msg(all_up(db, 5000), "never connected to localhost");
+    ck_assert_str_eq(PQhost(db->conns[0].pg), "localhost");
+    ck_assert_str_eq(PQhostaddr(db->conns[0].pg), "127.0.0.1");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(connect_has_a_deadline)
+{
+    /* libpq ignores connect_timeout in non-blocking mode: a server that never answers must not hold a connection. */
+    int fd, port = lk_silent_listener(&fd);
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d user=clientele dbname=clientele connect_timeout=2",
+             port);
+    db_t *db = open_pool(conninfo, 1, 8, 5000, 1000);
+    lk_run_for(loop, 2600);
+    ck_assert_msg(db->conns[0].backoff >= 1, "the connect attempt was never given up");
+    ck_assert_int_eq(db_is_up(db), 0);
+    db_close(db);
+    close(fd);
+}
+END_TEST
+
+START_TEST(follows_libpq_to_a_new_socket_on_the_same_descriptor)
+{
+    /*
+     * The first host refuses; libpq closes its socket and opens one for the
+     * second host, which gets the same descriptor number. The watcher must
+     * follow the new socket, not keep waiting on the dead one.
+     */
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1,127.0.0.1 port=%d,%d user=clientele dbname=clientele",
+             lk_closed_port(), lk_env_int("STACK_PG_PORT", 55532));
+    db_t *db = open_pool(conninfo, 1, 8, 5000, 1000);
+    ck_assert_msg(all_up(db, 4000), "never connected through the second host");
+    /* The watcher wraps the socket libpq uses now (a dead one would leave the loop spinning or deaf). */
+    struct stat ours, libpqs;
+    ck_assert_int_eq(fstat(h2o_socket_get_fd(db->conns[0].sock), &ours), 0);
+    ck_assert_int_eq(fstat(PQsocket(db->conns[0].pg), &libpqs), 0);
+    ck_assert_msg(ours.st_ino == libpqs.st_ino, "the watcher still wraps the refused socket");
+    ck_assert_str_eq(query(db, SQL_ADD, "2").val, "3");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(killed_backend_reconnects)
+{
+    db_t *db = open_pool(url, 1, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t before = query(db, SQL_PID, NULL);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", before.val);
+    side_exec(sql);
+    /* The pool notices the lost connection on its own and re-opens it. */
+    long long until = lk_now_ms() + 5000;
+    db_stats_t st = {0};
+    while (lk_now_ms() < until) {
+        h2o_evloop_run(loop, 10);
+        db_stats(db, &st);
+        if (st.connects == 2 && st.connections_up == 1)
+            break;
+    }
+    ck_assert_uint_eq(st.connects, 2);
+    res_t after = query(db, SQL_PID, NULL);
+    ck_assert_int_eq(after.err, 0);
+    ck_assert_str_ne(after.val, before.val);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(stopped_server_fails_fast_backs_off_and_recovers)
+{
+    db_t *db = open_pool(url, 2, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    ck_assert_int_eq(stack("pg-stop"), 0);
+    lk_run_for(loop, 1500);
+    ck_assert_int_eq(db_is_up(db), 0);
+    /* Known down: refused at once instead of queued. */
+    res_t r = {0};
+    ck_assert_int_eq(db_query(db, SQL_ADD, 1, (const char *[]){"1"}, on_res, &r), ERR_UNAVAILABLE);
+    ck_assert_msg(db->conns[0].backoff >= 2, "no backoff between attempts (step %u)", db->conns[0].backoff);
+    ck_assert_int_eq(stack("pg-start"), 0);
+    ck_assert_msg(all_up(db, 15000), "the pool did not recover after the server came back");
+    ck_assert_str_eq(query(db, SQL_ADD, "5").val, "6");
+    ck_assert_uint_eq(db->conns[0].backoff, 0);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(full_queue_is_refused_at_once)
+{
+    db_t *db = open_pool(url, 1, 1, 5000, 5000);
+    ck_assert(all_up(db, 5000));
+    res_t a = {0}, b = {0}, c = {0};
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0.3"}, on_res, &a), 0);
+    lk_run_for(loop, 50); /* a is running, the queue is empty */
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0"}, on_res, &b), 0);
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0"}, on_res, &c), ERR_UNAVAILABLE);
+    ck_assert(lk_run_until(loop, &b.done, 5000));
+    ck_assert_int_eq(a.err, 0);
+    ck_assert_int_eq(b.err, 0);
+    db_stats_t st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.rejected, 1);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(queue_wait_times_out_apart_from_execution)
+{
+    /* The wait has its own short deadline; the query already running is left alone. */
+    db_t *db = open_pool(url, 1, 8, 5000, 200);
+    ck_assert(all_up(db, 5000));
+    res_t pid = query(db, SQL_PID, NULL), a = {0}, b = {0};
+    long long t0 = lk_now_ms();
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0.8"}, on_res, &a), 0);
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0"}, on_res, &b), 0);
+    ck_assert(lk_run_until(loop, &b.done, 5000));
+    ck_assert_int_eq(b.err, ERR_UNAVAILABLE);
+    ck_assert_int_lt(b.at_ms - t0, 700);
+    ck_assert_int_eq(a.done, 0);
+    ck_assert(lk_run_until(loop, &a.done, 5000));
+    ck_assert_int_eq(a.err, 0);
+    ck_assert_str_eq(query(db, SQL_PID, NULL).val, pid.val);
+    db_stats_t st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.queue_timeouts, 1);
+    ck_assert_uint_eq(st.connects, 1);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(statement_timeout_keeps_connection_and_statements)
+{
+    db_t *db = open_pool(url, 1, 8, 300, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t pid = query(db, SQL_PID, NULL);
+    ck_assert_str_eq(query(db, SQL_ADD, "1").val, "2");
+    int nprepared = db->conns[0].nprepared;
+    res_t r = query(db, SQL_SLEEP, "3");
+    ck_assert_int_eq(r.err, ERR_TIMEOUT);
+    ck_assert_str_eq(r.sqlstate, "57014");
+    ck_assert_str_eq(query(db, SQL_PID, NULL).val, pid.val);
+    ck_assert_str_eq(query(db, SQL_ADD, "2").val, "3");
+    ck_assert_int_eq(db->conns[0].nprepared, nprepared + 1);
+    /* The server agrees: the statements prepared before the timeout still exist. */
+    static const char SQL_NPREP[] = "SELECT count(*) FROM pg_prepared_statements";
+    ck_assert_int_ge(atoi(query(db, SQL_NPREP, NULL).val), nprepared + 1);
+    db_stats_t st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.connects, 1);
+    ck_assert_uint_eq(st.exec_timeouts, 1);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(client_deadline_cancels_instead_of_closing)
+{
+    /*
+     * A backend that does not answer at all (stopped with SIGSTOP): the
+     * server's statement_timeout cannot fire, so the client-side deadline
+     * (timeout + 1 s) answers ERR_TIMEOUT and sends a cancel request from a
+     * helper thread. Once the backend runs again it cancels the statement,
+     * and the same connection serves the next query.
+     */
+    db_t *db = open_pool(url, 1, 8, 300, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t pid = query(db, SQL_PID, NULL), r = {0};
+    ck_assert_str_eq(query(db, SQL_SLEEP, "0").val, "");
+    ck_assert_int_eq(kill((pid_t)atoi(pid.val), SIGSTOP), 0);
+    long long t0 = lk_now_ms();
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0.1"}, on_res, &r), 0);
+    lk_probe_t probe;
+    lk_probe_start(&probe, loop);
+    int done = lk_run_until(loop, &r.done, 5000);
+    lk_probe_stop(&probe);
+    kill((pid_t)atoi(pid.val), SIGCONT);
+    ck_assert(done);
+    ck_assert_int_eq(r.err, ERR_TIMEOUT);
+    ck_assert_int_ge(r.at_ms - t0, 1200);
+    ck_assert_msg(probe.worst_ms < 200, "the loop stalled for %lld ms", probe.worst_ms);
+    ck_assert_str_eq(query(db, SQL_PID, NULL).val, pid.val);
+    db_stats_t st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.cancels, 1);
+    ck_assert_uint_eq(st.connects, 1);
+    db_close(db);
+}
+END_TEST
+
+static Suite *db_suite(void)
+{
+    Suite *s = suite_create("db");
+    TCase *tc = tcase_create("connect");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, connects_and_queries);
+    tcase_add_test(tc, resolves_host_names_off_the_loop);
+    tcase_add_test(tc, localhost_gets_every_address_libpq_would_try);
+    tcase_add_test(tc, connect_has_a_deadline);
+    tcase_add_test(tc, follows_libpq_to_a_new_socket_on_the_same_descriptor);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("recovery");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, killed_backend_reconnects);
+    tcase_add_test(tc, stopped_server_fails_fast_backs_off_and_recovers);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("overload");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, full_queue_is_refused_at_once);
+    tcase_add_test(tc, queue_wait_times_out_apart_from_execution);
+    tcase_add_test(tc, statement_timeout_keeps_connection_and_statements);
+    tcase_add_test(tc, client_deadline_cancels_instead_of_closing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(db_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
