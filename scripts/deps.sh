@@ -6,7 +6,7 @@ PACKAGES=(
     gcc make pkg-config libc6-dev
     libh2o-evloop-dev libjansson-dev libpq-dev libhiredis-dev libjwt-dev libargon2-dev libyaml-dev libssl-dev
     check libsubunit-dev
-    postgresql postgresql-contrib redis-server redis-tools
+    postgresql postgresql-contrib redis-server redis-tools pgbouncer
     curl openssl procps tzdata ca-certificates
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
@@ -32,4 +32,17 @@ mkdir -p /etc/postgresql-common
 if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
     echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf
 fi
+# The pgbouncer package would start a system-wide PgBouncer (port 6432) and enable it at boot;
+# the tests run their own instance (scripts/stack.sh pgbouncer-start), so keep the service off.
+new_pgbouncer=0
+case " ${missing[*]} " in *" pgbouncer "*) new_pgbouncer=1 ;; esac
+if [ $new_pgbouncer = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    # policy-rc.d (invoke-rc.d's hook) gets the service name among its arguments; 101 = "do not start".
+    printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = pgbouncer ] && exit 101; done\nexit 0\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ $new_pgbouncer = 1 ]; then
+    update-rc.d pgbouncer disable >/dev/null 2>&1 || true # also removes systemd's boot-time link
+fi

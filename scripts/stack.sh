@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # scripts/stack.sh - a private PostgreSQL cluster and Redis server on loopback.
 #
-# Usage: scripts/stack.sh start|stop|pg-start|pg-stop|pg-restart|redis-start|redis-stop|status|env
-# Configured by STACK_DIR (data folder, git-ignored), STACK_PG_PORT and STACK_REDIS_PORT.
-# PostgreSQL refuses to run as root, so the cluster runs as the postgres user.
+# Usage: scripts/stack.sh start|stop|pg-start|pg-stop|pg-restart|redis-start|redis-stop|
+#                         pgbouncer-start|pgbouncer-stop|psql|env
+# Configured by STACK_DIR (data folder, git-ignored), STACK_PG_PORT, STACK_REDIS_PORT and
+# STACK_PGBOUNCER_PORT (default: the PostgreSQL port + 1).
+# PostgreSQL refuses to run as root, so the cluster runs as the postgres user; so does the
+# optional PgBouncer (only the tests start it; `stop` stops it too).
 set -euo pipefail
 
 STACK_DIR=${STACK_DIR:-.run}
 PG_PORT=${STACK_PG_PORT:-55432}
 REDIS_PORT=${STACK_REDIS_PORT:-56379}
+PGB_PORT=${STACK_PGBOUNCER_PORT:-$((PG_PORT + 1))}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 mkdir -p "$STACK_DIR"
 DIR=$(cd "$STACK_DIR" && pwd)
@@ -85,18 +89,83 @@ redis_stop() {
     done
 }
 
+# PgBouncer in front of the cluster, as the README's "Scaling out" section configures it for
+# Debian 12's PgBouncer 1.18: session pooling for every database (`*`), the `options` start-up
+# parameter ignored (1.18 refuses it otherwise), DISCARD ALL when a server connection changes
+# client. One extra alias, clientele_transaction, pools the `clientele` database in transaction
+# mode over a single server connection: the tests use it to show why the API must not use it.
+PGB_DIR="$DIR/pgbouncer"
+# A process that exited but was not reaped yet (a zombie) counts as gone.
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+pgb_running() { [ -f "$PGB_DIR/pgbouncer.pid" ] && alive "$(cat "$PGB_DIR/pgbouncer.pid")"; }
+
+pgbouncer_start() {
+    command -v pgbouncer >/dev/null || { echo "stack: pgbouncer is not installed (scripts/deps.sh)" >&2; exit 1; }
+    pgb_running && return 0
+    ensure_traversable
+    mkdir -p "$PGB_DIR"
+    cat >"$PGB_DIR/pgbouncer.ini" <<CONF
+[databases]
+clientele_transaction = host=127.0.0.1 port=$PG_PORT dbname=clientele pool_mode=transaction pool_size=1
+* = host=127.0.0.1 port=$PG_PORT
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGB_DIR/userlist.txt
+pool_mode = session
+ignore_startup_parameters = options
+server_reset_query = DISCARD ALL
+admin_users = postgres
+default_pool_size = 60
+max_client_conn = 300
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_DIR/pgbouncer.pid
+CONF
+    printf '"clientele" ""\n"postgres" ""\n' >"$PGB_DIR/userlist.txt"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PGB_DIR"
+    rm -f "$PGB_DIR/pgbouncer.pid"
+    as_pg pgbouncer -d -q "$PGB_DIR/pgbouncer.ini" || { tail -n 20 "$PGB_DIR/pgbouncer.log" >&2; exit 1; }
+    for _ in $(seq 1 100); do
+        psql -X -q -h 127.0.0.1 -p "$PGB_PORT" -U clientele -d clientele -c "SELECT 1" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "stack: pgbouncer did not start; see $PGB_DIR/pgbouncer.log" >&2
+    exit 1
+}
+
+pgbouncer_stop() {
+    pgb_running || return 0
+    local pid
+    pid=$(cat "$PGB_DIR/pgbouncer.pid")
+    kill -TERM "$pid" 2>/dev/null || true # SIGTERM: immediate shutdown (SIGINT would wait for clients)
+    for _ in $(seq 1 100); do
+        alive "$pid" || { rm -f "$PGB_DIR/pgbouncer.pid"; return 0; }
+        sleep 0.05
+    done
+    echo "stack: pgbouncer (pid $pid) did not stop" >&2
+    return 1
+}
+
 case "${1:-}" in
 start) pg_start; redis_start ;;
-stop) redis_stop; pg_stop ;;
+stop) pgbouncer_stop || true; redis_stop; pg_stop ;;
 pg-start) pg_start ;;
 pg-stop) pg_stop ;;
 pg-restart) pg_stop; pg_start ;;
 redis-start) redis_start ;;
 redis-stop) redis_stop ;;
+pgbouncer-start) pgbouncer_start ;;
+pgbouncer-stop) pgbouncer_stop ;;
 psql) shift; psql_admin "$@" ;;
 env)
     echo "CLIENTELE_DATABASE_URL=postgresql://clientele@127.0.0.1:$PG_PORT/clientele"
     echo "CLIENTELE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
     ;;
-*) echo "usage: $0 start|stop|pg-start|pg-stop|pg-restart|redis-start|redis-stop|psql|env" >&2; exit 2 ;;
+*)
+    echo "usage: $0 start|stop|pg-start|pg-stop|pg-restart|redis-start|redis-stop|pgbouncer-start|pgbouncer-stop|psql|env" >&2
+    exit 2
+    ;;
 esac
