@@ -19,12 +19,13 @@ static const char SQL_RUN_CREATE[] =
     "   SELECT $3, $4::jsonb, caller.uid FROM caller WHERE caller.cscope <> 'none' RETURNING *),"
     " ob AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', ins.id) FROM ins)"
     " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE 'forbidden' END, ins.id, 1,"
-    " run_json(ins::analytics_runs)::text, caller.rscope FROM caller LEFT JOIN ins ON true";
+    " run_json_for(ins::analytics_runs, caller.rscope, caller.uid, caller.tid)::text, caller.rscope"
+    " FROM caller LEFT JOIN ins ON true";
 
 static const char SQL_RUN_GET[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
-    " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json(r)::text"
-    " FROM caller LEFT JOIN analytics_runs r ON r.id = $3";
+    " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json_for(r, caller.rscope,"
+    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3";
 
 static const char SQL_RUN_CANCEL[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
@@ -35,15 +36,16 @@ static const char SQL_RUN_CANCEL[] =
     "   RETURNING r.*)"
     " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN cur.id IS NULL THEN 'not_found'"
     "   WHEN caller.dscope = 'none' THEN 'forbidden' ELSE 'finished' END,"
-    " coalesce(upd.id, cur.id), 1, run_json(CASE WHEN upd.id IS NOT NULL THEN upd::analytics_runs"
-    "   ELSE cur::analytics_runs END)::text, caller.rscope, cur.status"
+    " coalesce(upd.id, cur.id), 1, run_json_for(CASE WHEN upd.id IS NOT NULL THEN upd::analytics_runs"
+    "   ELSE cur::analytics_runs END, caller.rscope, caller.uid, caller.tid)::text, caller.rscope, cur.status"
     " FROM caller LEFT JOIN cur ON true LEFT JOIN upd ON true";
 
 /* $3 status, $4 kind, $5 cursor id (runs are listed newest first), $6 rows. */
 static const char SQL_RUN_LIST[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, p.id, p.id::text, p.doc, NULL FROM caller LEFT JOIN LATERAL ("
-    "   SELECT r.id, run_json(r)::text AS doc FROM analytics_runs r WHERE caller.rscope <> 'none'"
+    "   SELECT r.id, run_json_for(r, caller.rscope, caller.uid, caller.tid)::text AS doc FROM analytics_runs r"
+    "   WHERE caller.rscope <> 'none'"
     "   AND ($3::text IS NULL OR r.status = $3::text) AND ($4::text IS NULL OR r.kind = $4::text)"
     "   AND ($5::bigint IS NULL OR r.id < $5::bigint) ORDER BY r.id DESC LIMIT $6) p ON true ORDER BY p.id DESC";
 
@@ -83,10 +85,11 @@ static const char SQL_TRANSITIONS[] =
     "   customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
     "   AND t.run_id = $4 JOIN customers c ON c.id = f.customer_id AND c.deleted_at IS NULL"
     "   WHERE f.run_id = $3 AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
-    " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o,"
-    "   (SELECT count(*) FROM pairs p WHERE p.from_s = a.s AND p.to_s = b.s) AS n FROM segs a CROSS JOIN segs b)"
+    " counts AS (SELECT from_s, to_s, count(*) AS n FROM pairs GROUP BY from_s, to_s),"
+    " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o, coalesce(k.n, 0) AS n"
+    "   FROM segs a CROSS JOIN segs b LEFT JOIN counts k ON k.from_s = a.s AND k.to_s = b.s)"
     " SELECT caller.rscope, runs.a, runs.b, json_build_object('from_run', $3::bigint, 'to_run', $4::bigint,"
-    "   'customers', (SELECT count(*) FROM pairs),"
+    "   'customers', (SELECT coalesce(sum(n), 0)::bigint FROM counts),"
     "   'segments', (SELECT json_agg(s ORDER BY o) FROM segs),"
     "   'matrix', (SELECT json_object_agg(from_s, row ORDER BY fo) FROM (SELECT from_s, fo,"
     "     json_object_agg(to_s, n ORDER BY t_o) AS row FROM cells GROUP BY from_s, fo) r))::text"
