@@ -126,7 +126,13 @@ static const char SQL_UPSERT_FMT[] =
     " recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary,"
     " r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, segment = EXCLUDED.segment,"
     " lifecycle = EXCLUDED.lifecycle, tier = EXCLUDED.tier";
-static const char *const AFTER_SQL[] = {"SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
+/*
+ * After the commit: the planner's statistics of the history, so that reports on the new run
+ * (summary, transitions) get the plan for a million rows, not for none (a run adds too small a
+ * share of a long history for autovacuum to analyze it); then the drop of the old table.
+ */
+static const char *const AFTER_SQL[] = {"ANALYZE customer_analytics_history",
+                                        "SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
 
 /*
  * Orders go through a three-stage software pipeline: stage 1 decodes the
