@@ -6,7 +6,10 @@
  * Redis, so a run requested while Redis is down is published when it is
  * back. Results are read from customer_analytics_history joined with the
  * customers, so every count honours the caller's read scope on analytics
- * through the customers' owner and team.
+ * through the customers' owner and team. Runs are shown through
+ * run_json_for() (schema/0013): their stored statistics cover the whole
+ * population, so readers whose scope is not `all` get statistics computed
+ * over their own customers instead, and no population counts.
  */
 #include <stdio.h>
 
