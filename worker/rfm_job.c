@@ -127,12 +127,14 @@ static const char SQL_UPSERT_FMT[] =
     " r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, segment = EXCLUDED.segment,"
     " lifecycle = EXCLUDED.lifecycle, tier = EXCLUDED.tier";
 /*
- * After the commit: the planner's statistics of the history, so that reports on the new run
- * (summary, transitions) get the plan for a million rows, not for none (a run adds too small a
- * share of a long history for autovacuum to analyze it); then the drop of the old table.
+ * A full run's history rows get the planner's statistics in the run's transaction (ANALYZE
+ * samples the rows the transaction itself inserted, and its statistics commit with them), so
+ * that reports on the run (summary, transitions) are planned for a million rows from the first
+ * request on, not for none: a run adds too small a share of a long history for autovacuum to
+ * analyze it soon. It runs while the side connection builds the new customer_analytics.
  */
-static const char *const AFTER_SQL[] = {"ANALYZE customer_analytics_history",
-                                        "SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
+static const char SQL_ANALYZE_HISTORY[] = "ANALYZE customer_analytics_history";
+static const char *const AFTER_SQL[] = {"SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
 
 /*
  * Orders go through a three-stage software pipeline: stage 1 decodes the
@@ -739,7 +741,7 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
     char upsert[sizeof(SQL_UPSERT_FMT) + 24];
     produce_t history = {.c = l.c, .res = results, .n = l.n, .run_id = run};
     produce_t staged = {.c = l.c, .res = results, .n = l.n};
-    wk_job_step_t steps[3] = {{.sql = SQL_COPY_HISTORY, .produce = produce_results, .arg = &history}}, side[5] = {{0}};
+    wk_job_step_t steps[4] = {{.sql = SQL_COPY_HISTORY, .produce = produce_results, .arg = &history}}, side[5] = {{0}};
     wk_job_results_t out = {
         .steps = steps,
         .after_sql = AFTER_SQL, /* also for a tag's run: a full run may have left an old table behind */
@@ -763,9 +765,10 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
         side[2] = (wk_job_step_t){.sql = seal};
         /* The key's strong lock on customers goes with the commit; validating takes a weak one. */
         side[3] = (wk_job_step_t){.sql = validate, .new_txn = 1};
-        steps[1] = (wk_job_step_t){.sql = swap};
+        steps[1] = (wk_job_step_t){.sql = SQL_ANALYZE_HISTORY};
+        steps[2] = (wk_job_step_t){.sql = swap};
         out.side_steps = side;
-        out.side_before = 1;
+        out.side_before = 2;
     } else {
         /* Part of it: the other customers keep their values. */
         snprintf(upsert, sizeof(upsert), SQL_UPSERT_FMT, run);
