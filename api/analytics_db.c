@@ -77,6 +77,12 @@ static const char SQL_SUMMARY[] =
     "     total))::text"
     " FROM caller";
 
+/*
+ * One grouped join. The caller's scope enters as values computed once
+ * (InitPlans), not as a join with caller: the scan of the customers then
+ * stands alone, so the server can hash it once, in parallel workers, rather
+ * than once per worker behind a join with the caller.
+ */
 static const char SQL_TRANSITIONS[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
     " runs AS (SELECT (SELECT status FROM analytics_runs WHERE id = $3) AS a, (SELECT status FROM analytics_runs"
@@ -84,10 +90,11 @@ static const char SQL_TRANSITIONS[] =
     " segs(s, o) AS (VALUES ('champions', 1), ('loyal_customers', 2), ('potential_loyalists', 3),"
     "   ('new_customers', 4), ('promising', 5), ('need_attention', 6), ('about_to_sleep', 7), ('at_risk', 8),"
     "   ('cant_lose_them', 9), ('hibernating', 10), ('prospect', 11)),"
-    " pairs AS (SELECT f.segment AS from_s, t.segment AS to_s FROM caller,"
-    "   customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
+    " pairs AS (SELECT f.segment AS from_s, t.segment AS to_s"
+    "   FROM customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
     "   AND t.run_id = $4 JOIN customers c ON c.id = f.customer_id AND c.deleted_at IS NULL"
-    "   WHERE f.run_id = $3 AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
+    "   WHERE f.run_id = $3 AND in_scope((SELECT rscope FROM caller), (SELECT uid FROM caller),"
+    "   (SELECT tid FROM caller), c.owner_id, c.team_id)),"
     " counts AS (SELECT from_s, to_s, count(*) AS n FROM pairs GROUP BY from_s, to_s),"
     " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o, coalesce(k.n, 0) AS n"
     "   FROM segs a CROSS JOIN segs b LEFT JOIN counts k ON k.from_s = a.s AND k.to_s = b.s)"
