@@ -6,7 +6,10 @@
  * Redis, so a run requested while Redis is down is published when it is
  * back. Results are read from customer_analytics_history joined with the
  * customers, so every count honours the caller's read scope on analytics
- * through the customers' owner and team.
+ * through the customers' owner and team. Runs are shown through
+ * run_json_for() (schema/0013): their stored statistics cover the whole
+ * population, so readers whose scope is not `all` get statistics computed
+ * over their own customers instead, and no population counts.
  */
 #include <stdio.h>
 
@@ -19,12 +22,13 @@ static const char SQL_RUN_CREATE[] =
     "   SELECT $3, $4::jsonb, caller.uid FROM caller WHERE caller.cscope <> 'none' RETURNING *),"
     " ob AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', ins.id) FROM ins)"
     " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE 'forbidden' END, ins.id, 1,"
-    " run_json(ins::analytics_runs)::text, caller.rscope FROM caller LEFT JOIN ins ON true";
+    " run_json_for(ins::analytics_runs, caller.rscope, caller.uid, caller.tid)::text, caller.rscope"
+    " FROM caller LEFT JOIN ins ON true";
 
 static const char SQL_RUN_GET[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
-    " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json(r)::text"
-    " FROM caller LEFT JOIN analytics_runs r ON r.id = $3";
+    " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json_for(r, caller.rscope,"
+    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3";
 
 static const char SQL_RUN_CANCEL[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
@@ -35,15 +39,16 @@ static const char SQL_RUN_CANCEL[] =
     "   RETURNING r.*)"
     " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN cur.id IS NULL THEN 'not_found'"
     "   WHEN caller.dscope = 'none' THEN 'forbidden' ELSE 'finished' END,"
-    " coalesce(upd.id, cur.id), 1, run_json(CASE WHEN upd.id IS NOT NULL THEN upd::analytics_runs"
-    "   ELSE cur::analytics_runs END)::text, caller.rscope, cur.status"
+    " coalesce(upd.id, cur.id), 1, run_json_for(CASE WHEN upd.id IS NOT NULL THEN upd::analytics_runs"
+    "   ELSE cur::analytics_runs END, caller.rscope, caller.uid, caller.tid)::text, caller.rscope, cur.status"
     " FROM caller LEFT JOIN cur ON true LEFT JOIN upd ON true";
 
 /* $3 status, $4 kind, $5 cursor id (runs are listed newest first), $6 rows. */
 static const char SQL_RUN_LIST[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, p.id, p.id::text, p.doc, NULL FROM caller LEFT JOIN LATERAL ("
-    "   SELECT r.id, run_json(r)::text AS doc FROM analytics_runs r WHERE caller.rscope <> 'none'"
+    "   SELECT r.id, run_json_for(r, caller.rscope, caller.uid, caller.tid)::text AS doc FROM analytics_runs r"
+    "   WHERE caller.rscope <> 'none'"
     "   AND ($3::text IS NULL OR r.status = $3::text) AND ($4::text IS NULL OR r.kind = $4::text)"
     "   AND ($5::bigint IS NULL OR r.id < $5::bigint) ORDER BY r.id DESC LIMIT $6) p ON true ORDER BY p.id DESC";
 
@@ -72,6 +77,12 @@ static const char SQL_SUMMARY[] =
     "     total))::text"
     " FROM caller";
 
+/*
+ * One grouped join. The caller's scope enters as values computed once
+ * (InitPlans), not as a join with caller: the scan of the customers then
+ * stands alone, so the server can hash it once, in parallel workers, rather
+ * than once per worker behind a join with the caller.
+ */
 static const char SQL_TRANSITIONS[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
     " runs AS (SELECT (SELECT status FROM analytics_runs WHERE id = $3) AS a, (SELECT status FROM analytics_runs"
@@ -79,14 +90,16 @@ static const char SQL_TRANSITIONS[] =
     " segs(s, o) AS (VALUES ('champions', 1), ('loyal_customers', 2), ('potential_loyalists', 3),"
     "   ('new_customers', 4), ('promising', 5), ('need_attention', 6), ('about_to_sleep', 7), ('at_risk', 8),"
     "   ('cant_lose_them', 9), ('hibernating', 10), ('prospect', 11)),"
-    " pairs AS (SELECT f.segment AS from_s, t.segment AS to_s FROM caller,"
-    "   customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
+    " pairs AS (SELECT f.segment AS from_s, t.segment AS to_s"
+    "   FROM customer_analytics_history f JOIN customer_analytics_history t ON t.customer_id = f.customer_id"
     "   AND t.run_id = $4 JOIN customers c ON c.id = f.customer_id AND c.deleted_at IS NULL"
-    "   WHERE f.run_id = $3 AND " SCOPE_OK("rscope", "c.owner_id", "c.team_id") "),"
-    " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o,"
-    "   (SELECT count(*) FROM pairs p WHERE p.from_s = a.s AND p.to_s = b.s) AS n FROM segs a CROSS JOIN segs b)"
+    "   WHERE f.run_id = $3 AND in_scope((SELECT rscope FROM caller), (SELECT uid FROM caller),"
+    "   (SELECT tid FROM caller), c.owner_id, c.team_id)),"
+    " counts AS (SELECT from_s, to_s, count(*) AS n FROM pairs GROUP BY from_s, to_s),"
+    " cells AS (SELECT a.s AS from_s, a.o AS fo, b.s AS to_s, b.o AS t_o, coalesce(k.n, 0) AS n"
+    "   FROM segs a CROSS JOIN segs b LEFT JOIN counts k ON k.from_s = a.s AND k.to_s = b.s)"
     " SELECT caller.rscope, runs.a, runs.b, json_build_object('from_run', $3::bigint, 'to_run', $4::bigint,"
-    "   'customers', (SELECT count(*) FROM pairs),"
+    "   'customers', (SELECT coalesce(sum(n), 0)::bigint FROM counts),"
     "   'segments', (SELECT json_agg(s ORDER BY o) FROM segs),"
     "   'matrix', (SELECT json_object_agg(from_s, row ORDER BY fo) FROM (SELECT from_s, fo,"
     "     json_object_agg(to_s, n ORDER BY t_o) AS row FROM cells GROUP BY from_s, fo) r))::text"

@@ -11,8 +11,16 @@
 #              the first run starts from an empty customer_analytics, later ones replace a full one;
 #   3. sql:    the same definitions in one SQL statement (aggregate, rank with window functions,
 #              upsert into a scratch copy of customer_analytics), in one transaction;
+#   4. writes: during every worker run, one session updates single customers (a different one each
+#              time, each update its own transaction, 5 ms apart) and times each update to its commit:
+#              the count, p99 and longest show how long the run holds customer writes up;
+#   5. transitions: with RUNS >= 2, GET /v1/analytics/transitions between the first two runs through
+#              the API as a director (every customer in scope), twice (the first plans the statement),
+#              against a floor: counting the rows it reads (the customers not deleted, the two runs'
+#              history rows) in one psql call;
 # and prints the times and the ratios worker/copy and worker/sql. The issue's targets: worker at most
-# 2 x copy, peak RSS at most 64 bytes per customer + 50 MB.
+# 2 x copy, peak RSS at most 64 bytes per customer + 50 MB, the longest customer write during a run
+# under 200 ms, transitions under 1 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +30,17 @@ RUNS=${RUNS:-2}
 AS_OF=${AS_OF:-2026-06-30T00:00:00Z}
 BUILD=${BUILD:-build}
 export STACK_DIR=${STACK_DIR:-.bench-rfm} STACK_PG_PORT=${STACK_PG_PORT:-55652} STACK_REDIS_PORT=${STACK_REDIS_PORT:-56599}
+API_PORT=${API_PORT:-18652}
 
 scripts/deps.sh
 make -s -j"$(nproc)" BUILD="$BUILD" "$BUILD/clientele-api" "$BUILD/clientele-worker"
 scripts/stack.sh start
-WORKER_PID=
-trap 'if [ -n "$WORKER_PID" ]; then kill "$WORKER_PID" 2>/dev/null || true; wait "$WORKER_PID" 2>/dev/null || true; fi; scripts/stack.sh stop' EXIT
+WORKER_PID= PROBE_PID= API_PID=
+stop_all() {
+    for pid in $WORKER_PID $PROBE_PID $API_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    scripts/stack.sh stop
+}
+trap stop_all EXIT
 
 export CLIENTELE_DATABASE_URL="postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele"
 export CLIENTELE_REDIS_URL="redis://127.0.0.1:$STACK_REDIS_PORT/0"
@@ -87,11 +100,41 @@ redis-cli -h 127.0.0.1 -p "$STACK_REDIS_PORT" -n 0 DEL clientele:runs >/dev/null
 CLIENTELE_WORKER_NAME=bench-rfm CLIENTELE_LOG_LEVEL=info "$BUILD/clientele-worker" 2>"$STACK_DIR/worker.log" &
 WORKER_PID=$!
 for _ in $(seq 1 100); do grep -q '"consuming clientele:runs' "$STACK_DIR/worker.log" && break; sleep 0.1; done
-worker_ms=()
+# 4. Single-row customer writes while run $1 lasts (or, for run 0, for $2 seconds), each its own
+# transaction (COMMIT inside DO), timed to its commit; prints "probe <count> <p99 ms> <max ms>" as a
+# notice.
+probe_writes() {
+    "${PSQL[@]}" -c "DO \$\$
+DECLARE t0 timestamptz; lat float8[] := '{}'; n int := 0; st text; t_end timestamptz := clock_timestamp() + '${2:-0} s';
+BEGIN
+    LOOP
+        SELECT status INTO st FROM analytics_runs WHERE id = $1;
+        EXIT WHEN st IN ('succeeded', 'failed', 'cancelled') OR ($1 = 0 AND clock_timestamp() > t_end);
+        t0 := clock_timestamp();
+        UPDATE customers SET phone = '+1 555 ' || n WHERE id = 1 + (n::bigint * 7919) % $CUSTOMERS;
+        COMMIT;
+        lat := lat || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+        n := n + 1;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+    RAISE NOTICE 'probe % % %', n,
+        round(coalesce((SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY x) FROM unnest(lat) x), 0)::numeric, 1),
+        round(coalesce((SELECT max(x) FROM unnest(lat) x), 0)::numeric, 1);
+END \$\$"
+}
+
+# The same writes without a run: what a write costs here anyway (commits wait for the disk).
+probe_writes 0 5 2>"$STACK_DIR/probe.log"
+probe_idle=$(awk '/probe/ {print $(NF-2), $(NF-1), $NF}' "$STACK_DIR/probe.log")
+
+worker_ms=() run_ids=() probe=()
 for run in $(seq 1 "$RUNS"); do
     t0=$(ms)
     id=$("${PSQL[@]}" -tAc "WITH r AS (INSERT INTO analytics_runs (kind, params) VALUES ('rfm', '$PARAMS'::jsonb) RETURNING id),
         o AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', id) FROM r) SELECT id FROM r")
+    run_ids+=("$id")
+    probe_writes "$id" 2>"$STACK_DIR/probe.log" &
+    PROBE_PID=$!
     # One session waits on the server (a fresh snapshot every 10 ms): starting psql every few
     # milliseconds instead would take a good part of a core away from the worker being measured.
     "${PSQL[@]}" -c "DO \$\$ BEGIN
@@ -99,6 +142,9 @@ for run in $(seq 1 "$RUNS"); do
             PERFORM pg_sleep(0.01);
         END LOOP; END \$\$"
     worker_ms+=($(($(ms) - t0)))
+    wait "$PROBE_PID" || { echo "bench: the write probe failed: $(cat "$STACK_DIR/probe.log")" >&2; exit 1; }
+    PROBE_PID=
+    probe+=("$(awk '/probe/ {print $(NF-2), $(NF-1), $NF}' "$STACK_DIR/probe.log")")
     st=$("${PSQL[@]}" -tAc "SELECT status FROM analytics_runs WHERE id = $id")
     if [ "$st" != succeeded ]; then
         echo "bench: run $id $st: $("${PSQL[@]}" -tAc "SELECT error FROM analytics_runs WHERE id = $id")" >&2
@@ -111,6 +157,39 @@ kill -TERM "$WORKER_PID"
 wait "$WORKER_PID" || { echo "bench: the worker did not exit 0" >&2; exit 1; }
 WORKER_PID=
 last_id=$id
+
+# 5. transitions between the first two runs, through the API, as a director.
+transitions_ms=() transitions_status=()
+if [ "$RUNS" -ge 2 ]; then
+    export CLIENTELE_JWT_SECRET=bench-secret-0123456789abcdefghijklmnop
+    export CLIENTELE_LISTEN=127.0.0.1:$API_PORT CLIENTELE_LOG_LEVEL=warn
+    if ! "${PSQL[@]}" -tAc "SELECT 1 FROM users WHERE email = 'bench.director@bench.invalid'" | grep -q 1; then
+        echo 'bench-director-password' | "$BUILD/clientele-api" user-add bench.director@bench.invalid Director director >/dev/null
+    fi
+    "$BUILD/clientele-api" >"$STACK_DIR/api.log" 2>&1 &
+    API_PID=$!
+    for _ in $(seq 1 100); do curl -fs "http://$CLIENTELE_LISTEN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    TOKEN=$(curl -fsS -X POST -H 'Content-Type: application/json' \
+        -d '{"email":"bench.director@bench.invalid","password":"bench-director-password"}' \
+        "http://$CLIENTELE_LISTEN/v1/auth/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+    for _ in 1 2; do
+        out=$(curl -sS -o "$STACK_DIR/transitions.json" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $TOKEN" \
+            "http://$CLIENTELE_LISTEN/v1/analytics/transitions?from_run=${run_ids[0]}&to_run=${run_ids[1]}")
+        if [ "${out%% *}" != 200 ]; then
+            echo "bench: transitions answered ${out%% *}: $(cat "$STACK_DIR/transitions.json")" >&2
+        fi
+        transitions_ms+=("$(awk -v t="${out#* }" 'BEGIN { printf "%d", t * 1000 }')")
+        transitions_status+=("${out%% *}")
+    done
+    t0=$(ms)
+    "${PSQL[@]}" -tAc "SELECT (SELECT count(*) FROM customers WHERE deleted_at IS NULL),
+        (SELECT count(*) FROM customer_analytics_history WHERE run_id IN (${run_ids[0]}, ${run_ids[1]}))" >/dev/null
+    transitions_floor_ms=$(($(ms) - t0))
+    transitions_customers=$(grep -o '"customers" *: *[0-9]*' "$STACK_DIR/transitions.json" | grep -o '[0-9]*$' || echo '?')
+    kill -TERM "$API_PID"
+    wait "$API_PID" || true
+    API_PID=
+fi
 
 # 3. SQL only: the same definitions, upserted into a scratch copy of customer_analytics.
 "${PSQL[@]}" <<'SQL'
@@ -183,6 +262,17 @@ for i in "${!worker_ms[@]}"; do
     echo "worker run $((i + 1)) (POST to succeeded): ${worker_ms[$i]} ms = $(ratio "${worker_ms[$i]}" "$copy_ms") x copy," \
         "$(ratio "${worker_ms[$i]}" "${sql_ms[$((i < 1 ? 0 : 1))]}") x sql"
 done
+read -r n p99 worst <<<"$probe_idle"
+echo "customer writes without a run (5 s): $n single-row updates, p99 $p99 ms, longest $worst ms"
+for i in "${!probe[@]}"; do
+    read -r n p99 worst <<<"${probe[$i]}"
+    echo "customer writes during worker run $((i + 1)): $n single-row updates, p99 $p99 ms, longest $worst ms (target < 200 ms)"
+done
+if [ "${#transitions_ms[@]}" -gt 0 ]; then
+    echo "GET /v1/analytics/transitions (runs 1 -> 2, $transitions_customers customers): first ${transitions_ms[0]} ms" \
+        "(${transitions_status[0]}), second ${transitions_ms[1]} ms (${transitions_status[1]}; target < 1000 ms); floor (counting its input rows) $transitions_floor_ms ms," \
+        "$(ratio "${transitions_ms[1]}" "$transitions_floor_ms") x floor"
+fi
 echo "sql-only: first ${sql_ms[0]} ms (inserts), second ${sql_ms[1]} ms (updates)"
 echo "worker peak RSS (VmHWM): $((hwm_kb / 1024)) MiB; budget 64 B x $population + 50 MiB = $(((population * 64) / 1048576 + 50)) MiB"
 echo "rows that differ between the worker and the SQL-only results: $diff"

@@ -765,7 +765,8 @@ int wk_clv_job_run(wk_job_ctx_t *ctx, const json_t *params)
     snprintf(upsert, len, SQL_UPSERT_CURRENT_FMT, p.horizon, p.time_unit_days == 7 ? "week" : "day",
              (long long)wk_job_run_id(ctx));
     produce_t pr = {.l = &l, .res = res, .run_id = wk_job_run_id(ctx)};
-    wk_job_step_t steps[] = {{SQL_COPY_HISTORY, produce_results, &pr}, {upsert, NULL, NULL}, {NULL, NULL, NULL}};
+    wk_job_step_t steps[] = {
+        {.sql = SQL_COPY_HISTORY, .produce = produce_results, .arg = &pr}, {.sql = upsert}, {.sql = NULL}};
     wk_job_results_t out = {
         .steps = steps,
         .customers = json_integer_value(json_object_get(stats, "customers")),

@@ -703,13 +703,17 @@ static void *side_main(void *arg)
 {
     side_t *side = arg;
     char *buf = malloc(COPY_CHUNK);
-    static const wk_job_step_t begin = {"BEGIN ISOLATION LEVEL READ COMMITTED", NULL, NULL};
-    static const wk_job_step_t commit = {"COMMIT", NULL, NULL};
+    static const wk_job_step_t begin = {.sql = "BEGIN ISOLATION LEVEL READ COMMITTED"};
+    static const wk_job_step_t commit = {.sql = "COMMIT"};
     int r = buf != NULL ? side_step(side, &begin, buf) : -1;
     if (buf == NULL)
         snprintf(side->err, sizeof(side->err), "the worker is out of memory");
-    for (const wk_job_step_t *step = side->steps; r == 0 && step->sql != NULL; step++)
-        r = side_step(side, step, buf);
+    for (const wk_job_step_t *step = side->steps; r == 0 && step->sql != NULL; step++) {
+        if (step->new_txn && (r = side_step(side, &commit, buf)) == 0)
+            r = side_step(side, &begin, buf);
+        if (r == 0)
+            r = side_step(side, step, buf);
+    }
     if (r == 0)
         r = side_step(side, &commit, buf);
     free(buf);

@@ -149,6 +149,12 @@ typedef struct st_wk_job_step_t {
     const char *sql; /* no parameters; needs no static storage */
     wk_job_produce_cb produce;
     void *arg;
+    /*
+     * Side steps only: commit what the steps before did and run this one and
+     * the rest in a new transaction (e.g. to give back a strong lock at once).
+     * Ignored when the side steps run in line in the run's transaction.
+     */
+    int new_txn;
 } wk_job_step_t;
 
 /* A kind's results, for wk_job_write_results(). */
@@ -160,7 +166,8 @@ typedef struct st_wk_job_results_t {
      * their own, in a transaction of their own that has committed before
      * steps[side_before] starts (before the run's row is locked when
      * side_before is past the last step); they fail the write if they fail.
-     * What they commit must stay unseen by readers until the run's
+     * A step with new_txn set starts a new transaction of theirs (see
+     * wk_job_step_t). What they commit must stay unseen by readers until the run's
      * transaction commits (e.g. a table only a later step puts to use), and
      * a failure of the run's transaction leaves it behind: the kind cleans
      * up. Without a free connection they run on A, in the run's

@@ -25,11 +25,14 @@
  * results in one transaction: a binary COPY straight into
  * customer_analytics_history, then customer_analytics. For a run over every
  * customer, the job's side connection meanwhile builds the new
- * customer_analytics in a table of its own (binary COPY ... FREEZE, keys,
- * statistics) and commits it, unseen by readers; the run's transaction
+ * customer_analytics in a table of its own (binary COPY ... FREEZE, primary
+ * key, statistics, then its foreign key NOT VALID, which locks customers
+ * against writes for a moment, with a bounded wait) and commits it, then
+ * validates that key in a second transaction, which lets customer writes go
+ * on; all unseen by readers. The run's transaction
  * then swaps it in by renaming. For a tag's population, an upsert from the
  * history rows (only that population is touched). See
- * schema/0011_rfm_write.sql. Then the run's statistics, the commit, and
+ * schema/0011_rfm_write.sql and 0013. Then the run's statistics, the commit, and
  * after it the drop of the table that was swapped out.
  *
  * Timestamps: PostgreSQL sends microseconds; the scoring definitions
@@ -84,6 +87,13 @@
  */
 #define SWAP_LOCK_WAIT_MS "200"
 #define DROP_LOCK_WAIT_MS "100"
+/*
+ * How long the staged table's foreign key to customers waits per attempt for
+ * its SHARE ROW EXCLUSIVE lock on customers (three attempts), which every
+ * customer write queues behind meanwhile. Held for a catalog change only: the
+ * side transaction commits right after, and validation runs in the next one.
+ */
+#define FK_LOCK_WAIT_MS "100"
 
 static const char SQL_READ_BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /*
@@ -104,7 +114,8 @@ static const char SQL_COPY_HISTORY[] =
     "COPY customer_analytics_history (run_id, " RESULT_COLS ") FROM STDIN (FORMAT binary)";
 static const char SQL_STAGE_FMT[] = "SELECT customer_analytics_stage('%s', %lld)";
 static const char SQL_COPY_STAGED_FMT[] = "COPY %s (" RESULT_COLS ") FROM STDIN (FORMAT binary, FREEZE)";
-static const char SQL_SEAL_FMT[] = "SELECT customer_analytics_seal('%s')";
+static const char SQL_SEAL_FMT[] = "SELECT customer_analytics_seal('%s', " FK_LOCK_WAIT_MS ")";
+static const char SQL_VALIDATE_FMT[] = "SELECT customer_analytics_validate('%s')";
 static const char SQL_SWAP_FMT[] = "SELECT customer_analytics_swap(%lld, '%s', " SWAP_LOCK_WAIT_MS ")";
 static const char SQL_UPSERT_FMT[] =
     "INSERT INTO customer_analytics (customer_id, run_id, computed_at, recency_days, frequency, monetary, r, f, m,"
@@ -115,6 +126,14 @@ static const char SQL_UPSERT_FMT[] =
     " recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary,"
     " r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, segment = EXCLUDED.segment,"
     " lifecycle = EXCLUDED.lifecycle, tier = EXCLUDED.tier";
+/*
+ * A full run's history rows get the planner's statistics in the run's transaction (ANALYZE
+ * samples the rows the transaction itself inserted, and its statistics commit with them), so
+ * that reports on the run (summary, transitions) are planned for a million rows from the first
+ * request on, not for none: a run adds too small a share of a long history for autovacuum to
+ * analyze it soon. It runs while the side connection builds the new customer_analytics.
+ */
+static const char SQL_ANALYZE_HISTORY[] = "ANALYZE customer_analytics_history";
 static const char *const AFTER_SQL[] = {"SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
 
 /*
@@ -718,10 +737,11 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
 
     stats_json = make_stats(&stats);
     long long run = (long long)wk_job_run_id(ctx);
-    char name[64], stage[192], copy_staged[256], seal[192], swap[192], upsert[sizeof(SQL_UPSERT_FMT) + 24];
+    char name[64], stage[192], copy_staged[256], seal[192], validate[192], swap[192];
+    char upsert[sizeof(SQL_UPSERT_FMT) + 24];
     produce_t history = {.c = l.c, .res = results, .n = l.n, .run_id = run};
     produce_t staged = {.c = l.c, .res = results, .n = l.n};
-    wk_job_step_t steps[3] = {{SQL_COPY_HISTORY, produce_results, &history}}, side[4] = {{NULL}};
+    wk_job_step_t steps[4] = {{.sql = SQL_COPY_HISTORY, .produce = produce_results, .arg = &history}}, side[5] = {{0}};
     wk_job_results_t out = {
         .steps = steps,
         .after_sql = AFTER_SQL, /* also for a tag's run: a full run may have left an old table behind */
@@ -738,17 +758,21 @@ int wk_rfm_job_run(wk_job_ctx_t *ctx, const json_t *params)
         snprintf(stage, sizeof(stage), SQL_STAGE_FMT, name, run);
         snprintf(copy_staged, sizeof(copy_staged), SQL_COPY_STAGED_FMT, name);
         snprintf(seal, sizeof(seal), SQL_SEAL_FMT, name);
+        snprintf(validate, sizeof(validate), SQL_VALIDATE_FMT, name);
         snprintf(swap, sizeof(swap), SQL_SWAP_FMT, run, name);
-        side[0] = (wk_job_step_t){stage, NULL, NULL};
-        side[1] = (wk_job_step_t){copy_staged, produce_results, &staged};
-        side[2] = (wk_job_step_t){seal, NULL, NULL};
-        steps[1] = (wk_job_step_t){swap, NULL, NULL};
+        side[0] = (wk_job_step_t){.sql = stage};
+        side[1] = (wk_job_step_t){.sql = copy_staged, .produce = produce_results, .arg = &staged};
+        side[2] = (wk_job_step_t){.sql = seal};
+        /* The key's strong lock on customers goes with the commit; validating takes a weak one. */
+        side[3] = (wk_job_step_t){.sql = validate, .new_txn = 1};
+        steps[1] = (wk_job_step_t){.sql = SQL_ANALYZE_HISTORY};
+        steps[2] = (wk_job_step_t){.sql = swap};
         out.side_steps = side;
-        out.side_before = 1;
+        out.side_before = 2;
     } else {
         /* Part of it: the other customers keep their values. */
         snprintf(upsert, sizeof(upsert), SQL_UPSERT_FMT, run);
-        steps[1] = (wk_job_step_t){upsert, NULL, NULL};
+        steps[1] = (wk_job_step_t){.sql = upsert};
     }
     r = wk_job_write_results(ctx, &out);
 

@@ -620,11 +620,16 @@ START_TEST(run_get_is_readable_by_every_analytics_reader)
 {
     json_t *run = create_run(ANALYST, "{\"kind\":\"rfm\"}");
     const char *path = fmt("/v1/analytics/runs/%lld", jint(run, "id"));
+    /* Readers whose scope is not `all` see the run without the population's counts. */
+    json_t *scoped = keep(json_deep_copy(run));
+    json_object_set_new(scoped, "customers_done", json_null());
+    json_object_set_new(scoped, "customers_total", json_null());
     static const int readers[] = {ANALYST, DIRECTOR, MANAGER, REP_N, REP_S};
     for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
         th_resp_t *r = http_get(readers[i], path);
         expect_status(r, 200);
-        expect_json_eq(r->json, run, "GET run");
+        expect_json_eq(r->json, readers[i] == MANAGER || readers[i] == REP_N || readers[i] == REP_S ? scoped : run,
+                       "GET run");
     }
     expect_problem(http_get(INTEG, path), 403, "forbidden");
     expect_problem(http_get(-1, path), 401, "unauthenticated");
@@ -831,6 +836,231 @@ START_TEST(summary_counts_only_what_each_caller_may_see)
     }
     expect_problem(http_get(INTEG, fmt("/v1/analytics/summary?run_id=%lld", run)), 403, "forbidden");
     expect_problem(http_get(-1, "/v1/analytics/summary"), 401, "unauthenticated");
+}
+END_TEST
+
+/* The reader's analytics read scope, as run documents name it. */
+static const char *scope_of(int who)
+{
+    return who == MANAGER ? "team" : who == REP_N || who == REP_S ? "own" : "all";
+}
+
+/* A run as `path` answers it to `who`, and the same document in the run list (filtered by kind). */
+static json_t *run_as(int who, long long run, const char *kind)
+{
+    th_resp_t *r = http_get(who, fmt("/v1/analytics/runs/%lld", run));
+    expect_status(r, 200);
+    th_resp_t *l = http_get(who, fmt("/v1/analytics/runs?kind=%s&limit=100", kind));
+    expect_status(l, 200);
+    size_t i;
+    json_t *v, *found = NULL;
+    json_array_foreach(jget(l, "data"), i, v) if (jint(v, "id") == run) found = v;
+    ck_assert_msg(found != NULL, "run %lld is not in the list of user %d", run, who);
+    expect_json_eq(found, r->json, fmt("run %lld in the list of user %d", run, who));
+    return r->json;
+}
+
+/* The stats of an rfm run as `who` should see them: the stored ones for scope all, else over their customers. */
+static json_t *expected_rfm_stats(int who, const json_t *stored, const cust_t *custs, const res_t *res, size_t n)
+{
+    if (strcmp(scope_of(who), "all") == 0)
+        return (json_t *)stored;
+    json_t *segs = json_object(), *lifes = json_object(), *tiers = json_object(), *tier_rev = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(stored, "segments"), k, v) json_object_set_new(segs, k, json_integer(0));
+    json_object_foreach(json_object_get(stored, "lifecycles"), k, v) json_object_set_new(lifes, k, json_integer(0));
+    long long total = 0, count = 0, scored = 0, tier_n[3] = {0}, tier_c[3] = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (!can_see(who, &custs[i]))
+            continue;
+        count++;
+        json_object_set_new(segs, res[i].segment, json_integer(jint(segs, res[i].segment) + 1));
+        json_object_set_new(lifes, res[i].lifecycle, json_integer(jint(lifes, res[i].lifecycle) + 1));
+        if (res[i].r != 0) {
+            scored++;
+            total += cents(res[i].monetary);
+        }
+        if (res[i].tier != NULL) {
+            tier_n[res[i].tier[0] - 'A']++;
+            tier_c[res[i].tier[0] - 'A'] += cents(res[i].monetary);
+        }
+    }
+    for (int t = 0; t < 3; t++) {
+        json_object_set_new(tiers, fmt("%c", 'A' + t), json_integer(tier_n[t]));
+        json_object_set_new(tier_rev, fmt("%c", 'A' + t), json_string(money(tier_c[t])));
+    }
+    return keep(json_pack("{s:I, s:I, s:o, s:o, s:o, s:s, s:o, s:s, s:O}", "customers", (json_int_t)count, "scored",
+                          (json_int_t)scored, "segments", segs, "lifecycles", lifes, "tiers", tiers, "revenue",
+                          money(total), "tier_revenue", tier_rev, "scope", scope_of(who), "duration_ms",
+                          json_object_get(stored, "duration_ms")));
+}
+
+/*
+ * GET /v1/analytics/runs/{id} and the run list: the stored statistics (over
+ * the whole population) for readers with scope all; a manager and a rep get
+ * statistics of the same shape over the customers they may read, and no
+ * population counts.
+ */
+START_TEST(run_stats_are_scoped_like_the_summary)
+{
+    const char *tag = uniq("runstats");
+    cust_t c[6];
+    res_t x[6];
+    summary_fixture(tag, c, x);
+    long long run = sim_run("rfm", "succeeded", RFM_PARAMS("2026-01-31T00:00:00Z"), "now()");
+    for (int i = 0; i < 6; i++)
+        sim_history(run, c[i].id, &x[i]);
+    /* What a worker stores: figures of the whole company, far more than this suite's customers. */
+    const char *stored_text =
+        "{\"customers\": 100000, \"scored\": 90000, \"segments\": {\"champions\": 9000, \"loyal_customers\": 9000,"
+        " \"potential_loyalists\": 9000, \"new_customers\": 9000, \"promising\": 9000, \"need_attention\": 9000,"
+        " \"about_to_sleep\": 9000, \"at_risk\": 9000, \"cant_lose_them\": 9000, \"hibernating\": 9000,"
+        " \"prospect\": 10000}, \"lifecycles\": {\"prospect\": 10000, \"new\": 20000, \"active\": 30000,"
+        " \"at_risk\": 20000, \"churned\": 20000}, \"tiers\": {\"A\": 20000, \"B\": 30000, \"C\": 40000},"
+        " \"revenue\": \"123456789.00\", \"tier_revenue\": {\"A\": \"98765431.20\", \"B\": \"18518518.35\","
+        " \"C\": \"6172839.45\"}, \"duration_ms\": 4321}";
+    sql_do("UPDATE analytics_runs SET stats = '%s', customers_done = 100000, customers_total = 100000 WHERE id = %lld",
+           stored_text, run);
+    json_t *stored = jparse(stored_text);
+
+    static const int who[] = {ANALYST, DIRECTOR, MANAGER, REP_N, REP_S};
+    for (size_t k = 0; k < sizeof(who) / sizeof(who[0]); k++) {
+        json_t *doc = run_as(who[k], run, "rfm");
+        int all = strcmp(scope_of(who[k]), "all") == 0;
+        expect_json_eq(json_object_get(doc, "stats"), expected_rfm_stats(who[k], stored, c, x, 6),
+                       fmt("stats for user %d", who[k]));
+        ck_assert_str_eq(jstr(doc, "status"), "succeeded");
+        ck_assert_msg(json_number_value(json_object_get(doc, "progress")) == 1.0, "progress");
+        expect_json_eq(json_object_get(doc, "params"), jparse(RFM_PARAMS("2026-01-31T00:00:00Z")), "params");
+        expect_json_eq(json_object_get(doc, "customers_done"), all ? keep(json_integer(100000)) : json_null(),
+                       "customers_done");
+        expect_json_eq(json_object_get(doc, "customers_total"), all ? keep(json_integer(100000)) : json_null(),
+                       "customers_total");
+    }
+    /* Spot checks against the oracle itself: the same figures as the summary. */
+    json_t *st = json_object_get(run_as(MANAGER, run, "rfm"), "stats");
+    ck_assert_int_eq(jint(st, "customers"), 3);
+    ck_assert_str_eq(jstr(st, "revenue"), "630.75");
+    ck_assert_str_eq(jstr(st, "scope"), "team");
+    st = json_object_get(run_as(REP_N, run, "rfm"), "stats");
+    ck_assert_int_eq(jint(st, "customers"), 2);
+    ck_assert_str_eq(jstr(st, "revenue"), "620.50");
+    ck_assert_str_eq(jstr(json_object_get(st, "tier_revenue"), "C"), "0.00");
+    ck_assert_int_eq(jint(json_object_get(st, "segments"), "hibernating"), 0);
+    st = json_object_get(run_as(REP_S, run, "rfm"), "stats");
+    ck_assert_int_eq(jint(st, "customers"), 2);
+    ck_assert_int_eq(jint(st, "scored"), 1);
+    ck_assert_int_eq(jint(json_object_get(st, "segments"), "prospect"), 1);
+    ck_assert_int_eq(jint(json_object_get(run_as(DIRECTOR, run, "rfm"), "stats"), "customers"), 100000);
+
+    /* Runs without statistics stay without them for every reader. */
+    long long queued = sim_run("rfm", "queued", RFM_PARAMS("2026-01-31T00:00:00Z"), NULL);
+    for (size_t k = 0; k < sizeof(who) / sizeof(who[0]); k++)
+        ck_assert(json_is_null(json_object_get(run_as(who[k], queued, "rfm"), "stats")));
+}
+END_TEST
+
+/* A clv run: model parameters for everyone; counts and totals, in stats and model, only over what one may read. */
+START_TEST(clv_run_stats_and_model_are_scoped)
+{
+    const char *tag = uniq("clvstats");
+    cust_t c[5];
+    c[0] = make_customer(REP_N, -1, tag);
+    c[1] = make_customer(REP_N, -1, tag);
+    c[2] = make_customer(REP_S, -1, tag);
+    c[3] = make_customer(DIRECTOR, team_north, tag);
+    c[4] = make_customer(DIRECTOR, 0, tag);
+    /* x, expected purchases, clv, lifecycle (x < 0: a prospect, no values) */
+    static const struct {
+        int x;
+        const char *expected, *clv, *lifecycle;
+    } rows[5] = {{3, "1.5", "100.25", "active"},
+                 {0, "0.25", "10.00", "at_risk"},
+                 {-1, NULL, NULL, "prospect"},
+                 {7, "4.75", "900.10", "active"},
+                 {1, "0.5", "5.05", "churned"}};
+    long long run = sim_run("clv", "succeeded", "{}", "now()");
+    for (int i = 0; i < 5; i++) {
+        if (rows[i].x < 0)
+            sql_do("INSERT INTO customer_clv_history (run_id, customer_id, lifecycle) VALUES (%lld, %lld, 'prospect')",
+                   run, c[i].id);
+        else
+            sql_do("INSERT INTO customer_clv_history (run_id, customer_id, x, t_x, t_cal, zbar, p_alive,"
+                   " expected_purchases, expected_avg_value, clv, lifecycle)"
+                   " VALUES (%lld, %lld, %d, 10, 20, 30.00, 0.5, %s, 40.00, %s, '%s')",
+                   run, c[i].id, rows[i].x, rows[i].expected, rows[i].clv, rows[i].lifecycle);
+    }
+    const char *stored_text =
+        "{\"customers\": 50000, \"fitted\": 45000, \"prospects\": 5000, \"excluded_by_cohort\": 12,"
+        " \"lifecycles\": {\"prospect\": 5000, \"new\": 5000, \"active\": 20000, \"at_risk\": 10000,"
+        " \"churned\": 10000}, \"expected_purchases\": 31876.5, \"clv\": \"4123456.78\","
+        " \"calibration\": {\"period_end\": \"2026-03-31\", \"duration\": 8.4, \"predicted\": 5120.7,"
+        " \"actual\": 4987}, \"duration_ms\": 2310}";
+    const char *model_text =
+        "{\"bgnbd\": {\"r\": 0.243, \"alpha\": 4.414, \"a\": 0.793, \"b\": 2.426, \"log_likelihood\": -9582.4,"
+        " \"iterations\": 31, \"grad_norm\": 0.0000021, \"converged\": true, \"customers\": 45000},"
+        " \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.45, \"log_likelihood\": -4012.9,"
+        " \"iterations\": 24, \"grad_norm\": 0.0000008, \"converged\": true, \"customers\": 9200},"
+        " \"customers_fitted\": 45000, \"repeat_customers\": 9200, \"converged\": true}";
+    sql_do("UPDATE analytics_runs SET stats = '%s', model = '%s', customers_done = 50000, customers_total = 50000"
+           " WHERE id = %lld",
+           stored_text, model_text, run);
+    json_t *stored = jparse(stored_text), *model = jparse(model_text);
+    json_t *redacted = keep(json_deep_copy(model));
+    json_object_set_new(redacted, "customers_fitted", json_null());
+    json_object_set_new(redacted, "repeat_customers", json_null());
+    static const char *const fits[] = {"bgnbd", "gamma_gamma"};
+    for (int i = 0; i < 2; i++) {
+        json_object_set_new(json_object_get(redacted, fits[i]), "customers", json_null());
+        json_object_set_new(json_object_get(redacted, fits[i]), "log_likelihood", json_null());
+    }
+
+    static const int who[] = {ANALYST, DIRECTOR, MANAGER, REP_N, REP_S};
+    for (size_t k = 0; k < sizeof(who) / sizeof(who[0]); k++) {
+        json_t *doc = run_as(who[k], run, "clv");
+        if (strcmp(scope_of(who[k]), "all") == 0) {
+            expect_json_eq(json_object_get(doc, "stats"), stored, "stats for scope all");
+            expect_json_eq(json_object_get(doc, "model"), model, "model for scope all");
+            continue;
+        }
+        long long n = 0, fitted = 0, prospects = 0, clv = 0;
+        double expected = 0;
+        json_t *lc =
+            json_pack("{s:i, s:i, s:i, s:i, s:i}", "prospect", 0, "new", 0, "active", 0, "at_risk", 0, "churned", 0);
+        for (int i = 0; i < 5; i++) {
+            if (!can_see(who[k], &c[i]))
+                continue;
+            n++;
+            json_object_set_new(lc, rows[i].lifecycle, json_integer(jint(lc, rows[i].lifecycle) + 1));
+            if (rows[i].x < 0) {
+                prospects++;
+                continue;
+            }
+            fitted++;
+            expected += atof(rows[i].expected);
+            clv += cents(rows[i].clv);
+        }
+        json_t *want = keep(json_pack("{s:I, s:I, s:I, s:o, s:f, s:s, s:n, s:s, s:i}", "customers", (json_int_t)n,
+                                      "fitted", (json_int_t)fitted, "prospects", (json_int_t)prospects, "lifecycles",
+                                      lc, "expected_purchases", expected, "clv", money(clv), "calibration", "scope",
+                                      scope_of(who[k]), "duration_ms", 2310));
+        json_t *got = json_object_get(doc, "stats");
+        /* expected_purchases is a number; compare it as one (sums of exact binary fractions here). */
+        ck_assert_msg(json_is_number(json_object_get(got, "expected_purchases")) &&
+                          json_number_value(json_object_get(got, "expected_purchases")) == expected,
+                      "expected_purchases %s", jshow(json_object_get(got, "expected_purchases")));
+        json_object_set_new(want, "expected_purchases", json_deep_copy(json_object_get(got, "expected_purchases")));
+        expect_json_eq(got, want, fmt("clv stats for user %d", who[k]));
+        expect_json_eq(json_object_get(doc, "model"), redacted, fmt("clv model for user %d", who[k]));
+        ck_assert(json_is_null(json_object_get(doc, "customers_total")));
+    }
+    json_t *st = json_object_get(run_as(MANAGER, run, "clv"), "stats");
+    ck_assert_int_eq(jint(st, "customers"), 3);
+    ck_assert_str_eq(jstr(st, "clv"), "1010.35");
+    st = json_object_get(run_as(REP_S, run, "clv"), "stats");
+    ck_assert_int_eq(jint(st, "prospects"), 1);
+    ck_assert_str_eq(jstr(st, "clv"), "0.00");
 }
 END_TEST
 
@@ -1555,6 +1785,8 @@ static Suite *analytics_suite(void)
     tc = tcase_create("results");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, summary_counts_only_what_each_caller_may_see);
+    tcase_add_test(tc, run_stats_are_scoped_like_the_summary);
+    tcase_add_test(tc, clv_run_stats_and_model_are_scoped);
     tcase_add_test(tc, summary_defaults_to_the_latest_succeeded_rfm_run);
     tcase_add_test(tc, summary_404_409_and_400);
     tcase_add_test(tc, summary_of_no_visible_customer_is_zero_with_two_decimals);

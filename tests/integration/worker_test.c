@@ -814,9 +814,9 @@ START_TEST(full_runs_swap_customer_analytics)
                                " RETURNING id");
     snprintf(sql, sizeof(sql),
              "SELECT customer_analytics_stage('customer_analytics_next_%lld_0a', %lld);"
-             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0a');"
+             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0a', 1000);"
              " SELECT customer_analytics_stage('customer_analytics_next_%lld_0b', %lld);"
-             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0b')",
+             " SELECT customer_analytics_seal('customer_analytics_next_%lld_0b', 1000)",
              c, c, c, running, running, running);
     ck_assert_int_eq(th_sql(wdb, sql), 0);
     long long d = create_run("rfm", default_params(params, sizeof(params)), 1);
@@ -836,6 +836,144 @@ START_TEST(full_runs_swap_customer_analytics)
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
     assert_run_matches(d, &o);
     PQfinish(reader);
+    ck_assert(wait_settled(5000));
+    worker_stop_ok(&w);
+}
+END_TEST
+
+/* The modes `c`'s session holds on customers, in alphabetical order, comma-separated ("" when none). */
+static void conn_customer_locks(PGconn *c, char *out, size_t len)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(string_agg(mode, ',' ORDER BY mode), '') FROM pg_locks"
+             " WHERE pid = %d AND relation = 'customers'::regclass AND granted",
+             PQbackendPID(c));
+    ck_assert_msg(th_sql_value(wdb, sql, out, len) == 0, "no row: %s", sql);
+}
+
+/* One single-row customer update in a session of its own; its milliseconds, or -1 when it failed. */
+static long long timed_customer_write(PGconn *w, long long id)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "UPDATE customers SET phone = '+49 30 %lld' WHERE id = %lld", th_now_ms() % 100000, id);
+    long long t0 = th_now_ms();
+    PGresult *r = PQexec(w, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? th_now_ms() - t0 : -1;
+}
+
+/*
+ * Sealing the staged customer_analytics: its foreign key to customers is
+ * added NOT VALID (a SHARE ROW EXCLUSIVE lock, for a catalog change, in a
+ * transaction that commits at once), and validated in a transaction that
+ * holds no lock on customers that a write waits for.
+ */
+START_TEST(staged_key_is_validated_without_blocking_customer_writes)
+{
+    const char *staged = "customer_analytics_next_999999_5ea1";
+    char locks[256], sql[1024];
+    PGconn *x = PQconnectdb(wdb), *w = PQconnectdb(wdb);
+    ck_assert_int_eq(PQstatus(x), CONNECTION_OK);
+    ck_assert_int_eq(PQstatus(w), CONNECTION_OK);
+    conn_ok(w, "SET lock_timeout = '2s'");
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SELECT customer_analytics_stage('%s', 999999);"
+             " INSERT INTO %s (customer_id, segment, lifecycle) SELECT id, 'prospect', 'prospect' FROM customers",
+             staged, staged);
+    conn_ok(x, sql);
+    snprintf(sql, sizeof(sql), "SELECT customer_analytics_seal('%s', 100)::int", staged);
+    ck_assert_int_eq(conn_ll(x, sql), 1);
+    conn_ok(x, "COMMIT");
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f' AND NOT convalidated",
+        staged);
+    ck_assert_int_eq(sql_ll("%s", sql), 1);
+
+    /* Validation, held open: customer writes go on. */
+    snprintf(sql, sizeof(sql), "BEGIN; SELECT customer_analytics_validate('%s')", staged);
+    conn_ok(x, sql);
+    conn_customer_locks(x, locks, sizeof(locks));
+    ck_assert_msg(strcmp(locks, "AccessShareLock,RowShareLock") == 0 || strcmp(locks, "RowShareLock") == 0 ||
+                      strcmp(locks, "AccessShareLock") == 0,
+                  "validation holds %s on customers", locks);
+    long long ms = timed_customer_write(w, 1);
+    ck_assert_msg(ms >= 0 && ms < 1000, "a customer write during validation took %lld ms", ms);
+    conn_ok(x, "COMMIT");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f' AND convalidated",
+             staged);
+    ck_assert_int_eq(sql_ll("%s", sql), 1);
+
+    /* An open customer write keeps the key's lock away: the seal gives up within its attempts, keyless. */
+    snprintf(sql, sizeof(sql), "SELECT customer_analytics_drop_retired(1000)");
+    ck_assert_int_eq(sql_ll("%s", sql), 0);
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SELECT customer_analytics_stage('%s', 999999);"
+             " INSERT INTO %s (customer_id, segment, lifecycle) SELECT id, 'prospect', 'prospect' FROM customers",
+             staged, staged);
+    conn_ok(x, sql);
+    conn_ok(w, "BEGIN");
+    ck_assert_int_ge(timed_customer_write(w, 2), 0);
+    long long t0 = th_now_ms();
+    snprintf(sql, sizeof(sql), "SELECT customer_analytics_seal('%s', 100)::int", staged);
+    ck_assert_int_eq(conn_ll(x, sql), 0);
+    ck_assert_int_lt(th_now_ms() - t0, 5000);
+    conn_ok(x, "COMMIT");
+    conn_ok(w, "COMMIT");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f'",
+             staged);
+    ck_assert_int_eq(sql_ll("%s", sql), 0);
+    ck_assert_int_eq(sql_ll("SELECT customer_analytics_drop_retired(1000)"), 0);
+    PQfinish(w);
+    PQfinish(x);
+}
+END_TEST
+
+/*
+ * A full run while a customer write stays open (its transaction holds
+ * customers in ROW EXCLUSIVE mode): the run's foreign key cannot get its lock,
+ * so it gives up within its bounded attempts and the run upserts, with the
+ * same results; meanwhile other customer writes never wait long behind it.
+ */
+START_TEST(full_run_never_holds_customer_writes)
+{
+    th_api_t w;
+    char params[512], sql[128];
+    oracle_t o = {AS_OF, 0, NULL, 30, 90, 180, "0.80", "0.95"};
+    PGconn *open_write = PQconnectdb(wdb), *writer = PQconnectdb(wdb);
+    ck_assert_int_eq(PQstatus(open_write), CONNECTION_OK);
+    ck_assert_int_eq(PQstatus(writer), CONNECTION_OK);
+    conn_ok(writer, "SET lock_timeout = '3s'");
+    conn_ok(open_write, "BEGIN");
+    ck_assert_int_ge(timed_customer_write(open_write, 1), 0);
+
+    worker_start(&w, "w-writes");
+    long long run = create_run("rfm", default_params(params, sizeof(params)), 1);
+    snprintf(sql, sizeof(sql), "SELECT status FROM analytics_runs WHERE id = %lld", run);
+    long long t0 = th_now_ms(), worst = 0, writes = 0;
+    char status[64] = "";
+    while (th_now_ms() - t0 < 30000) {
+        long long ms = timed_customer_write(writer, 2 + writes % 500);
+        ck_assert_msg(ms >= 0, "a customer write failed during the run: %s", PQerrorMessage(writer));
+        worst = ms > worst ? ms : worst;
+        writes++;
+        ck_assert_int_eq(th_sql_value(wdb, sql, status, sizeof(status)), 0);
+        if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)
+            break;
+        usleep(5 * 1000);
+    }
+    ck_assert_msg(strcmp(status, "succeeded") == 0, "run %lld is %s after 30 s with a customer write open", run,
+                  status);
+    ck_assert_msg(worst < 1000, "the longest of %lld customer writes during the run took %lld ms", writes, worst);
+    conn_ok(open_write, "COMMIT");
+    wait_cleanup_done();
+    assert_run_matches(run, &o);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM pg_class WHERE relname ~ '^customer_analytics_(next|retired)_'"), 0);
+    PQfinish(writer);
+    PQfinish(open_write);
     ck_assert(wait_settled(5000));
     worker_stop_ok(&w);
 }
@@ -1009,6 +1147,8 @@ static Suite *worker_suite(void)
     tcase_add_test(tc, run_requested_while_redis_is_down_completes_later);
     tcase_add_test(tc, runs_lost_with_redis_data_are_published_again);
     tcase_add_test(tc, full_runs_swap_customer_analytics);
+    tcase_add_test(tc, staged_key_is_validated_without_blocking_customer_writes);
+    tcase_add_test(tc, full_run_never_holds_customer_writes);
     tcase_add_test(tc, cancelled_run_writes_nothing_and_frees_the_worker);
     tcase_add_test(tc, cancel_during_the_write_rolls_it_back);
     tcase_add_test(tc, duplicate_message_is_processed_once);
