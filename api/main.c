@@ -259,7 +259,8 @@ int main(int argc, char **argv)
                           .pool_size = cfg.db_pool,
                           .queue_max = cfg.db_queue,
                           .timeout_ms = cfg.db_timeout_ms,
-                          .queue_timeout_ms = cfg.db_queue_timeout_ms};
+                          .queue_timeout_ms = cfg.db_queue_timeout_ms,
+                          .no_jit = 1};
     for (int i = 0; i < cfg.threads; i++) {
         api_thread_t *t = &server.threads[i];
         t->server = &server;

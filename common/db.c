@@ -928,10 +928,11 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
     db->g = conf->gauges != NULL ? conf->gauges : &db->own_gauges;
     db->conninfo = strdup(conf->conninfo);
     db->app_name = strdup(conf->app_name != NULL ? conf->app_name : "clientele");
-    if (conf->timeout_ms > 0)
-        snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC -c statement_timeout=%d", conf->timeout_ms);
-    else
-        snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC");
+    snprintf(db->options, sizeof(db->options), "-c TimeZone=UTC%s", conf->no_jit ? " -c jit=off" : "");
+    if (conf->timeout_ms > 0) {
+        size_t len = strlen(db->options);
+        snprintf(db->options + len, sizeof(db->options) - len, " -c statement_timeout=%d", conf->timeout_ms);
+    }
     int connect_timeout_s = 0;
     parse_conninfo(db, &connect_timeout_s);
     int connect_ms = conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms

@@ -63,6 +63,7 @@ typedef struct st_db_config_t {
     int queue_timeout_ms;   /* longest wait for a connection; 0: timeout_ms (none if both 0) */
     int connect_timeout_ms; /* deadline for resolving plus connecting; 0: connect_timeout in conninfo, else 5 s */
     db_gauges_t *gauges;    /* where to publish gauges (caller-owned, outlives the pool); NULL: inside the pool */
+    int no_jit;             /* jit=off for the sessions: interactive statements pay more to compile than they save */
 } db_config_t;
 
 typedef struct st_db_stats_t {

@@ -118,6 +118,22 @@ START_TEST(connects_and_queries)
 }
 END_TEST
 
+/* The session settings: UTC, the statement timeout, and JIT off only where asked (the API's pool). */
+START_TEST(sessions_get_their_settings)
+{
+    for (int no_jit = 0; no_jit <= 1; no_jit++) {
+        db_config_t conf = {.conninfo = url, .app_name = "db-test", .pool_size = 1, .queue_max = 4,
+                            .timeout_ms = 4321, .queue_timeout_ms = 1000, .no_jit = no_jit};
+        db_t *db = db_open(loop, &conf);
+        ck_assert(all_up(db, 5000));
+        ck_assert_str_eq(query(db, "SELECT current_setting('TimeZone')", NULL).val, "UTC");
+        ck_assert_str_eq(query(db, "SELECT current_setting('statement_timeout')", NULL).val, "4321ms");
+        ck_assert_str_eq(query(db, "SELECT current_setting('jit')", NULL).val, no_jit ? "off" : "on");
+        db_close(db);
+    }
+}
+END_TEST
+
 START_TEST(resolves_host_names_off_the_loop)
 {
     /* A lookup that takes 400 ms must not stall the loop: libpq gets hostaddr, resolved elsewhere. */
@@ -341,6 +357,7 @@ static Suite *db_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, connects_and_queries);
+    tcase_add_test(tc, sessions_get_their_settings);
     tcase_add_test(tc, resolves_host_names_off_the_loop);
     tcase_add_test(tc, localhost_gets_every_address_libpq_would_try);
     tcase_add_test(tc, connect_has_a_deadline);
