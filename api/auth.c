@@ -572,8 +572,6 @@ static void on_me(void *data, const PGresult *res, int err)
 
 int auth_me(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     char uid[24], ver[24];
     api_caller_params(ar, uid, ver);
     int ret = auth_db_me(ar->thread->db, uid, ver, on_me, ar);

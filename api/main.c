@@ -120,6 +120,10 @@ static void *thread_main(void *arg)
 
     kdf_client_destroy(t->kdf);
     t->kdf = NULL;
+    /* Cleared first: requests released by the cancelled jobs then free their bodies here. */
+    offload_client_t *oc = t->offload;
+    t->offload = NULL;
+    offload_client_destroy(oc);
     api_token_cache_free(t->tokens);
     t->tokens = NULL;
     db_close(t->db);
@@ -220,6 +224,11 @@ int main(int argc, char **argv)
     }
     kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
     server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
+    server.offload = offload_pool_create(OFFLOAD_THREADS, OFFLOAD_QUEUE_CAP);
+    if (server.kdf == NULL || server.offload == NULL) {
+        fprintf(stderr, "clientele-api: cannot start the helper threads\n");
+        goto Fail;
+    }
     server.tzdb = tzdb_open(NULL);
     server.metrics = api_metrics_new(api_nroutes);
     const char **templates = calloc(api_nroutes, sizeof(*templates));
@@ -256,6 +265,7 @@ int main(int argc, char **argv)
         h2o_multithread_register_receiver(t->ctx.queue, &t->wake, on_wake);
         t->db = db_open(t->loop, &dbconf);
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
+        t->offload = offload_client_create(server.offload, t->ctx.queue);
         t->tokens = api_token_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
@@ -275,6 +285,7 @@ int main(int argc, char **argv)
     log_msg(LOG_INFO, "stopped");
 
     kdf_pool_destroy(server.kdf);
+    offload_pool_destroy(server.offload);
     tzdb_close(server.tzdb);
     api_metrics_free(server.metrics);
     free(templates);
