@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "api.h"
 #include "common/log.h"
+#include "common/rnd.h"
 #include "scope.h"
 
 static uint64_t now_ns(void)
@@ -129,7 +129,7 @@ static int is_sane_request_id(const char *s, size_t len)
 
 static void new_request_id(api_thread_t *t, char *out)
 {
-    if (t->rng == 0 && getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng))
+    if (t->rng == 0 && rnd_bytes(&t->rng, sizeof(t->rng)) != 0)
         t->rng = now_ns() ^ (uint64_t)(uintptr_t)t;
     uint64_t a, b;
     /* xorshift64*; ids need to be unique, not secret. */

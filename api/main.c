@@ -31,6 +31,7 @@
 #include "api.h"
 #include "common/tzdb.h"
 #include "common/log.h"
+#include "common/rnd.h"
 
 static void on_conn_close(void *data)
 {
@@ -184,6 +185,10 @@ int main(int argc, char **argv)
     }
     if (argc != 1)
         return usage();
+    /* From here on no thread writes to stderr itself: the log writer thread does. */
+    log_writer_start(LOG_BUFFER_BYTES);
+    /* The only wait for the kernel's random pool: afterwards the loops ask without blocking. */
+    rnd_init();
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
@@ -256,6 +261,7 @@ int main(int argc, char **argv)
         int fd = open_listener(&cfg, err, sizeof(err));
         if (fd < 0) {
             fprintf(stderr, "clientele-api: %s\n", err);
+            log_writer_stop();
             return 2;
         }
         t->loop = h2o_evloop_create();
@@ -294,9 +300,11 @@ int main(int argc, char **argv)
     if (server.ssl_ctx != NULL)
         SSL_CTX_free(server.ssl_ctx);
     cfg_free(&cfg);
+    log_writer_stop();
     return 0;
 
 Fail:
     cfg_free(&cfg);
+    log_writer_stop();
     return rc;
 }
