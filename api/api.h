@@ -27,6 +27,7 @@
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "common/watchdog.h"
 #include "kdf.h"
 #include "offload.h"
 #include "router.h"
@@ -44,14 +45,14 @@ enum {
     API_BODY_MERGE_PATCH = 1 << 1, /* expects application/merge-patch+json */
     API_BODY_NDJSON = 1 << 2,      /* also takes application/x-ndjson */
     API_BODY_BULK = 1 << 3,        /* allowed up to the bulk body limit */
-    API_PUBLIC = 1 << 4,           /* no access token needed; every other route is authenticated by the pipeline */
+    API_PUBLIC = 1 << 4,           /* no token needed; every other route is authenticated by the pipeline */
 };
 
 typedef struct st_api_route_t {
-    unsigned method;  /* a ROUTER_* bit */
-    const char *path; /* template, "/v1/customers/{id:int}" */
+    unsigned method;      /* a ROUTER_* bit */
+    const char *path;     /* template, "/v1/customers/{id:int}" */
     api_handler_fn handler;
-    unsigned flags; /* API_BODY_*, API_PUBLIC */
+    unsigned flags;       /* API_BODY_*, API_PUBLIC */
     /*
      * Bulk routes: the permissions module whose create or update scope the
      * caller needs. The pipeline checks it with one cheap query before the
@@ -92,29 +93,31 @@ struct st_api_thread_t {
     db_t *db;
     kv_t *kv;
     kdf_client_t *kdf;
-    offload_client_t *offload;
+    offload_client_t *offload; /* NULL once destroyed at shutdown */
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
     struct st_api_token_cache_t *tokens; /* recently verified access tokens (api/auth.c) */
-    int connections;                     /* open client connections */
-    int inflight;                        /* requests that reached the router and are not yet disposed */
-    uint64_t rng;                        /* request-id generator state */
+    int connections; /* open client connections */
+    int inflight;    /* requests that reached the router and are not yet disposed */
+    uint64_t rng;    /* request-id generator state */
+    watchdog_t watchdog; /* this loop's lag, shown in /metrics */
+    char watchdog_name[24];
 };
 
 struct st_api_req_t {
-    h2o_req_t *req; /* NULL once h2o has disposed the request */
+    h2o_req_t *req;           /* NULL once h2o has disposed the request */
     api_thread_t *thread;
     const api_route_t *route; /* NULL when no route matched */
     int route_index;          /* metrics label; -1 for no route */
     router_match_t match;
-    char *scratch; /* decoded path parameters live here */
+    char *scratch;            /* decoded path parameters live here */
     char request_id[65];
-    char method[12];       /* copied: h2o's buffer may be gone when the log line is written */
-    json_t *body;          /* the parsed JSON body, when the route takes one */
-    int body_big;          /* body parsed off the loop: freed off the loop too */
-    int64_t user_id;       /* 0 until authenticated */
-    token_claims_t claims; /* valid once api_authenticate() succeeded */
+    char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
+    json_t *body;             /* the parsed JSON body, when the route takes one */
+    int body_big;             /* the body was parsed off the loop: it is freed off the loop too */
+    int64_t user_id;          /* 0 until authenticated */
+    token_claims_t claims;    /* valid once api_authenticate() succeeded */
     uint64_t started_ns;
 };
 

@@ -42,13 +42,14 @@ static const char KEY_ADDR[] = "clientele:login:addr:";
  * counter expires}. Counted before the password check, so concurrent
  * attempts cannot exceed the limits.
  */
-static const char LUA_COUNT[] = "local e = redis.call('INCR', KEYS[1]) "
-                                "if e == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-                                "local a = redis.call('INCR', KEYS[2]) "
-                                "if a == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
-                                "if e > tonumber(ARGV[2]) then return {0, redis.call('PTTL', KEYS[1])} end "
-                                "if a > tonumber(ARGV[3]) then return {0, redis.call('PTTL', KEYS[2])} end "
-                                "return {1, 0}";
+static const char LUA_COUNT[] =
+    "local e = redis.call('INCR', KEYS[1]) "
+    "if e == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+    "local a = redis.call('INCR', KEYS[2]) "
+    "if a == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
+    "if e > tonumber(ARGV[2]) then return {0, redis.call('PTTL', KEYS[1])} end "
+    "if a > tonumber(ARGV[3]) then return {0, redis.call('PTTL', KEYS[2])} end "
+    "return {1, 0}";
 
 /* A successful login: forget the email's failures and take the attempt back from the address. */
 static const char LUA_FORGIVE[] =
@@ -226,8 +227,7 @@ static const char *body_string(json_t *body, const char *name, size_t max, json_
         api_error_add(errors, name, "invalid_type", "must be a string");
         return NULL;
     }
-    if (json_string_length(v) == 0 || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
+    if (json_string_length(v) == 0 || json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
         api_error_add(errors, name, "invalid_value", "must be a non-empty string of reasonable length");
         return NULL;
     }
@@ -504,8 +504,7 @@ int auth_refresh(api_req_t *ar)
     sha256_hex(values[0], strlen(values[0]), presented);
     int ret = new_refresh_token(op->refresh, op->hash);
     if (ret == 0)
-        ret =
-            auth_db_rotate(ar->thread->db, presented, op->hash, ar->thread->server->cfg->refresh_ttl_s, on_rotated, op);
+        ret = auth_db_rotate(ar->thread->db, presented, op->hash, ar->thread->server->cfg->refresh_ttl_s, on_rotated, op);
     if (ret != 0) {
         free(op);
         return ret;
@@ -558,9 +557,9 @@ static void on_me(void *data, const PGresult *res, int err)
             json_object_set_new(o, "email", json_string(PQgetvalue(res, 0, 1)));
             json_object_set_new(o, "name", json_string(PQgetvalue(res, 0, 2)));
             json_object_set_new(o, "role", json_string(PQgetvalue(res, 0, 3)));
-            json_object_set_new(o, "team_id",
-                                PQgetisnull(res, 0, 4) ? json_null()
-                                                       : json_integer(strtoll(PQgetvalue(res, 0, 4), NULL, 10)));
+            json_object_set_new(o, "team_id", PQgetisnull(res, 0, 4)
+                                                  ? json_null()
+                                                  : json_integer(strtoll(PQgetvalue(res, 0, 4), NULL, 10)));
             json_object_set_new(o, "team", PQgetisnull(res, 0, 5) ? json_null() : json_string(PQgetvalue(res, 0, 5)));
             json_t *perms = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
             json_object_set_new(o, "permissions", perms != NULL ? perms : json_object());

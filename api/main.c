@@ -99,10 +99,13 @@ static void *thread_main(void *arg)
     t->accept_ctx.hosts = server->globalconf.hosts;
     t->accept_ctx.ssl_ctx = server->ssl_ctx;
     h2o_socket_read_start(t->listener, on_accept);
+    snprintf(t->watchdog_name, sizeof(t->watchdog_name), "api loop %d", t->index);
+    watchdog_start(&t->watchdog, t->loop, t->watchdog_name);
 
     while (!atomic_load(&server->shutting_down))
         if (h2o_evloop_run(t->loop, INT32_MAX) != 0 && errno != EINTR)
             log_msg(LOG_WARN, "event loop error: %s", strerror(errno));
+    watchdog_stop(&t->watchdog);
 
     /* Stop accepting, then let in-flight requests finish within the timeout. */
     h2o_socket_read_stop(t->listener);
