@@ -48,17 +48,36 @@ enum {
     API_PUBLIC = 1 << 4,           /* no token needed; every other route is authenticated by the pipeline */
 };
 
+/*
+ * What a bulk route's body becomes before its handler runs: the checked
+ * items as compact JSON text (malloc'ed), or the 422 to answer.
+ */
+typedef struct st_api_prepared_t {
+    char *text;      /* on success: owned by the request afterwards (ar->body_text) */
+    json_t *errors;  /* on failure: errors[] of the 422 */
+    char detail[160];
+} api_prepared_t;
+
+/*
+ * A bulk route's description (api/<resource>.c). The pipeline checks
+ * `module` with one cheap query before the body is parsed (403 at once if
+ * the caller's role may neither create nor update it; the write's own
+ * statement still decides), then runs `prepare` where the body was parsed
+ * - on the offload pool for large bodies - so that checking every item and
+ * turning them back into text never holds the loop. prepare may touch only
+ * the body (it may trim it); it returns 0 or -1 with out->errors set.
+ */
+typedef struct st_api_bulk_t {
+    const char *module;
+    int (*prepare)(json_t *body, api_prepared_t *out);
+} api_bulk_t;
+
 typedef struct st_api_route_t {
     unsigned method;      /* a ROUTER_* bit */
     const char *path;     /* template, "/v1/customers/{id:int}" */
     api_handler_fn handler;
     unsigned flags;       /* API_BODY_*, API_PUBLIC */
-    /*
-     * Bulk routes: the permissions module whose create or update scope the
-     * caller needs. The pipeline checks it with one cheap query before the
-     * body is parsed (403 at once); the write's own statement still decides.
-     */
-    const char *write_module;
+    const api_bulk_t *bulk; /* bulk routes only: see api_bulk_t */
 } api_route_t;
 
 /* The route table (api/routes.c). */
@@ -116,6 +135,7 @@ struct st_api_req_t {
     char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
     json_t *body;             /* the parsed JSON body, when the route takes one */
     int body_big;             /* the body was parsed off the loop: it is freed off the loop too */
+    char *body_text;          /* bulk routes: the prepared items as JSON text (malloc'ed, freed with ar) */
     int64_t user_id;          /* 0 until authenticated */
     token_claims_t claims;    /* valid once api_authenticate() succeeded */
     uint64_t started_ns;

@@ -126,11 +126,22 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
     crud_send_bulk(ar, res, err, "customers");
 }
 
+/* Runs where the body was parsed (off the loop when it is large): checks every item, then the text to store. */
+static int prepare_bulk(json_t *body, api_prepared_t *out)
+{
+    if (crud_bulk_errors(body, BULK_MAX_ITEMS, customers_fields, customers_nfields, NULL, "customers", &out->errors,
+                         out->detail, sizeof(out->detail)) != 0)
+        return -1;
+    out->text = json_dumps(body, JSON_COMPACT);
+    return out->text != NULL ? 0 : -1;
+}
+
+const api_bulk_t customers_bulk_route = {"customers", prepare_bulk};
+
+/* The pipeline has checked the items already (prepare_bulk): ar->body_text holds them. */
 int customers_bulk(api_req_t *ar)
 {
-    if (crud_check_bulk(ar, ar->body, BULK_MAX_ITEMS, customers_fields, customers_nfields, NULL, "customers") != 0)
-        return 0;
-    return customers_db_bulk(ar, dump(ar, ar->body), on_bulk, NULL);
+    return customers_db_bulk(ar, ar->body_text, on_bulk, NULL);
 }
 
 /* --- lists ------------------------------------------------------------------------ */

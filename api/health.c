@@ -106,7 +106,7 @@ static h2o_iovec_t render_loops(api_server_t *server, h2o_mem_pool_t *pool)
     uint64_t buckets[WATCHDOG_NBUCKETS + 1] = {0}, sum_us = 0, ticks = 0;
 #define PUT(...) (n < cap ? (n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__)) : n)
     PUT("# HELP clientele_loop_lag_max_seconds Worst delay of each event loop's watchdog timer since start-up"
-        " (how long one loop iteration held the thread, within %d ms).\n"
+        " (how long one loop iteration kept requests waiting, within %d ms).\n"
         "# TYPE clientele_loop_lag_max_seconds gauge\n",
         WATCHDOG_INTERVAL_MS);
     for (int i = 0; i < server->nthreads; i++) {
@@ -118,6 +118,12 @@ static h2o_iovec_t render_loops(api_server_t *server, h2o_mem_pool_t *pool)
         sum_us += atomic_load_explicit(&w->sum_us, memory_order_relaxed);
         ticks += atomic_load_explicit(&w->ticks, memory_order_relaxed);
     }
+    PUT("# HELP clientele_loop_stall_max_seconds Worst delay of each loop's watchdog timer less the time the thread"
+        " waited for a CPU meanwhile: what the loop's own code held it for.\n"
+        "# TYPE clientele_loop_stall_max_seconds gauge\n");
+    for (int i = 0; i < server->nthreads; i++)
+        PUT("clientele_loop_stall_max_seconds{thread=\"%d\"} %.6f\n", i,
+            (double)atomic_load_explicit(&server->threads[i].watchdog.stall_max_us, memory_order_relaxed) / 1e6);
     PUT("# HELP clientele_loop_lag_seconds Delay of the loops' watchdog timers (one every %d ms per loop).\n"
         "# TYPE clientele_loop_lag_seconds histogram\n",
         WATCHDOG_INTERVAL_MS);

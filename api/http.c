@@ -36,11 +36,15 @@ static uint64_t now_ns(void)
 typedef struct st_free_job_t {
     offload_job_t super;
     json_t *body;
+    char *text;
 } free_job_t;
 
 static void free_work(offload_job_t *job)
 {
-    json_decref(((free_job_t *)job)->body);
+    free_job_t *fj = (free_job_t *)job;
+    if (fj->body != NULL)
+        json_decref(fj->body);
+    free(fj->text);
 }
 
 static void free_done(offload_job_t *job, int cancelled)
@@ -51,20 +55,23 @@ static void free_done(offload_job_t *job, int cancelled)
 static void on_ar_dispose(void *p)
 {
     api_req_t *ar = p;
-    if (ar->body == NULL)
+    if (ar->body == NULL && ar->body_text == NULL)
         return;
     /* Freeing a tree of millions of values takes as long as building it: not on the loop. */
     offload_client_t *oc = ar->thread->offload;
     if (ar->body_big && oc != NULL) {
         free_job_t *fj = malloc(sizeof(*fj));
         if (fj != NULL) {
-            *fj = (free_job_t){.super = {.work = free_work, .done = free_done}, .body = ar->body};
+            *fj =
+                (free_job_t){.super = {.work = free_work, .done = free_done}, .body = ar->body, .text = ar->body_text};
             if (offload_submit(oc, &fj->super) == 0)
                 return;
             free(fj);
         }
     }
-    json_decref(ar->body);
+    if (ar->body != NULL)
+        json_decref(ar->body);
+    free(ar->body_text);
 }
 
 void api_req_hold(api_req_t *ar)
@@ -345,6 +352,31 @@ static void run_handler(api_req_t *ar)
         api_send_error(ar, ret, NULL);
 }
 
+/* A bulk route's prepare hook, where the body was parsed (pure: no request state). */
+static int prepare_body(const api_route_t *route, json_t *body, api_prepared_t *prep)
+{
+    *prep = (api_prepared_t){0};
+    if (route->bulk == NULL || route->bulk->prepare == NULL)
+        return 0;
+    return route->bulk->prepare(body, prep);
+}
+
+/* Answers a parsed (and prepared) body, or runs the handler with it. ar->body is set already. */
+static void finish_body(api_req_t *ar, int prep_ret, api_prepared_t *prep, const char *parse_error)
+{
+    if (ar->body == NULL) {
+        api_send_error(ar, ERR_INVALID, parse_error);
+    } else if (prep_ret != 0) {
+        if (prep->errors != NULL)
+            api_send_invalid(ar, 422, prep->detail, prep->errors);
+        else
+            api_send_error(ar, ERR_INTERNAL, NULL);
+    } else {
+        ar->body_text = prep->text;
+        run_handler(ar);
+    }
+}
+
 /*
  * Bodies up to this size are parsed on the loop (well under a millisecond);
  * larger ones go to the offload pool, so that a bulk body never holds its
@@ -368,7 +400,10 @@ typedef struct st_parse_job_t {
     size_t len;
     char *copy; /* malloc'ed copy of the body (HTTP/2), or NULL */
     int ndjson;
+    const api_route_t *route; /* static: safe to read on any thread */
     json_t *body;
+    int prep_ret;
+    api_prepared_t prep;
     char detail[320];
 } parse_job_t;
 
@@ -376,6 +411,8 @@ static void parse_work(offload_job_t *job)
 {
     parse_job_t *pj = (parse_job_t *)job;
     pj->body = parse_body(pj->bytes, pj->len, pj->ndjson, pj->detail, sizeof(pj->detail));
+    if (pj->body != NULL)
+        pj->prep_ret = prepare_body(pj->route, pj->body, &pj->prep);
 }
 
 static void parse_done(offload_job_t *job, int cancelled)
@@ -386,10 +423,11 @@ static void parse_done(offload_job_t *job, int cancelled)
     ar->body = pj->body;
     ar->body_big = 1;
     if (!cancelled && ar->req != NULL) {
-        if (ar->body == NULL)
-            api_send_error(ar, ERR_INVALID, pj->detail);
-        else
-            run_handler(ar);
+        finish_body(ar, pj->prep_ret, &pj->prep, pj->detail);
+    } else {
+        ar->body_text = pj->prep.text;
+        if (pj->prep.errors != NULL)
+            json_decref(pj->prep.errors);
     }
     api_req_release(ar);
     free(pj->copy);
@@ -402,10 +440,11 @@ static void parse_and_run(api_req_t *ar, int ndjson)
     h2o_req_t *req = ar->req;
     char detail[320];
     if (req->entity.len <= INLINE_PARSE_MAX || ar->thread->offload == NULL) {
-        if ((ar->body = parse_body(req->entity.base, req->entity.len, ndjson, detail, sizeof(detail))) == NULL)
-            api_send_error(ar, ERR_INVALID, detail);
-        else
-            run_handler(ar);
+        api_prepared_t prep = {0};
+        int prep_ret = 0;
+        if ((ar->body = parse_body(req->entity.base, req->entity.len, ndjson, detail, sizeof(detail))) != NULL)
+            prep_ret = prepare_body(ar->route, ar->body, &prep);
+        finish_body(ar, prep_ret, &prep, detail);
         return;
     }
     parse_job_t *pj = calloc(1, sizeof(*pj));
@@ -416,6 +455,7 @@ static void parse_and_run(api_req_t *ar, int ndjson)
     pj->ar = ar;
     pj->len = req->entity.len;
     pj->ndjson = ndjson;
+    pj->route = ar->route;
     if (req->version >= 0x200) {
         if ((pj->copy = malloc(pj->len)) == NULL)
             abort();
@@ -454,7 +494,7 @@ static void on_probe(void *data, const PGresult *res, int err)
             api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
         } else if (strcmp(PQgetvalue(res, 0, 0), "none") == 0 && strcmp(PQgetvalue(res, 0, 1), "none") == 0) {
             char detail[160];
-            snprintf(detail, sizeof(detail), "Your role may neither create nor update %s.", ar->route->write_module);
+            snprintf(detail, sizeof(detail), "Your role may neither create nor update %s.", ar->route->bulk->module);
             api_send_error(ar, ERR_FORBIDDEN, detail);
         } else {
             parse_and_run(ar, pr->ndjson);
@@ -474,7 +514,7 @@ static void probe_then_parse(api_req_t *ar, int ndjson)
 {
     char uid[24], ver[24];
     api_caller_params(ar, uid, ver);
-    const char *params[] = {uid, ver, ar->route->write_module};
+    const char *params[] = {uid, ver, ar->route->bulk->module};
     probe_t *pr = malloc(sizeof(*pr));
     if (pr == NULL)
         abort();
@@ -549,7 +589,7 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
     int ndjson;
     if (check_body(ar, &ndjson) != 0)
         return 0;
-    if (ar->route->write_module != NULL && (ar->route->flags & API_PUBLIC) == 0)
+    if (ar->route->bulk != NULL && (ar->route->flags & API_PUBLIC) == 0)
         probe_then_parse(ar, ndjson);
     else
         parse_and_run(ar, ndjson);

@@ -194,11 +194,22 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
     crud_send_bulk(ar, res, err, "orders");
 }
 
+/* Runs where the body was parsed (off the loop when it is large): checks every item, then the text to store. */
+static int prepare_bulk(json_t *body, api_prepared_t *out)
+{
+    if (crud_bulk_errors(body, BULK_MAX_ITEMS, orders_fields, orders_nfields, check_order, "orders", &out->errors,
+                         out->detail, sizeof(out->detail)) != 0)
+        return -1;
+    out->text = json_dumps(body, JSON_COMPACT);
+    return out->text != NULL ? 0 : -1;
+}
+
+const api_bulk_t orders_bulk_route = {"orders", prepare_bulk};
+
+/* The pipeline has checked the items already (prepare_bulk): ar->body_text holds them. */
 int orders_bulk(api_req_t *ar)
 {
-    if (crud_check_bulk(ar, ar->body, BULK_MAX_ITEMS, orders_fields, orders_nfields, check_order, "orders") != 0)
-        return 0;
-    return orders_db_bulk(ar, crud_dump(ar, ar->body), on_bulk, NULL);
+    return orders_db_bulk(ar, ar->body_text, on_bulk, NULL);
 }
 
 static void on_list(api_req_t *ar, const PGresult *res, int err, void *arg)

@@ -33,7 +33,7 @@ const api_route_t api_routes[] = {
 
     {ROUTER_GET, "/v1/customers", customers_list, 0, NULL},
     {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON, NULL},
-    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, "customers"},
+    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &customers_bulk_route},
     {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON, NULL},
     {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0, NULL},
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
@@ -42,7 +42,7 @@ const api_route_t api_routes[] = {
 
     {ROUTER_GET, "/v1/orders", orders_list, 0, NULL},
     {ROUTER_POST, "/v1/orders", orders_create, API_BODY_JSON, NULL},
-    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, "orders"},
+    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &orders_bulk_route},
     {ROUTER_PUT, "/v1/orders/external/{external_id:str}", orders_put_external, API_BODY_JSON, NULL},
     {ROUTER_GET, "/v1/orders/{id:int}", orders_get, 0, NULL},
     {ROUTER_PATCH, "/v1/orders/{id:int}", orders_patch, API_BODY_MERGE_PATCH, NULL},

@@ -4,9 +4,17 @@
  * A repeating timer every WATCHDOG_INTERVAL_MS; each time it fires it
  * records how much later than due it ran. A loop blocked by one long
  * iteration (a blocking call, a long computation) fires it late by about
- * that iteration's length, less at most one interval. The figures are
- * atomics written by the loop's thread and readable from any thread
- * (GET /metrics reads them); a lag beyond WATCHDOG_WARN_MS is also logged.
+ * that iteration's length, less at most one interval. Two figures:
+ *  - lag: the lateness itself, what requests on the loop feel;
+ *  - stall: the lateness less the time the thread spent waiting for a CPU
+ *    meanwhile (the runqueue wait from /proc/thread-self/schedstat), i.e.
+ *    what the loop's own code took, computing or blocked in a call. On an
+ *    overloaded host lag grows while stall does not; stall is the figure
+ *    that says whether the code blocks its loop. Without schedstat, stall
+ *    equals lag.
+ * The figures are atomics written by the loop's thread and readable from
+ * any thread (GET /metrics reads them); a stall beyond WATCHDOG_WARN_MS is
+ * also logged.
  *
  * Ownership: the watchdog_t belongs to its creator (embedded in a thread's
  * struct); start and stop on the loop's own thread.
@@ -29,6 +37,7 @@ extern const double watchdog_buckets_ms[WATCHDOG_NBUCKETS];
 
 typedef struct st_watchdog_t {
     _Atomic uint64_t max_us;                         /* worst lag since start */
+    _Atomic uint64_t stall_max_us;                   /* worst stall since start */
     _Atomic uint64_t sum_us;                         /* all lags added up */
     _Atomic uint64_t ticks;                          /* timer firings */
     _Atomic uint64_t buckets[WATCHDOG_NBUCKETS + 1]; /* non-cumulative, last is +Inf */
@@ -37,6 +46,8 @@ typedef struct st_watchdog_t {
     h2o_timeout_t _timeout;
     h2o_timeout_entry_t _entry;
     uint64_t _due_us;
+    uint64_t _wait_ns; /* runqueue wait when armed */
+    int _schedstat;    /* fd of /proc/thread-self/schedstat, or -1 */
     int _running;
 } watchdog_t;
 

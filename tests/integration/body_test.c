@@ -1,0 +1,371 @@
+/*
+ * tests/integration/body_test.c - request bodies and the event loops: who
+ * gets a body parsed, how large bodies are kept off the loop, and the
+ * loops' watchdog.
+ *
+ * One API process with one loop thread, so every request shares the loop
+ * that large bodies arrive on. The pipeline authenticates from the headers
+ * before it looks at a body (401), refuses bodies over the route's limit
+ * from their length (413), asks whether the caller may write a bulk
+ * route's module before parsing (403), and parses large bodies on the
+ * offload pool. The last TCase runs a realistic mix (logins, reads, writes,
+ * 32 MiB bulks) and then reads the loop's worst lag from /metrics.
+ *
+ * The bounds are loose on purpose (the suite runs under ASan on a shared
+ * machine); bench/body.sh measures the real figures.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "tests/support/crew.h"
+
+static const char *const api_env[] = {
+    "CLIENTELE_THREADS=1",
+    "CLIENTELE_BODY_LIMIT=1MiB",
+    "CLIENTELE_BULK_BODY_LIMIT=32MiB",
+    "CLIENTELE_JWT_SECRET=body-suite-secret-0123456789abcdefghijkl",
+    NULL,
+};
+
+static const crew_conf_t conf = {
+    .name = "body",
+    .redis_db = 14,
+    .env = api_env,
+    .password = "body-suite-password",
+    .domain = "body.test",
+    .resource = "customers",
+    .item = "record",
+};
+
+#define MIB (1024u * 1024u)
+/* Upper bound for GET /healthz while bulks arrive (the issue's target is 50 ms; bench/body.sh measures it). */
+#define HEALTHZ_P99_BOUND_MS 500
+/* Upper bound for the worst loop iteration; see loop_lag_stays_small for why this figure. */
+#define LOOP_LAG_BOUND_S 0.050
+
+/* "[0,0,...,0]" of exactly len bytes (at least 3), kept. */
+static const char *zeros_array(size_t len)
+{
+    char *b = keep(malloc(len + 1));
+    b[0] = '[';
+    for (size_t i = 1; i + 1 < len; i++)
+        b[i] = (i % 2 == 1) ? '0' : ',';
+    if (b[len - 2] == ',')
+        b[len - 2] = ' ';
+    b[len - 1] = ']';
+    b[len] = '\0';
+    return b;
+}
+
+/* "["xxxx...","xxxx...",...]" of exactly len bytes: about a million 30-byte strings, kept. */
+static const char *strings_array(size_t len)
+{
+    char *b = keep(malloc(len + 1));
+    size_t i = 0;
+    b[i++] = '[';
+    while (i + 34 < len) {
+        b[i++] = '"';
+        memset(b + i, 'x', 30);
+        i += 30;
+        b[i++] = '"';
+        b[i++] = ',';
+    }
+    memset(b + i, ' ', len - i);
+    b[i++] = '0'; /* the last item */
+    b[len - 1] = ']';
+    b[len] = '\0';
+    return b;
+}
+
+/* A valid customers bulk of n items, each padded with attrs to about item_bytes, kept. */
+static const char *customers_bulk(const char *tag, int n, size_t item_bytes)
+{
+    size_t cap = (size_t)n * (item_bytes + 256) + 16, len = 0;
+    char *b = keep(malloc(cap));
+    const char *pad = repeat('x', item_bytes > 200 ? item_bytes - 200 : 1);
+    b[len++] = '[';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(b + len, cap - len,
+                                "%s{\"external_id\":\"%s-%d\",\"kind\":\"company\",\"name\":\"Bulk %d\","
+                                "\"tags\":[\"%s\"],\"attrs\":{\"pad\":\"%s\"}}",
+                                i > 0 ? "," : "", tag, i, i, tag, pad);
+    b[len++] = ']';
+    b[len] = '\0';
+    return b;
+}
+
+static th_resp_t *post_raw(int who, const char *path, const char *body, size_t len)
+{
+    th_resp_t *r = keep(calloc(1, sizeof(*r)));
+    char auth[2200];
+    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+    if (who >= 0)
+        h[1] = th_bearer(users[who].token, auth, sizeof(auth));
+    th_http(api.port, "POST", path, h, body, len, r);
+    return r;
+}
+
+/* The worst loop lag /metrics reports, in seconds. */
+static double worst_lag(void)
+{
+    th_resp_t *r = http_get(-1, "/metrics");
+    expect_status(r, 200);
+    double worst = -1;
+    for (const char *p = r->body; (p = strstr(p, "clientele_loop_lag_max_seconds{")) != NULL; p++) {
+        const char *v = strchr(p, '}');
+        ck_assert_ptr_nonnull(v);
+        double x = strtod(v + 1, NULL);
+        if (x > worst)
+            worst = x;
+    }
+    ck_assert_msg(worst >= 0, "/metrics has no clientele_loop_lag_max_seconds: %.400s", r->body);
+    return worst;
+}
+
+/* --- policy before parsing --------------------------------------------------------- */
+
+START_TEST(unauthenticated_32mib_bulk_is_401_without_parsing)
+{
+    const char *body = zeros_array(32 * MIB);
+    long long t0 = th_now_ms();
+    th_resp_t *r = post_raw(-1, "/v1/customers/bulk", body, 32 * MIB);
+    long long took = th_now_ms() - t0;
+    expect_problem(r, 401, "unauthenticated");
+    /* Parsing 16 million values takes seconds under ASan; receiving 32 MiB over loopback does not. */
+    ck_assert_msg(took < 2000, "401 took %lld ms", took);
+    /* A bad token is refused the same way. */
+    char auth[64];
+    const char *h[] = {"Content-Type: application/json", th_bearer("not-a-token", auth, sizeof(auth)), NULL};
+    th_resp_t r2;
+    th_http(api.port, "POST", "/v1/orders/bulk", h, body, 32 * MIB, &r2);
+    ck_assert_int_eq(r2.status, 401);
+    th_resp_free(&r2);
+}
+END_TEST
+
+START_TEST(unauthenticated_small_bodies_are_401_on_every_protected_route)
+{
+    static const char *const paths[] = {
+        "/v1/customers",          "/v1/orders", "/v1/users", "/v1/teams", "/v1/roles", "/v1/analytics/runs",
+        "/v1/analytics/schedules"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        /* Not even JSON: a 400 here would mean the body was parsed before the caller was known. */
+        th_resp_t *r = call_as(-1, "POST", paths[i], JSON_T, "{not json", NULL, NULL);
+        expect_status_msg(r, 401, "POST %s", paths[i]);
+    }
+    th_resp_t *r = call_as(-1, "GET", "/v1/me", NULL, NULL, NULL, NULL);
+    expect_status(r, 401);
+    /* Public routes stay public. */
+    r = http_get(-1, "/healthz");
+    expect_status(r, 200);
+    r = http_get(-1, "/openapi.json");
+    expect_status(r, 200);
+    expect_problem(call_as(-1, "POST", "/v1/auth/token", JSON_T, "{not json", NULL, NULL), 400, "bad-request");
+}
+END_TEST
+
+START_TEST(oversized_non_bulk_body_is_413)
+{
+    /* Valid JSON just over CLIENTELE_BODY_LIMIT, from a caller who could otherwise create customers. */
+    size_t len = MIB + 1;
+    char *b = keep(malloc(len + 1));
+    int n = snprintf(b, 128, "{\"kind\":\"company\",\"name\":\"Big\",\"attrs\":{\"pad\":\"");
+    memset(b + n, 'x', len - (size_t)n - 3);
+    memcpy(b + len - 3, "\"}}", 4);
+    th_resp_t *r = post_raw(ADMIN, "/v1/customers", b, len);
+    expect_problem(r, 413, "payload-too-large");
+    /* A bulk route takes the same body (and refuses it for what it is, not for its size). */
+    r = post_raw(ADMIN, "/v1/customers/bulk", b, len);
+    expect_status(r, 422);
+}
+END_TEST
+
+START_TEST(forbidden_role_bulk_is_403_before_parsing)
+{
+    /* The analyst role reads customers and orders but writes neither. */
+    const char *body = zeros_array(32 * MIB);
+    long long t0 = th_now_ms();
+    th_resp_t *r = post_raw(ANALYST, "/v1/customers/bulk", body, 32 * MIB);
+    long long took = th_now_ms() - t0;
+    expect_problem(r, 403, "forbidden");
+    ck_assert_msg(took < 2000, "403 took %lld ms", took);
+    expect_problem(post_raw(ANALYST, "/v1/orders/bulk", body, 32 * MIB), 403, "forbidden");
+    /* Roles are data: once the analyst role may create customers, the same caller gets past the probe. */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE roles SET permissions = jsonb_set(permissions, '{customers,create}', '\"all\"') "
+             "WHERE name = 'analyst'");
+    ck_assert_int_eq(th_sql(db_url, sql), 0);
+    r = post_raw(ANALYST, "/v1/customers/bulk", body, 32 * MIB);
+    expect_status(r, 422); /* too many items */
+    ck_assert_int_eq(th_sql(db_url, "UPDATE roles SET permissions = permissions #- '{customers,create}' "
+                                    "WHERE name = 'analyst'"),
+                     0);
+}
+END_TEST
+
+START_TEST(large_bodies_parsed_off_the_loop_still_work)
+{
+    /* Over the inline-parse threshold: JSON and NDJSON, a syntax error, and a valid bulk. */
+    const char *tag = uniq("big");
+    const char *bulk = customers_bulk(tag, 200, 1024);
+    th_resp_t *r = call_as(ADMIN, "POST", "/v1/customers/bulk", JSON_T, bulk, NULL, NULL);
+    expect_status(r, 200);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE '%s' = ANY(tags)", tag), 200);
+    char *bad = keep(strdup(bulk));
+    bad[strlen(bad) - 1] = ','; /* the closing bracket becomes a comma: truncated JSON */
+    r = call_as(ADMIN, "POST", "/v1/customers/bulk", JSON_T, bad, NULL, NULL);
+    expect_problem(r, 400, "bad-request");
+    /* NDJSON: the same items one per line. */
+    json_t *items = jparse(bulk);
+    size_t cap = strlen(bulk) + 1024, len = 0, i;
+    char *nd = keep(malloc(cap));
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        char *line = json_dumps(it, JSON_COMPACT);
+        len += (size_t)snprintf(nd + len, cap - len, "%s\n", line);
+        free(line);
+    }
+    json_decref(items);
+    r = call_as(ADMIN, "POST", "/v1/customers/bulk", NDJSON_T, nd, NULL, NULL);
+    expect_status(r, 200);
+}
+END_TEST
+
+/* --- the loop stays responsive ----------------------------------------------------- */
+
+typedef struct st_upload_t {
+    const char *body;
+    size_t len;
+    int status;
+} upload_t;
+
+static void *run_upload(void *arg)
+{
+    upload_t *u = arg;
+    th_resp_t r;
+    char auth[2200];
+    const char *h[] = {"Content-Type: application/json", th_bearer(users[ADMIN].token, auth, sizeof(auth)), NULL};
+    th_http(api.port, "POST", "/v1/customers/bulk", h, u->body, u->len, &r);
+    u->status = r.status;
+    th_resp_free(&r);
+    return NULL;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+START_TEST(healthz_stays_fast_while_4_clients_post_32mib_bulks)
+{
+    upload_t up[4];
+    pthread_t tid[4];
+    const char *body = strings_array(32 * MIB);
+    for (int i = 0; i < 4; i++) {
+        up[i] = (upload_t){body, 32 * MIB, 0};
+        pthread_create(&tid[i], NULL, run_upload, &up[i]);
+    }
+    /* Probe /healthz for as long as the uploads run. */
+    long long lat[4096];
+    size_t n = 0;
+    long long t_end = th_now_ms() + 60000;
+    for (;;) {
+        int done = 1;
+        for (int i = 0; i < 4; i++)
+            done &= up[i].status != 0;
+        if (done || th_now_ms() > t_end || n == sizeof(lat) / sizeof(lat[0]))
+            break;
+        long long t0 = th_now_ms();
+        th_resp_t r;
+        th_http(api.port, "GET", "/healthz", NULL, NULL, 0, &r);
+        ck_assert_int_eq(r.status, 200);
+        th_resp_free(&r);
+        lat[n++] = th_now_ms() - t0;
+        usleep(5000);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(up[i].status, 422); /* a million items: too many, after a parse off the loop */
+    }
+    ck_assert_msg(n >= 10, "only %zu probes while the uploads ran", n);
+    qsort(lat, n, sizeof(lat[0]), cmp_ll);
+    long long p99 = lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    fprintf(stderr, "body_test: /healthz p99 %lld ms, max %lld ms over %zu probes during 4 x 32 MiB uploads\n", p99,
+            lat[n - 1], n);
+    ck_assert_msg(p99 < HEALTHZ_P99_BOUND_MS, "GET /healthz p99 %lld ms while bulks were parsed", p99);
+}
+END_TEST
+
+/*
+ * A realistic mix on the single loop - logins (argon2 on its pool), reads,
+ * writes, lists, a valid 5000-item bulk and 32 MiB bodies - then the
+ * watchdog's worst lag must stay under 50 ms (the issue's bound). ASan
+ * slows code about twofold; measured worst lags for this mix were a few
+ * milliseconds, so the bound holds under ASan too.
+ */
+START_TEST(loop_lag_stays_small_under_a_realistic_mix)
+{
+    const char *tag = uniq("mix");
+    char access[2048];
+    for (int i = 0; i < 3; i++)
+        login_ok(users[REP1].email, conf.password, access, NULL);
+    for (int i = 0; i < 20; i++) {
+        th_resp_t *r = http_post(ADMIN, "/v1/customers",
+                                 fmt("{\"kind\":\"person\",\"name\":\"Mix %d\",\"tags\":[\"%s\"]}", i, tag));
+        expect_status(r, 201);
+        r = http_get(REP1, fmt("/v1/customers?tag=%s&limit=50", tag));
+        expect_status(r, 200);
+        r = http_get(ADMIN, "/v1/customers?sort=name&limit=100");
+        expect_status(r, 200);
+    }
+    th_resp_t *r = call_as(ADMIN, "POST", "/v1/customers/bulk", JSON_T, customers_bulk(tag, 5000, 1200), NULL, NULL);
+    expect_status(r, 200);
+    upload_t up[2];
+    pthread_t tid[2];
+    for (int i = 0; i < 2; i++) {
+        up[i] = (upload_t){strings_array(32 * MIB), 32 * MIB, 0};
+        pthread_create(&tid[i], NULL, run_upload, &up[i]);
+    }
+    r = post_raw(-1, "/v1/customers/bulk", zeros_array(32 * MIB), 32 * MIB);
+    expect_status(r, 401);
+    for (int i = 0; i < 2; i++)
+        pthread_join(tid[i], NULL);
+    double lag = worst_lag();
+    fprintf(stderr, "body_test: worst loop lag %.1f ms\n", lag * 1000);
+    ck_assert_msg(lag <= LOOP_LAG_BOUND_S, "a loop iteration took about %.1f ms (bound %.0f ms)", lag * 1000,
+                  LOOP_LAG_BOUND_S * 1000);
+}
+END_TEST
+
+static Suite *body_suite(void)
+{
+    Suite *s = suite_create("body");
+    TCase *tc = tcase_create("policy");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, unauthenticated_32mib_bulk_is_401_without_parsing);
+    tcase_add_test(tc, unauthenticated_small_bodies_are_401_on_every_protected_route);
+    tcase_add_test(tc, oversized_non_bulk_body_is_413);
+    tcase_add_test(tc, forbidden_role_bulk_is_403_before_parsing);
+    tcase_add_test(tc, large_bodies_parsed_off_the_loop_still_work);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("loop");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, healthz_stays_fast_while_4_clients_post_32mib_bulks);
+    tcase_add_test(tc, loop_lag_stays_small_under_a_realistic_mix);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return crew_main(&conf, body_suite);
+}
