@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -39,6 +41,13 @@ struct st_offload_client_t {
 static void *run_thread(void *arg)
 {
     offload_pool_t *pool = arg;
+
+    /*
+     * Below the loops in priority: a few bulk parses must not take the CPU
+     * the loops need to answer everything else (on a small host they would
+     * otherwise share it equally). Failure only costs that preference.
+     */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), OFFLOAD_NICE);
 
     pthread_mutex_lock(&pool->_mutex);
     for (;;) {

@@ -24,6 +24,7 @@
 #include <h2o/multithread.h>
 
 #define OFFLOAD_THREADS 2    /* pool threads; a body parse is memory-bound, more would not help on small hosts */
+#define OFFLOAD_NICE 10      /* pool threads run below the loops in priority (nice value of the thread) */
 #define OFFLOAD_QUEUE_CAP 64 /* jobs accepted and not finished, per pool; more are ERR_UNAVAILABLE */
 
 typedef struct st_offload_pool_t offload_pool_t;     /* process-wide */
