@@ -279,23 +279,19 @@ int admin_teams_list(api_req_t *ar)
 {
     crud_query_t q;
     crud_list_t *list;
-    if (api_authenticate(ar) != 0 ||
-        (list = parse_list(ar, named_allowed, &q, admin_db_named_sorts, team_list_fields)) == NULL)
+    if ((list = parse_list(ar, named_allowed, &q, admin_db_named_sorts, team_list_fields)) == NULL)
         return 0;
     return admin_db_teams_list(ar, list, on_list, list);
 }
 
 int admin_teams_get(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return admin_db_teams_get(ar, api_param_i64(ar, "id"), on_read, NULL);
 }
 
 int admin_teams_create(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0 ||
-        check_input(ar, admin_teams_fields, admin_teams_nfields, VALIDATE_CREATE, "The team has invalid fields.") != 0)
+    if (check_input(ar, admin_teams_fields, admin_teams_nfields, VALIDATE_CREATE, "The team has invalid fields.") != 0)
         return 0;
     return admin_db_teams_create(ar, crud_dump(ar, ar->body), on_write, (void *)&TEAMS);
 }
@@ -304,7 +300,7 @@ int admin_teams_patch(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 ||
+    if (crud_if_match(ar, &version) != 0 ||
         check_input(ar, admin_teams_fields, admin_teams_nfields, VALIDATE_PATCH, "The team has invalid fields.") != 0)
         return 0;
     return admin_db_teams_patch(ar, api_param_i64(ar, "id"), crud_dump(ar, ar->body), crud_version_param(version, vbuf),
@@ -315,7 +311,7 @@ int admin_teams_delete(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+    if (crud_if_match(ar, &version) != 0)
         return 0;
     return admin_db_teams_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write,
                                  (void *)&TEAMS);
@@ -325,23 +321,19 @@ int admin_roles_list(api_req_t *ar)
 {
     crud_query_t q;
     crud_list_t *list;
-    if (api_authenticate(ar) != 0 ||
-        (list = parse_list(ar, named_allowed, &q, admin_db_named_sorts, role_list_fields)) == NULL)
+    if ((list = parse_list(ar, named_allowed, &q, admin_db_named_sorts, role_list_fields)) == NULL)
         return 0;
     return admin_db_roles_list(ar, list, on_list, list);
 }
 
 int admin_roles_get(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return admin_db_roles_get(ar, api_param_i64(ar, "id"), on_read, NULL);
 }
 
 int admin_roles_create(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0 ||
-        check_input(ar, admin_roles_fields, admin_roles_nfields, VALIDATE_CREATE, "The role has invalid fields.") != 0)
+    if (check_input(ar, admin_roles_fields, admin_roles_nfields, VALIDATE_CREATE, "The role has invalid fields.") != 0)
         return 0;
     return admin_db_roles_create(ar, crud_dump(ar, ar->body), on_write, (void *)&ROLES);
 }
@@ -350,7 +342,7 @@ int admin_roles_patch(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 ||
+    if (crud_if_match(ar, &version) != 0 ||
         check_input(ar, admin_roles_fields, admin_roles_nfields, VALIDATE_PATCH, "The role has invalid fields.") != 0)
         return 0;
     return admin_db_roles_patch(ar, api_param_i64(ar, "id"), crud_dump(ar, ar->body), crud_version_param(version, vbuf),
@@ -361,7 +353,7 @@ int admin_roles_delete(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+    if (crud_if_match(ar, &version) != 0)
         return 0;
     return admin_db_roles_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write,
                                  (void *)&ROLES);
@@ -455,15 +447,12 @@ static int start_user_write(api_req_t *ar, int64_t id, int64_t version)
 
 int admin_users_get(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return admin_db_users_get(ar, api_param_i64(ar, "id"), on_read, NULL);
 }
 
 int admin_users_create(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0 ||
-        check_input(ar, admin_users_fields, admin_users_nfields, VALIDATE_CREATE, "The user has invalid fields.") != 0)
+    if (check_input(ar, admin_users_fields, admin_users_nfields, VALIDATE_CREATE, "The user has invalid fields.") != 0)
         return 0;
     return start_user_write(ar, 0, -1);
 }
@@ -471,7 +460,7 @@ int admin_users_create(api_req_t *ar)
 int admin_users_patch(api_req_t *ar)
 {
     int64_t version;
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0 ||
+    if (crud_if_match(ar, &version) != 0 ||
         check_input(ar, admin_users_fields, admin_users_nfields, VALIDATE_PATCH, "The user has invalid fields.") != 0)
         return 0;
     return start_user_write(ar, api_param_i64(ar, "id"), version);
@@ -481,7 +470,7 @@ int admin_users_delete(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+    if (crud_if_match(ar, &version) != 0)
         return 0;
     return admin_db_users_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf), on_write,
                                  (void *)&USERS);
@@ -518,8 +507,7 @@ int admin_users_list(api_req_t *ar)
     crud_list_t *list;
     admin_users_filter_t f = {0};
     char team[24];
-    if (api_authenticate(ar) != 0 ||
-        (list = parse_list(ar, allowed, &q, admin_db_users_sorts, user_list_fields)) == NULL ||
+    if ((list = parse_list(ar, allowed, &q, admin_db_users_sorts, user_list_fields)) == NULL ||
         crud_param_id(ar, &q, "team_id", team, &f.team_id) != 0 ||
         crud_param_enum(ar, &q, "active", booleans, &f.active) != 0)
         return 0;

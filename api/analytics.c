@@ -77,8 +77,6 @@ static void on_run_created(api_req_t *ar, const PGresult *res, int err, void *ar
 int analytics_run_create(api_req_t *ar)
 {
     static const char *const fields[] = {"kind", "params", NULL};
-    if (api_authenticate(ar) != 0)
-        return 0;
     json_t *errors = json_array(), *body = ar->body;
     if (!json_is_object(body)) {
         api_error_add(errors, "", "invalid_type", "the body must be a JSON object");
@@ -113,8 +111,6 @@ static void on_run(api_req_t *ar, const PGresult *res, int err, void *arg)
 
 int analytics_run_get(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return analytics_db_run_get(ar, api_param_i64(ar, "id"), on_run, NULL);
 }
 
@@ -139,8 +135,6 @@ static void on_cancelled(api_req_t *ar, const PGresult *res, int err, void *arg)
 
 int analytics_run_cancel(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return analytics_db_run_cancel(ar, api_param_i64(ar, "id"), on_cancelled, NULL);
 }
 
@@ -157,7 +151,7 @@ int analytics_run_list(api_req_t *ar)
     static const char *const no_fields[] = {NULL};
     crud_query_t q;
     const char *status, *kind;
-    if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0)
+    if (crud_parse_query(ar, allowed, &q) != 0)
         return 0;
     crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
     if (crud_parse_list(ar, &q, sorts, 1, no_fields, list) != 0 ||
@@ -189,7 +183,7 @@ int analytics_summary(api_req_t *ar)
     crud_query_t q;
     char *buf = h2o_mem_alloc_pool(&ar->req->pool, 24);
     const char *run;
-    if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0 ||
+    if (crud_parse_query(ar, allowed, &q) != 0 ||
         crud_param_id(ar, &q, "run_id", buf, &run) != 0)
         return 0;
     return analytics_db_summary(ar, run, on_summary, NULL);
@@ -222,7 +216,7 @@ int analytics_transitions(api_req_t *ar)
     crud_query_t q;
     char *a = h2o_mem_alloc_pool(&ar->req->pool, 24), *b = h2o_mem_alloc_pool(&ar->req->pool, 24);
     const char *from, *to;
-    if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0 ||
+    if (crud_parse_query(ar, allowed, &q) != 0 ||
         crud_param_id(ar, &q, "from_run", a, &from) != 0 || crud_param_id(ar, &q, "to_run", b, &to) != 0)
         return 0;
     if (from == NULL || to == NULL) {
@@ -254,8 +248,6 @@ static void on_history(api_req_t *ar, const PGresult *res, int err, void *arg)
 
 int analytics_customer_history(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return analytics_db_customer_history(ar, api_param_i64(ar, "id"), on_history, NULL);
 }
 
@@ -334,15 +326,11 @@ static void on_schedule_write(api_req_t *ar, const PGresult *res, int err, void 
 
 int analytics_schedule_get(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     return analytics_db_schedule_get(ar, api_param_i64(ar, "id"), on_schedule_read, NULL);
 }
 
 int analytics_schedule_create(api_req_t *ar)
 {
-    if (api_authenticate(ar) != 0)
-        return 0;
     json_t *errors = json_array();
     analytics_schedule_t s;
     check_schedule(ar, ar->body, &s, errors);
@@ -398,7 +386,7 @@ static void on_schedule_current(api_req_t *ar, const PGresult *res, int err, voi
 int analytics_schedule_patch(api_req_t *ar)
 {
     int64_t version;
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+    if (crud_if_match(ar, &version) != 0)
         return 0;
     if (!json_is_object(ar->body)) {
         json_t *errors = json_array();
@@ -414,7 +402,7 @@ int analytics_schedule_delete(api_req_t *ar)
 {
     int64_t version;
     char vbuf[24];
-    if (api_authenticate(ar) != 0 || crud_if_match(ar, &version) != 0)
+    if (crud_if_match(ar, &version) != 0)
         return 0;
     return analytics_db_schedule_delete(ar, api_param_i64(ar, "id"), crud_version_param(version, vbuf),
                                         on_schedule_write, NULL);
@@ -426,7 +414,7 @@ int analytics_schedule_list(api_req_t *ar)
     static const char *const sorts[] = {"id", NULL};
     static const char *const no_fields[] = {NULL};
     crud_query_t q;
-    if (api_authenticate(ar) != 0 || crud_parse_query(ar, allowed, &q) != 0)
+    if (crud_parse_query(ar, allowed, &q) != 0)
         return 0;
     crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
     if (crud_parse_list(ar, &q, sorts, 0, no_fields, list) != 0)

@@ -27,8 +27,10 @@
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "common/watchdog.h"
 #include "cursor.h"
 #include "kdf.h"
+#include "offload.h"
 #include "router.h"
 #include "token.h"
 
@@ -44,13 +46,39 @@ enum {
     API_BODY_MERGE_PATCH = 1 << 1, /* expects application/merge-patch+json */
     API_BODY_NDJSON = 1 << 2,      /* also takes application/x-ndjson */
     API_BODY_BULK = 1 << 3,        /* allowed up to the bulk body limit */
+    API_PUBLIC = 1 << 4,           /* no token needed; every other route is authenticated by the pipeline */
 };
+
+/*
+ * What a bulk route's body becomes before its handler runs: the checked
+ * items as compact JSON text (malloc'ed), or the 422 to answer.
+ */
+typedef struct st_api_prepared_t {
+    char *text;      /* on success: owned by the request afterwards (ar->body_text) */
+    json_t *errors;  /* on failure: errors[] of the 422 */
+    char detail[160];
+} api_prepared_t;
+
+/*
+ * A bulk route's description (api/<resource>.c). The pipeline checks
+ * `module` with one cheap query before the body is parsed (403 at once if
+ * the caller's role may neither create nor update it; the write's own
+ * statement still decides), then runs `prepare` where the body was parsed
+ * - on the offload pool for large bodies - so that checking every item and
+ * turning them back into text never holds the loop. prepare may touch only
+ * the body (it may trim it); it returns 0 or -1 with out->errors set.
+ */
+typedef struct st_api_bulk_t {
+    const char *module;
+    int (*prepare)(json_t *body, api_prepared_t *out);
+} api_bulk_t;
 
 typedef struct st_api_route_t {
     unsigned method;      /* a ROUTER_* bit */
     const char *path;     /* template, "/v1/customers/{id:int}" */
     api_handler_fn handler;
-    unsigned flags;       /* API_BODY_* */
+    unsigned flags;       /* API_BODY_*, API_PUBLIC */
+    const api_bulk_t *bulk; /* bulk routes only: see api_bulk_t */
 } api_route_t;
 
 /* The route table (api/routes.c). */
@@ -70,6 +98,7 @@ typedef struct st_api_server_t {
     token_conf_t token;           /* access token signing and checking */
     cursor_key_t cursor_key;      /* signs pagination cursors (derived from the token secret) */
     kdf_pool_t *kdf;              /* password hashing threads */
+    offload_pool_t *offload;      /* body parsing (and freeing) threads */
     struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
     api_thread_t *threads;
     int nthreads;
@@ -87,6 +116,7 @@ struct st_api_thread_t {
     db_gauges_t db_gauges; /* published by db and kv for /metrics on any thread; outlive both */
     kv_gauges_t kv_gauges;
     kdf_client_t *kdf;
+    offload_client_t *offload; /* NULL once destroyed at shutdown */
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
@@ -94,6 +124,8 @@ struct st_api_thread_t {
     int connections; /* open client connections */
     int inflight;    /* requests that reached the router and are not yet disposed */
     uint64_t rng;    /* request-id generator state */
+    watchdog_t watchdog; /* this loop's lag, shown in /metrics */
+    char watchdog_name[24];
 };
 
 struct st_api_req_t {
@@ -106,6 +138,8 @@ struct st_api_req_t {
     char request_id[65];
     char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
     json_t *body;             /* the parsed JSON body, when the route takes one */
+    int body_big;             /* the body was parsed off the loop: it is freed off the loop too */
+    char *body_text;          /* bulk routes: the prepared items as JSON text (malloc'ed, freed with ar) */
     int64_t user_id;          /* 0 until authenticated */
     token_claims_t claims;    /* valid once api_authenticate() succeeded */
     uint64_t started_ns;
@@ -145,7 +179,8 @@ void api_add_header(api_req_t *ar, const char *name, const char *value);
 /*
  * Checks the request's bearer token (no I/O). On success fills ar->claims
  * and ar->user_id and returns 0; otherwise answers 401 itself and returns
- * ERR_UNAUTHENTICATED, and the handler must return 0.
+ * ERR_UNAUTHENTICATED. The pipeline (api/http.c) calls it for every route
+ * without API_PUBLIC before the body is looked at; handlers never do.
  */
 int api_authenticate(api_req_t *ar);
 /* The per-thread cache of verified tokens: created and freed by the thread that uses it. */

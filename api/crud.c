@@ -673,11 +673,11 @@ char *crud_dump(api_req_t *ar, const json_t *v)
     return buf;
 }
 
-int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
-                    crud_item_check_fn extra, const char *what)
+int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
+                     crud_item_check_fn extra, const char *what, json_t **errors_out, char *detail, size_t dlen)
 {
     json_t *errors = json_array(), *item;
-    char detail[128];
+    *errors_out = NULL;
     if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > max) {
         char msg[80];
         snprintf(msg, sizeof(msg), "must be a JSON array (or NDJSON) of 1 to %zu items", max);
@@ -686,8 +686,8 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
                       : json_array_size(items) == 0 ? "too_short"
                                                     : "too_many",
                       msg);
-        snprintf(detail, sizeof(detail), "The body must list 1 to %zu %s.", max, what);
-        api_send_invalid(ar, 422, detail, errors);
+        snprintf(detail, dlen, "The body must list 1 to %zu %s.", max, what);
+        *errors_out = errors;
         return -1;
     }
     json_t *seen = json_object();
@@ -714,12 +714,23 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
     }
     json_decref(seen);
     if (json_array_size(errors) > 0) {
-        snprintf(detail, sizeof(detail), "Some %s are invalid; nothing was written.", what);
-        api_send_invalid(ar, 422, detail, errors);
+        snprintf(detail, dlen, "Some %s are invalid; nothing was written.", what);
+        *errors_out = errors;
         return -1;
     }
     json_decref(errors);
     return 0;
+}
+
+int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
+                    crud_item_check_fn extra, const char *what)
+{
+    json_t *errors;
+    char detail[128];
+    if (crud_bulk_errors(items, max, fields, nfields, extra, what, &errors, detail, sizeof(detail)) == 0)
+        return 0;
+    api_send_invalid(ar, 422, detail, errors);
+    return -1;
 }
 
 int crud_check_external_id(api_req_t *ar, const char *ext, json_t *body, const char *what)

@@ -189,6 +189,13 @@ typedef void (*crud_item_check_fn)(json_t *item, const char *prefix, json_t *err
 int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
                     crud_item_check_fn extra, const char *what);
 /*
+ * The same checks without a request, so they can run off the loop (a
+ * route's bulk prepare hook): returns 0, or -1 with *errors (the caller
+ * owns it) and a sentence in detail.
+ */
+int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
+                     crud_item_check_fn extra, const char *what, json_t **errors, char *detail, size_t dlen);
+/*
  * Checks the {external_id} of an upsert path and the body's external_id
  * (absent, or equal). Answers 422 and returns nonzero when either is bad.
  */

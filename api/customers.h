@@ -17,5 +17,7 @@ int customers_patch(api_req_t *ar);
 int customers_delete(api_req_t *ar);
 int customers_put_external(api_req_t *ar);
 int customers_bulk(api_req_t *ar);
+/* The bulk route's description: write probe and off-loop item checks (see api_bulk_t). */
+extern const api_bulk_t customers_bulk_route;
 
 #endif

@@ -3,19 +3,26 @@
  * the helpers handlers answer with.
  *
  * For every request: assign the request id, route it, answer OPTIONS and
- * CORS preflights, refuse bodies of the wrong type or size, parse JSON
- * bodies, then call the route's handler. A pool-linked guard notices when
+ * CORS preflights, then apply the route row's policy before any handler
+ * runs: authenticate from the headers (401 before the body is touched),
+ * refuse bodies of the wrong size or type from h2o's buffered length and
+ * headers (413, 415), ask the database whether the caller may write the
+ * module of a bulk route (403), and only then parse the JSON body - on the
+ * loop when small, on the offload pool (api/offload.c) when large - and
+ * call the route's handler. A pool-linked guard notices when
  * h2o disposes the request; it writes the access log line, counts the
  * request in the metrics and detaches the api_req_t (see api.h).
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "api.h"
 #include "common/log.h"
+#include "common/rnd.h"
+#include "scope.h"
 
 static uint64_t now_ns(void)
 {
@@ -26,11 +33,45 @@ static uint64_t now_ns(void)
 
 /* --- request state and its guard --------------------------------------- */
 
+typedef struct st_free_job_t {
+    offload_job_t super;
+    json_t *body;
+    char *text;
+} free_job_t;
+
+static void free_work(offload_job_t *job)
+{
+    free_job_t *fj = (free_job_t *)job;
+    if (fj->body != NULL)
+        json_decref(fj->body);
+    free(fj->text);
+}
+
+static void free_done(offload_job_t *job, int cancelled)
+{
+    free(job);
+}
+
 static void on_ar_dispose(void *p)
 {
     api_req_t *ar = p;
+    if (ar->body == NULL && ar->body_text == NULL)
+        return;
+    /* Freeing a tree of millions of values takes as long as building it: not on the loop. */
+    offload_client_t *oc = ar->thread->offload;
+    if (ar->body_big && oc != NULL) {
+        free_job_t *fj = malloc(sizeof(*fj));
+        if (fj != NULL) {
+            *fj =
+                (free_job_t){.super = {.work = free_work, .done = free_done}, .body = ar->body, .text = ar->body_text};
+            if (offload_submit(oc, &fj->super) == 0)
+                return;
+            free(fj);
+        }
+    }
     if (ar->body != NULL)
         json_decref(ar->body);
+    free(ar->body_text);
 }
 
 void api_req_hold(api_req_t *ar)
@@ -95,7 +136,7 @@ static int is_sane_request_id(const char *s, size_t len)
 
 static void new_request_id(api_thread_t *t, char *out)
 {
-    if (t->rng == 0 && getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng))
+    if (t->rng == 0 && rnd_bytes(&t->rng, sizeof(t->rng)) != 0)
         t->rng = now_ns() ^ (uint64_t)(uintptr_t)t;
     uint64_t a, b;
     /* xorshift64*; ids need to be unique, not secret. */
@@ -167,8 +208,7 @@ int api_send_raw(api_req_t *ar, int status, const char *content_type, const char
     req->res.reason = api_status_reason(status);
     add_common_headers(ar);
     if (content_type != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
-                       strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     if (status == 204 || status == 304) {
         h2o_send_inline(req, "", 0);
         return 0;
@@ -228,8 +268,12 @@ static int media_type_is(const char *v, size_t len, const char *want)
     return n == strlen(want) && strncasecmp(v, want, n) == 0;
 }
 
-/* Checks the body's type and size and parses it; answers and returns nonzero on failure. */
-static int read_body(api_req_t *ar)
+/*
+ * Checks the body's size and type from what h2o buffered, without reading
+ * the bytes; answers (413, 415, 422) and returns nonzero on failure. Sets
+ * *ndjson when the body is NDJSON.
+ */
+static int check_body(api_req_t *ar, int *ndjson)
 {
     h2o_req_t *req = ar->req;
     const api_route_t *r = ar->route;
@@ -246,9 +290,10 @@ static int read_body(api_req_t *ar)
     size_t ctlen;
     const char *ct = find_header(req, H2O_TOKEN_CONTENT_TYPE, &ctlen);
     const char *want = (r->flags & API_BODY_MERGE_PATCH) ? "application/merge-patch+json" : "application/json";
-    int ndjson = 0;
-    if (ct == NULL || !(media_type_is(ct, ctlen, want) ||
-                        ((r->flags & API_BODY_NDJSON) && (ndjson = media_type_is(ct, ctlen, "application/x-ndjson"))))) {
+    *ndjson = 0;
+    if (ct == NULL ||
+        !(media_type_is(ct, ctlen, want) ||
+          ((r->flags & API_BODY_NDJSON) && (*ndjson = media_type_is(ct, ctlen, "application/x-ndjson"))))) {
         snprintf(detail, sizeof(detail), "The request body must be sent as %s%s.", want,
                  (r->flags & API_BODY_NDJSON) ? " or application/x-ndjson" : "");
         api_send_error(ar, ERR_MEDIA_TYPE, detail);
@@ -258,44 +303,229 @@ static int read_body(api_req_t *ar)
         api_send_error(ar, ERR_INVALID, "The request needs a JSON body.");
         return 1;
     }
-    if (ndjson) {
-        /* One JSON value per line, collected into an array. */
-        json_t *arr = json_array();
-        const char *p = req->entity.base, *end = p + req->entity.len;
-        int line = 0;
-        while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-            line++;
-            const char *q = p;
-            while (q < p + n && isspace((unsigned char)*q))
-                q++;
-            if (q < p + n) {
-                json_error_t jerr;
-                json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
-                if (v == NULL) {
-                    json_decref(arr);
-                    snprintf(detail, sizeof(detail), "Line %d of the NDJSON body is not valid JSON: %s.", line,
-                             jerr.text);
-                    api_send_error(ar, ERR_INVALID, detail);
-                    return 1;
-                }
-                json_array_append_new(arr, v);
-            }
-            p += n + (nl != NULL);
-        }
-        ar->body = arr;
-        return 0;
-    }
-    json_error_t jerr;
-    ar->body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (ar->body == NULL) {
-        snprintf(detail, sizeof(detail), "The body is not valid JSON (line %d, column %d): %s.", jerr.line,
-                 jerr.column, jerr.text);
-        api_send_error(ar, ERR_INVALID, detail);
-        return 1;
-    }
     return 0;
+}
+
+/*
+ * Parses a body: JSON, or NDJSON (one value per line, collected into an
+ * array). Pure (no request state), so it runs on a loop or a pool thread.
+ * Returns a new reference, or NULL with a sentence in detail.
+ */
+static json_t *parse_body(const char *p, size_t len, int ndjson, char *detail, size_t dlen)
+{
+    json_error_t jerr;
+    if (!ndjson) {
+        json_t *v = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (v == NULL)
+            snprintf(detail, dlen, "The body is not valid JSON (line %d, column %d): %s.", jerr.line, jerr.column,
+                     jerr.text);
+        return v;
+    }
+    json_t *arr = json_array();
+    const char *end = p + len;
+    int line = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        line++;
+        const char *q = p;
+        while (q < p + n && isspace((unsigned char)*q))
+            q++;
+        if (q < p + n) {
+            json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+            if (v == NULL) {
+                json_decref(arr);
+                snprintf(detail, dlen, "Line %d of the NDJSON body is not valid JSON: %s.", line, jerr.text);
+                return NULL;
+            }
+            json_array_append_new(arr, v);
+        }
+        p += n + (nl != NULL);
+    }
+    return arr;
+}
+
+static void run_handler(api_req_t *ar)
+{
+    int ret = ar->route->handler(ar);
+    if (ret < 0)
+        api_send_error(ar, ret, NULL);
+}
+
+/* A bulk route's prepare hook, where the body was parsed (pure: no request state). */
+static int prepare_body(const api_route_t *route, json_t *body, api_prepared_t *prep)
+{
+    *prep = (api_prepared_t){0};
+    if (route->bulk == NULL || route->bulk->prepare == NULL)
+        return 0;
+    return route->bulk->prepare(body, prep);
+}
+
+/* Answers a parsed (and prepared) body, or runs the handler with it. ar->body is set already. */
+static void finish_body(api_req_t *ar, int prep_ret, api_prepared_t *prep, const char *parse_error)
+{
+    if (ar->body == NULL) {
+        api_send_error(ar, ERR_INVALID, parse_error);
+    } else if (prep_ret != 0) {
+        if (prep->errors != NULL)
+            api_send_invalid(ar, 422, prep->detail, prep->errors);
+        else
+            api_send_error(ar, ERR_INTERNAL, NULL);
+    } else {
+        ar->body_text = prep->text;
+        run_handler(ar);
+    }
+}
+
+/*
+ * Bodies up to this size are parsed on the loop (well under a millisecond);
+ * larger ones go to the offload pool, so that a bulk body never holds its
+ * loop for longer than the copy below.
+ */
+#define INLINE_PARSE_MAX (64 * 1024)
+
+/*
+ * A body being parsed on the offload pool. It holds a reference on ar. The
+ * bytes: under HTTP/1 h2o 2.2.5 keeps the request (and the connection's
+ * input buffer that req->entity points into) alive until the answer is
+ * sent, because it stops reading the socket while a request is in flight;
+ * under HTTP/2 a stream reset frees the request and its body buffer at any
+ * time, so the job parses its own copy (one memcpy, a few milliseconds for
+ * the largest bulk).
+ */
+typedef struct st_parse_job_t {
+    offload_job_t super;
+    api_req_t *ar;
+    const char *bytes;
+    size_t len;
+    char *copy; /* malloc'ed copy of the body (HTTP/2), or NULL */
+    int ndjson;
+    const api_route_t *route; /* static: safe to read on any thread */
+    json_t *body;
+    int prep_ret;
+    api_prepared_t prep;
+    char detail[320];
+} parse_job_t;
+
+static void parse_work(offload_job_t *job)
+{
+    parse_job_t *pj = (parse_job_t *)job;
+    pj->body = parse_body(pj->bytes, pj->len, pj->ndjson, pj->detail, sizeof(pj->detail));
+    if (pj->body != NULL)
+        pj->prep_ret = prepare_body(pj->route, pj->body, &pj->prep);
+}
+
+static void parse_done(offload_job_t *job, int cancelled)
+{
+    parse_job_t *pj = (parse_job_t *)job;
+    api_req_t *ar = pj->ar;
+    /* The tree is freed with ar (off the loop, see on_ar_dispose), whatever happens here. */
+    ar->body = pj->body;
+    ar->body_big = 1;
+    if (!cancelled && ar->req != NULL) {
+        finish_body(ar, pj->prep_ret, &pj->prep, pj->detail);
+    } else {
+        ar->body_text = pj->prep.text;
+        if (pj->prep.errors != NULL)
+            json_decref(pj->prep.errors);
+    }
+    api_req_release(ar);
+    free(pj->copy);
+    free(pj);
+}
+
+/* Parses the checked body (here, or on the offload pool when large), then runs the handler. */
+static void parse_and_run(api_req_t *ar, int ndjson)
+{
+    h2o_req_t *req = ar->req;
+    char detail[320];
+    if (req->entity.len <= INLINE_PARSE_MAX || ar->thread->offload == NULL) {
+        api_prepared_t prep = {0};
+        int prep_ret = 0;
+        if ((ar->body = parse_body(req->entity.base, req->entity.len, ndjson, detail, sizeof(detail))) != NULL)
+            prep_ret = prepare_body(ar->route, ar->body, &prep);
+        finish_body(ar, prep_ret, &prep, detail);
+        return;
+    }
+    parse_job_t *pj = calloc(1, sizeof(*pj));
+    if (pj == NULL)
+        abort();
+    pj->super.work = parse_work;
+    pj->super.done = parse_done;
+    pj->ar = ar;
+    pj->len = req->entity.len;
+    pj->ndjson = ndjson;
+    pj->route = ar->route;
+    if (req->version >= 0x200) {
+        if ((pj->copy = malloc(pj->len)) == NULL)
+            abort();
+        memcpy(pj->copy, req->entity.base, pj->len);
+        pj->bytes = pj->copy;
+    } else {
+        pj->bytes = req->entity.base;
+    }
+    if (offload_submit(ar->thread->offload, &pj->super) != 0) {
+        free(pj->copy);
+        free(pj);
+        api_add_header(ar, "retry-after", "1");
+        api_send_error(ar, ERR_UNAVAILABLE, "Too many large request bodies are being parsed right now. Retry later.");
+        return;
+    }
+    api_req_hold(ar);
+}
+
+/* --- the write probe of bulk routes ------------------------------------- */
+
+static const char SQL_WRITE_PROBE[] = SCOPE_WRITE_PROBE;
+
+typedef struct st_probe_t {
+    api_req_t *ar;
+    int ndjson;
+} probe_t;
+
+static void on_probe(void *data, const PGresult *res, int err)
+{
+    probe_t *pr = data;
+    api_req_t *ar = pr->ar;
+    if (ar->req != NULL) {
+        if (err != 0) {
+            api_send_error(ar, err, NULL);
+        } else if (PQntuples(res) != 1) {
+            api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
+        } else if (strcmp(PQgetvalue(res, 0, 0), "none") == 0 && strcmp(PQgetvalue(res, 0, 1), "none") == 0) {
+            char detail[160];
+            snprintf(detail, sizeof(detail), "Your role may neither create nor update %s.", ar->route->bulk->module);
+            api_send_error(ar, ERR_FORBIDDEN, detail);
+        } else {
+            parse_and_run(ar, pr->ndjson);
+        }
+    }
+    api_req_release(ar);
+    free(pr);
+}
+
+/*
+ * Before a bulk body is parsed: may the caller write the route's module at
+ * all? One indexed lookup, so a forbidden caller gets 403 without costing
+ * a parse. Roles are edited at run time, so this asks the database rather
+ * than trusting the token's role name; the write's statement decides again.
+ */
+static void probe_then_parse(api_req_t *ar, int ndjson)
+{
+    char uid[24], ver[24];
+    api_caller_params(ar, uid, ver);
+    const char *params[] = {uid, ver, ar->route->bulk->module};
+    probe_t *pr = malloc(sizeof(*pr));
+    if (pr == NULL)
+        abort();
+    *pr = (probe_t){ar, ndjson};
+    int ret = db_query(ar->thread->db, SQL_WRITE_PROBE, 3, params, on_probe, pr);
+    if (ret != 0) {
+        free(pr);
+        api_send_error(ar, ret, NULL);
+        return;
+    }
+    api_req_hold(ar);
 }
 
 int api_on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -333,8 +563,8 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 
     unsigned method = router_method_bit(req->method.base, req->method.len);
-    int r = router_match(server->templates, server->methods, api_nroutes, method, req->path.base, path_len,
-                         ar->scratch, &ar->match);
+    int r = router_match(server->templates, server->methods, api_nroutes, method, req->path.base, path_len, ar->scratch,
+                         &ar->match);
     if (r == ROUTER_ERR_NOT_FOUND)
         return api_send_error(ar, ERR_NOT_FOUND, "No resource exists at this path."), 0;
     if (method == ROUTER_OPTIONS)
@@ -349,11 +579,20 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     ar->route = &api_routes[r];
     ar->route_index = r;
-    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH)) != 0 && read_body(ar) != 0)
+    /* Policy from the route row, in this order: who (headers only), how big, may they write, then parse. */
+    if ((ar->route->flags & API_PUBLIC) == 0 && api_authenticate(ar) != 0)
         return 0;
-    int ret = ar->route->handler(ar);
-    if (ret < 0)
-        api_send_error(ar, ret, NULL);
+    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH)) == 0) {
+        run_handler(ar);
+        return 0;
+    }
+    int ndjson;
+    if (check_body(ar, &ndjson) != 0)
+        return 0;
+    if (ar->route->bulk != NULL && (ar->route->flags & API_PUBLIC) == 0)
+        probe_then_parse(ar, ndjson);
+    else
+        parse_and_run(ar, ndjson);
     return 0;
 }
 

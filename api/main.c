@@ -32,6 +32,7 @@
 #include "common/tzdb.h"
 #include "tables.h"
 #include "common/log.h"
+#include "common/rnd.h"
 
 static void on_conn_close(void *data)
 {
@@ -99,10 +100,13 @@ static void *thread_main(void *arg)
     t->accept_ctx.hosts = server->globalconf.hosts;
     t->accept_ctx.ssl_ctx = server->ssl_ctx;
     h2o_socket_read_start(t->listener, on_accept);
+    snprintf(t->watchdog_name, sizeof(t->watchdog_name), "api loop %d", t->index);
+    watchdog_start(&t->watchdog, t->loop, t->watchdog_name);
 
     while (!atomic_load(&server->shutting_down))
         if (h2o_evloop_run(t->loop, INT32_MAX) != 0 && errno != EINTR)
             log_msg(LOG_WARN, "event loop error: %s", strerror(errno));
+    watchdog_stop(&t->watchdog);
 
     /* Stop accepting, then let in-flight requests finish within the timeout. */
     h2o_socket_read_stop(t->listener);
@@ -121,6 +125,10 @@ static void *thread_main(void *arg)
 
     kdf_client_destroy(t->kdf);
     t->kdf = NULL;
+    /* Cleared first: requests released by the cancelled jobs then free their bodies here. */
+    offload_client_t *oc = t->offload;
+    t->offload = NULL;
+    offload_client_destroy(oc);
     api_token_cache_free(t->tokens);
     t->tokens = NULL;
     db_close(t->db);
@@ -181,6 +189,10 @@ int main(int argc, char **argv)
     }
     if (argc != 1)
         return usage();
+    /* From here on no thread writes to stderr itself: the log writer thread does. */
+    log_writer_start(LOG_BUFFER_BYTES);
+    /* The only wait for the kernel's random pool: afterwards the loops ask without blocking. */
+    rnd_init();
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
@@ -231,6 +243,11 @@ int main(int argc, char **argv)
     }
     kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
     server.kdf = kdf_pool_create(cfg.kdf_threads, &kdfp);
+    server.offload = offload_pool_create(OFFLOAD_THREADS, OFFLOAD_QUEUE_CAP);
+    if (server.kdf == NULL || server.offload == NULL) {
+        fprintf(stderr, "clientele-api: cannot start the helper threads\n");
+        goto Fail;
+    }
     server.tzdb = tzdb_open(NULL);
     server.metrics = api_metrics_new(api_nroutes);
     const char **templates = calloc(api_nroutes, sizeof(*templates));
@@ -244,6 +261,13 @@ int main(int argc, char **argv)
     h2o_config_init(&server.globalconf);
     server.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("clientele"));
     server.globalconf.max_request_entity_size = cfg.bulk_body_limit;
+    /*
+     * h2o buffers a request body in memory until it reaches 32 MiB, then
+     * moves it into a temporary file (mkstemp, posix_fallocate, mmap): file
+     * I/O on the loop, hundreds of milliseconds for one 32 MiB bulk. Keep
+     * bodies in memory instead; max_request_entity_size above bounds each.
+     */
+    h2o_socket_buffer_mmap_settings.threshold = SIZE_MAX;
     server.hostconf = h2o_config_register_host(&server.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     api_register(&server, server.hostconf);
 
@@ -268,6 +292,7 @@ int main(int argc, char **argv)
         int fd = open_listener(&cfg, err, sizeof(err));
         if (fd < 0) {
             fprintf(stderr, "clientele-api: %s\n", err);
+            log_writer_stop();
             return 2;
         }
         t->loop = h2o_evloop_create();
@@ -280,6 +305,7 @@ int main(int argc, char **argv)
         kvconf.gauges = &t->kv_gauges;
         t->db = db_open(t->loop, &dbconf);
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
+        t->offload = offload_client_create(server.offload, t->ctx.queue);
         t->tokens = api_token_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
@@ -299,6 +325,7 @@ int main(int argc, char **argv)
     log_msg(LOG_INFO, "stopped");
 
     kdf_pool_destroy(server.kdf);
+    offload_pool_destroy(server.offload);
     tzdb_close(server.tzdb);
     api_metrics_free(server.metrics);
     free(templates);
@@ -307,9 +334,11 @@ int main(int argc, char **argv)
     if (server.ssl_ctx != NULL)
         SSL_CTX_free(server.ssl_ctx);
     cfg_free(&cfg);
+    log_writer_stop();
     return 0;
 
 Fail:
     cfg_free(&cfg);
+    log_writer_stop();
     return rc;
 }

@@ -17,5 +17,7 @@ int orders_patch(api_req_t *ar);
 int orders_delete(api_req_t *ar);
 int orders_put_external(api_req_t *ar);
 int orders_bulk(api_req_t *ar);
+/* The bulk route's description: write probe and off-loop item checks (see api_bulk_t). */
+extern const api_bulk_t orders_bulk_route;
 
 #endif

@@ -3,7 +3,8 @@
  *
  * Order matters only where templates overlap: the first template that
  * matches a path owns it (see api/router.c), so literal routes come before
- * parameter routes of the same shape. openapi/openapi.yaml must list
+ * parameter routes of the same shape. Every route is authenticated by the
+ * pipeline unless its row says API_PUBLIC. openapi/openapi.yaml must list
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
 #include "admin.h"
@@ -19,66 +20,66 @@ int auth_logout(api_req_t *ar);
 int auth_me(api_req_t *ar);
 
 const api_route_t api_routes[] = {
-    {ROUTER_GET, "/healthz", health_live, 0},
-    {ROUTER_GET, "/readyz", health_ready, 0},
-    {ROUTER_GET, "/metrics", health_metrics, 0},
-    {ROUTER_GET, "/openapi.yaml", openapi_get_yaml, 0},
-    {ROUTER_GET, "/openapi.json", openapi_get_json, 0},
+    {ROUTER_GET, "/healthz", health_live, API_PUBLIC, NULL},
+    {ROUTER_GET, "/readyz", health_ready, API_PUBLIC, NULL},
+    {ROUTER_GET, "/metrics", health_metrics, API_PUBLIC, NULL},
+    {ROUTER_GET, "/openapi.yaml", openapi_get_yaml, API_PUBLIC, NULL},
+    {ROUTER_GET, "/openapi.json", openapi_get_json, API_PUBLIC, NULL},
 
-    {ROUTER_POST, "/v1/auth/token", auth_token, API_BODY_JSON},
-    {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON},
-    {ROUTER_POST, "/v1/auth/logout", auth_logout, API_BODY_JSON},
-    {ROUTER_GET, "/v1/me", auth_me, 0},
+    {ROUTER_POST, "/v1/auth/token", auth_token, API_BODY_JSON | API_PUBLIC, NULL},
+    {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON | API_PUBLIC, NULL},
+    {ROUTER_POST, "/v1/auth/logout", auth_logout, API_BODY_JSON | API_PUBLIC, NULL},
+    {ROUTER_GET, "/v1/me", auth_me, 0, NULL},
 
-    {ROUTER_GET, "/v1/customers", customers_list, 0},
-    {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON},
-    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK},
-    {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON},
-    {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0},
-    {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0},
-    {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0},
+    {ROUTER_GET, "/v1/customers", customers_list, 0, NULL},
+    {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON, NULL},
+    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &customers_bulk_route},
+    {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0, NULL},
+    {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
+    {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0, NULL},
 
-    {ROUTER_GET, "/v1/orders", orders_list, 0},
-    {ROUTER_POST, "/v1/orders", orders_create, API_BODY_JSON},
-    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK},
-    {ROUTER_PUT, "/v1/orders/external/{external_id:str}", orders_put_external, API_BODY_JSON},
-    {ROUTER_GET, "/v1/orders/{id:int}", orders_get, 0},
-    {ROUTER_PATCH, "/v1/orders/{id:int}", orders_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/orders/{id:int}", orders_delete, 0},
+    {ROUTER_GET, "/v1/orders", orders_list, 0, NULL},
+    {ROUTER_POST, "/v1/orders", orders_create, API_BODY_JSON, NULL},
+    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &orders_bulk_route},
+    {ROUTER_PUT, "/v1/orders/external/{external_id:str}", orders_put_external, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/orders/{id:int}", orders_get, 0, NULL},
+    {ROUTER_PATCH, "/v1/orders/{id:int}", orders_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/orders/{id:int}", orders_delete, 0, NULL},
 
-    {ROUTER_GET, "/v1/changes/customers", changes_customers, 0},
-    {ROUTER_GET, "/v1/changes/orders", changes_orders, 0},
+    {ROUTER_GET, "/v1/changes/customers", changes_customers, 0, NULL},
+    {ROUTER_GET, "/v1/changes/orders", changes_orders, 0, NULL},
 
-    {ROUTER_GET, "/v1/analytics/runs", analytics_run_list, 0},
-    {ROUTER_POST, "/v1/analytics/runs", analytics_run_create, API_BODY_JSON},
-    {ROUTER_GET, "/v1/analytics/runs/{id:int}", analytics_run_get, 0},
-    {ROUTER_DELETE, "/v1/analytics/runs/{id:int}", analytics_run_cancel, 0},
-    {ROUTER_GET, "/v1/analytics/summary", analytics_summary, 0},
-    {ROUTER_GET, "/v1/analytics/transitions", analytics_transitions, 0},
-    {ROUTER_GET, "/v1/analytics/schedules", analytics_schedule_list, 0},
-    {ROUTER_POST, "/v1/analytics/schedules", analytics_schedule_create, API_BODY_JSON},
-    {ROUTER_GET, "/v1/analytics/schedules/{id:int}", analytics_schedule_get, 0},
-    {ROUTER_PATCH, "/v1/analytics/schedules/{id:int}", analytics_schedule_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/analytics/schedules/{id:int}", analytics_schedule_delete, 0},
+    {ROUTER_GET, "/v1/analytics/runs", analytics_run_list, 0, NULL},
+    {ROUTER_POST, "/v1/analytics/runs", analytics_run_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/analytics/runs/{id:int}", analytics_run_get, 0, NULL},
+    {ROUTER_DELETE, "/v1/analytics/runs/{id:int}", analytics_run_cancel, 0, NULL},
+    {ROUTER_GET, "/v1/analytics/summary", analytics_summary, 0, NULL},
+    {ROUTER_GET, "/v1/analytics/transitions", analytics_transitions, 0, NULL},
+    {ROUTER_GET, "/v1/analytics/schedules", analytics_schedule_list, 0, NULL},
+    {ROUTER_POST, "/v1/analytics/schedules", analytics_schedule_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/analytics/schedules/{id:int}", analytics_schedule_get, 0, NULL},
+    {ROUTER_PATCH, "/v1/analytics/schedules/{id:int}", analytics_schedule_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/analytics/schedules/{id:int}", analytics_schedule_delete, 0, NULL},
 
-    {ROUTER_GET, "/v1/users", admin_users_list, 0},
-    {ROUTER_POST, "/v1/users", admin_users_create, API_BODY_JSON},
-    {ROUTER_GET, "/v1/users/{id:int}", admin_users_get, 0},
-    {ROUTER_PATCH, "/v1/users/{id:int}", admin_users_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/users/{id:int}", admin_users_delete, 0},
+    {ROUTER_GET, "/v1/users", admin_users_list, 0, NULL},
+    {ROUTER_POST, "/v1/users", admin_users_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/users/{id:int}", admin_users_get, 0, NULL},
+    {ROUTER_PATCH, "/v1/users/{id:int}", admin_users_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/users/{id:int}", admin_users_delete, 0, NULL},
 
-    {ROUTER_GET, "/v1/teams", admin_teams_list, 0},
-    {ROUTER_POST, "/v1/teams", admin_teams_create, API_BODY_JSON},
-    {ROUTER_GET, "/v1/teams/{id:int}", admin_teams_get, 0},
-    {ROUTER_PATCH, "/v1/teams/{id:int}", admin_teams_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/teams/{id:int}", admin_teams_delete, 0},
+    {ROUTER_GET, "/v1/teams", admin_teams_list, 0, NULL},
+    {ROUTER_POST, "/v1/teams", admin_teams_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/teams/{id:int}", admin_teams_get, 0, NULL},
+    {ROUTER_PATCH, "/v1/teams/{id:int}", admin_teams_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/teams/{id:int}", admin_teams_delete, 0, NULL},
 
-    {ROUTER_GET, "/v1/roles", admin_roles_list, 0},
-    {ROUTER_POST, "/v1/roles", admin_roles_create, API_BODY_JSON},
-    {ROUTER_GET, "/v1/roles/{id:int}", admin_roles_get, 0},
-    {ROUTER_PATCH, "/v1/roles/{id:int}", admin_roles_patch, API_BODY_MERGE_PATCH},
-    {ROUTER_DELETE, "/v1/roles/{id:int}", admin_roles_delete, 0},
+    {ROUTER_GET, "/v1/roles", admin_roles_list, 0, NULL},
+    {ROUTER_POST, "/v1/roles", admin_roles_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/roles/{id:int}", admin_roles_get, 0, NULL},
+    {ROUTER_PATCH, "/v1/roles/{id:int}", admin_roles_patch, API_BODY_MERGE_PATCH, NULL},
+    {ROUTER_DELETE, "/v1/roles/{id:int}", admin_roles_delete, 0, NULL},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -39,4 +39,15 @@
 /* For records that follow a parent (an order moved to another customer): may old_team lose it? */
 #define SCOPE_KEEPS_TEAM(scope_col, old_team, team) "scope_keeps_team(caller." scope_col ", " old_team ", " team ")"
 
+/*
+ * The write probe of bulk routes (api/http.c): the caller's create and
+ * update scopes for the module in $3, one row when the caller is live and
+ * the token current. It only lets the pipeline refuse a forbidden bulk
+ * before parsing its body; the write's own statement still decides.
+ */
+#define SCOPE_WRITE_PROBE                                                                                              \
+    "SELECT coalesce(r.permissions #>> ARRAY[$3::text, 'create'], 'none') AS cscope,"                                 \
+    " coalesce(r.permissions #>> ARRAY[$3::text, 'update'], 'none') AS uscope"                                        \
+    " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2"
+
 #endif

@@ -22,13 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/types.h>
 
 #include <jansson.h>
 #include <jwt.h>
 
 #include "common/err.h"
+#include "common/rnd.h"
 #include "token.h"
 
 _Static_assert(sizeof(long) == sizeof(int64_t), "jwt_add_grant_int takes a long; claims are 64-bit");
@@ -391,15 +391,8 @@ int token_issue(const token_conf_t *c, token_claims_t *claims, int64_t now, char
         !is_role_name(claims->role, strnlen(claims->role, sizeof(claims->role))))
         return ERR_INVALID;
 
-    for (size_t got = 0; got < sizeof(rnd);) {
-        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return ERR_INTERNAL;
-        }
-        got += (size_t)n;
-    }
+    if (rnd_bytes(rnd, sizeof(rnd)) != 0)
+        return ERR_INTERNAL;
     for (size_t i = 0; i < sizeof(rnd); i++) {
         claims->jti[2 * i] = hex[rnd[i] >> 4];
         claims->jti[2 * i + 1] = hex[rnd[i] & 15];

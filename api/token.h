@@ -46,13 +46,13 @@ typedef struct st_token_claims_t {
 /*
  * Signs a new access token for claims->sub, role, team and ver (set by the
  * caller) and fills in claims->iat = claims->nbf = now, claims->exp =
- * now + ttl and a fresh claims->jti (128 bits from getrandom(), hex).
+ * now + ttl and a fresh claims->jti (128 bits from rnd_bytes(), hex; never blocks).
  * On success *out is a NUL-terminated malloc'ed string the caller frees;
  * on failure *out is NULL.
  * Errors: ERR_INVALID for claims that could not be verified back (sub <= 0,
  * a bad role name, team or ver < 0); ERR_INTERNAL for an unusable
  * configuration (short HS256 secret, missing or unreadable private key,
- * no issuer or audience) or a libjwt/getrandom failure.
+ * no issuer or audience) or a libjwt/random source failure.
  */
 int token_issue(const token_conf_t *c, token_claims_t *claims, int64_t now, char **out);
 

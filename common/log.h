@@ -3,11 +3,17 @@
  *
  * Every line is one JSON object written with a single write(2) to standard
  * error, so lines from several threads never interleave. The process sets
- * the level and component name once at start-up through log_init(); that
- * is the only state this module keeps, and it is read-only afterwards.
+ * the level and component name once at start-up through log_init(). A
+ * serving process also starts the writer thread (log_writer_start), after
+ * which logging never blocks the caller: lines go to a bounded buffer that
+ * the writer thread drains, and lines that do not fit are dropped and
+ * counted.
  */
 #ifndef CLIENTELE_COMMON_LOG_H
 #define CLIENTELE_COMMON_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -20,6 +26,17 @@ int log_level_parse(const char *s);
 int log_enabled(int level);
 /* Logs a printf-formatted message as {"time","level","component","msg"}. */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Starts the writer thread with a buffer of cap bytes (two are allocated:
+ * one filling, one being written). Call once, before the loops start;
+ * returns 0, or -1 (logging then stays synchronous).
+ */
+int log_writer_start(size_t cap);
+/* Writes out what is buffered and stops the writer thread; later lines are written at once. */
+void log_writer_stop(void);
+/* Lines dropped because the writer's buffer was full. Any thread. */
+uint64_t log_dropped(void);
+#define LOG_BUFFER_BYTES (1024 * 1024)
 /* Logs `fields` (borrowed; time, level and component are added to a copy). */
 void log_json(int level, json_t *fields);
 

@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/kv.h"
 #include "common/log.h"
+#include "common/tzdb.h"
 #include "job.h"
 #include "runs.h"
 #include "scheduler.h"
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    log_writer_start(LOG_BUFFER_BYTES); /* the loop never writes to stderr itself */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -106,7 +108,9 @@ int main(int argc, char **argv)
 
     wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url};
     wk_runs_t *runs = wk_runs_start(loop, queue, db, kv, reader, &rconf);
-    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, cfg.worker_name);
+    /* Every zone, read before the loop runs: schedules may name any of them. */
+    tzdb_t *tzdb = tzdb_open(NULL);
+    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name);
 
     while (!stop)
         h2o_evloop_run(loop, INT32_MAX);
@@ -124,7 +128,9 @@ int main(int argc, char **argv)
     h2o_socket_close(sigsock);
     h2o_evloop_run(loop, 0); /* lets the loop free closed sockets */
     h2o_evloop_destroy(loop);
+    tzdb_close(tzdb);
     cfg_free(&cfg);
     log_msg(LOG_INFO, "stopped");
+    log_writer_stop();
     return 0;
 }

@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/runparams.h"
 #include "common/tz.h"
+#include "common/tzdb.h"
 #include "scheduler.h"
 
 #define LOCK_KEY "clientele:scheduler:leader"
@@ -90,8 +91,7 @@ struct st_wk_scheduler_t {
     int64_t last_id;
     int64_t now_us; /* the database's now() when the page was read */
 
-    tz_t *zones; /* loaded zones, by name */
-    size_t nzones;
+    const tzdb_t *tzdb; /* every zone, loaded before the loop started (borrowed) */
     warned_t warned[WARNED_MAX];
     size_t nwarned;
 
@@ -191,22 +191,13 @@ Log:
 
 /* --- time zones ----------------------------------------------------------- */
 
-/* A loaded zone by name, loading it on first use (a small blocking file read). NULL with a message in err. */
+/* A zone by name, from the zones loaded at start-up: the loop never reads a file. NULL with a message in err. */
 static const tz_t *zone_get(wk_scheduler_t *s, const char *name, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < s->nzones; i++)
-        if (strcmp(s->zones[i].name, name) == 0)
-            return &s->zones[i];
-    tz_t tz;
-    memset(&tz, 0, sizeof(tz));
-    if (tz_load(name, &tz, err, errlen) != 0)
-        return NULL;
-    tz_t *zones = realloc(s->zones, (s->nzones + 1) * sizeof(*zones));
-    if (zones == NULL)
-        abort();
-    s->zones = zones;
-    s->zones[s->nzones] = tz;
-    return &s->zones[s->nzones++];
+    const tz_t *tz = tzdb_get(s->tzdb, name);
+    if (tz == NULL)
+        snprintf(err, errlen, "no such zone in the system's zoneinfo");
+    return tz;
 }
 
 /* --- a pass over the due schedules ---------------------------------------- */
@@ -501,12 +492,13 @@ static void on_tick(h2o_timeout_entry_t *entry)
 
 /* --- life cycle ----------------------------------------------------------- */
 
-wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const char *worker_name)
+wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name)
 {
     wk_scheduler_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         abort();
     s->loop = loop;
+    s->tzdb = tzdb;
     s->db = db;
     s->kv = kv;
     s->name = strdup(worker_name);
@@ -533,11 +525,7 @@ void wk_scheduler_free(wk_scheduler_t *s)
         log_msg(LOG_INFO, "scheduler: %s gives up leadership", s->name);
     }
     free_rows(s);
-    for (size_t i = 0; i < s->nzones; i++)
-        tz_free(&s->zones[i]);
-    free(s->zones);
     free(s->name);
-    s->zones = NULL;
     s->name = NULL;
     unref(s);
 }

@@ -21,16 +21,19 @@
 
 #include "common/db.h"
 #include "common/kv.h"
+#include "common/tzdb.h"
 
 typedef struct st_wk_scheduler_t wk_scheduler_t;
 
 /*
  * Starts the scheduler on the worker's loop: leader election and, while
  * leader, enqueuing due runs. worker_name is copied and must be unique
- * among the workers (it is the lock's value). Never fails; db and kv must
- * outlive the scheduler (see wk_scheduler_free()).
+ * among the workers (it is the lock's value). Zones are looked up in tzdb
+ * (loaded before the loop starts, so the loop never reads zoneinfo files).
+ * Never fails; db, kv and tzdb must outlive the scheduler (see
+ * wk_scheduler_free()).
  */
-wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const char *worker_name);
+wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name);
 
 /*
  * Gives up leadership (sends a script that deletes the lock if it still

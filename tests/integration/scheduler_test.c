@@ -39,6 +39,8 @@ static struct {
 } fx;
 
 static const char *const names[2] = {"worker-a", "worker-b"};
+/* The zones the schedulers look up (loaded once in main, like worker/main.c does). */
+static tzdb_t *zones;
 
 /* --- helpers ----------------------------------------------------------------- */
 
@@ -236,7 +238,7 @@ static void open_worker(int i)
     kv_config_t kvconf = {.host = "127.0.0.1", .port = redis_port(), .db = REDIS_DB, .timeout_ms = 1000};
     fx.db[i] = db_open(fx.loop, &dbconf);
     fx.kv[i] = kv_open(fx.loop, &kvconf);
-    fx.s[i] = wk_scheduler_new(fx.loop, fx.db[i], fx.kv[i], names[i]);
+    fx.s[i] = wk_scheduler_new(fx.loop, fx.db[i], fx.kv[i], zones, names[i]);
 }
 
 /* What worker/main.c does at shutdown: free the scheduler, let the loop send its last command, close. */
@@ -443,6 +445,43 @@ START_TEST(disabled_and_broken_schedules_yield_nothing)
 }
 END_TEST
 
+/*
+ * The scheduler never reads zoneinfo on its loop: it looks zones up in the
+ * set loaded before the loop started. With a set holding only UTC, a
+ * schedule in Asia/Tokyo (a zone the system has) stays without next_run_at
+ * instead of being loaded from disk on first use.
+ */
+START_TEST(zones_come_only_from_the_set_loaded_before_the_loop)
+{
+    char dir[] = "/tmp/scheduler-zones-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "cp /usr/share/zoneinfo/UTC %s/UTC", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    tzdb_t *only_utc = tzdb_open(dir);
+    ck_assert_ptr_nonnull(tzdb_get(only_utc, "UTC"));
+    ck_assert_ptr_null(tzdb_get(only_utc, "Asia/Tokyo"));
+    close_worker(0);
+    close_worker(1);
+    tzdb_t *all = zones;
+    zones = only_utc;
+    open_worker(0);
+    zones = all;
+    long long tokyo = add_schedule("0 3 * * *", "Asia/Tokyo", "{}", "NULL", 1);
+    long long utc = add_schedule("0 3 * * *", "UTC", "{}", "NULL", 1);
+    ck_assert_int_eq(wait_count(1, 6000, "SELECT count(*) FROM analytics_schedules WHERE id = %lld"
+                                         " AND next_run_at IS NOT NULL",
+                                utc),
+                     1);
+    pump(1200);
+    ck_assert(q_true("SELECT next_run_at IS NULL FROM analytics_schedules WHERE id = %lld", tokyo));
+    close_worker(0);
+    tzdb_close(only_utc);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(nothing_is_enqueued_while_redis_is_down)
 {
     int l = wait_leader(5000);
@@ -482,6 +521,7 @@ static Suite *scheduler_suite(void)
     tcase_add_test(tc, one_leader_and_fast_failover_when_it_is_freed);
     tcase_add_test(tc, disabled_and_broken_schedules_yield_nothing);
     tcase_add_test(tc, nothing_is_enqueued_while_redis_is_down);
+    tcase_add_test(tc, zones_come_only_from_the_set_loaded_before_the_loop);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -491,10 +531,12 @@ int main(void)
     log_init(LOG_INFO, "scheduler-test");
     snprintf(db_url, sizeof(db_url), "%s", th_db_create("scheduler"));
     uid = th_user_add(db_url, "scheduler@example.com", "Scheduler", "admin", NULL, PASSWORD);
+    zones = tzdb_open(NULL);
 
     SRunner *sr = srunner_create(scheduler_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    tzdb_close(zones);
     return failed == 0 ? 0 : 1;
 }
