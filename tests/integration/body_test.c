@@ -261,6 +261,7 @@ typedef struct st_upload_t {
     const char *path; /* NULL: /v1/customers/bulk */
     const char *body;
     size_t len;
+    int delay_ms; /* waits this long before sending */
     int status;
     _Atomic int done;
 } upload_t;
@@ -269,6 +270,7 @@ static void *run_upload(void *arg)
 {
     upload_t *u = arg;
     th_resp_t r;
+    usleep((useconds_t)u->delay_ms * 1000);
     char auth[2200];
     const char *h[] = {"Content-Type: application/json", th_bearer(users[ADMIN].token, auth, sizeof(auth)), NULL};
     th_http(api.port, "POST", u->path != NULL ? u->path : "/v1/customers/bulk", h, u->body, u->len, &r);
@@ -292,12 +294,12 @@ static long long healthz_p99_during(const char *path, const char *body, int stat
     /*
      * h2o 2.2.5 gives a request 10 s (its req_timeout) to arrive whole; under
      * ASan on a busy host four bodies started at the same instant can miss
-     * that, so the clients start 300 ms apart.
+     * that, so the clients start 300 ms apart (each waits in its own thread,
+     * so the probes below cover the whole time from the first upload on).
      */
     for (int i = 0; i < 4; i++) {
-        up[i] = (upload_t){.path = path, .body = body, .len = 32 * MIB};
+        up[i] = (upload_t){.path = path, .body = body, .len = 32 * MIB, .delay_ms = 300 * i};
         pthread_create(&tid[i], NULL, run_upload, &up[i]);
-        usleep(300000);
     }
     long long lat[4096];
     size_t n = 0;
