@@ -31,6 +31,23 @@ typedef struct st_ready_probe_t {
     int redis_ok;
 } ready_probe_t;
 
+/*
+ * Does every loop have a usable PostgreSQL and Redis connection? A probe
+ * lands on one loop; after an outage the others may still be waiting to
+ * reconnect, and requests the balancer then sends would land there. Reads
+ * only the gauges each loop publishes (atomics in its thread's slot).
+ */
+static int every_loop_connected(const api_server_t *server)
+{
+    for (int i = 0; i < server->nthreads; i++) {
+        const api_thread_t *t = &server->threads[i];
+        if (atomic_load_explicit(&t->db_gauges.up, memory_order_relaxed) <= 0 ||
+            atomic_load_explicit(&t->kv_gauges.up, memory_order_relaxed) <= 0)
+            return 0;
+    }
+    return 1;
+}
+
 static void ready_finish(ready_probe_t *p)
 {
     if (--p->pending > 0)
@@ -38,20 +55,23 @@ static void ready_finish(ready_probe_t *p)
     api_req_t *ar = p->ar;
     if (ar->req != NULL) {
         int shutting = atomic_load(&ar->thread->server->shutting_down);
-        int ok = p->db_ok && p->redis_ok && !shutting;
+        int loops = every_loop_connected(ar->thread->server);
+        int ok = p->db_ok && p->redis_ok && loops && !shutting;
         json_t *o = json_object();
         json_t *checks = json_object();
         json_object_set_new(checks, "postgres", json_string(p->db_ok ? "up" : "down"));
         json_object_set_new(checks, "redis", json_string(p->redis_ok ? "up" : "down"));
+        json_object_set_new(checks, "loops", json_string(loops ? "up" : "reconnecting"));
         if (ok) {
             json_object_set_new(o, "status", json_string("ready"));
             json_object_set_new(o, "checks", checks);
             api_send_json(ar, 200, o);
         } else {
             json_decref(o);
-            char detail[128];
-            snprintf(detail, sizeof(detail), "%s%s%s%s", shutting ? "The server is shutting down. " : "",
+            char detail[192];
+            snprintf(detail, sizeof(detail), "%s%s%s%s%s", shutting ? "The server is shutting down. " : "",
                      !p->db_ok ? "PostgreSQL is unreachable. " : "", !p->redis_ok ? "Redis is unreachable. " : "",
+                     p->db_ok && p->redis_ok && !loops ? "Some event loops are still reconnecting. " : "",
                      "Retry later.");
             /* The problem body names the failing dependencies in `checks` as well. */
             api_add_header(ar, "retry-after", "1");
