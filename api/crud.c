@@ -673,6 +673,15 @@ char *crud_dump(api_req_t *ar, const json_t *v)
     return buf;
 }
 
+int crud_prepare_bulk(json_t *body, size_t max, const validate_field_t *fields, size_t nfields,
+                      crud_item_check_fn extra, const char *what, api_prepared_t *out)
+{
+    if (crud_bulk_errors(body, max, fields, nfields, extra, what, &out->errors, out->detail, sizeof(out->detail)) != 0)
+        return -1;
+    out->text = json_dumps(body, JSON_COMPACT);
+    return out->text != NULL ? 0 : -1;
+}
+
 int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
                      crud_item_check_fn extra, const char *what, json_t **errors_out, char *detail, size_t dlen)
 {

@@ -30,7 +30,7 @@
  * parameters.
  */
 #define CRUD_KEYSET_AFTER(a, table, key, type, cmp, pkey, pid)                                                         \
-    " AND (" pid "::bigint IS NULL OR (" a "." key ", " a ".id) " cmp " (coalesce(" pkey "::" type ","              \
+    " AND (" pid "::bigint IS NULL OR (" a "." key ", " a ".id) " cmp " (coalesce(" pkey "::" type ","                 \
     " (SELECT kc." key " FROM " table " kc WHERE kc.id = " pid "::bigint)), " pid "::bigint))"
 
 /* Called with a statement's result while the request is alive (see crud_query). */
@@ -58,8 +58,8 @@ typedef struct st_crud_list_t {
     int limit;
     const char *cursor_key; /* from the cursor; NULL on the first page or when the cursor carries no key */
     const char *cursor_id;  /* from the cursor; NULL on the first page */
-    int sort;           /* index into the resource's sort table */
-    const char *fields; /* "{id,name}" as a PostgreSQL array literal, or NULL */
+    int sort;               /* index into the resource's sort table */
+    const char *fields;     /* "{id,name}" as a PostgreSQL array literal, or NULL */
     int count;
 } crud_list_t;
 
@@ -195,6 +195,14 @@ int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_fie
  */
 int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
                      crud_item_check_fn extra, const char *what, json_t **errors, char *detail, size_t dlen);
+/*
+ * The standard `prepare` of a bulk route (api_bulk_t): checks every item as
+ * crud_bulk_errors does, then turns the body into the text to store. Runs
+ * where the body was parsed (off the loop when it is large). Returns 0, or
+ * -1 with out->errors and out->detail set (or neither, when out of memory).
+ */
+int crud_prepare_bulk(json_t *body, size_t max, const validate_field_t *fields, size_t nfields,
+                      crud_item_check_fn extra, const char *what, api_prepared_t *out);
 /*
  * Checks the {external_id} of an upsert path and the body's external_id
  * (absent, or equal). Answers 422 and returns nonzero when either is bad.

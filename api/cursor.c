@@ -22,8 +22,9 @@ int cursor_key_derive(cursor_key_t *key, const void *secret, size_t len)
 {
     static const char label[] = "clientele/pagination-cursor/v1";
     unsigned int outlen = 0;
-    if (len == 0 || HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof(label) - 1, key->k,
-                         &outlen) == NULL ||
+    if (len == 0 ||
+        HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof(label) - 1, key->k, &outlen) ==
+            NULL ||
         outlen != sizeof(key->k))
         return -1;
     return 0;

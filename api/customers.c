@@ -107,8 +107,7 @@ static int send_put(api_req_t *ar, crud_upsert_t *u, crud_done_fn done)
 int customers_put_external(api_req_t *ar)
 {
     int64_t version;
-    if (crud_if_match(ar, &version) != 0 ||
-        check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
+    if (crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
     if (crud_check_external_id(ar, ext, ar->body, "customer") != 0)
@@ -129,11 +128,7 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
 /* Runs where the body was parsed (off the loop when it is large): checks every item, then the text to store. */
 static int prepare_bulk(json_t *body, api_prepared_t *out)
 {
-    if (crud_bulk_errors(body, BULK_MAX_ITEMS, customers_fields, customers_nfields, NULL, "customers", &out->errors,
-                         out->detail, sizeof(out->detail)) != 0)
-        return -1;
-    out->text = json_dumps(body, JSON_COMPACT);
-    return out->text != NULL ? 0 : -1;
+    return crud_prepare_bulk(body, BULK_MAX_ITEMS, customers_fields, customers_nfields, NULL, "customers", out);
 }
 
 const api_bulk_t customers_bulk_route = {"customers", prepare_bulk};

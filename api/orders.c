@@ -64,14 +64,16 @@ static int already_reported(json_t *errors, const char *prefix, const char *name
     return 0;
 }
 
-/* Cross-field rules: exactly one customer reference; lines add up to the total. Fields found bad are not judged again. */
+/* Cross-field rules: exactly one customer reference; lines add up to the total. Fields found bad are not judged again.
+ */
 static void check_order(json_t *o, const char *prefix, json_t *errors)
 {
     char field[64];
     json_t *cid = json_object_get(o, "customer_id"), *cext = json_object_get(o, "customer_external_id");
     /* A reference that is itself invalid was reported by the field rules; don't pile on. */
     int cid_bad = cid != NULL && validate_id_value(cid, NULL) != 0;
-    int cext_bad = cext != NULL && (!json_is_string(cext) || json_string_length(cext) == 0 || json_string_length(cext) > 200);
+    int cext_bad =
+        cext != NULL && (!json_is_string(cext) || json_string_length(cext) == 0 || json_string_length(cext) > 200);
     if (!cid_bad && !cext_bad && (cid == NULL) == (cext == NULL)) {
         snprintf(field, sizeof(field), "%s%scustomer_id", prefix, *prefix ? "." : "");
         api_error_add(errors, field, cid == NULL ? "required" : "invalid_value",
@@ -175,8 +177,7 @@ static int send_put(api_req_t *ar, crud_upsert_t *u, crud_done_fn done)
 int orders_put_external(api_req_t *ar)
 {
     int64_t version;
-    if (crud_if_match(ar, &version) != 0 ||
-        check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
+    if (crud_if_match(ar, &version) != 0 || check_input(ar, ar->body, VALIDATE_REPLACE) != 0)
         return 0;
     const char *ext = api_param_str(ar, "external_id");
     if (crud_check_external_id(ar, ext, ar->body, "order") != 0)
@@ -197,11 +198,7 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
 /* Runs where the body was parsed (off the loop when it is large): checks every item, then the text to store. */
 static int prepare_bulk(json_t *body, api_prepared_t *out)
 {
-    if (crud_bulk_errors(body, BULK_MAX_ITEMS, orders_fields, orders_nfields, check_order, "orders", &out->errors,
-                         out->detail, sizeof(out->detail)) != 0)
-        return -1;
-    out->text = json_dumps(body, JSON_COMPACT);
-    return out->text != NULL ? 0 : -1;
+    return crud_prepare_bulk(body, BULK_MAX_ITEMS, orders_fields, orders_nfields, check_order, "orders", out);
 }
 
 const api_bulk_t orders_bulk_route = {"orders", prepare_bulk};

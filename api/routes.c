@@ -33,7 +33,8 @@ const api_route_t api_routes[] = {
 
     {ROUTER_GET, "/v1/customers", customers_list, 0, NULL},
     {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON, NULL},
-    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &customers_bulk_route},
+    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK,
+     &customers_bulk_route},
     {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON, NULL},
     {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0, NULL},
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},

@@ -440,8 +440,8 @@ static void check_decimal_value(vctx_t *cx, const validate_field_t *f, const cha
         if (f->scale == 0)
             report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must be a whole number");
         else
-            report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s after the decimal point",
-                   f->scale, plural((size_t)f->scale));
+            report(cx, path, VALIDATE_E_OUT_OF_RANGE, "must have at most %d digit%s after the decimal point", f->scale,
+                   plural((size_t)f->scale));
         break;
     }
 }

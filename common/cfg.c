@@ -236,21 +236,40 @@ int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why)
     return 0;
 }
 
-static int parse_origins(const char *s, char ***out, const char **why)
+/* Comma-separated lists: how many items s holds at most (one more than its commas). */
+static size_t list_count(const char *s)
 {
     size_t n = 1;
     for (const char *p = s; *p != '\0'; p++)
         n += *p == ',';
-    char **list = calloc(n + 1, sizeof(*list));
-    size_t cnt = 0;
+    return n;
+}
+
+/*
+ * The item of a comma-separated list that starts at p, trimmed of white
+ * space: [*item, *item + *len). Returns the comma after it, or NULL when it
+ * is the last item.
+ */
+static const char *list_item(const char *p, const char **item, size_t *len)
+{
+    const char *e = strchr(p, ',');
+    size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+    while (n > 0 && isspace((unsigned char)*p))
+        p++, n--;
+    while (n > 0 && isspace((unsigned char)p[n - 1]))
+        n--;
+    *item = p;
+    *len = n;
+    return e;
+}
+
+static int parse_origins(const char *s, char ***out, const char **why)
+{
+    char **list = calloc(list_count(s) + 1, sizeof(*list));
+    size_t cnt = 0, len;
     const char *p = s;
     while (*p != '\0') {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        while (len > 0 && isspace((unsigned char)*p))
-            p++, len--;
-        while (len > 0 && isspace((unsigned char)p[len - 1]))
-            len--;
+        const char *e = list_item(p, &p, &len);
         int ok = len == 1 && *p == '*';
         size_t scheme = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
         if (!ok && scheme > 0 && len > scheme && p[scheme] != ':' && p[scheme] != '/') {
@@ -315,21 +334,13 @@ static void mask_bits(unsigned char addr[16], int prefix)
 
 int cfg_parse_nets(const char *s, cfg_net_t **out, size_t *n, const char **why)
 {
-    size_t cap = 1;
-    for (const char *p = s; *p != '\0'; p++)
-        cap += *p == ',';
-    cfg_net_t *list = calloc(cap, sizeof(*list));
-    size_t cnt = 0;
+    cfg_net_t *list = calloc(list_count(s), sizeof(*list));
+    size_t cnt = 0, len;
     const char *p = s;
     *out = NULL;
     *n = 0;
     while (*p != '\0') {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        while (len > 0 && isspace((unsigned char)*p))
-            p++, len--;
-        while (len > 0 && isspace((unsigned char)p[len - 1]))
-            len--;
+        const char *e = list_item(p, &p, &len);
         if (len == 0 && e == NULL && cnt == 0)
             break; /* only white space */
         const char *slash = memchr(p, '/', len);

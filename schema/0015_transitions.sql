@@ -20,13 +20,13 @@ BEGIN
             WHERE f.run_id = from_run
               AND NOT EXISTS (SELECT 1 FROM customers d WHERE d.id = f.customer_id AND d.deleted_at IS NOT NULL)
             GROUP BY f.segment, t.segment;
-    ELSE
+    ELSIF scope IN ('team', 'own') THEN
         RETURN QUERY SELECT f.segment, t.segment, count(*)
             FROM customer_analytics_history f
             JOIN customer_analytics_history t ON t.customer_id = f.customer_id AND t.run_id = to_run
             JOIN customers c ON c.id = f.customer_id AND c.deleted_at IS NULL
             WHERE f.run_id = from_run AND in_scope(scope, uid, tid, c.owner_id, c.team_id)
             GROUP BY f.segment, t.segment;
-    END IF;
+    END IF; -- any other scope reads nothing (the API answers 403 for `none`)
 END
 $$;

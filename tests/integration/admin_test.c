@@ -669,8 +669,8 @@ START_TEST(teams_page_by_long_names)
         char cursor[1200] = "", path[1400], prev[1200] = "";
         long long seen = 0;
         for (int page = 0; page < 100; page++) {
-            snprintf(path, sizeof(path), "/v1/teams?limit=1&sort=%sname%s%s", desc ? "-" : "", cursor[0] ? "&cursor=" : "",
-                     cursor);
+            snprintf(path, sizeof(path), "/v1/teams?limit=1&sort=%sname%s%s", desc ? "-" : "",
+                     cursor[0] ? "&cursor=" : "", cursor);
             call("GET", path, tok, NULL, NULL, &r);
             assert_status(&r, 200);
             json_t *data = json_object_get(r.json, "data");

@@ -427,15 +427,16 @@ START_TEST(moves_never_leave_a_covering_scope)
                 rec_t c = make_customer(p[si].owner, tag);
                 if (p[si].team != c.team) {
                     if (p[si].team == 0)
-                        ck_assert_int_eq(th_sql(db_url, fmt("UPDATE customers SET team_id = NULL WHERE id = %lld", c.id)), 0);
+                        ck_assert_int_eq(
+                            th_sql(db_url, fmt("UPDATE customers SET team_id = NULL WHERE id = %lld", c.id)), 0);
                     else
-                        expect_status(http_patch(DIRECTOR, cpath(c.id), fmt("{\"team_id\":%lld}", p[si].team), NULL), 200);
+                        expect_status(http_patch(DIRECTOR, cpath(c.id), fmt("{\"team_id\":%lld}", p[si].team), NULL),
+                                      200);
                 }
                 long long v = version_of(c.id);
                 int rd = can_read(a, users[p[si].owner].id, p[si].team);
                 int wr = can_write(a, users[p[si].owner].id, p[si].team);
-                int ok = may_place(a, &p[di]) &&
-                         (a == DIRECTOR || p[si].team == 0 || p[di].team == p[si].team);
+                int ok = may_place(a, &p[di]) && (a == DIRECTOR || p[si].team == 0 || p[di].team == p[si].team);
                 int want = !rd ? 404 : !wr || !ok ? 403 : 200;
                 const char *who = fmt("%s moves %s's record (team %lld) to %s", who_name[a], who_name[p[si].owner],
                                       p[si].team, place_body(&p[di]));
@@ -462,9 +463,8 @@ START_TEST(rep_cannot_hide_a_record_from_the_team)
     ck_assert_int_eq(c.team, team_north);
     expect_problem(http_patch(REP1, cpath(c.id), "{\"team_id\":null}", NULL), 403, "forbidden");
     /* In a replacement by external id a null team means "keep it", as an ERP does not know CRM teams. */
-    th_resp_t *r = http_put(
-        REP1, xpath(c.ext),
-        jdump(json_pack("{s:s, s:s, s:n}", "kind", "company", "name", "Hidden", "team_id")), NULL);
+    th_resp_t *r = http_put(REP1, xpath(c.ext),
+                            jdump(json_pack("{s:s, s:s, s:n}", "kind", "company", "name", "Hidden", "team_id")), NULL);
     expect_status(r, 200);
     ck_assert_int_eq(jint(r->json, "team_id"), team_north);
     r = http_post(REP1, "/v1/customers/bulk",
@@ -523,8 +523,7 @@ START_TEST(etags_follow_embedded_results)
     ck_assert_str_ne(e3, e1);
 
     /* Writes compare the record version: the tag of the scored document still matches... */
-    expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", fmt("W/%s", e3)), 412,
-                   "precondition-failed");
+    expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", fmt("W/%s", e3)), 412, "precondition-failed");
     expect_problem(http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", "W/\"1\""), 412, "precondition-failed");
     ck_assert_int_eq(version_of(c.id), 1);
     r = http_patch(REP1, cpath(c.id), "{\"industry\":\"x\"}", e3);

@@ -418,7 +418,7 @@ START_TEST(validation_rules_of_each_field)
         {"total", NULL, "total", "required"},
         {"total", "\"20.001\"", "total", "out_of_range"},
         {"total", "true", "total", "invalid_type"},
-        {"total", "20.001", "total", "out_of_range"},       /* a JSON number has the string's limits */
+        {"total", "20.001", "total", "out_of_range"},              /* a JSON number has the string's limits */
         {"total", "0.30000000000000004", "total", "invalid_type"}, /* more digits than a number carries */
         {"total", "\"2e1\"", "total", "invalid_format"},
         {"total", "\"020.00\"", "total", "invalid_format"},

@@ -233,8 +233,8 @@ static void assert_schedule_consistent(long long sid)
 
 static void open_worker(int i)
 {
-    db_config_t dbconf = {.conninfo = db_url, .app_name = "scheduler-test", .pool_size = 2, .queue_max = 64,
-                          .timeout_ms = 5000};
+    db_config_t dbconf = {
+        .conninfo = db_url, .app_name = "scheduler-test", .pool_size = 2, .queue_max = 64, .timeout_ms = 5000};
     kv_config_t kvconf = {.host = "127.0.0.1", .port = redis_port(), .db = REDIS_DB, .timeout_ms = 1000};
     fx.db[i] = db_open(fx.loop, &dbconf);
     fx.kv[i] = kv_open(fx.loop, &kvconf);
@@ -469,8 +469,9 @@ START_TEST(zones_come_only_from_the_set_loaded_before_the_loop)
     zones = all;
     long long tokyo = add_schedule("0 3 * * *", "Asia/Tokyo", "{}", "NULL", 1);
     long long utc = add_schedule("0 3 * * *", "UTC", "{}", "NULL", 1);
-    ck_assert_int_eq(wait_count(1, 6000, "SELECT count(*) FROM analytics_schedules WHERE id = %lld"
-                                         " AND next_run_at IS NOT NULL",
+    ck_assert_int_eq(wait_count(1, 6000,
+                                "SELECT count(*) FROM analytics_schedules WHERE id = %lld"
+                                " AND next_run_at IS NOT NULL",
                                 utc),
                      1);
     pump(1200);

@@ -122,8 +122,13 @@ END_TEST
 START_TEST(sessions_get_their_settings)
 {
     for (int no_jit = 0; no_jit <= 1; no_jit++) {
-        db_config_t conf = {.conninfo = url, .app_name = "db-test", .pool_size = 1, .queue_max = 4,
-                            .timeout_ms = 4321, .queue_timeout_ms = 1000, .no_jit = no_jit};
+        db_config_t conf = {.conninfo = url,
+                            .app_name = "db-test",
+                            .pool_size = 1,
+                            .queue_max = 4,
+                            .timeout_ms = 4321,
+                            .queue_timeout_ms = 1000,
+                            .no_jit = no_jit};
         db_t *db = db_open(loop, &conf);
         ck_assert(all_up(db, 5000));
         ck_assert_str_eq(query(db, "SELECT current_setting('TimeZone')", NULL).val, "UTC");
