@@ -51,7 +51,12 @@ enum {
 
 /*
  * What a bulk route's body becomes before its handler runs: the checked
- * items as compact JSON text (malloc'ed), or the 422 to answer.
+ * items as compact JSON text (malloc'ed), or the 422 to answer. The
+ * pipeline checks the route's resource module with one cheap query before
+ * the body is parsed (403 at once if the caller's role may neither create
+ * nor update it; the write's own statement still decides), then checks the
+ * items where the body was parsed - on the offload pool for large bodies -
+ * so that checking every item never holds the loop (engine_prepare_bulk).
  */
 typedef struct st_api_prepared_t {
     char *text;      /* on success: owned by the request afterwards (ar->body_text) */
@@ -59,26 +64,15 @@ typedef struct st_api_prepared_t {
     char detail[160];
 } api_prepared_t;
 
-/*
- * A bulk route's description (api/<resource>.c). The pipeline checks
- * `module` with one cheap query before the body is parsed (403 at once if
- * the caller's role may neither create nor update it; the write's own
- * statement still decides), then runs `prepare` where the body was parsed
- * - on the offload pool for large bodies - so that checking every item and
- * turning them back into text never holds the loop. prepare may touch only
- * the body (it may trim it); it returns 0 or -1 with out->errors set.
- */
-typedef struct st_api_bulk_t {
-    const char *module;
-    int (*prepare)(json_t *body, api_prepared_t *out);
-} api_bulk_t;
+struct st_engine_resource_t;
+struct st_engine_t;
 
 typedef struct st_api_route_t {
     unsigned method;      /* a ROUTER_* bit */
     const char *path;     /* template, "/v1/customers/{id:int}" */
     api_handler_fn handler;
     unsigned flags;       /* API_BODY_*, API_PUBLIC */
-    const api_bulk_t *bulk; /* bulk routes only: see api_bulk_t */
+    const struct st_engine_resource_t *resource; /* engine routes: the resource served (api/engine.h) */
 } api_route_t;
 
 /* The route table (api/routes.c). */
@@ -100,6 +94,7 @@ typedef struct st_api_server_t {
     kdf_pool_t *kdf;              /* password hashing threads */
     offload_pool_t *offload;      /* body parsing (and freeing) threads */
     struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
+    struct st_engine_t *engine;   /* every resource's statements (api/engine.h), built before the loops start */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;

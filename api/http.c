@@ -22,6 +22,7 @@
 #include "api.h"
 #include "common/log.h"
 #include "common/rnd.h"
+#include "engine_routes.h"
 #include "scope.h"
 
 static uint64_t now_ns(void)
@@ -352,13 +353,13 @@ static void run_handler(api_req_t *ar)
         api_send_error(ar, ret, NULL);
 }
 
-/* A bulk route's prepare hook, where the body was parsed (pure: no request state). */
-static int prepare_body(const api_route_t *route, json_t *body, api_prepared_t *prep)
+/* A bulk route's item checks, where the body was parsed (pure: no request state; the engine is immutable). */
+static int prepare_body(const engine_t *engine, const api_route_t *route, json_t *body, api_prepared_t *prep)
 {
     *prep = (api_prepared_t){0};
-    if (route->bulk == NULL || route->bulk->prepare == NULL)
+    if (!(route->flags & API_BODY_BULK) || route->resource == NULL)
         return 0;
-    return route->bulk->prepare(body, prep);
+    return engine_prepare_bulk(engine, route->resource, body, prep);
 }
 
 /* Answers a parsed (and prepared) body, or runs the handler with it. ar->body is set already. */
@@ -401,6 +402,7 @@ typedef struct st_parse_job_t {
     char *copy; /* malloc'ed copy of the body (HTTP/2), or NULL */
     int ndjson;
     const api_route_t *route; /* static: safe to read on any thread */
+    const engine_t *engine;   /* immutable while the server runs */
     json_t *body;
     int prep_ret;
     api_prepared_t prep;
@@ -412,7 +414,7 @@ static void parse_work(offload_job_t *job)
     parse_job_t *pj = (parse_job_t *)job;
     pj->body = parse_body(pj->bytes, pj->len, pj->ndjson, pj->detail, sizeof(pj->detail));
     if (pj->body != NULL)
-        pj->prep_ret = prepare_body(pj->route, pj->body, &pj->prep);
+        pj->prep_ret = prepare_body(pj->engine, pj->route, pj->body, &pj->prep);
 }
 
 static void parse_done(offload_job_t *job, int cancelled)
@@ -443,7 +445,7 @@ static void parse_and_run(api_req_t *ar, int ndjson)
         api_prepared_t prep = {0};
         int prep_ret = 0;
         if ((ar->body = parse_body(req->entity.base, req->entity.len, ndjson, detail, sizeof(detail))) != NULL)
-            prep_ret = prepare_body(ar->route, ar->body, &prep);
+            prep_ret = prepare_body(ar->thread->server->engine, ar->route, ar->body, &prep);
         finish_body(ar, prep_ret, &prep, detail);
         return;
     }
@@ -456,6 +458,7 @@ static void parse_and_run(api_req_t *ar, int ndjson)
     pj->len = req->entity.len;
     pj->ndjson = ndjson;
     pj->route = ar->route;
+    pj->engine = ar->thread->server->engine;
     if (req->version >= 0x200) {
         if ((pj->copy = malloc(pj->len)) == NULL)
             abort();
@@ -494,7 +497,7 @@ static void on_probe(void *data, const PGresult *res, int err)
             api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
         } else if (strcmp(PQgetvalue(res, 0, 0), "none") == 0 && strcmp(PQgetvalue(res, 0, 1), "none") == 0) {
             char detail[160];
-            snprintf(detail, sizeof(detail), "Your role may neither create nor update %s.", ar->route->bulk->module);
+            snprintf(detail, sizeof(detail), "Your role may neither create nor update %s.", ar->route->resource->name);
             api_send_error(ar, ERR_FORBIDDEN, detail);
         } else {
             parse_and_run(ar, pr->ndjson);
@@ -514,7 +517,7 @@ static void probe_then_parse(api_req_t *ar, int ndjson)
 {
     char uid[24], ver[24];
     api_caller_params(ar, uid, ver);
-    const char *params[] = {uid, ver, ar->route->bulk->module};
+    const char *params[] = {uid, ver, ar->route->resource->name};
     probe_t *pr = malloc(sizeof(*pr));
     if (pr == NULL)
         abort();
@@ -589,7 +592,7 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
     int ndjson;
     if (check_body(ar, &ndjson) != 0)
         return 0;
-    if (ar->route->bulk != NULL && (ar->route->flags & API_PUBLIC) == 0)
+    if ((ar->route->flags & API_BODY_BULK) && ar->route->resource != NULL && (ar->route->flags & API_PUBLIC) == 0)
         probe_then_parse(ar, ndjson);
     else
         parse_and_run(ar, ndjson);

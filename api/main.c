@@ -30,6 +30,7 @@
 
 #include "api.h"
 #include "common/tzdb.h"
+#include "engine.h"
 #include "tables.h"
 #include "common/log.h"
 #include "common/rnd.h"
@@ -231,7 +232,14 @@ int main(int argc, char **argv)
         rc = 1;
         goto Fail;
     }
+    /* Every resource's statements, generated once; a bad description refuses to start. */
+    if ((server.engine = engine_build(engine_resources, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "clientele-api: a resource description is invalid: %s\n", err);
+        rc = 1;
+        goto Fail;
+    }
     if (api_openapi_load(&server, err, sizeof(err)) != 0) {
+        engine_free(server.engine);
         fprintf(stderr, "clientele-api: the embedded OpenAPI spec is invalid: %s\n", err);
         rc = 1;
         goto Fail;
@@ -239,6 +247,7 @@ int main(int argc, char **argv)
     if (cfg.tls_cert != NULL && (server.ssl_ctx = make_ssl_ctx(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "clientele-api: %s\n", err);
         free((void *)server.openapi_json.base);
+        engine_free(server.engine);
         goto Fail;
     }
     kdf_params_t kdfp = {.t_cost = 2, .m_cost_kib = 19456, .parallelism = 1};
@@ -327,6 +336,7 @@ int main(int argc, char **argv)
     kdf_pool_destroy(server.kdf);
     offload_pool_destroy(server.offload);
     tzdb_close(server.tzdb);
+    engine_free(server.engine);
     api_metrics_free(server.metrics);
     free(templates);
     free(server.methods);

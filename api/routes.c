@@ -4,15 +4,16 @@
  * Order matters only where templates overlap: the first template that
  * matches a path owns it (see api/router.c), so literal routes come before
  * parameter routes of the same shape. Every route is authenticated by the
- * pipeline unless its row says API_PUBLIC. openapi/openapi.yaml must list
+ * pipeline unless its row says API_PUBLIC. Engine resources get their
+ * standard rows from ENGINE_ROUTES (api/engine_routes.h), which name the
+ * resource the generic handlers serve. openapi/openapi.yaml must list
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
  */
 #include "admin.h"
 #include "analytics.h"
 #include "api.h"
-#include "changes.h"
-#include "customers.h"
-#include "orders.h"
+#include "engine_routes.h"
+#include "resources.h"
 
 int auth_token(api_req_t *ar);
 int auth_refresh(api_req_t *ar);
@@ -31,26 +32,15 @@ const api_route_t api_routes[] = {
     {ROUTER_POST, "/v1/auth/logout", auth_logout, API_BODY_JSON | API_PUBLIC, NULL},
     {ROUTER_GET, "/v1/me", auth_me, 0, NULL},
 
-    {ROUTER_GET, "/v1/customers", customers_list, 0, NULL},
-    {ROUTER_POST, "/v1/customers", customers_create, API_BODY_JSON, NULL},
-    {ROUTER_POST, "/v1/customers/bulk", customers_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK,
-     &customers_bulk_route},
-    {ROUTER_PUT, "/v1/customers/external/{external_id:str}", customers_put_external, API_BODY_JSON, NULL},
-    {ROUTER_GET, "/v1/customers/{id:int}", customers_get, 0, NULL},
+    ENGINE_ROUTES(customers_resource, "/v1/customers"),
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
-    {ROUTER_PATCH, "/v1/customers/{id:int}", customers_patch, API_BODY_MERGE_PATCH, NULL},
-    {ROUTER_DELETE, "/v1/customers/{id:int}", customers_delete, 0, NULL},
+    ENGINE_NESTED_ROUTES(contacts_resource, "/v1/customers/{id:int}/contacts"),
+    ENGINE_ROUTES(orders_resource, "/v1/orders"),
+    ENGINE_ROUTES(contacts_resource, "/v1/contacts"),
 
-    {ROUTER_GET, "/v1/orders", orders_list, 0, NULL},
-    {ROUTER_POST, "/v1/orders", orders_create, API_BODY_JSON, NULL},
-    {ROUTER_POST, "/v1/orders/bulk", orders_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &orders_bulk_route},
-    {ROUTER_PUT, "/v1/orders/external/{external_id:str}", orders_put_external, API_BODY_JSON, NULL},
-    {ROUTER_GET, "/v1/orders/{id:int}", orders_get, 0, NULL},
-    {ROUTER_PATCH, "/v1/orders/{id:int}", orders_patch, API_BODY_MERGE_PATCH, NULL},
-    {ROUTER_DELETE, "/v1/orders/{id:int}", orders_delete, 0, NULL},
-
-    {ROUTER_GET, "/v1/changes/customers", changes_customers, 0, NULL},
-    {ROUTER_GET, "/v1/changes/orders", changes_orders, 0, NULL},
+    ENGINE_FEED_ROUTE(customers_resource, "/v1/changes/customers"),
+    ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
+    ENGINE_FEED_ROUTE(contacts_resource, "/v1/changes/contacts"),
 
     {ROUTER_GET, "/v1/analytics/runs", analytics_run_list, 0, NULL},
     {ROUTER_POST, "/v1/analytics/runs", analytics_run_create, API_BODY_JSON, NULL},

@@ -12,12 +12,9 @@
 #include <stdio.h>
 
 #include "admin.h"
-#include "customers.h"
-#include "orders.h"
 #include "tables.h"
 
 const api_field_table_t api_field_tables[] = {
-    {"customers", customers_fields, &customers_nfields}, {"orders", orders_fields, &orders_nfields},
     {"teams", admin_teams_fields, &admin_teams_nfields}, {"roles", admin_roles_fields, &admin_roles_nfields},
     {"users", admin_users_fields, &admin_users_nfields},
 };

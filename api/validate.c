@@ -520,6 +520,10 @@ static void check_string(vctx_t *cx, const validate_field_t *f, const json_t *v,
                    "must be an RFC 3339 timestamp with an offset, such as 2024-05-01T12:00:00Z");
         break;
     }
+    case VT_DATE:
+        if (!validate_is_date(s, len))
+            report(cx, path, VALIDATE_E_INVALID_FORMAT, "must be a date YYYY-MM-DD, such as 2024-05-01");
+        break;
     case VT_COUNTRY:
         if (!validate_is_country(s, len))
             report(cx, path, VALIDATE_E_INVALID_FORMAT, "must be an ISO 3166-1 alpha-2 country code, such as DE");
@@ -582,6 +586,7 @@ static void check_value(vctx_t *cx, const validate_field_t *f, const json_t *v, 
     case VT_ENUM:
     case VT_DECIMAL:
     case VT_TIMESTAMP:
+    case VT_DATE:
     case VT_COUNTRY:
     case VT_CURRENCY:
         check_string(cx, f, v, path);
@@ -901,4 +906,20 @@ int validate_table_check(const validate_field_t *fields, size_t nfields, char *e
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     return check_table(fields, nfields, "", err, errlen);
+}
+
+int validate_is_date(const char *s, size_t len)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (len != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return 0;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+        return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return !(m == 2 && d == 29 && !leap);
 }

@@ -72,6 +72,7 @@ typedef enum {
     VT_ID,           /* a JSON integer >= 1 (further bounds with VF_RANGE) */
     VT_DECIMAL,      /* a JSON string holding a decimal: see validate_decimal_str() */
     VT_TIMESTAMP,    /* an RFC 3339 string: see jx_is_rfc3339() in common/jx.h */
+    VT_DATE,         /* a calendar date "YYYY-MM-DD" (years 0001-9999) */
     VT_COUNTRY,      /* an assigned ISO 3166-1 alpha-2 code, uppercase: "DE" */
     VT_CURRENCY,     /* an active ISO 4217 alpha-3 code, uppercase: "EUR" */
     VT_OBJECT,       /* a nested object described by fields[0..nfields) */
@@ -197,6 +198,8 @@ int validate_is_email(const char *s, size_t len);
  */
 int validate_is_phone(const char *s, size_t len);
 
+/* 1 if s[0..len) is a calendar date YYYY-MM-DD (years 0001-9999, leap years counted), else 0. */
+int validate_is_date(const char *s, size_t len);
 /* 1 if s[0..len) is an assigned ISO 3166-1 alpha-2 code (uppercase), else 0. */
 int validate_is_country(const char *s, size_t len);
 

@@ -1,0 +1,92 @@
+/*
+ * api/engine_int.h - what the engine's own files share (engine_sql.c builds,
+ * engine.c serves). Not for resource modules, except the pieces a custom
+ * sort (engine_sort_t.list) uses.
+ */
+#ifndef CLIENTELE_API_ENGINE_INT_H
+#define CLIENTELE_API_ENGINE_INT_H
+
+#include <stdarg.h>
+
+#include "engine.h"
+
+/* A statement being generated: a growable string. Out of memory aborts (start-up only). */
+struct st_engine_sql_t {
+    char *base;
+    size_t len, cap;
+};
+void esql_add(engine_sql_t *s, const char *text);
+void esql_addf(engine_sql_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends tpl with "{r}" replaced by r and "{d}" by d (either may be NULL when unused). */
+void esql_tpl(engine_sql_t *s, const char *tpl, const char *r, const char *d);
+/* Takes the text (malloc'ed) and resets s. */
+char *esql_take(engine_sql_t *s);
+
+/* What a query parameter of a list is. */
+typedef enum {
+    EP_EQ_ID,   /* <field>=<id> */
+    EP_EQ_ENUM, /* <field>=<one of the values> */
+    EP_EQ_BOOL, /* <field>=true|false */
+    EP_EQ_TEXT, /* <field>=<text> (<= 254 characters) */
+    EP_EQ_DATE, /* <field>=YYYY-MM-DD */
+    EP_TAG,     /* tag=<text> */
+    EP_TIME,    /* <stem>_since, <stem>_after, <stem>_before */
+    EP_Q,       /* q=<text>: case-insensitive substring of the search fields */
+    EP_CUSTOM,  /* a description's engine_filter_t */
+} engine_param_kind_t;
+
+typedef struct st_engine_param_t {
+    char *name; /* the query parameter */
+    engine_param_kind_t kind;
+    const engine_field_t *field;   /* for column filters */
+    const engine_filter_t *filter; /* EP_CUSTOM */
+    int pos;                       /* its $n in list statements */
+} engine_param_t;
+
+/* Fixed parameters of list statements. */
+enum { EL_UID = 1, EL_VER, EL_KEY, EL_ID, EL_FETCH, EL_COUNT, EL_FIELDS, EL_FIRST_FILTER };
+
+/* The pieces a list statement is made of (for custom sorts). */
+typedef struct st_engine_list_ctx_t {
+    const engine_resource_t *r;
+    const char *caller;        /* "caller AS (...)" */
+    const char *from;          /* "customers t" or "orders t JOIN customers tp ON tp.id = t.customer_id" */
+    const char *own, *team;    /* the scope's owner and team over t */
+    const char *filters;       /* " AND ..." over t, page form */
+    const char *count_filters; /* the same for counts */
+    const struct st_engine_res_t *res;
+} engine_list_ctx_t;
+
+/* Appends the JSON document of the row alias (a "t.*" shaped row). */
+void engine_doc(engine_sql_t *s, const struct st_engine_res_t *res, const char *alias);
+/* Appends the fields= projection of a document built over alias, as text. */
+void engine_doc_projected(engine_sql_t *s, const struct st_engine_res_t *res, const char *alias);
+
+/* One resource's generated state. */
+typedef struct st_engine_res_t {
+    const engine_resource_t *r;
+    const engine_resource_t *parent; /* ENGINE_PARENT */
+    validate_field_t *vf;            /* the fields in validate form */
+    size_t nvf;
+    char *sql[ENGINE_SQL_COUNT_];
+    char **list; /* 2 * nsorts statements */
+    int nsorts;
+    char **sort_names; /* the sorts' names, NULL-terminated (crud_parse_list) */
+    char **out_fields; /* the document's members, NULL-terminated (fields=) */
+    engine_param_t *params;
+    int nparams;
+    int nlist_params; /* $n of the last list parameter */
+    int default_sort;
+} engine_res_t;
+
+struct st_engine_t {
+    engine_res_t *res;
+    size_t n;
+};
+
+/* The state of a resource (NULL if it is not part of e). */
+const engine_res_t *engine_res(const engine_t *e, const engine_resource_t *r);
+
+/* The $n of a list parameter by its query name; 0 when the resource has none of that name. */
+int engine_param_pos(const engine_res_t *res, const char *name);
+#endif
