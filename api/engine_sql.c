@@ -320,6 +320,15 @@ static void from_item(engine_sql_t *s, const engine_res_t *res, const char *a)
         esql_addf(s, "%s %s JOIN %s %sp ON %sp.id = %s.%s", r->table, a, res->parent->table, a, a, a, r->scope.ref);
 }
 
+/* The same as the right side of a LEFT JOIN: a join goes in parentheses, a table may not. */
+static void from_item_joined(engine_sql_t *s, const engine_res_t *res, const char *a)
+{
+    int join = res->r->scope.kind != ENGINE_OWNED;
+    esql_add(s, join ? "(" : "");
+    from_item(s, res, a);
+    esql_add(s, join ? ")" : "");
+}
+
 /* The owner and team expressions of alias a (after from_item). */
 static void scope_cols(const engine_res_t *res, const char *a, char *own, char *team, size_t len)
 {
@@ -345,12 +354,13 @@ static void target_checks(engine_sql_t *s, const char *owner, const char *team)
 
 /* WHEN lines of the description's checks, and the size limits of free-form objects. */
 static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char *input, const char *id,
-                        const char *parent)
+                        const char *parent, int patch)
 {
-    for (size_t i = 0; i < r->nfields; i++) {
+    /* Bodies were measured by the handler; only a merge patch makes an object grow where it was not seen. */
+    for (size_t i = 0; patch && i < r->nfields; i++) {
         const engine_field_t *f = &r->fields[i];
         if (writable(r, f) && f->v.type == VT_JSON_OBJECT && f->v.max_bytes > 0)
-            esql_addf(s, " WHEN length(%s.%s::text) > %zu THEN 'too_large_%s'", input, f->v.name, f->v.max_bytes,
+            esql_addf(s, " WHEN length((m.d -> '%s')::text) > %zu THEN 'too_large_%s'", f->v.name, f->v.max_bytes,
                       f->v.name);
     }
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -363,11 +373,41 @@ static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char 
 
 /* --- the tail of every write ------------------------------------------------- */
 
-typedef struct st_written_t {
-    const char *cte; /* "ins", "upd", "del": rows as the table holds them now */
-    const char *op;  /* create, update, delete */
-    int has_cur;     /* joined to cur (old rows, with _owner and _team) by id */
-} written_t;
+/*
+ * The writes a statement makes on the side, as CTEs appended after its own
+ * writes (named by `ctes`, e.g. {"ins", "upd"}): a one-per-parent flag
+ * cleared on the siblings of a record that sets it, and the children
+ * deleted with a deleted parent. Their change-feed rows and history come
+ * from the same trigger as every write (schema/0016_engine.sql).
+ */
+static void write_tail(engine_sql_t *s, const engine_t *e, const engine_res_t *res, const char *const *ctes,
+                       size_t n, int deleting)
+{
+    const engine_resource_t *r = res->r;
+    for (size_t i = 0; !deleting && r->scope.kind == ENGINE_PARENT && i < r->nfields; i++) {
+        const engine_field_t *f = &r->fields[i];
+        if (!(f->ef & EF_ONE_PER_PARENT))
+            continue;
+        esql_addf(s, ", flag_%s AS (UPDATE %s x SET %s = false FROM (", f->v.name, r->table, f->v.name);
+        for (size_t k = 0; k < n; k++)
+            esql_addf(s, "%sSELECT id, %s AS ref FROM %s WHERE %s", k ? " UNION ALL " : "", r->scope.ref, ctes[k],
+                      f->v.name);
+        esql_addf(s, ") w WHERE x.%s = w.ref AND x.id <> w.id AND x.%s AND x.deleted_at IS NULL", r->scope.ref,
+                  f->v.name);
+        for (size_t k = 0; k < n; k++)
+            esql_addf(s, " AND x.id NOT IN (SELECT id FROM %s)", ctes[k]);
+        esql_add(s, ")");
+    }
+    for (size_t c = 0; deleting && c < e->n; c++) {
+        const engine_res_t *ch = &e->res[c];
+        if (ch->r->scope.kind != ENGINE_PARENT || ch->parent != r || !ch->r->scope.cascade_delete)
+            continue;
+        esql_addf(s,
+                  ", cascade_%s AS (UPDATE %s x SET deleted_at = now() FROM %s w WHERE x.%s = w.id"
+                  " AND x.deleted_at IS NULL)",
+                  ch->r->name, ch->r->table, ctes[0], ch->r->scope.ref);
+    }
+}
 
 static const engine_res_t *res_of(const engine_t *e, const engine_resource_t *r)
 {
@@ -377,181 +417,13 @@ static const engine_res_t *res_of(const engine_t *e, const engine_resource_t *r)
     return NULL;
 }
 
-/* FROM text of a written CTE joined to its new scope ("w") and old rows ("cur"). */
-static void written_from(engine_sql_t *s, const engine_res_t *res, const written_t *w)
+/* Names the actor and the request for the trigger that writes history ($1 is the caller's id). */
+static void write_ctx(engine_sql_t *s, int req_param)
 {
-    esql_addf(s, " FROM %s w", w->cte);
-    if (res->r->scope.kind == ENGINE_PARENT)
-        esql_addf(s, " JOIN %s wp ON wp.id = w.%s", res->parent->table, res->r->scope.ref);
-    if (w->has_cur)
-        esql_add(s, " JOIN cur ON cur.id = w.id");
-}
-
-static void new_scope(const engine_res_t *res, char *own, char *team, size_t len)
-{
-    scope_cols(res, "w", own, team, len);
-}
-
-/*
- * History and change rows for the written CTEs, the side effects
- * (one-per-parent flags cleared on siblings, children deleted with their
- * parent, move rows for children of a record that changed scope), as CTEs
- * appended after the writes: ", hist AS (...), chg AS (...)".
- */
-static void write_tail(engine_sql_t *s, const engine_t *e, const engine_res_t *res, const written_t *ws, size_t nw,
-                       int req_param)
-{
-    const engine_resource_t *r = res->r;
-    char own[64], team[64];
-    new_scope(res, own, team, sizeof(own));
-
-    /* Siblings losing a one-per-parent flag. */
-    int nflags = 0;
-    for (size_t i = 0; i < r->nfields; i++) {
-        const engine_field_t *f = &r->fields[i];
-        if (!(f->ef & EF_ONE_PER_PARENT) || r->scope.kind != ENGINE_PARENT)
-            continue;
-        esql_addf(s, ", flag%d AS (UPDATE %s x SET %s = false FROM (", nflags, r->table, f->v.name);
-        int first = 1;
-        for (size_t k = 0; k < nw; k++) {
-            if (strcmp(ws[k].op, "delete") == 0)
-                continue;
-            esql_addf(s, "%sSELECT id, %s AS ref FROM %s WHERE %s", first ? "" : " UNION ALL ", r->scope.ref, ws[k].cte,
-                      f->v.name);
-            first = 0;
-        }
-        esql_addf(s,
-                  ") w WHERE x.%1$s = w.ref AND x.id <> w.id AND x.%2$s AND x.deleted_at IS NULL"
-                  " AND x.id NOT IN (SELECT id FROM (",
-                  r->scope.ref, f->v.name);
-        first = 1;
-        for (size_t k = 0; k < nw; k++) {
-            esql_addf(s, "%sSELECT id FROM %s", first ? "" : " UNION ALL ", ws[k].cte);
-            first = 0;
-        }
-        esql_addf(s, ") z) RETURNING x.*, '%s'::text AS _flag)", f->v.name);
-        nflags++;
-    }
-
-    /* Children deleted with their parent. */
-    int ncas = 0;
-    const engine_res_t *cas[16];
-    for (size_t k = 0; k < nw; k++) {
-        if (strcmp(ws[k].op, "delete") != 0)
-            continue;
-        for (size_t c = 0; c < e->n && ncas < 16; c++) {
-            const engine_res_t *ch = &e->res[c];
-            if (ch->r->scope.kind != ENGINE_PARENT || ch->parent != r || !ch->r->scope.cascade_delete)
-                continue;
-            esql_addf(s,
-                      ", cas%d AS (UPDATE %s x SET deleted_at = now() FROM %s w WHERE x.%s = w.id"
-                      " AND x.deleted_at IS NULL RETURNING x.*, w.owner_id AS _owner, w.team_id AS _team)",
-                      ncas, ch->r->table, ws[k].cte, ch->r->scope.ref);
-            cas[ncas++] = ch;
-        }
-    }
-
-    /* History. */
-    esql_add(s, ", hist AS (INSERT INTO record_history (entity, entity_id, actor_id, request_id, op, changes) ");
-    int first = 1;
-    for (size_t k = 0; k < nw; k++) {
-        const written_t *w = &ws[k];
-        esql_addf(s, "%sSELECT '%s', w.id, caller.uid, $%d, '%s', ", first ? "" : " UNION ALL ", r->name, req_param,
-                  w->op);
-        first = 0;
-        if (strcmp(w->op, "create") == 0) {
-            esql_add(s, "history_diff('{}', ");
-            input_json(s, res, "w");
-            esql_add(s, ")");
-        } else if (strcmp(w->op, "update") == 0) {
-            esql_add(s, "history_diff(");
-            input_json(s, res, "cur");
-            esql_add(s, ", ");
-            input_json(s, res, "w");
-            esql_add(s, ")");
-        } else {
-            esql_add(s, "'[]'::jsonb");
-        }
-        esql_addf(s, " FROM caller, %s w%s", w->cte, w->has_cur ? " JOIN cur ON cur.id = w.id" : "");
-        if (strcmp(w->op, "update") == 0) {
-            esql_add(s, " WHERE history_diff(");
-            input_json(s, res, "cur");
-            esql_add(s, ", ");
-            input_json(s, res, "w");
-            esql_add(s, ") <> '[]'::jsonb");
-        }
-    }
-    for (int k = 0; k < nflags; k++)
-        esql_addf(s,
-                  " UNION ALL SELECT '%s', w.id, caller.uid, $%d, 'update', jsonb_build_array(jsonb_build_object("
-                  "'field', w._flag, 'old', true, 'new', false)) FROM caller, flag%d w",
-                  r->name, req_param, k);
-    for (int k = 0; k < ncas; k++)
-        esql_addf(s, " UNION ALL SELECT '%s', w.id, caller.uid, $%d, 'delete', '[]'::jsonb FROM caller, cas%d w",
-                  cas[k]->r->name, req_param, k);
-    esql_add(s, ")");
-
-    /* Change feed rows. */
-    esql_add(s, ", chg AS (INSERT INTO changes (entity, entity_id, op, external_id, owner_id, team_id, old_owner_id,"
-                " old_team_id, moved, data) ");
-    first = 1;
-    for (size_t k = 0; k < nw; k++) {
-        const written_t *w = &ws[k];
-        int upd = strcmp(w->op, "update") == 0, del = strcmp(w->op, "delete") == 0;
-        esql_addf(s, "%sSELECT '%s', w.id, '%s', w.external_id, %s, %s, ", first ? "" : " UNION ALL ", r->name, w->op,
-                  own, team);
-        first = 0;
-        if (upd)
-            esql_addf(s,
-                      "CASE WHEN (cur._owner, cur._team) IS DISTINCT FROM (%1$s, %2$s) THEN cur._owner END,"
-                      " CASE WHEN (cur._owner, cur._team) IS DISTINCT FROM (%1$s, %2$s) THEN cur._team END,"
-                      " (cur._owner, cur._team) IS DISTINCT FROM (%1$s, %2$s), ",
-                      own, team);
-        else
-            esql_add(s, "NULL, NULL, false, ");
-        if (del)
-            esql_add(s, "NULL");
-        else {
-            engine_doc(s, res, "w");
-            esql_add(s, "::jsonb");
-        }
-        written_from(s, res, w);
-    }
-    for (int k = 0; k < nflags; k++) {
-        char fo[64], ft[64];
-        scope_cols(res, "w", fo, ft, sizeof(fo));
-        esql_addf(s, " UNION ALL SELECT '%s', w.id, 'update', w.external_id, %s, %s, NULL, NULL, false, ", r->name, fo,
-                  ft);
-        engine_doc(s, res, "w");
-        esql_addf(s, "::jsonb FROM flag%d w", k);
-        if (r->scope.kind == ENGINE_PARENT)
-            esql_addf(s, " JOIN %s wp ON wp.id = w.%s", res->parent->table, r->scope.ref);
-    }
-    for (int k = 0; k < ncas; k++)
-        esql_addf(s,
-                  " UNION ALL SELECT '%s', w.id, 'delete', w.external_id, w._owner, w._team, NULL, NULL, false, NULL"
-                  " FROM cas%d w",
-                  cas[k]->r->name, k);
-    /* Children of a record that changed scope: a move row each. */
-    for (size_t k = 0; k < nw; k++) {
-        if (strcmp(ws[k].op, "update") != 0 || r->scope.kind != ENGINE_OWNED)
-            continue;
-        for (size_t c = 0; c < e->n; c++) {
-            const engine_res_t *ch = &e->res[c];
-            if (ch->r->scope.kind != ENGINE_PARENT || ch->parent != r)
-                continue;
-            esql_addf(s,
-                      " UNION ALL (SELECT '%s', x.id, 'move', x.external_id, w.owner_id, w.team_id, cur._owner,"
-                      " cur._team, true, ",
-                      ch->r->name);
-            engine_doc(s, ch, "x");
-            esql_addf(s,
-                      "::jsonb FROM %s w JOIN cur ON cur.id = w.id JOIN %s x ON x.%s = w.id AND x.deleted_at IS NULL"
-                      " WHERE (cur._owner, cur._team) IS DISTINCT FROM (w.owner_id, w.team_id) ORDER BY x.id)",
-                      ws[k].cte, ch->r->table, ch->r->scope.ref);
-        }
-    }
-    esql_add(s, ")");
+    esql_addf(s,
+              ", ctx AS (SELECT set_config('clientele.actor', $1::text, true) AS a,"
+              " set_config('clientele.request_id', $%d::text, true) AS r)",
+              req_param);
 }
 
 /* --- one record ---------------------------------------------------------------- */
@@ -565,9 +437,9 @@ static char *gen_get(const engine_res_t *res)
     caller_cte(&s, res->r->name);
     esql_add(&s, " SELECT caller.rscope, ");
     etag(&s, res->r, "t.version", "d.doc");
-    esql_add(&s, ", d.doc::text FROM caller LEFT JOIN (");
-    from_item(&s, res, "t");
-    esql_add(&s, ") ON t.id = $3 AND t.deleted_at IS NULL AND ");
+    esql_add(&s, ", d.doc::text FROM caller LEFT JOIN ");
+    from_item_joined(&s, res, "t");
+    esql_add(&s, " ON t.id = $3 AND t.deleted_at IS NULL AND ");
     scope_ok(&s, "rscope", own, team);
     esql_add(&s, " LEFT JOIN LATERAL (SELECT ");
     engine_doc(&s, res, "t");
@@ -585,9 +457,9 @@ static char *gen_visible(const engine_res_t *res)
     caller_cte(&s, res->r->name);
     esql_add(&s, " SELECT caller.rscope, caller.uscope, t.id IS NOT NULL, coalesce(");
     scope_ok(&s, "uscope", own, team);
-    esql_add(&s, ", false) FROM caller LEFT JOIN (");
-    from_item(&s, res, "t");
-    esql_add(&s, ") ON t.id = $3 AND t.deleted_at IS NULL AND ");
+    esql_add(&s, ", false) FROM caller LEFT JOIN ");
+    from_item_joined(&s, res, "t");
+    esql_add(&s, " ON t.id = $3 AND t.deleted_at IS NULL AND ");
     scope_ok(&s, "rscope", own, team);
     return esql_take(&s);
 }
@@ -620,6 +492,7 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
     caller_cte(&s, r->name);
+    write_ctx(&s, 4);
     esql_add(&s, ", i AS (SELECT * FROM jsonb_to_record($3::jsonb) AS x(");
     record_def(&s, r);
     esql_add(&s, ")),");
@@ -631,8 +504,8 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
-        rule_checks(&s, r, "i", "NULL", NULL);
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, tg, i),");
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, tg, i),");
         esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
         column_list(&s, r);
         esql_add(&s, ") SELECT ");
@@ -647,16 +520,16 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)");
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, i),");
+        rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)", 0);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, i),");
         esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
         column_list(&s, r);
         esql_add(&s, ") SELECT ");
         value_list(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)", 0);
         esql_add(&s, " FROM i, chk WHERE chk.outcome = 'ok' RETURNING *)");
     }
-    written_t w[] = {{"ins", "create", 0}};
-    write_tail(&s, e, res, w, 1, 4);
+    static const char *const w[] = {"ins"};
+    write_tail(&s, e, res, w, 1, 0);
     esql_add(&s, " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.outcome END, ins.id, ");
     etag(&s, r, "ins.version", "d.doc");
     esql_add(&s, ", d.doc::text, caller.rscope FROM caller JOIN chk ON true LEFT JOIN ins ON true"
@@ -684,6 +557,7 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
     caller_cte(&s, r->name);
+    write_ctx(&s, 6);
     esql_add(&s, ",");
     cur_by_id(&s, res);
     esql_add(&s, " m AS (SELECT cur.id, cur.version, cur._owner, cur._team, jsonb_merge_patch(jsonb_strip_nulls(");
@@ -699,8 +573,8 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
                      " THEN 'forbidden_target'"
                      " WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'");
         target_checks(&s, "i.owner_id", "i.team_id");
-        rule_checks(&s, r, "i", "m.id", NULL);
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, m, i),");
+        rule_checks(&s, r, "i", "m.id", NULL, 1);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
         esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
         column_list(&s, r);
         esql_add(&s, ") = ROW(");
@@ -717,16 +591,16 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) OR NOT (SELECT scope_keeps_team(caller.uscope, m._team, par.team_id) FROM par)"
                      " THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "m.id", "(SELECT id FROM par)");
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, m, i),");
+        rule_checks(&s, r, "i", "m.id", "(SELECT id FROM par)", 1);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
         esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
         column_list(&s, r);
         esql_add(&s, ") = ROW(");
         value_list(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)", 1);
         esql_add(&s, ") FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*)");
     }
-    written_t w[] = {{"upd", "update", 1}};
-    write_tail(&s, e, res, w, 1, 6);
+    static const char *const w[] = {"upd"};
+    write_tail(&s, e, res, w, 1, 0);
     esql_add(&s, " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' ELSE coalesce(chk.outcome, 'not_found') END,"
                  " upd.id, ");
     etag(&s, r, "upd.version", "d.doc");
@@ -751,6 +625,7 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
     caller_cte(&s, r->name);
+    write_ctx(&s, 6);
     esql_addf(&s, ", cur AS (SELECT t.*, %s AS _owner, %s AS _team FROM ", own, team);
     from_item(&s, res, "t");
     esql_add(&s, " WHERE t.external_id = $3 AND t.deleted_at IS NULL FOR UPDATE OF t),"
@@ -778,14 +653,14 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
                  " WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur)"
                  " THEN 'precondition'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
-        rule_checks(&s, r, "i", "(SELECT id FROM cur)", NULL);
+        rule_checks(&s, r, "i", "(SELECT id FROM cur)", NULL, 0);
         esql_add(&s, " ELSE 'update' END ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"
                      " WHEN caller.cscope = 'none' THEN 'forbidden'"
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
-        rule_checks(&s, r, "i", "NULL", NULL);
-        esql_add(&s, " ELSE 'create' END END AS action FROM caller, o, tg, i),");
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
+        esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, o, tg, i),");
         vtg_owner = "tg.owner_id";
         vtg_team = "tg.team_id";
     } else {
@@ -802,7 +677,7 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) OR NOT (SELECT scope_keeps_team(caller.uscope, cur._team, par.team_id) FROM cur, par)"
                      " THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "(SELECT id FROM cur)", "(SELECT id FROM par)");
+        rule_checks(&s, r, "i", "(SELECT id FROM cur)", "(SELECT id FROM par)", 0);
         esql_addf(&s,
                   " ELSE 'update' END ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"
                   " WHEN caller.cscope = 'none' THEN 'forbidden' WHEN NOT EXISTS (SELECT 1 FROM par) THEN 'invalid_%s'"
@@ -810,8 +685,8 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)");
-        esql_add(&s, " ELSE 'create' END END AS action FROM caller, i),");
+        rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)", 0);
+        esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, i),");
         vpar = "(SELECT id FROM par)";
     }
     esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
@@ -825,8 +700,8 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
     esql_add(&s, ") SELECT ");
     value_list(&s, r, "$3", vtg_owner, vtg_team, vpar, 0);
     esql_addf(&s, " FROM i, chk%s WHERE chk.action = 'create' RETURNING *)", vtg_owner != NULL ? ", tg" : "");
-    written_t w[] = {{"upd", "update", 1}, {"ins", "create", 0}};
-    write_tail(&s, e, res, w, 2, 6);
+    static const char *const w[] = {"upd", "ins"};
+    write_tail(&s, e, res, w, 2, 0);
     esql_add(&s, " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN ins.id IS NOT NULL THEN 'created'"
                  " ELSE chk.action END, coalesce(upd.id, ins.id), ");
     etag(&s, r, "coalesce(upd.version, ins.version)", "d.doc");
@@ -845,18 +720,19 @@ static char *gen_delete(const engine_t *e, const engine_res_t *res)
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
     caller_cte(&s, r->name);
+    write_ctx(&s, 5);
     esql_add(&s, ",");
     cur_by_id(&s, res);
     esql_add(&s, " chk AS (SELECT cur.id, CASE WHEN NOT ");
     scope_ok(&s, "dscope", "cur._owner", "cur._team");
     esql_addf(&s,
               " THEN 'forbidden' WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> cur.version"
-              " THEN 'precondition' ELSE 'ok' END AS outcome FROM caller, cur),"
+              " THEN 'precondition' ELSE 'ok' END AS outcome FROM caller, ctx, cur),"
               " del AS (UPDATE %s t SET deleted_at = now() FROM chk WHERE t.id = chk.id AND chk.outcome = 'ok'"
               " RETURNING t.*)",
               r->table);
-    written_t w[] = {{"del", "delete", 1}};
-    write_tail(&s, e, res, w, 1, 5);
+    static const char *const w[] = {"del"};
+    write_tail(&s, e, res, w, 1, 1);
     esql_add(&s, " SELECT CASE WHEN del.id IS NOT NULL THEN 'deleted' ELSE coalesce(chk.outcome, 'not_found') END,"
                  " del.id, NULL::text, NULL::text, caller.rscope FROM caller LEFT JOIN chk ON true"
                  " LEFT JOIN del ON true");
@@ -876,6 +752,7 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
     caller_cte(&s, r->name);
+    write_ctx(&s, 4);
     esql_add(&s, ", items AS (SELECT (n - 1)::int AS idx, d FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY"
                  " AS x(d, n)),");
     esql_addf(&s, " cur AS (SELECT items.idx, t.*, %s AS _owner, %s AS _team FROM items JOIN ", own, team);
@@ -898,14 +775,14 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
                      " scope_move_ok(caller.uscope, caller.uid, caller.tid, cur._team, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
-        rule_checks(&s, r, "i", "cur.id", NULL);
+        rule_checks(&s, r, "i", "cur.id", NULL, 0);
         esql_add(&s, " ELSE 'update' END ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
-        rule_checks(&s, r, "i", "NULL", NULL);
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
         esql_add(&s, " ELSE 'create' END END AS action, tg.owner_id, tg.team_id, NULL::bigint AS par_id"
-                     " FROM caller CROSS JOIN tg JOIN i ON i.idx = tg.idx LEFT JOIN cur ON cur.idx = tg.idx),");
+                     " FROM caller CROSS JOIN ctx CROSS JOIN tg JOIN i ON i.idx = tg.idx LEFT JOIN cur ON cur.idx = tg.idx),");
         vo = "chk.owner_id";
         vt = "chk.team_id";
     } else {
@@ -925,16 +802,16 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
         esql_addf(&s, " THEN 'forbidden' WHEN par.id IS NULL THEN 'invalid_%s' WHEN NOT ", r->scope.ref);
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " OR NOT scope_keeps_team(caller.uscope, cur._team, par.team_id) THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "cur.id", "par.id");
+        rule_checks(&s, r, "i", "cur.id", "par.id", 0);
         esql_addf(&s,
                   " ELSE 'update' END ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
                   " WHEN par.id IS NULL THEN 'invalid_%s' WHEN NOT ",
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " THEN 'forbidden_target'");
-        rule_checks(&s, r, "i", "NULL", "par.id");
+        rule_checks(&s, r, "i", "NULL", "par.id", 0);
         esql_add(&s, " ELSE 'create' END END AS action, NULL::bigint AS owner_id, NULL::bigint AS team_id,"
-                     " par.id AS par_id FROM caller CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx"
+                     " par.id AS par_id FROM caller CROSS JOIN ctx CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx"
                      " LEFT JOIN par ON par.idx = i.idx),");
         vp = "chk.par_id";
     }
@@ -951,8 +828,8 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
     value_list(&s, r, "i.external_id", vo, vt, vp, 0);
     esql_add(&s, " FROM i JOIN chk ON chk.idx = i.idx WHERE chk.action = 'create' AND NOT EXISTS (SELECT 1 FROM bad)"
                  " ORDER BY i.idx RETURNING *)");
-    written_t w[] = {{"upd", "update", 1}, {"ins", "create", 0}};
-    write_tail(&s, e, res, w, 2, 4);
+    static const char *const w[] = {"upd", "ins"};
+    write_tail(&s, e, res, w, 2, 0);
     esql_add(&s, " SELECT caller.cscope, (SELECT count(*) FROM ins), (SELECT count(*) FROM upd),"
                  " (SELECT json_agg(json_build_object('index', idx, 'outcome', action) ORDER BY idx) FROM bad)::text"
                  " FROM caller");
@@ -973,25 +850,43 @@ static char *gen_feed(const engine_res_t *res)
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
     caller_cte(&s, res->r->name);
-    esql_addf(
-        &s,
-        " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.shown = 'delete' THEN"
-        " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at', ch.at)"
-        " ELSE json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
-        " ch.at, 'data', ch.data) END::text"
-        " FROM caller LEFT JOIN LATERAL (SELECT c.seq, c.txid, c.entity_id, c.external_id, c.data,"
-        " CASE WHEN NOT c.moved OR c.op = 'delete' THEN c.op WHEN c.new_in AND c.old_in THEN 'update'"
-        " WHEN c.new_in THEN 'create' ELSE 'delete' END AS shown,"
-        " to_char(c.changed_at AT TIME ZONE 'UTC', " UTC_FORMAT ") AS at"
-        " FROM (SELECT c0.*, coalesce(in_scope(caller.rscope, caller.uid, caller.tid, c0.owner_id, c0.team_id),"
-        " false) AS new_in, c0.moved AND coalesce(in_scope(caller.rscope, caller.uid, caller.tid,"
-        " c0.old_owner_id, c0.old_team_id), false) AS old_in"
-        " FROM changes c0 WHERE c0.entity = '%s' AND c0.txid < pg_snapshot_xmin(pg_current_snapshot())"
-        " AND (c0.txid, c0.seq) > ($3::xid8, $4::bigint)) c"
-        " WHERE (c.new_in OR c.old_in) AND NOT (c.op = 'move' AND c.new_in AND c.old_in)"
-        " ORDER BY c.txid, c.seq LIMIT $5) ch ON true ORDER BY ch.txid, ch.seq",
-        res->r->name);
+    esql_add(&s, " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.shown = 'delete' THEN"
+                 " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
+                 " ch.at) ELSE json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id,"
+                 " 'changed_at', ch.at, 'data', (SELECT ");
+    engine_doc(&s, res, "r");
+    esql_addf(&s,
+              " FROM jsonb_populate_record(NULL::%s, ch.data) r)) END::text"
+              " FROM caller LEFT JOIN LATERAL (SELECT c.seq, c.txid, c.entity_id, c.external_id, c.data,"
+              " CASE WHEN NOT c.moved OR c.op = 'delete' THEN c.op WHEN c.new_in AND c.old_in THEN 'update'"
+              " WHEN c.new_in THEN 'create' ELSE 'delete' END AS shown,"
+              " to_char(c.changed_at AT TIME ZONE 'UTC', " UTC_FORMAT ") AS at"
+              " FROM (SELECT c0.*, coalesce(in_scope(caller.rscope, caller.uid, caller.tid, c0.owner_id, c0.team_id),"
+              " false) AS new_in, c0.moved AND coalesce(in_scope(caller.rscope, caller.uid, caller.tid,"
+              " c0.old_owner_id, c0.old_team_id), false) AS old_in"
+              " FROM changes c0 WHERE c0.entity = '%s' AND c0.txid < pg_snapshot_xmin(pg_current_snapshot())"
+              " AND (c0.txid, c0.seq) > ($3::xid8, $4::bigint)) c"
+              " WHERE (c.new_in OR c.old_in) AND NOT (c.op = 'move' AND c.new_in AND c.old_in)"
+              " ORDER BY c.txid, c.seq LIMIT $5) ch ON true ORDER BY ch.txid, ch.seq",
+              res->r->table, res->r->name);
     return esql_take(&s);
+}
+
+/* A stored history value (to_jsonb of the column) as documents show it: decimals as text, times in UTC. */
+static void history_value(engine_sql_t *s, const engine_resource_t *r, const char *v)
+{
+    esql_addf(s, "CASE WHEN jsonb_typeof(%s) = 'null' THEN %s", v, v);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const engine_field_t *f = &r->fields[i];
+        if (f->v.type == VT_DECIMAL)
+            esql_addf(s, " WHEN e ->> 'field' = '%s' THEN to_jsonb(%s #>> '{}')", f->v.name, v);
+        else if (f->v.type == VT_TIMESTAMP)
+            esql_addf(s,
+                      " WHEN e ->> 'field' = '%s' THEN to_jsonb(to_char((%s #>> '{}')::timestamptz AT TIME ZONE 'UTC',"
+                      " " UTC_FORMAT "))",
+                      f->v.name, v);
+    }
+    esql_addf(s, " ELSE %s END", v);
 }
 
 /*
@@ -1010,11 +905,20 @@ static char *gen_history(const engine_res_t *res)
     from_item(&s, res, "t");
     esql_add(&s, " ON t.id = $3 AND ");
     scope_ok(&s, "rscope", own, team);
+    esql_add(&s, ") SELECT caller.rscope, EXISTS (SELECT 1 FROM rec), h.id, h.doc::text FROM caller LEFT JOIN LATERAL"
+                 " (SELECT h.id, json_build_object('id', h.id, 'at', to_char(h.at AT TIME ZONE 'UTC', " UTC_FORMAT "),"
+                 " 'actor', json_build_object('type', h.actor_type, 'id', h.actor_id), 'request_id', h.request_id,"
+                 " 'op', h.op, 'changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('field', e ->> 'field',"
+                 " 'old', ");
+    history_value(&s, res->r, "(e -> 'old')");
+    esql_add(&s, ", 'new', ");
+    history_value(&s, res->r, "(e -> 'new')");
+    esql_add(&s, ") ORDER BY o), '[]') FROM jsonb_array_elements(h.changes) WITH ORDINALITY x(e, o)"
+                 " WHERE e ->> 'field' = ANY ('{");
+    for (int i = 0; res->out_fields[i] != NULL; i++)
+        esql_addf(&s, "%s%s", i ? "," : "", res->out_fields[i]);
     esql_addf(&s,
-              ") SELECT caller.rscope, EXISTS (SELECT 1 FROM rec), h.id, h.doc::text FROM caller LEFT JOIN LATERAL"
-              " (SELECT h.id, json_build_object('id', h.id, 'at', to_char(h.at AT TIME ZONE 'UTC', " UTC_FORMAT "),"
-              " 'actor', json_build_object('type', h.actor_type, 'id', h.actor_id), 'request_id', h.request_id,"
-              " 'op', h.op, 'changes', h.changes) AS doc FROM record_history h"
+              "}'::text[]))) AS doc FROM record_history h"
               " WHERE EXISTS (SELECT 1 FROM rec) AND h.entity = '%s' AND h.entity_id = $3"
               " AND ($4::bigint IS NULL OR h.id < $4::bigint) ORDER BY h.id DESC LIMIT $5) h ON true"
               " ORDER BY h.id DESC",

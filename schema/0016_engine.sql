@@ -1,10 +1,10 @@
 -- schema/0016_engine.sql - the resource engine: history of every record, contacts,
 -- and the per-resource functions and triggers the engine's statements replace.
 --
--- The API's write statements (generated from the resource descriptions in
--- api/) now write the change feed and the history themselves, in the same
--- statement as the change. Documents are built inline by those statements, so
--- the per-resource JSON functions, input types and feed triggers go.
+-- Documents are now built inline by the statements the API generates from its
+-- resource descriptions (api/engine_sql.c), so the per-resource JSON
+-- functions and input types go; one trigger function writes the change feed
+-- and the history of every engine resource.
 
 DROP TRIGGER customers_feed ON customers;
 DROP TRIGGER orders_feed ON orders;
@@ -17,10 +17,11 @@ DROP FUNCTION order_json(orders);
 DROP TYPE customer_input;
 DROP TYPE order_input;
 
--- One entry per create, update and delete of any engine record, written in the
--- writing statement. Append-only: the trigger below refuses every UPDATE, DELETE
--- and TRUNCATE, whoever asks (a superuser too), and no role but the owner holds
--- those privileges.
+-- One entry per create, update and delete of any engine record. Append-only: the
+-- trigger below refuses every UPDATE, DELETE and TRUNCATE, whoever asks (a
+-- superuser too), and no role but the owner holds those privileges. `changes`
+-- holds the columns that changed as stored ([{"field","old","new"}], values as
+-- to_jsonb gives them); readers format them as the resource's documents do.
 CREATE TABLE record_history (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     entity      text NOT NULL,
@@ -45,14 +46,103 @@ CREATE TRIGGER record_history_no_update BEFORE UPDATE OR DELETE ON record_histor
 CREATE TRIGGER record_history_no_truncate BEFORE TRUNCATE ON record_history
     FOR EACH STATEMENT EXECUTE FUNCTION record_history_append_only();
 
--- The members that differ between two documents, as [{"field","old","new"}]
--- in member order; a member absent on one side counts as null.
+-- The members that differ between two row images, as [{"field","old","new"}] by
+-- name; bookkeeping columns (id, version, timestamps, deleted_at) are left out.
 CREATE FUNCTION history_diff(old jsonb, new jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('field', k, 'old', coalesce(old -> k, 'null'),
                                                  'new', coalesce(new -> k, 'null')) ORDER BY k), '[]')
-    FROM (SELECT jsonb_object_keys(old) AS k UNION SELECT jsonb_object_keys(new)) keys
-    WHERE coalesce(old -> k, 'null') IS DISTINCT FROM coalesce(new -> k, 'null')
+    FROM (SELECT jsonb_object_keys(coalesce(old, '{}')) AS k UNION SELECT jsonb_object_keys(new)) keys
+    WHERE k NOT IN ('id', 'version', 'created_at', 'updated_at', 'deleted_at')
+      AND coalesce(old -> k, 'null') IS DISTINCT FROM coalesce(new -> k, 'null')
 $$;
+
+-- The change feed and the history of every engine resource, whoever writes:
+-- one trigger function for all of them. The API's write statements name the
+-- actor and the request in transaction-local settings (clientele.actor,
+-- clientele.request_id); other writers are recorded as the system.
+-- Arguments: 'owned' (the row carries owner_id and team_id) followed by the
+-- children that inherit its scope as 'table:reference' pairs; or 'parent',
+-- the parent's table and the reference column.
+-- The feed row holds the record as stored (to_jsonb); readers build the
+-- document from it. A change that moves a record between scopes records the
+-- old scope (`moved`); when an owned record moves, each live child gets a
+-- `move` row (see 0014).
+CREATE FUNCTION engine_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    op text;
+    rec jsonb := to_jsonb(NEW);
+    old_rec jsonb;
+    owner bigint;
+    team bigint;
+    old_owner bigint;
+    old_team bigint;
+    moved boolean := false;
+    actor text := nullif(current_setting('clientele.actor', true), '');
+    diff jsonb;
+    child text[];
+    i integer;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        op := 'create';
+    ELSIF NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL THEN
+        op := 'delete';
+    ELSIF NEW.deleted_at IS NOT NULL THEN
+        RETURN NULL; -- changes to a deleted row are not news
+    ELSE
+        op := 'update';
+        old_rec := to_jsonb(OLD);
+    END IF;
+    IF TG_ARGV[0] = 'owned' THEN
+        owner := (rec ->> 'owner_id')::bigint;
+        team := (rec ->> 'team_id')::bigint;
+        old_owner := (old_rec ->> 'owner_id')::bigint;
+        old_team := (old_rec ->> 'team_id')::bigint;
+    ELSE
+        EXECUTE format('SELECT owner_id, team_id FROM %I WHERE id = $1', TG_ARGV[1])
+            INTO owner, team USING (rec ->> TG_ARGV[2])::bigint;
+        IF op = 'update' AND (old_rec ->> TG_ARGV[2]) IS DISTINCT FROM (rec ->> TG_ARGV[2]) THEN
+            EXECUTE format('SELECT owner_id, team_id FROM %I WHERE id = $1', TG_ARGV[1])
+                INTO old_owner, old_team USING (old_rec ->> TG_ARGV[2])::bigint;
+        ELSE
+            old_owner := owner;
+            old_team := team;
+        END IF;
+    END IF;
+    IF op = 'update' THEN
+        moved := (old_owner, old_team) IS DISTINCT FROM (owner, team);
+        diff := history_diff(old_rec, rec);
+    ELSIF op = 'create' THEN
+        diff := history_diff(NULL, jsonb_strip_nulls(rec));
+    ELSE
+        diff := '[]';
+    END IF;
+    INSERT INTO changes (entity, entity_id, op, external_id, owner_id, team_id, old_owner_id, old_team_id, moved, data)
+    VALUES (TG_TABLE_NAME, NEW.id, op, NEW.external_id, owner, team,
+            CASE WHEN moved THEN old_owner END, CASE WHEN moved THEN old_team END, moved,
+            CASE WHEN op = 'delete' THEN NULL ELSE rec END);
+    IF op <> 'update' OR diff <> '[]' THEN
+        INSERT INTO record_history (entity, entity_id, actor_type, actor_id, request_id, op, changes)
+        VALUES (TG_TABLE_NAME, NEW.id, CASE WHEN actor IS NULL THEN 'system' ELSE 'user' END, actor::bigint,
+                nullif(current_setting('clientele.request_id', true), ''), op, diff);
+    END IF;
+    IF moved AND op = 'update' AND TG_ARGV[0] = 'owned' THEN
+        FOR i IN 1 .. coalesce(array_length(TG_ARGV, 1), 1) - 1 LOOP
+            child := string_to_array(TG_ARGV[i], ':');
+            EXECUTE format('INSERT INTO changes (entity, entity_id, op, external_id, owner_id, team_id,'
+                           ' old_owner_id, old_team_id, moved, data) SELECT %L, x.id, ''move'', x.external_id,'
+                           ' $1, $2, $3, $4, true, to_jsonb(x) FROM %I x WHERE x.%I = $5 AND x.deleted_at IS NULL'
+                           ' ORDER BY x.id', child[1], child[1], child[2])
+                USING owner, team, old_owner, old_team, NEW.id;
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER customers_feed AFTER INSERT OR UPDATE ON customers
+    FOR EACH ROW EXECUTE FUNCTION engine_changed('owned', 'orders:customer_id', 'contacts:customer_id');
+CREATE TRIGGER orders_feed AFTER INSERT OR UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION engine_changed('parent', 'customers', 'customer_id');
 
 CREATE TABLE contacts (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -92,6 +182,8 @@ CREATE INDEX contacts_email_idx ON contacts (email) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_reports_to_idx ON contacts (reports_to_id) WHERE reports_to_id IS NOT NULL;
 CREATE INDEX contacts_tags_idx ON contacts USING gin (tags) WHERE deleted_at IS NULL;
 CREATE TRIGGER contacts_touch BEFORE UPDATE ON contacts FOR EACH ROW EXECUTE FUNCTION touch_row();
+CREATE TRIGGER contacts_feed AFTER INSERT OR UPDATE ON contacts
+    FOR EACH ROW EXECUTE FUNCTION engine_changed('parent', 'customers', 'customer_id');
 
 -- Every role that may read customers may read their contacts the same way,
 -- unless an administrator says otherwise.
