@@ -166,6 +166,11 @@ const char *api_param_str(api_req_t *ar, const char *name);
 int api_send_json(api_req_t *ar, int status, json_t *body);
 /* Answers with a raw body of the given content type (body is copied). */
 int api_send_raw(api_req_t *ar, int status, const char *content_type, const char *body, size_t len);
+/*
+ * Starts a streamed answer (body of unknown length, sent with h2o_send() as
+ * gen's proceed asks for more). Adds the request id and CORS headers.
+ */
+void api_start_stream(api_req_t *ar, int status, const char *content_type, h2o_generator_t *gen);
 /* Adds a response header (name lower-case, value copied into the pool). */
 void api_add_header(api_req_t *ar, const char *name, const char *value);
 

@@ -613,6 +613,7 @@ typedef struct st_crud_step_t {
     api_req_t *ar;
     crud_done_fn done;
     void *arg;
+    char *sql; /* owned statement text (crud_query_owned), or NULL */
 } crud_step_t;
 
 static void on_step(void *data, const PGresult *res, int err)
@@ -621,6 +622,7 @@ static void on_step(void *data, const PGresult *res, int err)
     if (s->ar->req != NULL)
         s->done(s->ar, res, err, s->arg);
     api_req_release(s->ar);
+    free(s->sql);
     free(s);
 }
 
@@ -635,9 +637,26 @@ int crud_query_flags(api_req_t *ar, const char *sql, int nparams, const char *co
     crud_step_t *s = malloc(sizeof(*s));
     if (s == NULL)
         abort();
-    *s = (crud_step_t){ar, done, arg};
+    *s = (crud_step_t){ar, done, arg, NULL};
     int ret = db_query_flags(ar->thread->db, sql, nparams, params, flags, on_step, s);
     if (ret != 0) {
+        free(s);
+        return ret;
+    }
+    api_req_hold(ar);
+    return 0;
+}
+
+int crud_query_owned(api_req_t *ar, char *sql, int nparams, const char *const *params, crud_done_fn done, void *arg)
+{
+    crud_step_t *s = malloc(sizeof(*s));
+    if (s == NULL)
+        abort();
+    *s = (crud_step_t){ar, done, arg, sql};
+    /* The pool is done with the text once the callback runs: it is freed there (on_step). */
+    int ret = db_query_flags(ar->thread->db, sql, nparams, params, DB_ONESHOT, on_step, s);
+    if (ret != 0) {
+        free(sql);
         free(s);
         return ret;
     }

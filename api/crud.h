@@ -167,6 +167,13 @@ int crud_query(api_req_t *ar, const char *sql, int nparams, const char *const *p
 int crud_query_flags(api_req_t *ar, const char *sql, int nparams, const char *const *params, unsigned flags,
                      crud_done_fn done, void *arg);
 
+/*
+ * The same for a statement composed for this request (malloc'ed text, taken
+ * over and freed after the callback): sent unprepared (DB_ONESHOT). The
+ * text is freed on failure too.
+ */
+int crud_query_owned(api_req_t *ar, char *sql, int nparams, const char *const *params, crud_done_fn done, void *arg);
+
 #endif
 
 /* --- bodies ---------------------------------------------------------------------- */

@@ -87,18 +87,20 @@ static const engine_embed_t embeds[] = {{
     "coalesce('-r' || ({d} #>> '{analytics,run_id}'), '') || coalesce('-c' || ({d} #>> '{analytics,clv,run_id}'), '')",
 }};
 
-#define ANALYTICS(col) "EXISTS (SELECT 1 FROM customer_analytics a WHERE a.customer_id = {r}.id AND a." col " = {p})"
+#define ANALYTICS(col) "(SELECT a." col " FROM customer_analytics a WHERE a.customer_id = {r}.id) = {p}"
+#define ANALYTICS_COUNT(col) "EXISTS (SELECT 1 FROM customer_analytics a WHERE a.customer_id = {r}.id AND a." col " = {p})"
 
 /*
+ * Analytics filters, for pages, read the row by its key for each candidate;
  * p_alive_below, for pages, reads the CLV row by its key for each candidate
  * (a scalar subquery is never turned into a hash of every matching CLV row,
  * which would cost a scan of customer_clv per page); for the count, which
  * visits every candidate anyway, the EXISTS form lets the planner choose.
  */
 static const engine_filter_t filters[] = {
-    {"segment", EFK_ENUM, segments, ANALYTICS("segment"), NULL},
-    {"lifecycle", EFK_ENUM, lifecycles, ANALYTICS("lifecycle"), NULL},
-    {"tier", EFK_ENUM, tiers, ANALYTICS("tier"), NULL},
+    {"segment", EFK_ENUM, segments, ANALYTICS("segment"), ANALYTICS_COUNT("segment")},
+    {"lifecycle", EFK_ENUM, lifecycles, ANALYTICS("lifecycle"), ANALYTICS_COUNT("lifecycle")},
+    {"tier", EFK_ENUM, tiers, ANALYTICS("tier"), ANALYTICS_COUNT("tier")},
     {"p_alive_below", EFK_PROBABILITY, NULL,
      "(SELECT pv.p_alive FROM customer_clv pv WHERE pv.customer_id = {r}.id) < {p}",
      "EXISTS (SELECT 1 FROM customer_clv pv WHERE pv.customer_id = {r}.id AND pv.p_alive < {p})"},

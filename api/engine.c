@@ -393,8 +393,8 @@ static int bad_param(api_req_t *ar, const char *name, const char *code, const ch
     return api_send_invalid(ar, 400, "The query string has invalid parameters.", errors), -1;
 }
 
-/* A plain decimal from 0 to 1 ("0.25", ".5", "1"): no sign, exponent or spaces. */
-static int is_probability(const char *v)
+/* A plain decimal ("0.25", ".5", "1"): no sign, exponent or spaces. */
+static int is_plain_decimal(const char *v)
 {
     size_t len = strlen(v), i = 0, digits = 0;
     while (i < len && v[i] >= '0' && v[i] <= '9')
@@ -402,11 +402,11 @@ static int is_probability(const char *v)
     if (i < len && v[i] == '.')
         for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++)
             digits++;
-    return len > 0 && len <= 32 && i == len && digits > 0 && v[len - 1] != '.' && strtod(v, NULL) <= 1.0;
+    return len > 0 && len <= 32 && i == len && digits > 0 && v[len - 1] != '.';
 }
 
 /* Reads one list filter into *out (pool-owned, or NULL when absent); answers 400 and returns -1 when bad. */
-static int read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t *p, const char **out)
+int engine_read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t *p, const char **out)
 {
     const char *v = crud_query_get(q, p->name);
     *out = NULL;
@@ -422,8 +422,8 @@ static int read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t
     case EP_CUSTOM:
         if (p->filter->kind == EFK_ENUM)
             return crud_param_enum(ar, q, p->name, p->filter->values, out);
-        if (!is_probability(v))
-            return bad_param(ar, p->name, strtod(v, NULL) > 1.0 ? "out_of_range" : "invalid_format",
+        if (!is_plain_decimal(v) || strtod(v, NULL) > 1.0)
+            return bad_param(ar, p->name, is_plain_decimal(v) ? "out_of_range" : "invalid_format",
                              "must be a number from 0 to 1, such as 0.25");
         *out = v;
         return 0;
@@ -489,7 +489,7 @@ int engine_list(api_req_t *ar)
     p[EL_COUNT - 1] = list->count ? "true" : "false";
     p[EL_FIELDS - 1] = list->fields;
     for (int i = 0; i < res->nparams; i++)
-        if (read_param(ar, &q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
+        if (engine_read_param(ar, &q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
             return 0;
     const char *parent = nested_parent(ar, pbuf);
     if (parent != NULL)

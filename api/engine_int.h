@@ -77,6 +77,7 @@ typedef struct st_engine_res_t {
     int nparams;
     int nlist_params; /* $n of the last list parameter */
     int default_sort;
+    engine_list_ctx_t ctx; /* its strings owned here */
 } engine_res_t;
 
 struct st_engine_t {
@@ -86,6 +87,14 @@ struct st_engine_t {
 
 /* The state of a resource (NULL if it is not part of e). */
 const engine_res_t *engine_res(const engine_t *e, const engine_resource_t *r);
+
+struct st_crud_query_t;
+struct st_api_req_t;
+/* Reads one list filter into *out (pool-owned, NULL when absent); answers 400 and returns -1 when bad. */
+int engine_read_param(struct st_api_req_t *ar, const struct st_crud_query_t *q, const engine_param_t *p,
+                      const char **out);
+/* The pieces of the resource's list statements (for reports and exports). */
+const engine_list_ctx_t *engine_list_ctx(const engine_res_t *res);
 
 /* The $n of a list parameter by its query name; 0 when the resource has none of that name. */
 int engine_param_pos(const engine_res_t *res, const char *name);

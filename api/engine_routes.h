@@ -17,6 +17,8 @@ int engine_put_external(api_req_t *ar);
 int engine_bulk(api_req_t *ar);
 int engine_feed(api_req_t *ar);
 int engine_history(api_req_t *ar);
+int engine_aggregate(api_req_t *ar); /* api/engine_report.c */
+int engine_export(api_req_t *ar);
 
 /*
  * The bulk route's body check, where the body was parsed (off the loop for

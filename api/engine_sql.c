@@ -1105,7 +1105,8 @@ static int build_lists(engine_t *e, engine_res_t *res, char *err, size_t errlen)
     char *filters = esql_take(&s);
     filter_conds(&s, res, 1);
     char *count_filters = esql_take(&s);
-    engine_list_ctx_t cx = {r, caller, from, own, team, filters, count_filters, res};
+    res->ctx = (engine_list_ctx_t){r, caller, from, strdup(own), strdup(team), filters, count_filters, res};
+    engine_list_ctx_t cx = res->ctx;
 
     int n = 0;
     while (r->sorts != NULL && r->sorts[n].name != NULL)
@@ -1145,10 +1146,6 @@ static int build_lists(engine_t *e, engine_res_t *res, char *err, size_t errlen)
     }
     ok = 1;
 out:
-    free(caller);
-    free(from);
-    free(filters);
-    free(count_filters);
     (void)e;
     return ok ? 0 : -1;
 }
@@ -1285,6 +1282,12 @@ void engine_free(engine_t *e)
             free(res->params[i].name);
         free(res->params);
         free(res->vf);
+        free((char *)res->ctx.caller);
+        free((char *)res->ctx.from);
+        free((char *)res->ctx.own);
+        free((char *)res->ctx.team);
+        free((char *)res->ctx.filters);
+        free((char *)res->ctx.count_filters);
     }
     free(e->res);
     free(e);
@@ -1315,4 +1318,9 @@ int engine_param_pos(const engine_res_t *res, const char *name)
         if (strcmp(res->params[i].name, name) == 0)
             return res->params[i].pos;
     return 0;
+}
+
+const engine_list_ctx_t *engine_list_ctx(const engine_res_t *res)
+{
+    return &res->ctx;
 }

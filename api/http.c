@@ -219,6 +219,16 @@ int api_send_raw(api_req_t *ar, int status, const char *content_type, const char
     return 0;
 }
 
+void api_start_stream(api_req_t *ar, int status, const char *content_type, h2o_generator_t *gen)
+{
+    h2o_req_t *req = ar->req;
+    req->res.status = status;
+    req->res.reason = api_status_reason(status);
+    add_common_headers(ar);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_start_response(req, gen);
+}
+
 int api_send_json(api_req_t *ar, int status, json_t *body)
 {
     if (body == NULL)
