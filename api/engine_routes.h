@@ -29,28 +29,26 @@ int engine_export(api_req_t *ar);
 int engine_prepare_bulk(const engine_t *e, const engine_resource_t *r, json_t *items, api_prepared_t *out);
 
 /* The standard routes of a resource at `path` ("/v1/customers"); res is its description. */
-#define ENGINE_ROUTES(res, path)                                                                                       \
-    {ROUTER_GET, path, engine_list, 0, &res}, {ROUTER_POST, path, engine_create, API_BODY_JSON, &res},                 \
-        {ROUTER_POST, path "/bulk", engine_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &res},               \
-        {ROUTER_PUT, path "/external/{external_id:str}", engine_put_external, API_BODY_JSON, &res},                    \
-        {ROUTER_GET, path "/{id:int}", engine_get, 0, &res},                                                           \
-        {ROUTER_PATCH, path "/{id:int}", engine_patch, API_BODY_MERGE_PATCH, &res},                                    \
-        {ROUTER_DELETE, path "/{id:int}", engine_delete, 0, &res},                                                     \
-    {                                                                                                                  \
-        ROUTER_GET, path "/{id:int}/history", engine_history, 0, &res                                                  \
-    }
+/* clang-format off */
+#define ENGINE_ROUTES(res, path)                                                                        \
+    {ROUTER_GET, path, engine_list, 0, &res},                                                           \
+    {ROUTER_POST, path, engine_create, API_BODY_JSON, &res},                                            \
+    {ROUTER_POST, path "/bulk", engine_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &res},    \
+    {ROUTER_PUT, path "/external/{external_id:str}", engine_put_external, API_BODY_JSON, &res},         \
+    {ROUTER_GET, path "/aggregate", engine_aggregate, 0, &res},                                         \
+    {ROUTER_GET, path "/export", engine_export, 0, &res},                                               \
+    {ROUTER_GET, path "/{id:int}", engine_get, 0, &res},                                                \
+    {ROUTER_PATCH, path "/{id:int}", engine_patch, API_BODY_MERGE_PATCH, &res},                         \
+    {ROUTER_DELETE, path "/{id:int}", engine_delete, 0, &res},                                          \
+    {ROUTER_GET, path "/{id:int}/history", engine_history, 0, &res}
 
 /* The change feed of a resource ("/v1/changes/customers"). */
-#define ENGINE_FEED_ROUTE(res, path)                                                                                   \
-    {                                                                                                                  \
-        ROUTER_GET, path, engine_feed, 0, &res                                                                         \
-    }
+#define ENGINE_FEED_ROUTE(res, path) {ROUTER_GET, path, engine_feed, 0, &res}
 
 /* A child collection under its parent ("/v1/customers/{id:int}/contacts"): list and create. */
-#define ENGINE_NESTED_ROUTES(res, path)                                                                                \
-    {ROUTER_GET, path, engine_list, 0, &res},                                                                          \
-    {                                                                                                                  \
-        ROUTER_POST, path, engine_create, API_BODY_JSON, &res                                                          \
-    }
+#define ENGINE_NESTED_ROUTES(res, path)                                                                 \
+    {ROUTER_GET, path, engine_list, 0, &res},                                                           \
+    {ROUTER_POST, path, engine_create, API_BODY_JSON, &res}
+/* clang-format on */
 
 #endif
