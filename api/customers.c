@@ -59,7 +59,7 @@ static const engine_field_t fields[] = {
     {.v = {.name = "analytics", .type = VT_JSON_OBJECT, .flags = VF_READONLY, .max_bytes = 65536}, .ef = EF_NO_EXPORT},
 };
 
-#define UTC(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define UTC(x) "iso_utc(" x ")"
 
 /*
  * The latest RFM scores and the current CLV, null until a run has scored
@@ -88,7 +88,8 @@ static const engine_embed_t embeds[] = {{
 }};
 
 #define ANALYTICS(col) "(SELECT a." col " FROM customer_analytics a WHERE a.customer_id = {r}.id) = {p}"
-#define ANALYTICS_COUNT(col) "EXISTS (SELECT 1 FROM customer_analytics a WHERE a.customer_id = {r}.id AND a." col " = {p})"
+#define ANALYTICS_COUNT(col)                                                                                           \
+    "EXISTS (SELECT 1 FROM customer_analytics a WHERE a.customer_id = {r}.id AND a." col " = {p})"
 
 /*
  * Analytics filters, for pages, read the row by its key for each candidate;

@@ -154,7 +154,7 @@ static const char *sql_type(const engine_field_t *f)
     }
 }
 
-#define UTC_FORMAT "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+/* iso_utc(t): RFC 3339 in UTC with microseconds, "2026-01-31T12:00:00.000000Z" (schema/0016, inlined). */
 
 /* The JSON value of a column of row alias a. */
 static void out_expr(engine_sql_t *s, const engine_field_t *f, const char *a)
@@ -165,7 +165,7 @@ static void out_expr(engine_sql_t *s, const engine_field_t *f, const char *a)
         esql_addf(s, "%s.%s::text", a, n);
         break;
     case VT_TIMESTAMP:
-        esql_addf(s, "to_char(%s.%s AT TIME ZONE 'UTC', " UTC_FORMAT ")", a, n);
+        esql_addf(s, "iso_utc(%s.%s)", a, n);
         break;
     case VT_DATE:
         esql_addf(s, "to_char(%s.%s, 'YYYY-MM-DD')", a, n);
@@ -380,8 +380,8 @@ static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char 
  * deleted with a deleted parent. Their change-feed rows and history come
  * from the same trigger as every write (schema/0016_engine.sql).
  */
-static void write_tail(engine_sql_t *s, const engine_t *e, const engine_res_t *res, const char *const *ctes,
-                       size_t n, int deleting)
+static void write_tail(engine_sql_t *s, const engine_t *e, const engine_res_t *res, const char *const *ctes, size_t n,
+                       int deleting)
 {
     const engine_resource_t *r = res->r;
     for (size_t i = 0; !deleting && r->scope.kind == ENGINE_PARENT && i < r->nfields; i++) {
@@ -781,8 +781,10 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
         rule_checks(&s, r, "i", "NULL", NULL, 0);
-        esql_add(&s, " ELSE 'create' END END AS action, tg.owner_id, tg.team_id, NULL::bigint AS par_id"
-                     " FROM caller CROSS JOIN ctx CROSS JOIN tg JOIN i ON i.idx = tg.idx LEFT JOIN cur ON cur.idx = tg.idx),");
+        esql_add(
+            &s,
+            " ELSE 'create' END END AS action, tg.owner_id, tg.team_id, NULL::bigint AS par_id"
+            " FROM caller CROSS JOIN ctx CROSS JOIN tg JOIN i ON i.idx = tg.idx LEFT JOIN cur ON cur.idx = tg.idx),");
         vo = "chk.owner_id";
         vt = "chk.team_id";
     } else {
@@ -860,7 +862,7 @@ static char *gen_feed(const engine_res_t *res)
               " FROM caller LEFT JOIN LATERAL (SELECT c.seq, c.txid, c.entity_id, c.external_id, c.data,"
               " CASE WHEN NOT c.moved OR c.op = 'delete' THEN c.op WHEN c.new_in AND c.old_in THEN 'update'"
               " WHEN c.new_in THEN 'create' ELSE 'delete' END AS shown,"
-              " to_char(c.changed_at AT TIME ZONE 'UTC', " UTC_FORMAT ") AS at"
+              " iso_utc(c.changed_at) AS at"
               " FROM (SELECT c0.*, coalesce(in_scope(caller.rscope, caller.uid, caller.tid, c0.owner_id, c0.team_id),"
               " false) AS new_in, c0.moved AND coalesce(in_scope(caller.rscope, caller.uid, caller.tid,"
               " c0.old_owner_id, c0.old_team_id), false) AS old_in"
@@ -881,10 +883,7 @@ static void history_value(engine_sql_t *s, const engine_resource_t *r, const cha
         if (f->v.type == VT_DECIMAL)
             esql_addf(s, " WHEN e ->> 'field' = '%s' THEN to_jsonb(%s #>> '{}')", f->v.name, v);
         else if (f->v.type == VT_TIMESTAMP)
-            esql_addf(s,
-                      " WHEN e ->> 'field' = '%s' THEN to_jsonb(to_char((%s #>> '{}')::timestamptz AT TIME ZONE 'UTC',"
-                      " " UTC_FORMAT "))",
-                      f->v.name, v);
+            esql_addf(s, " WHEN e ->> 'field' = '%s' THEN to_jsonb(iso_utc((%s #>> '{}')::timestamptz))", f->v.name, v);
     }
     esql_addf(s, " ELSE %s END", v);
 }
@@ -906,7 +905,7 @@ static char *gen_history(const engine_res_t *res)
     esql_add(&s, " ON t.id = $3 AND ");
     scope_ok(&s, "rscope", own, team);
     esql_add(&s, ") SELECT caller.rscope, EXISTS (SELECT 1 FROM rec), h.id, h.doc::text FROM caller LEFT JOIN LATERAL"
-                 " (SELECT h.id, json_build_object('id', h.id, 'at', to_char(h.at AT TIME ZONE 'UTC', " UTC_FORMAT "),"
+                 " (SELECT h.id, json_build_object('id', h.id, 'at', iso_utc(h.at),"
                  " 'actor', json_build_object('type', h.actor_type, 'id', h.actor_id), 'request_id', h.request_id,"
                  " 'op', h.op, 'changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('field', e ->> 'field',"
                  " 'old', ");

@@ -17,6 +17,12 @@ DROP FUNCTION order_json(orders);
 DROP TYPE customer_input;
 DROP TYPE order_input;
 
+-- Timestamps as every document shows them: RFC 3339 in UTC with microseconds.
+-- A single SELECT no more volatile than itself (to_char is stable), so the planner inlines it.
+CREATE FUNCTION iso_utc(t timestamptz) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
 -- One entry per create, update and delete of any engine record. Append-only: the
 -- trigger below refuses every UPDATE, DELETE and TRUNCATE, whoever asks (a
 -- superuser too), and no role but the owner holds those privileges. `changes`
