@@ -29,7 +29,10 @@
  *
  * Statements are prepared once per connection, keyed by the address of
  * their static SQL text, then executed with PQsendQueryPrepared: that saves
- * the parse and plan on every call.
+ * the parse and plan on every call. Each connection keeps the addresses it
+ * prepared in an open-addressing hash set that grows without a cap (a
+ * process prepares as many statements as its code has texts), and forgets
+ * them all when it reconnects.
  *
  * Ownership: a db_op_t is malloc'ed by db_query() together with copies of
  * its parameters, and freed right after its callback returns. A connection
@@ -55,7 +58,6 @@
 #include "err.h"
 #include "log.h"
 
-#define DB_MAX_PREPARED 128
 #define DB_BACKOFF_STEPS 7
 #define DB_MAX_HOSTS 8
 #define DB_MAX_ADDRS 4          /* addresses tried per host name, like libpq does for the names it resolves */
@@ -82,6 +84,12 @@ typedef struct st_db_op_t {
 
 typedef struct st_db_resolve_t db_resolve_t;
 
+/* One prepared statement of a connection: the address of its SQL text, and N of its name "s<N>". */
+typedef struct st_db_stmt_t {
+    const char *sql; /* NULL: an empty slot */
+    unsigned id;
+} db_stmt_t;
+
 typedef struct st_db_conn_t {
     db_t *db;
     int index;
@@ -101,8 +109,10 @@ typedef struct st_db_conn_t {
     h2o_timeout_entry_t connect_deadline;
     h2o_timeout_entry_t cancel_deadline;
     h2o_linklist_t idle_link;
-    const char *prepared[DB_MAX_PREPARED];
-    int nprepared;
+    /* The statements prepared since connecting: an open-addressing hash set keyed by address, grown as needed. */
+    db_stmt_t *stmts;
+    unsigned stmts_cap; /* a power of two, or 0 before the first */
+    unsigned nprepared; /* also the number of the next name */
 } db_conn_t;
 
 /* A name lookup for one connection attempt; runs on a helper thread. */
@@ -202,6 +212,7 @@ void db_gauges_read(const db_gauges_t *g, db_stats_t *out)
     out->connections_up = G_LOAD(m, up);
     out->connections_busy = G_LOAD(m, busy);
     out->waiting = G_LOAD(m, waiting);
+    out->prepared = G_LOAD(m, prepared);
     out->connects = G_LOAD(m, connects);
     out->rejected = G_LOAD(m, rejected);
     out->queue_timeouts = G_LOAD(m, queue_timeouts);
@@ -232,6 +243,58 @@ static void set_state(db_conn_t *c, conn_state_t st)
     c->state = st;
     if (st == CONN_IDLE)
         h2o_linklist_insert(&db->idle, &c->idle_link);
+}
+
+/* --- the statements a connection prepared ------------------------------ */
+
+/* Where sql's slot is, or would go: linear probing from a multiplicative hash of the address. */
+static unsigned stmt_slot(const db_conn_t *c, const char *sql)
+{
+    uint64_t h = (uint64_t)(uintptr_t)sql * UINT64_C(0x9E3779B97F4A7C15);
+    unsigned mask = c->stmts_cap - 1, i = (unsigned)(h >> 32) & mask;
+    while (c->stmts[i].sql != NULL && c->stmts[i].sql != sql)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* The number in the name of sql's prepared statement on c, or -1 when c has not prepared it. */
+static long find_prepared(const db_conn_t *c, const char *sql)
+{
+    if (c->nprepared == 0)
+        return -1;
+    const db_stmt_t *e = &c->stmts[stmt_slot(c, sql)];
+    return e->sql != NULL ? (long)e->id : -1;
+}
+
+/* Records that c prepared sql as "s<nprepared>"; the table doubles at three quarters full. */
+static void add_prepared(db_conn_t *c, const char *sql)
+{
+    if ((c->nprepared + 1) * 4 > c->stmts_cap * 3) {
+        db_stmt_t *old = c->stmts;
+        unsigned old_cap = c->stmts_cap;
+        c->stmts_cap = old_cap != 0 ? old_cap * 2 : 64;
+        c->stmts = calloc(c->stmts_cap, sizeof(*c->stmts));
+        if (c->stmts == NULL)
+            abort();
+        for (unsigned i = 0; i < old_cap; i++)
+            if (old[i].sql != NULL)
+                c->stmts[stmt_slot(c, old[i].sql)] = old[i];
+        free(old);
+    }
+    c->stmts[stmt_slot(c, sql)] = (db_stmt_t){.sql = sql, .id = c->nprepared++};
+    db_t *db = c->db;
+    G_ADD(prepared, 1);
+}
+
+/* A new server connection has no prepared statements: forget them, keeping the table for the next one. */
+static void forget_prepared(db_conn_t *c)
+{
+    db_t *db = c->db;
+    if (c->nprepared == 0)
+        return;
+    G_ADD(prepared, -(int)c->nprepared);
+    memset(c->stmts, 0, c->stmts_cap * sizeof(*c->stmts));
+    c->nprepared = 0;
 }
 
 /* --- finishing a query ------------------------------------------------- */
@@ -360,7 +423,7 @@ static void conn_close(db_conn_t *c)
         PQfinish(c->pg);
         c->pg = NULL;
     }
-    c->nprepared = 0;
+    forget_prepared(c);
     c->preparing = NULL;
     c->abandoned = 0;
     set_state(c, CONN_DOWN);
@@ -687,31 +750,23 @@ static void conn_flush(db_conn_t *c)
     }
 }
 
-static int find_prepared(db_conn_t *c, const char *sql)
-{
-    for (int i = 0; i < c->nprepared; i++)
-        if (c->prepared[i] == sql)
-            return i;
-    return -1;
-}
-
 /* Sends the op's next protocol step: PREPARE the first time, then EXECUTE. */
 static void conn_send(db_conn_t *c)
 {
     db_op_t *op = c->op;
-    char name[16];
-    int ok, idx = (op->flags & DB_ONESHOT) ? -1 : find_prepared(c, op->sql);
+    char name[24];
+    int ok;
+    long id = (op->flags & DB_ONESHOT) ? -1 : find_prepared(c, op->sql);
     if (op->flags & DB_ONESHOT) {
         ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
-    } else if (idx >= 0) {
-        snprintf(name, sizeof(name), "s%d", idx);
+    } else if (id >= 0) {
+        snprintf(name, sizeof(name), "s%ld", id);
         ok = PQsendQueryPrepared(c->pg, name, op->nparams, op->params, NULL, NULL, 0);
-    } else if (c->nprepared < DB_MAX_PREPARED) {
-        snprintf(name, sizeof(name), "s%d", c->nprepared);
+    } else {
+        /* Named after the count: the name is free whether or not an earlier PREPARE failed. */
+        snprintf(name, sizeof(name), "s%u", c->nprepared);
         c->preparing = op->sql;
         ok = PQsendPrepare(c->pg, name, op->sql, op->nparams, NULL);
-    } else {
-        ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
     }
     if (!ok) {
         conn_fail(c, PQerrorMessage(c->pg));
@@ -757,7 +812,7 @@ static void conn_step_done(db_conn_t *c)
     if (was_prepare) {
         /* Recorded even when its op was abandoned: the name now exists on the server. */
         if (err == 0)
-            c->prepared[c->nprepared++] = c->preparing;
+            add_prepared(c, c->preparing);
         c->preparing = NULL;
     }
     if (op == NULL) {
@@ -1014,6 +1069,8 @@ void db_close(db_t *db)
     free(db->vals);
     free(db->hosts);
     free(db->ports);
+    for (int i = 0; i < db->pool_size; i++)
+        free(db->conns[i].stmts);
     free(db->conns);
     free(db->conninfo);
     free(db->app_name);

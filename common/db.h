@@ -47,6 +47,7 @@ typedef struct st_db_gauges_t {
     _Atomic int up;                            /* connections open and usable */
     _Atomic int busy;                          /* connections running a query */
     _Atomic int waiting;                       /* queries waiting for a connection */
+    _Atomic int prepared;                      /* statements prepared on the open connections, summed */
     _Atomic unsigned long long connects;       /* connections established, first ones included */
     _Atomic unsigned long long rejected;       /* queries refused: queue full, database down */
     _Atomic unsigned long long queue_timeouts; /* queries that waited longer than the queue timeout */
@@ -70,6 +71,7 @@ typedef struct st_db_stats_t {
     int connections_up;   /* open and usable */
     int connections_busy; /* running a query */
     int waiting;          /* queries waiting for a connection */
+    int prepared;         /* statements prepared on the open connections, summed */
     unsigned long long connects, rejected, queue_timeouts, exec_timeouts, cancels;
 } db_stats_t;
 

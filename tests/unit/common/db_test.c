@@ -5,7 +5,8 @@
  * queries, a killed backend and a stopped server (reconnect with backoff,
  * recovery), the queue (full, wait timeout) and execution deadlines
  * (statement_timeout, and the client-side deadline that cancels instead of
- * closing the connection).
+ * closing the connection), and statements prepared once per connection,
+ * hundreds of them.
  *
  * Each test creates its own loop and pool and drives the loop itself.
  * Blocking calls (a side connection that kills backends, the stack
@@ -355,6 +356,60 @@ START_TEST(client_deadline_cancels_instead_of_closing)
 }
 END_TEST
 
+/*
+ * A process prepares as many statements as its code has texts (a resource
+ * engine generates hundreds at start-up): every one is prepared once per
+ * connection, and every later run executes it by name.
+ */
+START_TEST(prepares_hundreds_of_statements_on_one_connection)
+{
+    enum { N = 320 };
+    static char *texts[N]; /* generated once and kept, like static SQL text */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_gt(asprintf(&texts[i], "SELECT $1::int + %d", i), 0);
+    db_t *db = open_pool(url, 1, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    db_stats_t st;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            res_t r = query(db, texts[i], "1000");
+            ck_assert_int_eq(r.err, 0);
+            ck_assert_int_eq(atoi(r.val), 1000 + i);
+        }
+        db_stats(db, &st);
+        ck_assert_int_eq(st.prepared, N); /* the second pass prepared nothing */
+    }
+    /* The server ran each statement twice, both times in its prepared form. */
+    static const char SQL_RUNS[] = "SELECT count(*) FILTER (WHERE generic_plans + custom_plans = 2), count(*) "
+                                   "FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'";
+    res_t r = {0};
+    ck_assert_int_eq(db_query(db, SQL_RUNS, 0, NULL, on_res, &r), 0);
+    ck_assert(lk_run_until(loop, &r.done, 5000));
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(atoi(r.val), N);
+    db_stats(db, &st);
+    ck_assert_int_eq(st.prepared, N + 1);
+
+    /* A new session starts with none: the pool forgets them and prepares again. */
+    res_t pid = query(db, SQL_PID, NULL);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid.val);
+    side_exec(sql);
+    long long until = lk_now_ms() + 5000;
+    do {
+        h2o_evloop_run(loop, 10);
+        db_stats(db, &st);
+    } while (!(st.connects == 2 && st.connections_up == 1) && lk_now_ms() < until);
+    ck_assert_int_eq(st.prepared, 0);
+    ck_assert_int_eq(atoi(query(db, texts[N - 1], "1").val), N);
+    db_stats(db, &st);
+    ck_assert_int_eq(st.prepared, 1);
+    db_close(db);
+    for (int i = 0; i < N; i++)
+        free(texts[i]);
+}
+END_TEST
+
 static Suite *db_suite(void)
 {
     Suite *s = suite_create("db");
@@ -383,6 +438,12 @@ static Suite *db_suite(void)
     tcase_add_test(tc, queue_wait_times_out_apart_from_execution);
     tcase_add_test(tc, statement_timeout_keeps_connection_and_statements);
     tcase_add_test(tc, client_deadline_cancels_instead_of_closing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("statements");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, prepares_hundreds_of_statements_on_one_connection);
     suite_add_tcase(s, tc);
     return s;
 }
