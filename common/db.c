@@ -67,7 +67,8 @@
 
 static const uint64_t backoff_ms[DB_BACKOFF_STEPS] = {100, 200, 400, 800, 1600, 3200, 5000};
 
-typedef enum { CONN_DOWN, CONN_RESOLVING, CONN_CONNECTING, CONN_IDLE, CONN_BUSY } conn_state_t;
+/* CONN_PINNED: held by a session (or cleaning up after one), no statement on the wire. */
+typedef enum { CONN_DOWN, CONN_RESOLVING, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_PINNED } conn_state_t;
 
 typedef struct st_db_op_t {
     const char *sql;
@@ -80,6 +81,8 @@ typedef struct st_db_op_t {
     struct st_db_conn_t *_conn;
     unsigned flags;
     db_t *_db;
+    db_session_cb pin_cb;             /* set: a request for a session (no SQL), not a query */
+    struct st_db_session_t *_session; /* the session whose statement this is, if any */
 } db_op_t;
 
 typedef struct st_db_resolve_t db_resolve_t;
@@ -109,11 +112,28 @@ typedef struct st_db_conn_t {
     h2o_timeout_entry_t connect_deadline;
     h2o_timeout_entry_t cancel_deadline;
     h2o_linklist_t idle_link;
+    /*
+     * pinned: held for a session, from the moment it got the connection until
+     * the connection is clean again for the pool (the cancelled statement
+     * over, the transaction rolled back); session: that session while it
+     * lives. rolling_back: the pool's ROLLBACK was sent.
+     */
+    int pinned;
+    struct st_db_session_t *session;
+    int rolling_back;
+    h2o_timeout_entry_t kick; /* zero-length: start the session's statement, or clean up after it */
     /* The statements prepared since connecting: an open-addressing hash set keyed by address, grown as needed. */
     db_stmt_t *stmts;
     unsigned stmts_cap; /* a power of two, or 0 before the first */
     unsigned nprepared; /* also the number of the next name */
 } db_conn_t;
+
+/* A pinned connection's owner: what db_session_open() hands out. */
+struct st_db_session_t {
+    db_conn_t *conn; /* NULL once the connection was lost or the pool closed */
+    db_op_t *op;     /* the statement asked for and not answered yet: waiting to start, or running */
+    int closing;     /* inside db_session_close() */
+};
 
 /* A name lookup for one connection attempt; runs on a helper thread. */
 struct st_db_resolve_t {
@@ -142,6 +162,7 @@ struct st_db_t {
     int queue_max;
     int closing;
     int down; /* every connection failed since the last success */
+    int pins; /* session requests waiting plus pinned connections: at most pool_size - 1 */
     h2o_linklist_t queue;
     h2o_linklist_t idle;
     h2o_timeout_t queue_timeout;
@@ -211,6 +232,7 @@ void db_gauges_read(const db_gauges_t *g, db_stats_t *out)
     db_gauges_t *m = (db_gauges_t *)g; /* atomic loads take non-const pointers in C11 */
     out->connections_up = G_LOAD(m, up);
     out->connections_busy = G_LOAD(m, busy);
+    out->pinned = G_LOAD(m, pinned);
     out->waiting = G_LOAD(m, waiting);
     out->prepared = G_LOAD(m, prepared);
     out->connects = G_LOAD(m, connects);
@@ -233,7 +255,8 @@ int db_is_up(db_t *db)
 static void set_state(db_conn_t *c, conn_state_t st)
 {
     db_t *db = c->db;
-    int was_up = c->state == CONN_IDLE || c->state == CONN_BUSY, is_up = st == CONN_IDLE || st == CONN_BUSY;
+    int was_up = c->state == CONN_IDLE || c->state == CONN_BUSY || c->state == CONN_PINNED,
+        is_up = st == CONN_IDLE || st == CONN_BUSY || st == CONN_PINNED;
     if (was_up != is_up)
         G_ADD(up, is_up ? 1 : -1);
     if ((c->state == CONN_BUSY) != (st == CONN_BUSY))
@@ -311,6 +334,18 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
 {
     if (h2o_timeout_is_linked(&op->_deadline))
         h2o_timeout_unlink(&op->_deadline);
+    if (op->pin_cb != NULL) {
+        /* A session request that got no connection gives its reservation back. */
+        db_t *db = op->_db;
+        db->pins--;
+        db_session_cb cb = op->pin_cb;
+        void *data = op->data;
+        op_free(op);
+        cb(data, NULL, err);
+        return;
+    }
+    if (op->_session != NULL)
+        op->_session->op = NULL; /* answered: the session may ask for its next statement from the callback */
     if (err != 0 && res != NULL) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         log_msg(err == ERR_CONFLICT || err == ERR_INVALID      ? LOG_DEBUG
@@ -380,7 +415,7 @@ static void on_deadline(h2o_timeout_entry_t *entry)
         h2o_linklist_unlink(&op->_queue_link);
         G_ADD(waiting, -1);
         G_ADD(queue_timeouts, 1);
-        log_msg(LOG_WARN, "query waited too long for a database connection");
+        log_msg(LOG_WARN, "%s waited too long for a database connection", op->pin_cb != NULL ? "session" : "query");
         op_finish(op, NULL, ERR_UNAVAILABLE);
         return;
     }
@@ -390,14 +425,33 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     op->_conn = NULL;
     G_ADD(exec_timeouts, 1);
     log_msg(LOG_WARN, "query on connection %d passed its deadline; cancelling it", c->index);
+    conn_cancel(c); /* first: the callback may close the session, which must find the cancel under way */
     op_finish(op, NULL, ERR_TIMEOUT);
-    conn_cancel(c);
 }
 
 /* --- connection life cycle --------------------------------------------- */
 
+/* The connection is the pool's again: no session holds it any more. */
+static void conn_unpin(db_conn_t *c)
+{
+    db_t *db = c->db;
+    if (c->session != NULL) {
+        c->session->conn = NULL;
+        c->session = NULL;
+    }
+    if (!c->pinned)
+        return;
+    c->pinned = 0;
+    c->rolling_back = 0;
+    db->pins--;
+    G_ADD(pinned, -1);
+}
+
 static void conn_close(db_conn_t *c)
 {
+    conn_unpin(c);
+    if (h2o_timeout_is_linked(&c->kick))
+        h2o_timeout_unlink(&c->kick);
     if (h2o_timeout_is_linked(&c->retry))
         h2o_timeout_unlink(&c->retry);
     if (h2o_timeout_is_linked(&c->connect_deadline))
@@ -443,13 +497,26 @@ static int any_conn_up_or_trying(db_t *db)
     return 0;
 }
 
-/* The connection failed or broke: fail its query, close it, retry later. */
+/*
+ * The statement that dies with c: the one running, or one its session
+ * asked for that waits for the connection to be ready (c->op is then NULL:
+ * a session has one statement at a time).
+ */
+static db_op_t *conn_take_op(db_conn_t *c)
+{
+    db_op_t *op = c->op;
+    c->op = NULL;
+    if (op == NULL && c->session != NULL)
+        op = c->session->op;
+    return op;
+}
+
+/* The connection failed or broke: fail its query (its session is over), close it, retry later. */
 static void conn_fail(db_conn_t *c, const char *why)
 {
     db_t *db = c->db;
-    db_op_t *op = c->op;
     log_msg(LOG_WARN, "database connection %d lost: %s", c->index, why);
-    c->op = NULL;
+    db_op_t *op = conn_take_op(c);
     conn_close(c);
     if (op != NULL) {
         op->_conn = NULL;
@@ -481,7 +548,8 @@ static void on_connect_deadline(h2o_timeout_entry_t *entry)
 static void on_cancel_deadline(h2o_timeout_entry_t *entry)
 {
     db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, cancel_deadline, entry);
-    conn_fail(c, "the server did not answer a cancel request in time");
+    conn_fail(c, c->rolling_back ? "the server did not answer a rollback in time"
+                                 : "the server did not answer a cancel request in time");
 }
 
 /* --- name resolution --------------------------------------------------- */
@@ -789,6 +857,24 @@ static void conn_run(db_conn_t *c, db_op_t *op)
     conn_send(c);
 }
 
+/* Hands the idle connection c to the session request op (whose reservation it becomes). */
+static void conn_pin(db_conn_t *c, db_op_t *op)
+{
+    db_t *db = c->db;
+    db_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        abort();
+    s->conn = c;
+    c->session = s;
+    c->pinned = 1;
+    G_ADD(pinned, 1);
+    set_state(c, CONN_PINNED);
+    db_session_cb cb = op->pin_cb;
+    void *data = op->data;
+    op_free(op);
+    cb(data, s, 0);
+}
+
 static void pump_queue(db_t *db)
 {
     while (!h2o_linklist_is_empty(&db->queue) && !h2o_linklist_is_empty(&db->idle)) {
@@ -796,8 +882,79 @@ static void pump_queue(db_t *db)
         db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
         h2o_linklist_unlink(&op->_queue_link);
         G_ADD(waiting, -1);
-        conn_run(c, op);
+        if (op->pin_cb != NULL)
+            conn_pin(c, op);
+        else
+            conn_run(c, op);
     }
+}
+
+/*
+ * A pinned connection whose session was closed, with nothing on the wire:
+ * end the transaction the session left (open, or failed), then give the
+ * connection back to the pool. A connection still in a transaction after
+ * the ROLLBACK, or in a state we cannot tell, is closed and re-opened.
+ */
+static void conn_release(db_conn_t *c)
+{
+    db_t *db = c->db;
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+    if (ts == PQTRANS_IDLE) {
+        conn_unpin(c);
+        set_state(c, CONN_IDLE);
+        pump_queue(db);
+        return;
+    }
+    if (c->rolling_back || (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)) {
+        conn_fail(c, "a closed session left its connection inside a transaction");
+        return;
+    }
+    c->rolling_back = 1;
+    set_state(c, CONN_BUSY);
+    /* Bounded like a cancel: a server that does not answer loses the connection. */
+    h2o_timeout_link(db->loop, &db->cancel_timeout, &c->cancel_deadline);
+    if (!PQsendQuery(c->pg, "ROLLBACK")) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    conn_flush(c);
+}
+
+/*
+ * The pool's own statement on c is over (a cancelled one, or a closed
+ * session's ROLLBACK): serve the queue, or the session that holds c (its
+ * statement may be waiting), or go on cleaning up after a closed session.
+ */
+static void conn_ready(db_conn_t *c)
+{
+    if (!c->pinned) {
+        set_state(c, CONN_IDLE);
+        pump_queue(c->db);
+        return;
+    }
+    set_state(c, CONN_PINNED);
+    if (c->session == NULL)
+        conn_release(c);
+    else if (c->session->op != NULL)
+        conn_run(c, c->session->op);
+}
+
+/* From the loop: start the session's statement, or clean up after a closed session, if c is ready for it. */
+static void on_conn_kick(h2o_timeout_entry_t *entry)
+{
+    db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, kick, entry);
+    if (!c->pinned || c->state != CONN_PINNED)
+        return; /* busy: conn_ready() carries on when the statement on the wire is over */
+    if (c->session == NULL)
+        conn_release(c);
+    else if (c->session->op != NULL)
+        conn_run(c, c->session->op);
+}
+
+static void conn_kick(db_conn_t *c)
+{
+    if (!h2o_timeout_is_linked(&c->kick))
+        h2o_timeout_link(c->db->loop, &c->db->kick_timeout, &c->kick);
 }
 
 /* All results of the current step are in: finish the op or start its next step. */
@@ -816,13 +973,12 @@ static void conn_step_done(db_conn_t *c)
         c->preparing = NULL;
     }
     if (op == NULL) {
-        /* The op passed its deadline and was answered; the cancelled statement is over. */
+        /* The op was answered already (deadline, closed session) and the cancelled statement is over; or a ROLLBACK. */
         PQclear(res);
         if (h2o_timeout_is_linked(&c->cancel_deadline))
             h2o_timeout_unlink(&c->cancel_deadline);
         c->abandoned = 0;
-        set_state(c, CONN_IDLE);
-        pump_queue(db);
+        conn_ready(c);
         return;
     }
     if (was_prepare && err == 0) {
@@ -834,6 +990,13 @@ static void conn_step_done(db_conn_t *c)
         G_ADD(exec_timeouts, 1);
     c->op = NULL;
     op->_conn = NULL;
+    if (c->pinned) {
+        /* The session's statement: the callback may ask for the next one, or close the session. */
+        set_state(c, CONN_PINNED);
+        op_finish(op, res, err);
+        PQclear(res);
+        return;
+    }
     set_state(c, CONN_IDLE);
     op_finish(op, res, err);
     PQclear(res);
@@ -1025,6 +1188,7 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
         c->retry.cb = on_retry;
         c->connect_deadline.cb = on_connect_deadline;
         c->cancel_deadline.cb = on_cancel_deadline;
+        c->kick.cb = on_conn_kick;
         conn_start(c);
     }
     return db;
@@ -1041,9 +1205,8 @@ void db_close(db_t *db)
     }
     for (int i = 0; i < db->pool_size; i++) {
         db_conn_t *c = &db->conns[i];
-        db_op_t *op = c->op;
-        c->op = NULL;
-        conn_close(c);
+        db_op_t *op = conn_take_op(c);
+        conn_close(c); /* detaches its session, if any: the owner's db_session_close() then only frees it */
         if (op != NULL) {
             op->_conn = NULL;
             op_finish(op, NULL, ERR_UNAVAILABLE);
@@ -1082,21 +1245,10 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
     return db_query_flags(db, sql, nparams, params, 0, cb, data);
 }
 
-int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
-                   void *data)
+/* A query's op in one block: the op, the parameter pointers, then copies of the parameter strings. */
+static db_op_t *op_new(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                       void *data)
 {
-    if (nparams < 0 || nparams > DB_MAX_PARAMS)
-        return ERR_INVALID;
-    if (db->closing || db->down) {
-        G_ADD(rejected, 1);
-        return ERR_UNAVAILABLE;
-    }
-    if (h2o_linklist_is_empty(&db->idle) && G_LOAD(db->g, waiting) >= db->queue_max) {
-        G_ADD(rejected, 1);
-        return ERR_UNAVAILABLE;
-    }
-
-    /* One block: the op, the parameter pointers, then the parameter strings. */
     size_t lens[DB_MAX_PARAMS], total = sizeof(db_op_t) + sizeof(char *) * (size_t)nparams;
     for (int i = 0; i < nparams; i++) {
         lens[i] = params[i] != NULL ? strlen(params[i]) + 1 : 0;
@@ -1123,17 +1275,105 @@ int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *pa
     op->flags = flags;
     op->_db = db;
     op->_deadline.cb = on_deadline;
+    return op;
+}
+
+/*
+ * Puts op at the end of the queue, under the queue timeout. Sending right
+ * here could fail the connection and so call back from inside the caller;
+ * a zero timeout, run later in this same loop iteration, hands the op to an
+ * idle connection.
+ */
+static void op_enqueue(db_t *db, db_op_t *op)
+{
     if (db->has_queue_timeout)
         h2o_timeout_link(db->loop, &db->queue_timeout, &op->_deadline);
-
-    /*
-     * Sending right here could fail the connection and so call back from
-     * inside db_query(); the op is queued and a zero timeout, run later in
-     * this same loop iteration, hands it to an idle connection.
-     */
     h2o_linklist_insert(&db->queue, &op->_queue_link);
     G_ADD(waiting, 1);
     if (!h2o_linklist_is_empty(&db->idle) && !h2o_timeout_is_linked(&db->kick))
         h2o_timeout_link(db->loop, &db->kick_timeout, &db->kick);
+}
+
+/* 0 when the queue may take one more request; else counts the refusal. */
+static int queue_admits(db_t *db)
+{
+    if (db->closing || db->down || (h2o_linklist_is_empty(&db->idle) && G_LOAD(db->g, waiting) >= db->queue_max)) {
+        G_ADD(rejected, 1);
+        return ERR_UNAVAILABLE;
+    }
     return 0;
+}
+
+int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                   void *data)
+{
+    if (nparams < 0 || nparams > DB_MAX_PARAMS)
+        return ERR_INVALID;
+    int err = queue_admits(db);
+    if (err != 0)
+        return err;
+    op_enqueue(db, op_new(db, sql, nparams, params, flags, cb, data));
+    return 0;
+}
+
+/* --- sessions ---------------------------------------------------------- */
+
+int db_session_open(db_t *db, db_session_cb cb, void *data)
+{
+    /* Counted with the requests still waiting, so that no burst of them can take the last connection. */
+    if (!db->closing && db->pins >= db->pool_size - 1) {
+        G_ADD(rejected, 1);
+        return ERR_UNAVAILABLE;
+    }
+    int err = queue_admits(db);
+    if (err != 0)
+        return err;
+    db_op_t *op = op_new(db, NULL, 0, NULL, 0, NULL, data);
+    op->pin_cb = cb;
+    db->pins++;
+    op_enqueue(db, op);
+    return 0;
+}
+
+int db_session_query(db_session_t *s, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                     void *data)
+{
+    if (nparams < 0 || nparams > DB_MAX_PARAMS)
+        return ERR_INVALID;
+    if (s->closing || s->conn == NULL)
+        return ERR_UNAVAILABLE; /* lost or closed: s->conn's pool may be gone, so nothing is counted */
+    if (s->op != NULL)
+        return ERR_CONFLICT;
+    db_conn_t *c = s->conn;
+    db_op_t *op = op_new(c->db, sql, nparams, params, flags, cb, data);
+    op->_session = s;
+    s->op = op;
+    /* Started from the loop (never calling back from here), at once if c is ready, else when it is. */
+    conn_kick(c);
+    return 0;
+}
+
+void db_session_close(db_session_t *s)
+{
+    if (s->closing)
+        return; /* called again from the callback of the statement this close abandons */
+    s->closing = 1;
+    db_conn_t *c = s->conn;
+    db_op_t *op = s->op;
+    if (c != NULL) {
+        c->session = NULL;
+        s->conn = NULL;
+        if (op != NULL && c->op == op) {
+            /* Running: stop it on the server; conn_ready() cleans up once it is over. */
+            c->op = NULL;
+            op->_conn = NULL;
+            log_msg(LOG_DEBUG, "session on connection %d closed during a statement; cancelling it", c->index);
+            conn_cancel(c);
+        } else if (c->state == CONN_PINNED) {
+            conn_kick(c); /* the ROLLBACK, if any, and the hand-back happen from the loop */
+        }
+    }
+    if (op != NULL)
+        op_finish(op, NULL, ERR_UNAVAILABLE);
+    free(s);
 }
