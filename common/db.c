@@ -23,9 +23,11 @@
  * statement_timeout bounds its execution (SQLSTATE 57014, ERR_TIMEOUT). A
  * client-side execution deadline one second later answers ERR_TIMEOUT and
  * sends a cancel request from a helper thread; the connection stays busy
- * until the server has answered, then serves the next query with its
- * prepared statements intact. Only a server that does not answer even the
- * cancel within DB_CANCEL_GRACE_MS gets its connection closed.
+ * until the server has answered and the cancel request has been delivered
+ * (one that arrived later would stop the next query instead), then serves
+ * the next query with its prepared statements intact. Only a server that
+ * does not answer even the cancel within DB_CANCEL_GRACE_MS gets its
+ * connection closed.
  *
  * Statements are prepared once per connection, keyed by the address of
  * their static SQL text, then executed with PQsendQueryPrepared: that saves
@@ -34,9 +36,21 @@
  * process prepares as many statements as its code has texts), and forgets
  * them all when it reconnects.
  *
+ * A session pins a connection: the connection leaves the idle list for its
+ * own state (CONN_PINNED between statements, CONN_BUSY during one) and
+ * runs only the session's statements, one at a time, started from the loop
+ * by a zero timeout. Session requests wait in the same queue as queries,
+ * and together with the pinned connections they never exceed pool_size - 1.
+ * A closed session's connection is cleaned before the pool gets it back:
+ * its running statement cancelled as above, then a ROLLBACK when the server
+ * reports a transaction still open or failed; a connection that still is
+ * not clean after that is closed and re-opened.
+ *
  * Ownership: a db_op_t is malloc'ed by db_query() together with copies of
  * its parameters, and freed right after its callback returns. A connection
- * owns its PGconn and socket wrapper. Callbacks are never called from inside
+ * owns its PGconn and socket wrapper. A db_session_t is malloc'ed when its
+ * request gets a connection and freed by db_session_close() only; the
+ * connection and the session point at each other until either goes. Callbacks are never called from inside
  * db_query(); they run from the loop, and may issue new queries.
  */
 #include <arpa/inet.h>
@@ -99,15 +113,16 @@ typedef struct st_db_conn_t {
     conn_state_t state;
     PGconn *pg;
     h2o_socket_t *sock;
-    int sock_fd;           /* PQsocket() value the wrapper was made for */
-    ino_t sock_ino;        /* and the inode of the socket it named */
-    int write_armed;       /* an h2o_socket_notify_write is pending */
-    db_op_t *op;           /* the query in flight, if any */
-    int abandoned;         /* busy with a statement whose op timed out (being cancelled) */
-    const char *preparing; /* the SQL whose PREPARE is in flight, if any */
-    PGresult *res;         /* the result kept for the callback */
-    unsigned backoff;      /* index into backoff_ms for the next retry */
-    db_resolve_t *resolve; /* the name lookup in flight, if any */
+    int sock_fd;                   /* PQsocket() value the wrapper was made for */
+    ino_t sock_ino;                /* and the inode of the socket it named */
+    int write_armed;               /* an h2o_socket_notify_write is pending */
+    db_op_t *op;                   /* the query in flight, if any */
+    int abandoned;                 /* busy with a statement whose op was answered already (being cancelled) */
+    struct st_db_cancel_t *cancel; /* the cancel request not yet delivered, if any */
+    const char *preparing;         /* the SQL whose PREPARE is in flight, if any */
+    PGresult *res;                 /* the result kept for the callback */
+    unsigned backoff;              /* index into backoff_ms for the next retry */
+    db_resolve_t *resolve;         /* the name lookup in flight, if any */
     h2o_timeout_entry_t retry;
     h2o_timeout_entry_t connect_deadline;
     h2o_timeout_entry_t cancel_deadline;
@@ -362,6 +377,7 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
 typedef struct st_db_cancel_t {
     bg_job_t job;
     PGcancel *cancel;
+    db_conn_t *conn; /* NULL once the connection was closed */
 } db_cancel_t;
 
 static void cancel_run(bg_job_t *job)
@@ -381,27 +397,45 @@ static void cancel_free(bg_job_t *job)
 }
 
 static void on_cancel_deadline(h2o_timeout_entry_t *entry);
+static void conn_settle(db_conn_t *c);
+
+/* The cancel request was delivered (or failed): the server will not stop another statement on its behalf. */
+static void cancel_done(bg_job_t *job)
+{
+    db_cancel_t *k = H2O_STRUCT_FROM_MEMBER(db_cancel_t, job, job);
+    db_conn_t *c = k->conn;
+    cancel_free(job);
+    if (c == NULL)
+        return;
+    c->cancel = NULL;
+    conn_settle(c);
+}
 
 /*
- * The statement on c outlived its deadline: its op has been answered. Ask
- * the server to cancel it, and keep the connection busy until the server
- * answers (conn_step_done), so the connection and its prepared statements
- * survive.
+ * The statement on c has been given up: its op has been answered (deadline,
+ * closed session). Ask the server to cancel it, and keep the connection busy
+ * until the server has answered (conn_step_done) and the cancel request has
+ * been delivered (cancel_done), so the connection and its prepared
+ * statements survive, and a cancel that arrives after the statement ended on
+ * its own never stops the next statement on the connection.
  */
 static void conn_cancel(db_conn_t *c)
 {
     db_t *db = c->db;
     c->abandoned = 1;
     G_ADD(cancels, 1);
-    PGcancel *pc = PQgetCancel(c->pg); /* copies the backend key and address; no I/O */
+    PGcancel *pc = c->cancel == NULL ? PQgetCancel(c->pg) : NULL; /* copies the backend key and address; no I/O */
     if (pc != NULL) {
         db_cancel_t *k = calloc(1, sizeof(*k));
         if (k == NULL)
             abort();
         k->cancel = pc;
+        k->conn = c;
         k->job.run = cancel_run;
+        k->job.done = cancel_done;
         k->job.discard = cancel_free;
-        bg_submit(NULL, &k->job);
+        c->cancel = k;
+        bg_submit(db->box, &k->job);
     }
     h2o_timeout_link(db->loop, &db->cancel_timeout, &c->cancel_deadline);
 }
@@ -461,6 +495,10 @@ static void conn_close(db_conn_t *c)
     if (c->resolve != NULL) {
         c->resolve->conn = NULL; /* the lookup finishes on its own and is then dropped */
         c->resolve = NULL;
+    }
+    if (c->cancel != NULL) {
+        c->cancel->conn = NULL; /* likewise the cancel request */
+        c->cancel = NULL;
     }
     if (c->res != NULL) {
         PQclear(c->res);
@@ -939,6 +977,16 @@ static void conn_ready(db_conn_t *c)
         conn_run(c, c->session->op);
 }
 
+/* The pool's own statement is over once the server has answered it and any cancel request for it was delivered. */
+static void conn_settle(db_conn_t *c)
+{
+    if (c->abandoned || c->cancel != NULL)
+        return;
+    if (h2o_timeout_is_linked(&c->cancel_deadline))
+        h2o_timeout_unlink(&c->cancel_deadline);
+    conn_ready(c);
+}
+
 /* From the loop: start the session's statement, or clean up after a closed session, if c is ready for it. */
 static void on_conn_kick(h2o_timeout_entry_t *entry)
 {
@@ -975,10 +1023,8 @@ static void conn_step_done(db_conn_t *c)
     if (op == NULL) {
         /* The op was answered already (deadline, closed session) and the cancelled statement is over; or a ROLLBACK. */
         PQclear(res);
-        if (h2o_timeout_is_linked(&c->cancel_deadline))
-            h2o_timeout_unlink(&c->cancel_deadline);
         c->abandoned = 0;
-        conn_ready(c);
+        conn_settle(c);
         return;
     }
     if (was_prepare && err == 0) {

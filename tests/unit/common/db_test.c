@@ -22,6 +22,24 @@
 static h2o_loop_t *loop;
 static char url[256];
 
+/*
+ * libpq's PQcancel, delayed by cancel_delay_ms (an executable's symbol wins
+ * over the library's for the pool too): a cancel request that reaches the
+ * server only after the statement it was meant for ended on its own.
+ */
+static _Atomic int cancel_delay_ms;
+
+int PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+{
+    static int (*real)(PGcancel *, char *, int);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "PQcancel");
+    int ms = atomic_load(&cancel_delay_ms);
+    if (ms > 0)
+        usleep((useconds_t)ms * 1000);
+    return real(cancel, errbuf, errbufsize);
+}
+
 static const char SQL_ADD[] = "SELECT $1::int + 1";
 static const char SQL_PID[] = "SELECT pg_backend_pid()";
 static const char SQL_SLEEP[] = "SELECT pg_sleep($1::float8)";
@@ -727,6 +745,34 @@ START_TEST(closing_during_a_statement_cancels_it_and_cleans_the_connection)
 }
 END_TEST
 
+/*
+ * The statement of a closed session ends on its own before the cancel
+ * request reaches the server: the connection waits for the request to be
+ * delivered before it serves anyone else, so the late cancel never stops
+ * the next query that gets the connection.
+ */
+START_TEST(a_late_cancel_never_hits_the_next_query)
+{
+    atomic_store(&cancel_delay_ms, 600);
+    db_t *db = open_pool(url, 2, 8, 5000, 3000);
+    ck_assert(all_up(db, 5000));
+    db_session_t *s = session_open(db);
+    res_t r = {0}, a = {0}, b = {0};
+    ck_assert_int_eq(db_session_query(s, SQL_SLEEP, 1, (const char *[]){"0.2"}, 0, on_res, &r), 0);
+    lk_run_for(loop, 50);
+    db_session_close(s);
+    /* One runs on the free connection, the other gets the session's when it is clean. */
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0.5"}, on_res, &a), 0);
+    ck_assert_int_eq(db_query(db, SQL_SLEEP, 1, (const char *[]){"0.5"}, on_res, &b), 0);
+    ck_assert(lk_run_until(loop, &a.done, 5000) && lk_run_until(loop, &b.done, 5000));
+    ck_assert_int_eq(r.err, ERR_UNAVAILABLE);
+    ck_assert_msg(a.err == 0 && b.err == 0, "a query was cancelled: sqlstate %s%s", a.sqlstate, b.sqlstate);
+    ck_assert(unpinned(db, 1000));
+    ck_assert_uint_eq(stats(db).connects, 2);
+    db_close(db);
+}
+END_TEST
+
 /* A session closed inside a transaction (open, or failed) leaves nothing of it behind. */
 START_TEST(closing_inside_a_transaction_rolls_it_back)
 {
@@ -914,6 +960,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, a_pool_of_one_refuses_sessions);
     tcase_add_test(tc, session_requests_wait_in_the_queue_under_its_timeout);
     tcase_add_test(tc, closing_during_a_statement_cancels_it_and_cleans_the_connection);
+    tcase_add_test(tc, a_late_cancel_never_hits_the_next_query);
     tcase_add_test(tc, closing_inside_a_transaction_rolls_it_back);
     tcase_add_test(tc, session_statements_have_the_pools_deadlines);
     tcase_add_test(tc, a_lost_connection_ends_the_session);
