@@ -1410,7 +1410,7 @@ void db_session_close(db_session_t *s)
         c->session = NULL;
         s->conn = NULL;
         if (op != NULL && c->op == op) {
-            /* Running: stop it on the server; conn_ready() cleans up once it is over. */
+            /* Running: stop it on the server; conn_settle() cleans up once it is over and the cancel delivered. */
             c->op = NULL;
             op->_conn = NULL;
             log_msg(LOG_DEBUG, "session on connection %d closed during a statement; cancelling it", c->index);

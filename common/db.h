@@ -132,8 +132,10 @@ typedef void (*db_session_cb)(void *data, db_session_t *s, int err);
  * under the same queue timeout. Returns 0 and calls cb later, exactly once;
  * or returns ERR_UNAVAILABLE without calling cb: database down, queue full,
  * shutting down, or pinning one more connection would leave none for
- * queries (at most pool_size - 1 are pinned or waited for at once, so a
- * pool of 1 refuses every session).
+ * queries (at most pool_size - 1 are pinned, cleaning up after a closed
+ * session, or asked for at once, so a pool of 1 refuses every session).
+ * A session has no idle deadline: it holds its connection, and any
+ * transaction it opened, until it is closed.
  */
 int db_session_open(db_t *db, db_session_cb cb, void *data);
 
@@ -141,29 +143,33 @@ int db_session_open(db_t *db, db_session_cb cb, void *data);
  * Runs one statement on the session's connection, like db_query_flags()
  * (sql static and prepared once per connection unless DB_ONESHOT, params
  * copied, the same execution deadline that cancels a statement running too
- * long). Returns 0 and calls cb later, exactly once, never from inside
- * db_session_query(); or returns without calling cb: ERR_INVALID (too many
- * parameters), ERR_CONFLICT (a statement of this session has not been
- * answered yet: one at a time), ERR_UNAVAILABLE (the connection was lost, or
- * the pool closed: the session is over, close it). The callback gets
- * ERR_UNAVAILABLE when the connection is lost or the session is closed
- * before the answer, ERR_TIMEOUT when the statement ran too long (it is then
- * cancelled; the session stays usable, but a transaction it was in has
- * failed). The callback may call db_session_query() or db_session_close().
+ * long, the same callback). Returns 0 and calls cb later, exactly once,
+ * never from inside db_session_query(); or returns without calling cb:
+ * ERR_INVALID (too many parameters), ERR_CONFLICT (a statement of this
+ * session has not been answered yet: one at a time; a caller's bug),
+ * ERR_UNAVAILABLE (the connection was lost, or the pool closed: the session
+ * is over, close it). The callback gets ERR_UNAVAILABLE when the connection
+ * is lost (res NULL) or the session is closed before the answer,
+ * ERR_TIMEOUT when the statement ran too long (cancelled; the session stays
+ * usable, but a transaction it was in has failed: ROLLBACK or close). The
+ * callback may call db_session_query() or db_session_close().
  */
 int db_session_query(db_session_t *s, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
                      void *data);
 
 /*
  * Ends the session and frees s; any time, even from a callback, and also
- * after the connection was lost or db_close() ran. A statement still
- * running is cancelled on the server and its callback is called from
- * inside this function with res NULL and ERR_UNAVAILABLE (the convention
- * for abandoned queries); once it returns no callback of the session will
- * come. The connection goes back to the pool only after the cancelled
- * statement has ended and, if the session left a transaction open or
- * failed, after a ROLLBACK; a connection that cannot be brought back to a
- * clean state is closed and re-opened instead.
+ * after the connection was lost or db_close() ran (then it only frees s).
+ * A statement asked for and not answered yet is cancelled on the server
+ * if it runs, and its callback is called from inside this function with
+ * res NULL and ERR_UNAVAILABLE (as db_close() does for the queries it
+ * abandons); inside that callback db_session_query() returns
+ * ERR_UNAVAILABLE and db_session_close() does nothing. Once it returns, no
+ * callback of the session will come. The connection goes back to the pool
+ * (and stops counting as pinned) only after the cancelled statement has
+ * ended and its cancel request was delivered, and, if the server reports
+ * a transaction still open or failed, after a ROLLBACK; a connection that
+ * cannot be brought back to a clean state is closed and re-opened instead.
  */
 void db_session_close(db_session_t *s);
 

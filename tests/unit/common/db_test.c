@@ -5,8 +5,10 @@
  * queries, a killed backend and a stopped server (reconnect with backoff,
  * recovery), the queue (full, wait timeout) and execution deadlines
  * (statement_timeout, and the client-side deadline that cancels instead of
- * closing the connection), and statements prepared once per connection,
- * hundreds of them.
+ * closing the connection), statements prepared once per connection,
+ * hundreds of them, and sessions (a pinned connection: cursors fetched in
+ * steps, the cap on pinning, cancel and rollback on close, a lost
+ * connection, shutdown).
  *
  * Each test creates its own loop and pool and drives the loop itself.
  * Blocking calls (a side connection that kills backends, the stack
