@@ -173,7 +173,7 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
      * client publish their gauges into the thread's slot, which lives until
      * the process exits, so a scrape during shutdown reads no freed memory.
      */
-    int up = 0, busy = 0, waiting = 0, redis_up = 0;
+    int up = 0, busy = 0, pinned = 0, waiting = 0, prepared = 0, redis_up = 0;
     unsigned long long connects = 0, rejected = 0, queue_timeouts = 0, exec_timeouts = 0, cancels = 0;
     for (int i = 0; i < server->nthreads; i++) {
         api_thread_t *t = &server->threads[i];
@@ -181,7 +181,9 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         db_gauges_read(&t->db_gauges, &st);
         up += st.connections_up;
         busy += st.connections_busy;
+        pinned += st.pinned;
         waiting += st.waiting;
+        prepared += st.prepared;
         connects += st.connects;
         rejected += st.rejected;
         queue_timeouts += st.queue_timeouts;
@@ -190,13 +192,18 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         redis_up += atomic_load_explicit(&t->kv_gauges.up, memory_order_relaxed) != 0;
     }
     out_printf(&o,
-               "# HELP clientele_db_connections Database connections, by state.\n"
+               "# HELP clientele_db_connections Database connections: open; of those, in_use (running a query) "
+               "and pinned (held by a session).\n"
                "# TYPE clientele_db_connections gauge\n"
                "clientele_db_connections{state=\"open\"} %d\n"
                "clientele_db_connections{state=\"in_use\"} %d\n"
+               "clientele_db_connections{state=\"pinned\"} %d\n"
                "# HELP clientele_db_waiting_requests Queries waiting for a free database connection.\n"
                "# TYPE clientele_db_waiting_requests gauge\n"
                "clientele_db_waiting_requests %d\n"
+               "# HELP clientele_db_prepared_statements Statements prepared on the open database connections.\n"
+               "# TYPE clientele_db_prepared_statements gauge\n"
+               "clientele_db_prepared_statements %d\n"
                "# HELP clientele_db_connects_total Database connections established (reconnects included).\n"
                "# TYPE clientele_db_connects_total counter\n"
                "clientele_db_connects_total %llu\n"
@@ -209,7 +216,7 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
                "# HELP clientele_db_statement_timeouts_total Statements stopped for running too long.\n"
                "# TYPE clientele_db_statement_timeouts_total counter\n"
                "clientele_db_statement_timeouts_total %llu\n"
-               "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline.\n"
+               "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline or in closed sessions.\n"
                "# TYPE clientele_db_cancels_total counter\n"
                "clientele_db_cancels_total %llu\n"
                "# HELP clientele_redis_connected 1 when every loop thread has a Redis connection.\n"
@@ -218,7 +225,7 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
                "# HELP clientele_threads Event loop threads.\n"
                "# TYPE clientele_threads gauge\n"
                "clientele_threads %d\n",
-               up, busy, waiting, connects, rejected, queue_timeouts, exec_timeouts, cancels,
+               up, busy, pinned, waiting, prepared, connects, rejected, queue_timeouts, exec_timeouts, cancels,
                redis_up == server->nthreads ? 1 : 0, server->nthreads);
     *result = h2o_iovec_init(o.buf, o.len);
 }

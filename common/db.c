@@ -23,17 +23,34 @@
  * statement_timeout bounds its execution (SQLSTATE 57014, ERR_TIMEOUT). A
  * client-side execution deadline one second later answers ERR_TIMEOUT and
  * sends a cancel request from a helper thread; the connection stays busy
- * until the server has answered, then serves the next query with its
- * prepared statements intact. Only a server that does not answer even the
- * cancel within DB_CANCEL_GRACE_MS gets its connection closed.
+ * until the server has answered and the cancel request has been delivered
+ * (one that arrived later would stop the next query instead), then serves
+ * the next query with its prepared statements intact. Only a server that
+ * does not answer even the cancel within DB_CANCEL_GRACE_MS gets its
+ * connection closed.
  *
  * Statements are prepared once per connection, keyed by the address of
  * their static SQL text, then executed with PQsendQueryPrepared: that saves
- * the parse and plan on every call.
+ * the parse and plan on every call. Each connection keeps the addresses it
+ * prepared in an open-addressing hash set that grows without a cap (a
+ * process prepares as many statements as its code has texts), and forgets
+ * them all when it reconnects.
+ *
+ * A session pins a connection: the connection leaves the idle list for its
+ * own state (CONN_PINNED between statements, CONN_BUSY during one) and
+ * runs only the session's statements, one at a time, started from the loop
+ * by a zero timeout. Session requests wait in the same queue as queries,
+ * and together with the pinned connections they never exceed pool_size - 1.
+ * A closed session's connection is cleaned before the pool gets it back:
+ * its running statement cancelled as above, then a ROLLBACK when the server
+ * reports a transaction still open or failed; a connection that still is
+ * not clean after that is closed and re-opened.
  *
  * Ownership: a db_op_t is malloc'ed by db_query() together with copies of
  * its parameters, and freed right after its callback returns. A connection
- * owns its PGconn and socket wrapper. Callbacks are never called from inside
+ * owns its PGconn and socket wrapper. A db_session_t is malloc'ed when its
+ * request gets a connection and freed by db_session_close() only; the
+ * connection and the session point at each other until either goes. Callbacks are never called from inside
  * db_query(); they run from the loop, and may issue new queries.
  */
 #include <arpa/inet.h>
@@ -55,7 +72,6 @@
 #include "err.h"
 #include "log.h"
 
-#define DB_MAX_PREPARED 128
 #define DB_BACKOFF_STEPS 7
 #define DB_MAX_HOSTS 8
 #define DB_MAX_ADDRS 4          /* addresses tried per host name, like libpq does for the names it resolves */
@@ -65,7 +81,8 @@
 
 static const uint64_t backoff_ms[DB_BACKOFF_STEPS] = {100, 200, 400, 800, 1600, 3200, 5000};
 
-typedef enum { CONN_DOWN, CONN_RESOLVING, CONN_CONNECTING, CONN_IDLE, CONN_BUSY } conn_state_t;
+/* CONN_PINNED: held by a session (or cleaning up after one), no statement on the wire. */
+typedef enum { CONN_DOWN, CONN_RESOLVING, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_PINNED } conn_state_t;
 
 typedef struct st_db_op_t {
     const char *sql;
@@ -78,9 +95,17 @@ typedef struct st_db_op_t {
     struct st_db_conn_t *_conn;
     unsigned flags;
     db_t *_db;
+    db_session_cb pin_cb;             /* set: a request for a session (no SQL), not a query */
+    struct st_db_session_t *_session; /* the session whose statement this is, if any */
 } db_op_t;
 
 typedef struct st_db_resolve_t db_resolve_t;
+
+/* One prepared statement of a connection: the address of its SQL text, and N of its name "s<N>". */
+typedef struct st_db_stmt_t {
+    const char *sql; /* NULL: an empty slot */
+    unsigned id;
+} db_stmt_t;
 
 typedef struct st_db_conn_t {
     db_t *db;
@@ -88,22 +113,42 @@ typedef struct st_db_conn_t {
     conn_state_t state;
     PGconn *pg;
     h2o_socket_t *sock;
-    int sock_fd;           /* PQsocket() value the wrapper was made for */
-    ino_t sock_ino;        /* and the inode of the socket it named */
-    int write_armed;       /* an h2o_socket_notify_write is pending */
-    db_op_t *op;           /* the query in flight, if any */
-    int abandoned;         /* busy with a statement whose op timed out (being cancelled) */
-    const char *preparing; /* the SQL whose PREPARE is in flight, if any */
-    PGresult *res;         /* the result kept for the callback */
-    unsigned backoff;      /* index into backoff_ms for the next retry */
-    db_resolve_t *resolve; /* the name lookup in flight, if any */
+    int sock_fd;                   /* PQsocket() value the wrapper was made for */
+    ino_t sock_ino;                /* and the inode of the socket it named */
+    int write_armed;               /* an h2o_socket_notify_write is pending */
+    db_op_t *op;                   /* the query in flight, if any */
+    int abandoned;                 /* busy with a statement whose op was answered already (being cancelled) */
+    struct st_db_cancel_t *cancel; /* the cancel request not yet delivered, if any */
+    const char *preparing;         /* the SQL whose PREPARE is in flight, if any */
+    PGresult *res;                 /* the result kept for the callback */
+    unsigned backoff;              /* index into backoff_ms for the next retry */
+    db_resolve_t *resolve;         /* the name lookup in flight, if any */
     h2o_timeout_entry_t retry;
     h2o_timeout_entry_t connect_deadline;
     h2o_timeout_entry_t cancel_deadline;
     h2o_linklist_t idle_link;
-    const char *prepared[DB_MAX_PREPARED];
-    int nprepared;
+    /*
+     * pinned: held for a session, from the moment it got the connection until
+     * the connection is clean again for the pool (the cancelled statement
+     * over, the transaction rolled back); session: that session while it
+     * lives. rolling_back: the pool's ROLLBACK was sent.
+     */
+    int pinned;
+    struct st_db_session_t *session;
+    int rolling_back;
+    h2o_timeout_entry_t kick; /* zero-length: start the session's statement, or clean up after it */
+    /* The statements prepared since connecting: an open-addressing hash set keyed by address, grown as needed. */
+    db_stmt_t *stmts;
+    unsigned stmts_cap; /* a power of two, or 0 before the first */
+    unsigned nprepared; /* also the number of the next name */
 } db_conn_t;
+
+/* A pinned connection's owner: what db_session_open() hands out. */
+struct st_db_session_t {
+    db_conn_t *conn; /* NULL once the connection was lost or the pool closed */
+    db_op_t *op;     /* the statement asked for and not answered yet: waiting to start, or running */
+    int closing;     /* inside db_session_close() */
+};
 
 /* A name lookup for one connection attempt; runs on a helper thread. */
 struct st_db_resolve_t {
@@ -132,6 +177,7 @@ struct st_db_t {
     int queue_max;
     int closing;
     int down; /* every connection failed since the last success */
+    int pins; /* session requests waiting plus pinned connections: at most pool_size - 1 */
     h2o_linklist_t queue;
     h2o_linklist_t idle;
     h2o_timeout_t queue_timeout;
@@ -201,7 +247,9 @@ void db_gauges_read(const db_gauges_t *g, db_stats_t *out)
     db_gauges_t *m = (db_gauges_t *)g; /* atomic loads take non-const pointers in C11 */
     out->connections_up = G_LOAD(m, up);
     out->connections_busy = G_LOAD(m, busy);
+    out->pinned = G_LOAD(m, pinned);
     out->waiting = G_LOAD(m, waiting);
+    out->prepared = G_LOAD(m, prepared);
     out->connects = G_LOAD(m, connects);
     out->rejected = G_LOAD(m, rejected);
     out->queue_timeouts = G_LOAD(m, queue_timeouts);
@@ -222,7 +270,8 @@ int db_is_up(db_t *db)
 static void set_state(db_conn_t *c, conn_state_t st)
 {
     db_t *db = c->db;
-    int was_up = c->state == CONN_IDLE || c->state == CONN_BUSY, is_up = st == CONN_IDLE || st == CONN_BUSY;
+    int was_up = c->state == CONN_IDLE || c->state == CONN_BUSY || c->state == CONN_PINNED,
+        is_up = st == CONN_IDLE || st == CONN_BUSY || st == CONN_PINNED;
     if (was_up != is_up)
         G_ADD(up, is_up ? 1 : -1);
     if ((c->state == CONN_BUSY) != (st == CONN_BUSY))
@@ -232,6 +281,58 @@ static void set_state(db_conn_t *c, conn_state_t st)
     c->state = st;
     if (st == CONN_IDLE)
         h2o_linklist_insert(&db->idle, &c->idle_link);
+}
+
+/* --- the statements a connection prepared ------------------------------ */
+
+/* Where sql's slot is, or would go: linear probing from a multiplicative hash of the address. */
+static unsigned stmt_slot(const db_conn_t *c, const char *sql)
+{
+    uint64_t h = (uint64_t)(uintptr_t)sql * UINT64_C(0x9E3779B97F4A7C15);
+    unsigned mask = c->stmts_cap - 1, i = (unsigned)(h >> 32) & mask;
+    while (c->stmts[i].sql != NULL && c->stmts[i].sql != sql)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* The number in the name of sql's prepared statement on c, or -1 when c has not prepared it. */
+static long find_prepared(const db_conn_t *c, const char *sql)
+{
+    if (c->nprepared == 0)
+        return -1;
+    const db_stmt_t *e = &c->stmts[stmt_slot(c, sql)];
+    return e->sql != NULL ? (long)e->id : -1;
+}
+
+/* Records that c prepared sql as "s<nprepared>"; the table doubles at three quarters full. */
+static void add_prepared(db_conn_t *c, const char *sql)
+{
+    if ((c->nprepared + 1) * 4 > c->stmts_cap * 3) {
+        db_stmt_t *old = c->stmts;
+        unsigned old_cap = c->stmts_cap;
+        c->stmts_cap = old_cap != 0 ? old_cap * 2 : 64;
+        c->stmts = calloc(c->stmts_cap, sizeof(*c->stmts));
+        if (c->stmts == NULL)
+            abort();
+        for (unsigned i = 0; i < old_cap; i++)
+            if (old[i].sql != NULL)
+                c->stmts[stmt_slot(c, old[i].sql)] = old[i];
+        free(old);
+    }
+    c->stmts[stmt_slot(c, sql)] = (db_stmt_t){.sql = sql, .id = c->nprepared++};
+    db_t *db = c->db;
+    G_ADD(prepared, 1);
+}
+
+/* A new server connection has no prepared statements: forget them, keeping the table for the next one. */
+static void forget_prepared(db_conn_t *c)
+{
+    db_t *db = c->db;
+    if (c->nprepared == 0)
+        return;
+    G_ADD(prepared, -(int)c->nprepared);
+    memset(c->stmts, 0, c->stmts_cap * sizeof(*c->stmts));
+    c->nprepared = 0;
 }
 
 /* --- finishing a query ------------------------------------------------- */
@@ -248,6 +349,18 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
 {
     if (h2o_timeout_is_linked(&op->_deadline))
         h2o_timeout_unlink(&op->_deadline);
+    if (op->pin_cb != NULL) {
+        /* A session request that got no connection gives its reservation back. */
+        db_t *db = op->_db;
+        db->pins--;
+        db_session_cb cb = op->pin_cb;
+        void *data = op->data;
+        op_free(op);
+        cb(data, NULL, err);
+        return;
+    }
+    if (op->_session != NULL)
+        op->_session->op = NULL; /* answered: the session may ask for its next statement from the callback */
     if (err != 0 && res != NULL) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         log_msg(err == ERR_CONFLICT || err == ERR_INVALID      ? LOG_DEBUG
@@ -264,6 +377,7 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
 typedef struct st_db_cancel_t {
     bg_job_t job;
     PGcancel *cancel;
+    db_conn_t *conn; /* NULL once the connection was closed */
 } db_cancel_t;
 
 static void cancel_run(bg_job_t *job)
@@ -283,27 +397,45 @@ static void cancel_free(bg_job_t *job)
 }
 
 static void on_cancel_deadline(h2o_timeout_entry_t *entry);
+static void conn_settle(db_conn_t *c);
+
+/* The cancel request was delivered (or failed): the server will not stop another statement on its behalf. */
+static void cancel_done(bg_job_t *job)
+{
+    db_cancel_t *k = H2O_STRUCT_FROM_MEMBER(db_cancel_t, job, job);
+    db_conn_t *c = k->conn;
+    cancel_free(job);
+    if (c == NULL)
+        return;
+    c->cancel = NULL;
+    conn_settle(c);
+}
 
 /*
- * The statement on c outlived its deadline: its op has been answered. Ask
- * the server to cancel it, and keep the connection busy until the server
- * answers (conn_step_done), so the connection and its prepared statements
- * survive.
+ * The statement on c has been given up: its op has been answered (deadline,
+ * closed session). Ask the server to cancel it, and keep the connection busy
+ * until the server has answered (conn_step_done) and the cancel request has
+ * been delivered (cancel_done), so the connection and its prepared
+ * statements survive, and a cancel that arrives after the statement ended on
+ * its own never stops the next statement on the connection.
  */
 static void conn_cancel(db_conn_t *c)
 {
     db_t *db = c->db;
     c->abandoned = 1;
     G_ADD(cancels, 1);
-    PGcancel *pc = PQgetCancel(c->pg); /* copies the backend key and address; no I/O */
+    PGcancel *pc = c->cancel == NULL ? PQgetCancel(c->pg) : NULL; /* copies the backend key and address; no I/O */
     if (pc != NULL) {
         db_cancel_t *k = calloc(1, sizeof(*k));
         if (k == NULL)
             abort();
         k->cancel = pc;
+        k->conn = c;
         k->job.run = cancel_run;
+        k->job.done = cancel_done;
         k->job.discard = cancel_free;
-        bg_submit(NULL, &k->job);
+        c->cancel = k;
+        bg_submit(db->box, &k->job);
     }
     h2o_timeout_link(db->loop, &db->cancel_timeout, &c->cancel_deadline);
 }
@@ -317,7 +449,7 @@ static void on_deadline(h2o_timeout_entry_t *entry)
         h2o_linklist_unlink(&op->_queue_link);
         G_ADD(waiting, -1);
         G_ADD(queue_timeouts, 1);
-        log_msg(LOG_WARN, "query waited too long for a database connection");
+        log_msg(LOG_WARN, "%s waited too long for a database connection", op->pin_cb != NULL ? "session" : "query");
         op_finish(op, NULL, ERR_UNAVAILABLE);
         return;
     }
@@ -327,14 +459,33 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     op->_conn = NULL;
     G_ADD(exec_timeouts, 1);
     log_msg(LOG_WARN, "query on connection %d passed its deadline; cancelling it", c->index);
+    conn_cancel(c); /* first: the callback may close the session, which must find the cancel under way */
     op_finish(op, NULL, ERR_TIMEOUT);
-    conn_cancel(c);
 }
 
 /* --- connection life cycle --------------------------------------------- */
 
+/* The connection is the pool's again: no session holds it any more. */
+static void conn_unpin(db_conn_t *c)
+{
+    db_t *db = c->db;
+    if (c->session != NULL) {
+        c->session->conn = NULL;
+        c->session = NULL;
+    }
+    if (!c->pinned)
+        return;
+    c->pinned = 0;
+    c->rolling_back = 0;
+    db->pins--;
+    G_ADD(pinned, -1);
+}
+
 static void conn_close(db_conn_t *c)
 {
+    conn_unpin(c);
+    if (h2o_timeout_is_linked(&c->kick))
+        h2o_timeout_unlink(&c->kick);
     if (h2o_timeout_is_linked(&c->retry))
         h2o_timeout_unlink(&c->retry);
     if (h2o_timeout_is_linked(&c->connect_deadline))
@@ -344,6 +495,10 @@ static void conn_close(db_conn_t *c)
     if (c->resolve != NULL) {
         c->resolve->conn = NULL; /* the lookup finishes on its own and is then dropped */
         c->resolve = NULL;
+    }
+    if (c->cancel != NULL) {
+        c->cancel->conn = NULL; /* likewise the cancel request */
+        c->cancel = NULL;
     }
     if (c->res != NULL) {
         PQclear(c->res);
@@ -360,7 +515,7 @@ static void conn_close(db_conn_t *c)
         PQfinish(c->pg);
         c->pg = NULL;
     }
-    c->nprepared = 0;
+    forget_prepared(c);
     c->preparing = NULL;
     c->abandoned = 0;
     set_state(c, CONN_DOWN);
@@ -380,13 +535,26 @@ static int any_conn_up_or_trying(db_t *db)
     return 0;
 }
 
-/* The connection failed or broke: fail its query, close it, retry later. */
+/*
+ * The statement that dies with c: the one running, or one its session
+ * asked for that waits for the connection to be ready (c->op is then NULL:
+ * a session has one statement at a time).
+ */
+static db_op_t *conn_take_op(db_conn_t *c)
+{
+    db_op_t *op = c->op;
+    c->op = NULL;
+    if (op == NULL && c->session != NULL)
+        op = c->session->op;
+    return op;
+}
+
+/* The connection failed or broke: fail its query (its session is over), close it, retry later. */
 static void conn_fail(db_conn_t *c, const char *why)
 {
     db_t *db = c->db;
-    db_op_t *op = c->op;
     log_msg(LOG_WARN, "database connection %d lost: %s", c->index, why);
-    c->op = NULL;
+    db_op_t *op = conn_take_op(c);
     conn_close(c);
     if (op != NULL) {
         op->_conn = NULL;
@@ -418,7 +586,8 @@ static void on_connect_deadline(h2o_timeout_entry_t *entry)
 static void on_cancel_deadline(h2o_timeout_entry_t *entry)
 {
     db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, cancel_deadline, entry);
-    conn_fail(c, "the server did not answer a cancel request in time");
+    conn_fail(c, c->rolling_back ? "the server did not answer a rollback in time"
+                                 : "the server did not answer a cancel request in time");
 }
 
 /* --- name resolution --------------------------------------------------- */
@@ -687,31 +856,23 @@ static void conn_flush(db_conn_t *c)
     }
 }
 
-static int find_prepared(db_conn_t *c, const char *sql)
-{
-    for (int i = 0; i < c->nprepared; i++)
-        if (c->prepared[i] == sql)
-            return i;
-    return -1;
-}
-
 /* Sends the op's next protocol step: PREPARE the first time, then EXECUTE. */
 static void conn_send(db_conn_t *c)
 {
     db_op_t *op = c->op;
-    char name[16];
-    int ok, idx = (op->flags & DB_ONESHOT) ? -1 : find_prepared(c, op->sql);
+    char name[24];
+    int ok;
+    long id = (op->flags & DB_ONESHOT) ? -1 : find_prepared(c, op->sql);
     if (op->flags & DB_ONESHOT) {
         ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
-    } else if (idx >= 0) {
-        snprintf(name, sizeof(name), "s%d", idx);
+    } else if (id >= 0) {
+        snprintf(name, sizeof(name), "s%ld", id);
         ok = PQsendQueryPrepared(c->pg, name, op->nparams, op->params, NULL, NULL, 0);
-    } else if (c->nprepared < DB_MAX_PREPARED) {
-        snprintf(name, sizeof(name), "s%d", c->nprepared);
+    } else {
+        /* Named after the count: the name is free whether or not an earlier PREPARE failed. */
+        snprintf(name, sizeof(name), "s%u", c->nprepared);
         c->preparing = op->sql;
         ok = PQsendPrepare(c->pg, name, op->sql, op->nparams, NULL);
-    } else {
-        ok = PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0);
     }
     if (!ok) {
         conn_fail(c, PQerrorMessage(c->pg));
@@ -734,6 +895,24 @@ static void conn_run(db_conn_t *c, db_op_t *op)
     conn_send(c);
 }
 
+/* Hands the idle connection c to the session request op (whose reservation it becomes). */
+static void conn_pin(db_conn_t *c, db_op_t *op)
+{
+    db_t *db = c->db;
+    db_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        abort();
+    s->conn = c;
+    c->session = s;
+    c->pinned = 1;
+    G_ADD(pinned, 1);
+    set_state(c, CONN_PINNED);
+    db_session_cb cb = op->pin_cb;
+    void *data = op->data;
+    op_free(op);
+    cb(data, s, 0);
+}
+
 static void pump_queue(db_t *db)
 {
     while (!h2o_linklist_is_empty(&db->queue) && !h2o_linklist_is_empty(&db->idle)) {
@@ -741,8 +920,89 @@ static void pump_queue(db_t *db)
         db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
         h2o_linklist_unlink(&op->_queue_link);
         G_ADD(waiting, -1);
-        conn_run(c, op);
+        if (op->pin_cb != NULL)
+            conn_pin(c, op);
+        else
+            conn_run(c, op);
     }
+}
+
+/*
+ * A pinned connection whose session was closed, with nothing on the wire:
+ * end the transaction the session left (open, or failed), then give the
+ * connection back to the pool. A connection still in a transaction after
+ * the ROLLBACK, or in a state we cannot tell, is closed and re-opened.
+ */
+static void conn_release(db_conn_t *c)
+{
+    db_t *db = c->db;
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+    if (ts == PQTRANS_IDLE) {
+        conn_unpin(c);
+        set_state(c, CONN_IDLE);
+        pump_queue(db);
+        return;
+    }
+    if (c->rolling_back || (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)) {
+        conn_fail(c, "a closed session left its connection inside a transaction");
+        return;
+    }
+    c->rolling_back = 1;
+    set_state(c, CONN_BUSY);
+    /* Bounded like a cancel: a server that does not answer loses the connection. */
+    h2o_timeout_link(db->loop, &db->cancel_timeout, &c->cancel_deadline);
+    if (!PQsendQuery(c->pg, "ROLLBACK")) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    conn_flush(c);
+}
+
+/*
+ * The pool's own statement on c is over (a cancelled one, or a closed
+ * session's ROLLBACK): serve the queue, or the session that holds c (its
+ * statement may be waiting), or go on cleaning up after a closed session.
+ */
+static void conn_ready(db_conn_t *c)
+{
+    if (!c->pinned) {
+        set_state(c, CONN_IDLE);
+        pump_queue(c->db);
+        return;
+    }
+    set_state(c, CONN_PINNED);
+    if (c->session == NULL)
+        conn_release(c);
+    else if (c->session->op != NULL)
+        conn_run(c, c->session->op);
+}
+
+/* The pool's own statement is over once the server has answered it and any cancel request for it was delivered. */
+static void conn_settle(db_conn_t *c)
+{
+    if (c->abandoned || c->cancel != NULL)
+        return;
+    if (h2o_timeout_is_linked(&c->cancel_deadline))
+        h2o_timeout_unlink(&c->cancel_deadline);
+    conn_ready(c);
+}
+
+/* From the loop: start the session's statement, or clean up after a closed session, if c is ready for it. */
+static void on_conn_kick(h2o_timeout_entry_t *entry)
+{
+    db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, kick, entry);
+    if (!c->pinned || c->state != CONN_PINNED)
+        return; /* busy: conn_ready() carries on when the statement on the wire is over */
+    if (c->session == NULL)
+        conn_release(c);
+    else if (c->session->op != NULL)
+        conn_run(c, c->session->op);
+}
+
+static void conn_kick(db_conn_t *c)
+{
+    if (!h2o_timeout_is_linked(&c->kick))
+        h2o_timeout_link(c->db->loop, &c->db->kick_timeout, &c->kick);
 }
 
 /* All results of the current step are in: finish the op or start its next step. */
@@ -757,17 +1017,14 @@ static void conn_step_done(db_conn_t *c)
     if (was_prepare) {
         /* Recorded even when its op was abandoned: the name now exists on the server. */
         if (err == 0)
-            c->prepared[c->nprepared++] = c->preparing;
+            add_prepared(c, c->preparing);
         c->preparing = NULL;
     }
     if (op == NULL) {
-        /* The op passed its deadline and was answered; the cancelled statement is over. */
+        /* The op was answered already (deadline, closed session) and the cancelled statement is over; or a ROLLBACK. */
         PQclear(res);
-        if (h2o_timeout_is_linked(&c->cancel_deadline))
-            h2o_timeout_unlink(&c->cancel_deadline);
         c->abandoned = 0;
-        set_state(c, CONN_IDLE);
-        pump_queue(db);
+        conn_settle(c);
         return;
     }
     if (was_prepare && err == 0) {
@@ -779,6 +1036,13 @@ static void conn_step_done(db_conn_t *c)
         G_ADD(exec_timeouts, 1);
     c->op = NULL;
     op->_conn = NULL;
+    if (c->pinned) {
+        /* The session's statement: the callback may ask for the next one, or close the session. */
+        set_state(c, CONN_PINNED);
+        op_finish(op, res, err);
+        PQclear(res);
+        return;
+    }
     set_state(c, CONN_IDLE);
     op_finish(op, res, err);
     PQclear(res);
@@ -970,6 +1234,7 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
         c->retry.cb = on_retry;
         c->connect_deadline.cb = on_connect_deadline;
         c->cancel_deadline.cb = on_cancel_deadline;
+        c->kick.cb = on_conn_kick;
         conn_start(c);
     }
     return db;
@@ -986,9 +1251,8 @@ void db_close(db_t *db)
     }
     for (int i = 0; i < db->pool_size; i++) {
         db_conn_t *c = &db->conns[i];
-        db_op_t *op = c->op;
-        c->op = NULL;
-        conn_close(c);
+        db_op_t *op = conn_take_op(c);
+        conn_close(c); /* detaches its session, if any: the owner's db_session_close() then only frees it */
         if (op != NULL) {
             op->_conn = NULL;
             op_finish(op, NULL, ERR_UNAVAILABLE);
@@ -1014,6 +1278,8 @@ void db_close(db_t *db)
     free(db->vals);
     free(db->hosts);
     free(db->ports);
+    for (int i = 0; i < db->pool_size; i++)
+        free(db->conns[i].stmts);
     free(db->conns);
     free(db->conninfo);
     free(db->app_name);
@@ -1025,21 +1291,10 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
     return db_query_flags(db, sql, nparams, params, 0, cb, data);
 }
 
-int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
-                   void *data)
+/* A query's op in one block: the op, the parameter pointers, then copies of the parameter strings. */
+static db_op_t *op_new(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                       void *data)
 {
-    if (nparams < 0 || nparams > DB_MAX_PARAMS)
-        return ERR_INVALID;
-    if (db->closing || db->down) {
-        G_ADD(rejected, 1);
-        return ERR_UNAVAILABLE;
-    }
-    if (h2o_linklist_is_empty(&db->idle) && G_LOAD(db->g, waiting) >= db->queue_max) {
-        G_ADD(rejected, 1);
-        return ERR_UNAVAILABLE;
-    }
-
-    /* One block: the op, the parameter pointers, then the parameter strings. */
     size_t lens[DB_MAX_PARAMS], total = sizeof(db_op_t) + sizeof(char *) * (size_t)nparams;
     for (int i = 0; i < nparams; i++) {
         lens[i] = params[i] != NULL ? strlen(params[i]) + 1 : 0;
@@ -1066,17 +1321,105 @@ int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *pa
     op->flags = flags;
     op->_db = db;
     op->_deadline.cb = on_deadline;
+    return op;
+}
+
+/*
+ * Puts op at the end of the queue, under the queue timeout. Sending right
+ * here could fail the connection and so call back from inside the caller;
+ * a zero timeout, run later in this same loop iteration, hands the op to an
+ * idle connection.
+ */
+static void op_enqueue(db_t *db, db_op_t *op)
+{
     if (db->has_queue_timeout)
         h2o_timeout_link(db->loop, &db->queue_timeout, &op->_deadline);
-
-    /*
-     * Sending right here could fail the connection and so call back from
-     * inside db_query(); the op is queued and a zero timeout, run later in
-     * this same loop iteration, hands it to an idle connection.
-     */
     h2o_linklist_insert(&db->queue, &op->_queue_link);
     G_ADD(waiting, 1);
     if (!h2o_linklist_is_empty(&db->idle) && !h2o_timeout_is_linked(&db->kick))
         h2o_timeout_link(db->loop, &db->kick_timeout, &db->kick);
+}
+
+/* 0 when the queue may take one more request; else counts the refusal. */
+static int queue_admits(db_t *db)
+{
+    if (db->closing || db->down || (h2o_linklist_is_empty(&db->idle) && G_LOAD(db->g, waiting) >= db->queue_max)) {
+        G_ADD(rejected, 1);
+        return ERR_UNAVAILABLE;
+    }
     return 0;
+}
+
+int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                   void *data)
+{
+    if (nparams < 0 || nparams > DB_MAX_PARAMS)
+        return ERR_INVALID;
+    int err = queue_admits(db);
+    if (err != 0)
+        return err;
+    op_enqueue(db, op_new(db, sql, nparams, params, flags, cb, data));
+    return 0;
+}
+
+/* --- sessions ---------------------------------------------------------- */
+
+int db_session_open(db_t *db, db_session_cb cb, void *data)
+{
+    /* Counted with the requests still waiting, so that no burst of them can take the last connection. */
+    if (!db->closing && db->pins >= db->pool_size - 1) {
+        G_ADD(rejected, 1);
+        return ERR_UNAVAILABLE;
+    }
+    int err = queue_admits(db);
+    if (err != 0)
+        return err;
+    db_op_t *op = op_new(db, NULL, 0, NULL, 0, NULL, data);
+    op->pin_cb = cb;
+    db->pins++;
+    op_enqueue(db, op);
+    return 0;
+}
+
+int db_session_query(db_session_t *s, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                     void *data)
+{
+    if (nparams < 0 || nparams > DB_MAX_PARAMS)
+        return ERR_INVALID;
+    if (s->closing || s->conn == NULL)
+        return ERR_UNAVAILABLE; /* lost or closed: s->conn's pool may be gone, so nothing is counted */
+    if (s->op != NULL)
+        return ERR_CONFLICT;
+    db_conn_t *c = s->conn;
+    db_op_t *op = op_new(c->db, sql, nparams, params, flags, cb, data);
+    op->_session = s;
+    s->op = op;
+    /* Started from the loop (never calling back from here), at once if c is ready, else when it is. */
+    conn_kick(c);
+    return 0;
+}
+
+void db_session_close(db_session_t *s)
+{
+    if (s->closing)
+        return; /* called again from the callback of the statement this close abandons */
+    s->closing = 1;
+    db_conn_t *c = s->conn;
+    db_op_t *op = s->op;
+    if (c != NULL) {
+        c->session = NULL;
+        s->conn = NULL;
+        if (op != NULL && c->op == op) {
+            /* Running: stop it on the server; conn_settle() cleans up once it is over and the cancel delivered. */
+            c->op = NULL;
+            op->_conn = NULL;
+            log_msg(LOG_DEBUG, "session on connection %d closed during a statement; cancelling it", c->index);
+            conn_cancel(c);
+        } else if (c->state == CONN_PINNED) {
+            conn_kick(c); /* the ROLLBACK, if any, and the hand-back happen from the loop */
+        }
+    }
+    if (op != NULL)
+        op_finish(op, NULL, ERR_UNAVAILABLE);
+    free(s);
 }

@@ -14,6 +14,11 @@
  * connections are re-opened with exponential backoff, and while the
  * database is known to be down new queries fail at once with
  * ERR_UNAVAILABLE instead of piling up.
+ *
+ * A session (db_session_open) pins one connection for a sequence of
+ * statements that must share it: a transaction, a cursor fetched chunk by
+ * chunk as a slow client reads. At least one connection always stays for
+ * everything else.
  */
 #ifndef CLIENTELE_COMMON_DB_H
 #define CLIENTELE_COMMON_DB_H
@@ -27,6 +32,7 @@
 #include <h2o/socket.h>
 
 typedef struct st_db_t db_t;
+typedef struct st_db_session_t db_session_t;
 
 /*
  * Called once per query. On success err is 0 and res is the statement's
@@ -46,12 +52,15 @@ typedef void (*db_cb)(void *data, const PGresult *res, int err);
 typedef struct st_db_gauges_t {
     _Atomic int up;                            /* connections open and usable */
     _Atomic int busy;                          /* connections running a query */
+    _Atomic int pinned;                        /* connections held by sessions (or cleaning up after one) */
     _Atomic int waiting;                       /* queries waiting for a connection */
+    _Atomic int prepared;                      /* statements prepared on the open connections, summed */
     _Atomic unsigned long long connects;       /* connections established, first ones included */
-    _Atomic unsigned long long rejected;       /* queries refused: queue full, database down */
+    _Atomic unsigned long long rejected;       /* queries and sessions refused: queue full, database down, */
+                                               /* no connection left to pin */
     _Atomic unsigned long long queue_timeouts; /* queries that waited longer than the queue timeout */
     _Atomic unsigned long long exec_timeouts;  /* statements stopped by statement_timeout or our deadline */
-    _Atomic unsigned long long cancels;        /* cancel requests sent by the client-side deadline */
+    _Atomic unsigned long long cancels;        /* cancel requests sent: client-side deadline, session closed */
 } db_gauges_t;
 
 typedef struct st_db_config_t {
@@ -69,7 +78,9 @@ typedef struct st_db_config_t {
 typedef struct st_db_stats_t {
     int connections_up;   /* open and usable */
     int connections_busy; /* running a query */
+    int pinned;           /* held by sessions (or cleaning up after one) */
     int waiting;          /* queries waiting for a connection */
+    int prepared;         /* statements prepared on the open connections, summed */
     unsigned long long connects, rejected, queue_timeouts, exec_timeouts, cancels;
 } db_stats_t;
 
@@ -78,7 +89,12 @@ typedef struct st_db_stats_t {
 
 /* Creates the pool and starts connecting; never fails (connection errors are retried). */
 db_t *db_open(h2o_loop_t *loop, const db_config_t *conf);
-/* Fails waiting and running queries with ERR_UNAVAILABLE, closes everything, frees db. */
+/*
+ * Fails waiting and running queries and session statements with
+ * ERR_UNAVAILABLE and pending session requests likewise, closes everything,
+ * frees db. Open sessions stay allocated, detached: their owners still call
+ * db_session_close(), which then only frees them.
+ */
 void db_close(db_t *db);
 
 /*
@@ -102,6 +118,60 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
 #define DB_ONESHOT 1
 int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
                    void *data);
+
+/*
+ * Sessions. Called once per db_session_open(): with err 0 and s, the
+ * session, which the callee now owns and must end with db_session_close();
+ * or with s NULL and err ERR_UNAVAILABLE (waited longer than the queue
+ * timeout, database lost, pool closed), and nothing to close.
+ */
+typedef void (*db_session_cb)(void *data, db_session_t *s, int err);
+
+/*
+ * Asks for a connection of one's own: waits in the same FIFO as queries,
+ * under the same queue timeout. Returns 0 and calls cb later, exactly once;
+ * or returns ERR_UNAVAILABLE without calling cb: database down, queue full,
+ * shutting down, or pinning one more connection would leave none for
+ * queries (at most pool_size - 1 are pinned, cleaning up after a closed
+ * session, or asked for at once, so a pool of 1 refuses every session).
+ * A session has no idle deadline: it holds its connection, and any
+ * transaction it opened, until it is closed.
+ */
+int db_session_open(db_t *db, db_session_cb cb, void *data);
+
+/*
+ * Runs one statement on the session's connection, like db_query_flags()
+ * (sql static and prepared once per connection unless DB_ONESHOT, params
+ * copied, the same execution deadline that cancels a statement running too
+ * long, the same callback). Returns 0 and calls cb later, exactly once,
+ * never from inside db_session_query(); or returns without calling cb:
+ * ERR_INVALID (too many parameters), ERR_CONFLICT (a statement of this
+ * session has not been answered yet: one at a time; a caller's bug),
+ * ERR_UNAVAILABLE (the connection was lost, or the pool closed: the session
+ * is over, close it). The callback gets ERR_UNAVAILABLE when the connection
+ * is lost (res NULL) or the session is closed before the answer,
+ * ERR_TIMEOUT when the statement ran too long (cancelled; the session stays
+ * usable, but a transaction it was in has failed: ROLLBACK or close). The
+ * callback may call db_session_query() or db_session_close().
+ */
+int db_session_query(db_session_t *s, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
+                     void *data);
+
+/*
+ * Ends the session and frees s; any time, even from a callback, and also
+ * after the connection was lost or db_close() ran (then it only frees s).
+ * A statement asked for and not answered yet is cancelled on the server
+ * if it runs, and its callback is called from inside this function with
+ * res NULL and ERR_UNAVAILABLE (as db_close() does for the queries it
+ * abandons); inside that callback db_session_query() returns
+ * ERR_UNAVAILABLE and db_session_close() does nothing. Once it returns, no
+ * callback of the session will come. The connection goes back to the pool
+ * (and stops counting as pinned) only after the cancelled statement has
+ * ended and its cancel request was delivered, and, if the server reports
+ * a transaction still open or failed, after a ROLLBACK; a connection that
+ * cannot be brought back to a clean state is closed and re-opened instead.
+ */
+void db_session_close(db_session_t *s);
 
 /* A snapshot of the pool's gauges; call on the pool's thread (others use db_gauges_read). */
 void db_stats(db_t *db, db_stats_t *out);

@@ -37,7 +37,9 @@ START_TEST(pool_gauges_come_from_the_thread_slots_only)
         threads[i].kv = (kv_t *)(uintptr_t)0x10;
         atomic_store(&threads[i].db_gauges.up, 3 + i);
         atomic_store(&threads[i].db_gauges.busy, 1);
+        atomic_store(&threads[i].db_gauges.pinned, i);
         atomic_store(&threads[i].db_gauges.waiting, 2);
+        atomic_store(&threads[i].db_gauges.prepared, 40 + i);
         atomic_store(&threads[i].db_gauges.connects, 10);
         atomic_store(&threads[i].db_gauges.queue_timeouts, 1);
         atomic_store(&threads[i].db_gauges.exec_timeouts, 2);
@@ -50,7 +52,9 @@ START_TEST(pool_gauges_come_from_the_thread_slots_only)
     char *s = render(&server, &pool);
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_connections{state=\"open\"} 7\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_connections{state=\"in_use\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(s, "clientele_db_connections{state=\"pinned\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_waiting_requests 4\n"));
+    ck_assert_ptr_nonnull(strstr(s, "clientele_db_prepared_statements 81\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_connects_total 20\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_queue_timeouts_total 2\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_statement_timeouts_total 4\n"));
