@@ -116,6 +116,7 @@ struct st_api_thread_t {
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
     struct st_api_token_cache_t *tokens; /* recently verified access tokens (api/auth.c) */
+    struct st_api_caller_cache_t *callers; /* callers of reads (api/callers.c) */
     int connections; /* open client connections */
     int inflight;    /* requests that reached the router and are not yet disposed */
     uint64_t rng;    /* request-id generator state */
@@ -188,8 +189,22 @@ struct st_api_token_cache_t *api_token_cache_new(void);
 void api_token_cache_free(struct st_api_token_cache_t *c);
 /* Answers 401; `invalid` adds error="invalid_token" to WWW-Authenticate. */
 int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail);
-/* The caller's id and token version as SQL parameters ($1, $2 of every scoped statement). */
+/* The caller's id and token version as SQL parameters ($1, $2 of every scoped write statement). */
 void api_caller_params(api_req_t *ar, char uid[24], char ver[24]);
+
+/* --- api/callers.c: the caller of reads, cached per thread for at most half a second ---- */
+
+/* Called with "<team id> <read scope of the module>", the $2 of read statements (pool memory). */
+typedef void (*api_caller_fn)(api_req_t *ar, const char *scope_param, void *arg);
+/*
+ * Finds the caller's team and read scope for `module` (from the cache, or
+ * one query) and calls cont, now or later; answers 401 itself when the
+ * user is inactive or the token's version is no longer current. Returns 0,
+ * or an err_t (nothing called, nothing answered).
+ */
+int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg);
+struct st_api_caller_cache_t *api_caller_cache_new(void);
+void api_caller_cache_free(struct st_api_caller_cache_t *c);
 
 /* --- api/problem.c: the only writer of error bodies ------------------- */
 

@@ -215,14 +215,51 @@ static void on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg)
     char uid_[24], ver_[24];                                                                                           \
     api_caller_params(ar, uid_, ver_)
 
+/* A read statement waiting for its caller: $1 and $2 are filled in when the caller is known (api/callers.c). */
+typedef struct st_read_t {
+    const char *sql;
+    char *owned; /* a statement composed for this request (freed after it ran), or NULL */
+    int n;
+    const char **p; /* n parameters, pool memory */
+    unsigned flags;
+    crud_done_fn done;
+    void *arg;
+} read_t;
+
+static void run_read(api_req_t *ar, const char *scope, void *arg)
+{
+    read_t *rd = arg;
+    char *uid = h2o_mem_alloc_pool(&ar->req->pool, 24);
+    rd->p[0] = db_fmt_i64(uid, ar->claims.sub);
+    rd->p[1] = scope;
+    int ret = rd->owned != NULL ? crud_query_owned(ar, rd->owned, rd->n, rd->p, rd->done, rd->arg)
+                                : crud_query_flags(ar, rd->sql, rd->n, rd->p, rd->flags, rd->done, rd->arg);
+    rd->owned = NULL;
+    if (ret != 0)
+        api_send_error(ar, ret, NULL);
+}
+
+int engine_read(api_req_t *ar, const char *sql, char *owned, int n, const char *const *p, unsigned flags,
+                crud_done_fn done, void *arg)
+{
+    read_t *rd = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*rd));
+    const char **pp = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*pp) * (size_t)n);
+    memcpy(pp, p, sizeof(*pp) * (size_t)n);
+    *rd = (read_t){sql, owned, n, pp, flags, done, arg};
+    int ret = api_caller_read_scope(ar, ar->route->resource->name, run_read, rd);
+    if (ret != 0)
+        free(rd->owned);
+    return ret;
+}
+
 /* --- one record ---------------------------------------------------------------- */
 
 int engine_get(api_req_t *ar)
 {
-    CALLER(ar);
-    char idb[24];
-    const char *p[] = {uid_, ver_, db_fmt_i64(idb, api_param_i64(ar, "id"))};
-    return crud_query(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), 3, p, crud_on_read, NULL);
+    char *idb = h2o_mem_alloc_pool(&ar->req->pool, 24);
+    const char *p[] = {NULL, NULL, db_fmt_i64(idb, api_param_i64(ar, "id"))};
+    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, 0,
+                       crud_on_read, NULL);
 }
 
 /* The parent's id of a nested route ("/v1/customers/{id}/contacts"), or NULL. */
@@ -478,11 +515,8 @@ int engine_list(api_req_t *ar)
     if (so->check_key != NULL && list->cursor_key != NULL && so->check_key(list->cursor_key) != 0)
         return bad_param(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned"), 0;
     const char *p[DB_MAX_PARAMS] = {0};
-    char fetch[16], pbuf[24];
-    CALLER(ar);
-    snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
-    p[EL_UID - 1] = uid_;
-    p[EL_VER - 1] = ver_;
+    char *fetch = h2o_mem_alloc_pool(&ar->req->pool, 16), pbuf[24];
+    snprintf(fetch, 16, "%d", list->limit + 1);
     p[EL_KEY - 1] = list->cursor_key;
     p[EL_ID - 1] = list->cursor_id;
     p[EL_FETCH - 1] = fetch;
@@ -496,7 +530,7 @@ int engine_list(api_req_t *ar)
         for (int i = 0; i < res->nparams; i++)
             if (res->params[i].field != NULL && strcmp(res->params[i].field->v.name, r->scope.ref) == 0)
                 p[res->params[i].pos - 1] = h2o_strdup(&ar->req->pool, parent, SIZE_MAX).base;
-    return crud_query_flags(ar, engine_sql_list(e, r, list->sort), res->nlist_params, p, DB_ONESHOT, on_list, list);
+    return engine_read(ar, engine_sql_list(e, r, list->sort), NULL, res->nlist_params, p, DB_ONESHOT, on_list, list);
 }
 
 /* --- the change feed -------------------------------------------------------------- */
@@ -603,11 +637,11 @@ int engine_feed(api_req_t *ar)
     if (json_array_size(errors) > 0)
         return api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
     json_decref(errors);
-    CALLER(ar);
-    char lim[24];
-    snprintf(lim, sizeof(lim), "%ld", limit);
-    const char *p[] = {uid_, ver_, pos->txid, pos->seq, lim};
-    return crud_query(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_FEED), 5, p, on_feed, pos);
+    char *lim = h2o_mem_alloc_pool(&ar->req->pool, 24);
+    snprintf(lim, 24, "%ld", limit);
+    const char *p[] = {NULL, NULL, pos->txid, pos->seq, lim};
+    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_FEED), NULL, 5, p, 0, on_feed,
+                       pos);
 }
 
 /* --- history ------------------------------------------------------------------------ */
@@ -688,9 +722,9 @@ int engine_history(api_req_t *ar)
     if (json_array_size(errors) > 0)
         return api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
     json_decref(errors);
-    CALLER(ar);
-    char idb[24], lim[24];
-    snprintf(lim, sizeof(lim), "%ld", h->limit + 1);
-    const char *p[] = {uid_, ver_, db_fmt_i64(idb, api_param_i64(ar, "id")), below, lim};
-    return crud_query(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_HISTORY), 5, p, on_history, h);
+    char *idb = h2o_mem_alloc_pool(&ar->req->pool, 24), *lim = h2o_mem_alloc_pool(&ar->req->pool, 24);
+    snprintf(lim, 24, "%ld", h->limit + 1);
+    const char *p[] = {NULL, NULL, db_fmt_i64(idb, api_param_i64(ar, "id")), below, lim};
+    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_HISTORY), NULL, 5, p, 0,
+                       on_history, h);
 }

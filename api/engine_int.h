@@ -8,6 +8,8 @@
 
 #include <stdarg.h>
 
+#include <libpq-fe.h>
+
 #include "engine.h"
 
 /* A statement being generated: a growable string. Out of memory aborts (start-up only). */
@@ -95,6 +97,15 @@ int engine_read_param(struct st_api_req_t *ar, const struct st_crud_query_t *q, 
                       const char **out);
 /* The pieces of the resource's list statements (for reports and exports). */
 const engine_list_ctx_t *engine_list_ctx(const engine_res_t *res);
+
+/*
+ * Sends a read statement once the caller is known: p[0] and p[1] (the
+ * caller) are filled in by api/callers.c; the others must live in the
+ * request's pool or longer. `owned`, when set, is a statement composed for
+ * this request (malloc'ed; taken over) and `sql` is ignored.
+ */
+int engine_read(struct st_api_req_t *ar, const char *sql, char *owned, int n, const char *const *p, unsigned flags,
+                void (*done)(struct st_api_req_t *, const PGresult *, int, void *), void *arg);
 
 /* The $n of a list parameter by its query name; 0 when the resource has none of that name. */
 int engine_param_pos(const engine_res_t *res, const char *name);

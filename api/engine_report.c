@@ -282,11 +282,7 @@ int engine_aggregate(api_req_t *ar)
     }
     esql_add(&s, ") FROM g))::text FROM caller");
 
-    char uid[24], ver[24];
-    api_caller_params(ar, uid, ver);
-    p[EL_UID - 1] = uid;
-    p[EL_VER - 1] = ver;
-    return crud_query_owned(ar, esql_take(&s), res->nlist_params, p, on_aggregate, NULL);
+    return engine_read(ar, NULL, esql_take(&s), res->nlist_params, p, 0, on_aggregate, NULL);
 }
 
 /* --- export --------------------------------------------------------------------- */
@@ -297,7 +293,8 @@ typedef struct st_export_t {
     const engine_res_t *res;
     char *sql;                       /* the page statement (malloc'ed; freed on dispose) */
     const char *p[DB_MAX_PARAMS];    /* filters (pool strings) */
-    char uid[24], ver[24], after[24];
+    char uid[24], after[24];
+    const char *scope; /* the caller's "<team> <scope>", read once when the export starts */
     int csv, bom, started, finished, waiting;
     char **columns; /* CSV: the fields, pool-owned, NULL-terminated */
     crud_buf_t out; /* not used across pages: each page gets a fresh malloc'ed buffer */
@@ -438,11 +435,16 @@ static void on_page(api_req_t *ar, const PGresult *res, int err, void *arg)
     h2o_send(ar->req, &buf, 1, x->finished ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
+/*
+ * The next page, with the caller as the export found it when it started:
+ * the status line is sent by then, so a caller cut off later could only
+ * be told by cutting the body short; a running export finishes.
+ */
 static void export_next(export_t *x)
 {
     api_req_t *ar = x->ar;
     x->p[EL_UID - 1] = x->uid;
-    x->p[EL_VER - 1] = x->ver;
+    x->p[EL_VER - 1] = x->scope;
     x->p[EL_ID - 1] = x->after[0] != '\0' ? x->after : NULL;
     x->waiting = 1;
     int ret = crud_query_flags(ar, x->sql, x->res->nlist_params, x->p, DB_ONESHOT, on_page, x);
@@ -470,6 +472,13 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 {
     export_t *x = (export_t *)g;
     x->finished = 1;
+}
+
+static void export_start(api_req_t *ar, const char *scope, void *arg)
+{
+    export_t *x = arg;
+    x->scope = scope;
+    export_next(x);
 }
 
 static void on_export_dispose(void *p)
@@ -558,7 +567,6 @@ int engine_export(api_req_t *ar)
               " AND ($%d::bigint IS NULL OR t.id > $%d::bigint) ORDER BY t.id LIMIT %d) x ORDER BY x.id) p ON true",
               cx->from, cx->own, cx->team, cx->filters, EL_ID, EL_ID, EXPORT_PAGE);
     x->sql = esql_take(&s);
-    api_caller_params(ar, x->uid, x->ver);
-    export_next(x);
-    return 0;
+    db_fmt_i64(x->uid, ar->claims.sub);
+    return api_caller_read_scope(ar, r->name, export_start, x);
 }

@@ -305,6 +305,17 @@ static void caller_cte(engine_sql_t *s, const char *module)
               module);
 }
 
+/*
+ * The caller of read statements, from api/callers.c: $1 the user's id, $2
+ * "<team id> <read scope>" (the cache checked the user is active and the
+ * token current). Only rscope exists here: reads never need another.
+ */
+static void caller_cte_read(engine_sql_t *s)
+{
+    esql_add(s, "caller AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"
+                " split_part($2::text, ' ', 2) AS rscope)");
+}
+
 static void scope_ok(engine_sql_t *s, const char *col, const char *owner, const char *team)
 {
     esql_addf(s, "in_scope(caller.%s, caller.uid, caller.tid, %s, %s)", col, owner, team);
@@ -434,7 +445,7 @@ static char *gen_get(const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte(&s, res->r->name);
+    caller_cte_read(&s);
     esql_add(&s, " SELECT caller.rscope, ");
     etag(&s, res->r, "t.version", "d.doc");
     esql_add(&s, ", d.doc::text FROM caller LEFT JOIN ");
@@ -851,7 +862,7 @@ static char *gen_feed(const engine_res_t *res)
 {
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
-    caller_cte(&s, res->r->name);
+    caller_cte_read(&s);
     esql_add(&s, " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.shown = 'delete' THEN"
                  " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
                  " ch.at) ELSE json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id,"
@@ -899,7 +910,7 @@ static char *gen_history(const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte(&s, res->r->name);
+    caller_cte_read(&s);
     esql_add(&s, ", rec AS (SELECT t.id FROM caller JOIN ");
     from_item(&s, res, "t");
     esql_add(&s, " ON t.id = $3 AND ");
@@ -1096,7 +1107,7 @@ static int build_lists(engine_t *e, engine_res_t *res, char *err, size_t errlen)
     engine_sql_t s = {0};
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
-    caller_cte(&s, r->name);
+    caller_cte_read(&s);
     char *caller = esql_take(&s);
     from_item(&s, res, "t");
     char *from = esql_take(&s);

@@ -132,8 +132,10 @@ static void *thread_main(void *arg)
     offload_client_destroy(oc);
     api_token_cache_free(t->tokens);
     t->tokens = NULL;
-    db_close(t->db);
+    db_close(t->db); /* fails what still waits, which may fill the caller cache: freed after */
     t->db = NULL;
+    api_caller_cache_free(t->callers);
+    t->callers = NULL;
     kv_close(t->kv);
     t->kv = NULL;
     h2o_multithread_unregister_receiver(t->ctx.queue, &t->wake);
@@ -316,6 +318,7 @@ int main(int argc, char **argv)
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
         t->offload = offload_client_create(server.offload, t->ctx.queue);
         t->tokens = api_token_cache_new();
+        t->callers = api_caller_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
     for (int i = 0; i < cfg.threads; i++)
