@@ -56,7 +56,7 @@ static const engine_field_t fields[] = {
     {.v = {.name = "created_at", .type = VT_TIMESTAMP, .flags = VF_READONLY}, .ef = EF_SORT | EF_BETWEEN | EF_GROUP},
     {.v = {.name = "updated_at", .type = VT_TIMESTAMP, .flags = VF_READONLY}, .ef = EF_SORT | EF_SINCE | EF_GROUP},
     {.v = {.name = "version", .type = VT_INT, .flags = VF_READONLY}},
-    {.v = {.name = "analytics", .type = VT_JSON_OBJECT, .flags = VF_READONLY, .max_bytes = 65536}, .ef = EF_NO_EXPORT},
+    {.v = {.name = "analytics", .type = VT_JSON_OBJECT, .flags = VF_READONLY | VF_NULLABLE, .max_bytes = 65536}, .ef = EF_NO_EXPORT},
 };
 
 #define UTC(x) "iso_utc(" x ")"

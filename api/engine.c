@@ -374,6 +374,10 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
                     snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
                     code = "invalid_reference";
                     message = "does not name an existing record you may use";
+                } else if (strcmp(outcome, "duplicate") == 0) {
+                    /* Held by a record the caller may not read: as crud_send_bulk says it. */
+                    snprintf(field, sizeof(field), "[%lld].external_id", idx);
+                    message = "is already used by another record";
                 } else {
                     snprintf(field, sizeof(field), "[%lld]", idx);
                 }
@@ -501,8 +505,11 @@ int engine_list(api_req_t *ar)
     int na = 0;
     for (size_t i = 0; i < 5; i++)
         allowed[na++] = standard[i];
+    char pbuf[24];
+    const char *parent = nested_parent(ar, pbuf);
     for (int i = 0; i < res->nparams; i++)
-        allowed[na++] = res->params[i].name;
+        if (parent == NULL || res->params[i].field == NULL || strcmp(res->params[i].field->v.name, r->scope.ref) != 0)
+            allowed[na++] = res->params[i].name; /* under its parent, a child list takes the parent from the path */
     allowed[na] = NULL;
     crud_query_t q;
     if (crud_parse_query(ar, allowed, &q) != 0)
@@ -515,7 +522,7 @@ int engine_list(api_req_t *ar)
     if (so->check_key != NULL && list->cursor_key != NULL && so->check_key(list->cursor_key) != 0)
         return bad_param(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned"), 0;
     const char *p[DB_MAX_PARAMS] = {0};
-    char *fetch = h2o_mem_alloc_pool(&ar->req->pool, 16), pbuf[24];
+    char *fetch = h2o_mem_alloc_pool(&ar->req->pool, 16);
     snprintf(fetch, 16, "%d", list->limit + 1);
     p[EL_KEY - 1] = list->cursor_key;
     p[EL_ID - 1] = list->cursor_id;
@@ -525,7 +532,6 @@ int engine_list(api_req_t *ar)
     for (int i = 0; i < res->nparams; i++)
         if (engine_read_param(ar, &q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
             return 0;
-    const char *parent = nested_parent(ar, pbuf);
     if (parent != NULL)
         for (int i = 0; i < res->nparams; i++)
             if (res->params[i].field != NULL && strcmp(res->params[i].field->v.name, r->scope.ref) == 0)

@@ -1003,14 +1003,31 @@ static void list_total(engine_sql_t *s, const engine_list_ctx_t *cx)
     esql_addf(s, "%s) END AS total OFFSET 0) tt", cx->count_filters);
 }
 
+/*
+ * A sort key that may be null sorts as '' (text only; checked at build):
+ * keyset pagination compares row values, and a null would end every page
+ * after it. The resource's index should be on the same expression.
+ */
+static void sort_key(char *out, size_t len, const engine_field_t *key, const char *alias)
+{
+    if (key->v.flags & VF_NULLABLE)
+        snprintf(out, len, "coalesce(%s.%s, '')", alias, key->v.name);
+    else
+        snprintf(out, len, "%s.%s", alias, key->v.name);
+}
+
 static void list_generic(engine_sql_t *s, const engine_list_ctx_t *cx, const engine_field_t *key, int desc)
 {
-    const char *dir = desc ? "DESC" : "ASC", *cmp = desc ? "<" : ">", *k = key->v.name;
+    const char *dir = desc ? "DESC" : "ASC", *cmp = desc ? "<" : ">";
+    char kt[96], kx[96], kc[96];
+    sort_key(kt, sizeof(kt), key, "t");
+    sort_key(kx, sizeof(kx), key, "x");
+    sort_key(kc, sizeof(kc), key, "kc");
     esql_add(s, "WITH ");
     esql_add(s, cx->caller);
     esql_add(s, " SELECT caller.rscope, p.id, p.sortkey, p.doc, tt.total");
     list_total(s, cx);
-    esql_addf(s, " LEFT JOIN LATERAL (SELECT x.id, x.%s::text AS sortkey, ", k);
+    esql_addf(s, " LEFT JOIN LATERAL (SELECT x.id, (%s)::text AS sortkey, ", kx);
     engine_doc_projected(s, cx->res, "x");
     esql_add(s, " AS doc FROM (");
     static const char *const conds[] = {"caller.rscope = 'all'", "caller.rscope = 'team' AND %s = caller.tid",
@@ -1019,14 +1036,13 @@ static void list_generic(engine_sql_t *s, const engine_list_ctx_t *cx, const eng
         esql_addf(s, "%s(SELECT t.* FROM %s WHERE ", b ? " UNION ALL " : "", cx->from);
         esql_addf(s, conds[b], b == 1 ? cx->team : cx->own);
         esql_add(s, cx->filters);
-        esql_addf(
-            s,
-            " AND ($%5$d::bigint IS NULL OR (t.%1$s, t.id) %2$s (coalesce($%4$d::%3$s, (SELECT kc.%1$s FROM %6$s kc"
-            " WHERE kc.id = $%5$d::bigint)), $%5$d::bigint))",
-            k, cmp, sql_type(key), EL_KEY, EL_ID, cx->r->table);
-        esql_addf(s, " ORDER BY t.%s %s, t.id %s LIMIT $%d)", k, dir, dir, EL_FETCH);
+        esql_addf(s,
+                  " AND ($%5$d::bigint IS NULL OR (%1$s, t.id) %2$s (coalesce($%4$d::%3$s, (SELECT %7$s FROM %6$s kc"
+                  " WHERE kc.id = $%5$d::bigint)), $%5$d::bigint))",
+                  kt, cmp, sql_type(key), EL_KEY, EL_ID, cx->r->table, kc);
+        esql_addf(s, " ORDER BY %s %s, t.id %s LIMIT $%d)", kt, dir, dir, EL_FETCH);
     }
-    esql_addf(s, ") x ORDER BY x.%s %s, x.id %s) p ON true", k, dir, dir);
+    esql_addf(s, ") x ORDER BY %s %s, x.id %s) p ON true", kx, dir, dir);
 }
 
 /* --- building ----------------------------------------------------------------------- */
@@ -1137,6 +1153,10 @@ static int build_lists(engine_t *e, engine_res_t *res, char *err, size_t errlen)
                 const engine_field_t *f = engine_field(r, so->name);
                 if (f == NULL || !column(r, f)) {
                     snprintf(err, errlen, "%s: sort %s is not a column", r->name, so->name);
+                    goto out;
+                }
+                if ((f->v.flags & VF_NULLABLE) && strcmp(sql_type(f), "text") != 0) {
+                    snprintf(err, errlen, "%s: sort %s may be null and is not text", r->name, so->name);
                     goto out;
                 }
                 list_generic(&s, &cx, f, desc);

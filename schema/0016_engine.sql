@@ -180,8 +180,9 @@ CREATE TABLE contacts (
         WHERE (is_primary AND deleted_at IS NULL) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE UNIQUE INDEX contacts_external_id_key ON contacts (external_id) WHERE deleted_at IS NULL;
-CREATE INDEX contacts_customer_idx ON contacts (customer_id, last_name, id) WHERE deleted_at IS NULL;
-CREATE INDEX contacts_last_name_idx ON contacts (last_name, id) WHERE deleted_at IS NULL;
+-- Lists sort by last name with null as '' (api/engine_sql.c, sort_key).
+CREATE INDEX contacts_customer_idx ON contacts (customer_id, coalesce(last_name, ''), id) WHERE deleted_at IS NULL;
+CREATE INDEX contacts_last_name_idx ON contacts (coalesce(last_name, ''), id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_created_idx ON contacts (created_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_updated_idx ON contacts (updated_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_email_idx ON contacts (email) WHERE deleted_at IS NULL;
