@@ -95,6 +95,7 @@ typedef struct st_api_server_t {
     offload_pool_t *offload;      /* body parsing (and freeing) threads */
     struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
     struct st_engine_t *engine;   /* every resource's statements (api/engine.h), built before the loops start */
+    struct st_api_caller_cache_t *callers; /* callers of reads, shared by the loops (api/callers.c) */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;
@@ -116,7 +117,6 @@ struct st_api_thread_t {
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;
     struct st_api_token_cache_t *tokens; /* recently verified access tokens (api/auth.c) */
-    struct st_api_caller_cache_t *callers; /* callers of reads (api/callers.c) */
     int connections; /* open client connections */
     int inflight;    /* requests that reached the router and are not yet disposed */
     uint64_t rng;    /* request-id generator state */
@@ -192,7 +192,7 @@ int api_send_unauthenticated(api_req_t *ar, int invalid, const char *detail);
 /* The caller's id and token version as SQL parameters ($1, $2 of every scoped write statement). */
 void api_caller_params(api_req_t *ar, char uid[24], char ver[24]);
 
-/* --- api/callers.c: the caller of reads, cached per thread for at most half a second ---- */
+/* --- api/callers.c: the caller of reads, cached for at most half a second ---- */
 
 /* Called with "<team id> <read scope of the module>", the $2 of read statements (pool memory). */
 typedef void (*api_caller_fn)(api_req_t *ar, const char *scope_param, void *arg);

@@ -1,21 +1,24 @@
 /*
- * api/callers.c - who the caller is, for reads: a short-lived per-thread
- * cache of each user's team and role permissions.
+ * api/callers.c - who the caller is, for reads: a short-lived cache of each
+ * user's team and read scopes, shared by the process's loop threads.
  *
  * Every read statement used to look the caller up (users joined to roles)
  * before reading one record; for the hottest path, a record by id, that
- * was two of its five index probes. A loop thread now asks the database at
+ * was two of its five index probes. The process now asks the database at
  * most once per CALLER_TTL_MS per user and hands read statements the
- * caller's team and read scope as parameters. An entry is used only for
- * the token version it was read with, so a new token version (a password
- * change, a logout everywhere) misses it; deactivation and changed
- * permissions reach every thread of every API process within CALLER_TTL_MS
- * (the contract is one second: tests/integration/cutoff_test.c). Writes
- * keep deciding everything in their own statement, from the tables.
+ * caller's team and read scope as parameters. An entry holds for the
+ * token version it was read with only, so a new token version (a password
+ * change, a logout everywhere) misses it; a lookup that finds the user
+ * inactive or the version gone is kept too (a refusal), so once one thread
+ * has refused a token no thread of the process accepts it again.
+ * Deactivation and changed permissions reach every API process within
+ * CALLER_TTL_MS (the contract is one second: tests/integration/cutoff_test.c).
+ * Writes keep deciding everything in their own statement, from the tables.
  *
- * The cache belongs to its loop thread (no locks); a thread serves at most
- * CALLER_SLOTS users at once from it (a colliding user replaces the slot).
+ * The cache is one table under a mutex held for a copy of a few bytes;
+ * a colliding user replaces the slot.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +28,22 @@
 #include "engine_int.h"
 
 #define CALLER_TTL_MS 500
-#define CALLER_SLOTS 1024
+#define CALLER_SLOTS 4096
+#define CALLER_MODULES 48
 
 typedef struct st_caller_slot_t {
     int64_t uid, ver, tid; /* tid 0: no team */
-    json_t *perms;         /* the role's permissions object */
+    int refused;           /* the user is inactive or the version gone */
+    int nmods;
+    struct {
+        char name[33];
+        char scope[5]; /* none, own, team, all */
+    } mods[CALLER_MODULES];
     uint64_t fetched_ms;
 } caller_slot_t;
 
 struct st_api_caller_cache_t {
+    pthread_mutex_t lock;
     caller_slot_t slots[CALLER_SLOTS];
 };
 
@@ -49,6 +59,7 @@ struct st_api_caller_cache_t *api_caller_cache_new(void)
     struct st_api_caller_cache_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         abort();
+    pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
@@ -56,15 +67,13 @@ void api_caller_cache_free(struct st_api_caller_cache_t *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < CALLER_SLOTS; i++)
-        if (c->slots[i].perms != NULL)
-            json_decref(c->slots[i].perms);
+    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
 static caller_slot_t *slot_of(struct st_api_caller_cache_t *c, int64_t uid)
 {
-    return &c->slots[(uint64_t)uid * 11400714819323198485ULL >> 54 & (CALLER_SLOTS - 1)];
+    return &c->slots[((uint64_t)uid * 11400714819323198485ULL) >> 52 & (CALLER_SLOTS - 1)];
 }
 
 typedef struct st_caller_wait_t {
@@ -73,43 +82,75 @@ typedef struct st_caller_wait_t {
     void *arg;
 } caller_wait_t;
 
-/* "<team id> <scope>": the second parameter of read statements (see caller_cte_cached in engine_sql.c). */
-static void hand_over(api_req_t *ar, const caller_slot_t *s, const char *module, api_caller_fn cont, void *arg)
+/* The module's read scope in a slot ("none" when the role does not name it). */
+static const char *scope_in(const caller_slot_t *s, const char *module)
 {
-    const char *scope = json_string_value(json_object_get(json_object_get(s->perms, module), "read"));
-    if (scope == NULL || (strcmp(scope, "own") != 0 && strcmp(scope, "team") != 0 && strcmp(scope, "all") != 0))
-        scope = "none";
+    for (int i = 0; i < s->nmods; i++)
+        if (strcmp(s->mods[i].name, module) == 0)
+            return s->mods[i].scope;
+    return "none";
+}
+
+/* "<team id> <scope>": the second parameter of read statements (see caller_cte_read in engine_sql.c). */
+static void hand_over(api_req_t *ar, int64_t tid, const char *scope, api_caller_fn cont, void *arg)
+{
     char *param = h2o_mem_alloc_pool(&ar->req->pool, 32);
-    if (s->tid > 0)
-        snprintf(param, 32, "%lld %s", (long long)s->tid, scope);
+    if (tid > 0)
+        snprintf(param, 32, "%lld %s", (long long)tid, scope);
     else
         snprintf(param, 32, " %s", scope);
     cont(ar, param, arg);
 }
 
+/* Fills a slot from the role's permissions text; -1 when it is not an object. */
+static int fill(caller_slot_t *s, const char *perms)
+{
+    json_t *p = json_loads(perms, 0, NULL), *v;
+    const char *module;
+    if (!json_is_object(p)) {
+        json_decref(p);
+        return -1;
+    }
+    s->nmods = 0;
+    json_object_foreach(p, module, v)
+    {
+        const char *r = json_string_value(json_object_get(v, "read"));
+        if (s->nmods == CALLER_MODULES || strlen(module) > 32)
+            break;
+        snprintf(s->mods[s->nmods].name, sizeof(s->mods[0].name), "%s", module);
+        snprintf(s->mods[s->nmods].scope, sizeof(s->mods[0].scope), "%s",
+                 r != NULL && (strcmp(r, "own") == 0 || strcmp(r, "team") == 0 || strcmp(r, "all") == 0) ? r : "none");
+        s->nmods++;
+    }
+    json_decref(p);
+    return 0;
+}
+
 static void on_fetch(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     caller_wait_t *w = arg;
-    if (crud_check_result(ar, res, err) != 0) /* no row: deactivated, or the token's version is gone: 401 */
-        return;
-    json_t *perms = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    if (!json_is_object(perms)) {
-        json_decref(perms);
-        api_send_error(ar, ERR_INTERNAL, NULL);
+    struct st_api_caller_cache_t *c = ar->thread->server->callers;
+    if (err != 0) {
+        api_send_error(ar, err, NULL);
         return;
     }
-    caller_slot_t fresh = {ar->claims.sub, ar->claims.ver,
-                           PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10), perms, now_ms()};
-    if (ar->thread->callers == NULL) { /* shutting down: answer without keeping it */
-        hand_over(ar, &fresh, w->module, w->cont, w->arg);
-        json_decref(perms);
-        return;
+    caller_slot_t fresh = {.uid = ar->claims.sub, .ver = ar->claims.ver, .fetched_ms = now_ms()};
+    if (PQntuples(res) == 0) {
+        fresh.refused = 1;
+    } else {
+        fresh.tid = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (fill(&fresh, PQgetvalue(res, 0, 1)) != 0) {
+            api_send_error(ar, ERR_INTERNAL, NULL);
+            return;
+        }
     }
-    caller_slot_t *s = slot_of(ar->thread->callers, ar->claims.sub);
-    if (s->perms != NULL)
-        json_decref(s->perms);
-    *s = fresh;
-    hand_over(ar, s, w->module, w->cont, w->arg);
+    pthread_mutex_lock(&c->lock);
+    *slot_of(c, fresh.uid) = fresh;
+    pthread_mutex_unlock(&c->lock);
+    if (fresh.refused)
+        api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
+    else
+        hand_over(ar, fresh.tid, scope_in(&fresh, w->module), w->cont, w->arg);
 }
 
 static const char SQL_CALLER[] = "SELECT u.team_id, r.permissions::text FROM users u JOIN roles r ON r.id = u.role_id"
@@ -117,11 +158,23 @@ static const char SQL_CALLER[] = "SELECT u.team_id, r.permissions::text FROM use
 
 int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg)
 {
-    struct st_api_caller_cache_t *c = ar->thread->callers;
-    caller_slot_t *s = c != NULL ? slot_of(c, ar->claims.sub) : NULL;
-    if (s != NULL && s->perms != NULL && s->uid == ar->claims.sub && s->ver == ar->claims.ver &&
-        now_ms() - s->fetched_ms < CALLER_TTL_MS) {
-        hand_over(ar, s, module, cont, arg);
+    struct st_api_caller_cache_t *c = ar->thread->server->callers;
+    int hit = 0, refused = 0;
+    int64_t tid = 0;
+    char scope[5] = "";
+    pthread_mutex_lock(&c->lock);
+    const caller_slot_t *s = slot_of(c, ar->claims.sub);
+    if (s->uid == ar->claims.sub && s->ver == ar->claims.ver && now_ms() - s->fetched_ms < CALLER_TTL_MS) {
+        hit = 1;
+        refused = s->refused;
+        tid = s->tid;
+        snprintf(scope, sizeof(scope), "%s", scope_in(s, module));
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (hit && refused)
+        return api_send_unauthenticated(ar, 1, "The access token is no longer valid."), 0;
+    if (hit) {
+        hand_over(ar, tid, scope, cont, arg);
         return 0;
     }
     caller_wait_t *w = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*w));

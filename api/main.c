@@ -132,10 +132,8 @@ static void *thread_main(void *arg)
     offload_client_destroy(oc);
     api_token_cache_free(t->tokens);
     t->tokens = NULL;
-    db_close(t->db); /* fails what still waits, which may fill the caller cache: freed after */
+    db_close(t->db);
     t->db = NULL;
-    api_caller_cache_free(t->callers);
-    t->callers = NULL;
     kv_close(t->kv);
     t->kv = NULL;
     h2o_multithread_unregister_receiver(t->ctx.queue, &t->wake);
@@ -260,6 +258,7 @@ int main(int argc, char **argv)
         goto Fail;
     }
     server.tzdb = tzdb_open(NULL);
+    server.callers = api_caller_cache_new();
     server.metrics = api_metrics_new(api_nroutes);
     const char **templates = calloc(api_nroutes, sizeof(*templates));
     server.methods = calloc(api_nroutes, sizeof(*server.methods));
@@ -318,7 +317,6 @@ int main(int argc, char **argv)
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
         t->offload = offload_client_create(server.offload, t->ctx.queue);
         t->tokens = api_token_cache_new();
-        t->callers = api_caller_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
     for (int i = 0; i < cfg.threads; i++)
@@ -339,6 +337,7 @@ int main(int argc, char **argv)
     kdf_pool_destroy(server.kdf);
     offload_pool_destroy(server.offload);
     tzdb_close(server.tzdb);
+    api_caller_cache_free(server.callers);
     engine_free(server.engine);
     api_metrics_free(server.metrics);
     free(templates);
