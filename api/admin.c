@@ -476,22 +476,6 @@ int admin_users_delete(api_req_t *ar)
                                  (void *)&USERS);
 }
 
-/* "ab%c" -> "%ab\%c%": the search term matched literally anywhere in name or email. */
-static const char *like_pattern(api_req_t *ar, const char *q)
-{
-    size_t len = strlen(q);
-    char *out = h2o_mem_alloc_pool(&ar->req->pool, 2 * len + 3), *o = out;
-    *o++ = '%';
-    for (size_t i = 0; i < len; i++) {
-        if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
-            *o++ = '\\';
-        *o++ = q[i];
-    }
-    *o++ = '%';
-    *o = '\0';
-    return out;
-}
-
 static int bad_param(api_req_t *ar, const char *name, const char *message)
 {
     json_t *errors = json_array();
@@ -518,6 +502,6 @@ int admin_users_list(api_req_t *ar)
     if (term != NULL && (strlen(term) == 0 || strlen(term) > 200))
         return bad_param(ar, "q", "must be 1 to 200 characters");
     if (term != NULL)
-        f.q_pattern = like_pattern(ar, term);
+        f.q_pattern = crud_like_pattern(ar, term);
     return admin_db_users_list(ar, &f, list, on_list, list);
 }

@@ -539,13 +539,19 @@ void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
             return;
         }
     }
+    const char *total = !list->count ? NULL : PQgetisnull(res, 0, 4) ? "0" : PQgetvalue(res, 0, 4);
+    crud_send_page(ar, res, n, 3, hint, next, total);
+}
+
+void crud_send_page(api_req_t *ar, const PGresult *res, int n, int doc_col, size_t hint, char *next, const char *total)
+{
     crud_buf_t b;
     crud_buf_init(&b, &ar->req->pool, hint + (next != NULL ? strlen(next) : 0));
     crud_buf_puts(&b, "{\"data\":[");
     for (int i = 0; i < n; i++) {
         if (i > 0)
             crud_buf_append(&b, ",", 1);
-        crud_buf_append(&b, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
+        crud_buf_append(&b, PQgetvalue(res, i, doc_col), (size_t)PQgetlength(res, i, doc_col));
     }
     crud_buf_puts(&b, "],\"next_cursor\":");
     if (next != NULL) {
@@ -556,12 +562,27 @@ void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
     } else {
         crud_buf_puts(&b, "null");
     }
-    if (list->count) {
+    if (total != NULL) {
         crud_buf_puts(&b, ",\"total\":");
-        crud_buf_puts(&b, PQgetisnull(res, 0, 4) ? "0" : PQgetvalue(res, 0, 4));
+        crud_buf_puts(&b, total);
     }
     crud_buf_append(&b, "}", 1);
     api_send_raw(ar, 200, "application/json", b.base, b.len);
+}
+
+const char *crud_like_pattern(api_req_t *ar, const char *q)
+{
+    size_t len = strlen(q);
+    char *out = h2o_mem_alloc_pool(&ar->req->pool, 2 * len + 3), *o = out;
+    *o++ = '%';
+    for (size_t i = 0; i < len; i++) {
+        if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+            *o++ = '\\';
+        *o++ = q[i];
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
 }
 
 void crud_on_read(api_req_t *ar, const PGresult *res, int err, void *arg)
@@ -592,19 +613,6 @@ void crud_on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
     }
     if (crud_check_result(ar, res, err) == 0)
         crud_send_write(ar, res, r->collection);
-}
-
-void crud_on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg)
-{
-    crud_upsert_t *u = arg;
-    if (err == ERR_CONFLICT && !u->retried) {
-        u->retried = 1;
-        int ret = u->send(ar, u, crud_on_upsert);
-        if (ret != 0)
-            api_send_error(ar, ret, NULL);
-        return;
-    }
-    crud_on_write(ar, res, err, (void *)u->resource);
 }
 
 /* --- the standard asynchronous step ---------------------------------------- */
@@ -666,23 +674,6 @@ int crud_query_owned(api_req_t *ar, char *sql, int nparams, const char *const *p
 
 /* --- bodies ---------------------------------------------------------------------- */
 
-int crud_check_body(api_req_t *ar, json_t *body, const validate_field_t *fields, size_t nfields, unsigned mode,
-                    const char *what)
-{
-    json_t *errors = json_array();
-    validate_object(body, fields, nfields, mode, "", errors);
-    if (json_array_size(errors) > 0) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "The %s has invalid fields.", what);
-        api_send_invalid(ar, 422, detail, errors);
-        return -1;
-    }
-    json_decref(errors);
-    if (json_is_object(body))
-        validate_trim(body, fields, nfields);
-    return 0;
-}
-
 char *crud_dump(api_req_t *ar, const json_t *v)
 {
     size_t len = json_dumpb(v, NULL, 0, JSON_COMPACT);
@@ -690,75 +681,6 @@ char *crud_dump(api_req_t *ar, const json_t *v)
     json_dumpb(v, buf, len, JSON_COMPACT);
     buf[len] = '\0';
     return buf;
-}
-
-int crud_prepare_bulk(json_t *body, size_t max, const validate_field_t *fields, size_t nfields,
-                      crud_item_check_fn extra, const char *what, api_prepared_t *out)
-{
-    if (crud_bulk_errors(body, max, fields, nfields, extra, what, &out->errors, out->detail, sizeof(out->detail)) != 0)
-        return -1;
-    out->text = json_dumps(body, JSON_COMPACT);
-    return out->text != NULL ? 0 : -1;
-}
-
-int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
-                     crud_item_check_fn extra, const char *what, json_t **errors_out, char *detail, size_t dlen)
-{
-    json_t *errors = json_array(), *item;
-    *errors_out = NULL;
-    if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > max) {
-        char msg[80];
-        snprintf(msg, sizeof(msg), "must be a JSON array (or NDJSON) of 1 to %zu items", max);
-        api_error_add(errors, "",
-                      !json_is_array(items)         ? "invalid_type"
-                      : json_array_size(items) == 0 ? "too_short"
-                                                    : "too_many",
-                      msg);
-        snprintf(detail, dlen, "The body must list 1 to %zu %s.", max, what);
-        *errors_out = errors;
-        return -1;
-    }
-    json_t *seen = json_object();
-    size_t i;
-    json_array_foreach(items, i, item)
-    {
-        char prefix[24], field[48];
-        snprintf(prefix, sizeof(prefix), "[%zu]", i);
-        validate_object(item, fields, nfields, VALIDATE_REPLACE, prefix, errors);
-        if (!json_is_object(item))
-            continue;
-        json_t *ext = json_object_get(item, "external_id");
-        snprintf(field, sizeof(field), "[%zu].external_id", i);
-        if (!json_is_string(ext)) {
-            api_error_add(errors, field, "required", "is required in bulk requests");
-        } else {
-            if (json_object_get(seen, json_string_value(ext)) != NULL)
-                api_error_add(errors, field, "duplicate", "appears more than once in this request");
-            json_object_set_new(seen, json_string_value(ext), json_true());
-        }
-        if (extra != NULL)
-            extra(item, prefix, errors);
-        validate_trim(item, fields, nfields);
-    }
-    json_decref(seen);
-    if (json_array_size(errors) > 0) {
-        snprintf(detail, dlen, "Some %s are invalid; nothing was written.", what);
-        *errors_out = errors;
-        return -1;
-    }
-    json_decref(errors);
-    return 0;
-}
-
-int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
-                    crud_item_check_fn extra, const char *what)
-{
-    json_t *errors;
-    char detail[128];
-    if (crud_bulk_errors(items, max, fields, nfields, extra, what, &errors, detail, sizeof(detail)) == 0)
-        return 0;
-    api_send_invalid(ar, 422, detail, errors);
-    return -1;
 }
 
 int crud_check_external_id(api_req_t *ar, const char *ext, json_t *body, const char *what)

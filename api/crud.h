@@ -111,7 +111,7 @@ void crud_on_write(api_req_t *ar, const PGresult *res, int err, void *arg);
 /*
  * Upserts by external id race with concurrent inserts of the same id; the
  * loser gets a unique violation and is sent once more (now it updates).
- * `send` issues the statement with `done`; crud_on_upsert is that done.
+ * `send` issues the statement with `done` (see engine.c's on_upsert).
  */
 typedef struct st_crud_upsert_t {
     const crud_resource_t *resource;
@@ -119,7 +119,6 @@ typedef struct st_crud_upsert_t {
     const char *external_id, *reference, *input, *if_match; /* the statement's arguments */
     int retried;
 } crud_upsert_t;
-void crud_on_upsert(api_req_t *ar, const PGresult *res, int err, void *arg);
 
 /* Answers a read-one result: 401, 403, 404, 304 (If-None-Match) or 200 with ETag. */
 void crud_send_read(api_req_t *ar, const PGresult *res);
@@ -155,6 +154,16 @@ char *crud_list_cursor(api_req_t *ar, int sort, const char *id, const char *key)
  */
 void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list);
 
+/*
+ * Answers {"data":[docs of rows 0..n),"next_cursor":next|null[,"total":total]}
+ * with each doc taken from column doc_col as is; next (malloc'ed, may be
+ * NULL) is freed; hint is the expected size.
+ */
+void crud_send_page(api_req_t *ar, const PGresult *res, int n, int doc_col, size_t hint, char *next, const char *total);
+
+/* "ab%c" -> "%ab\%c%": a search term matched literally anywhere by LIKE/ILIKE (request pool). */
+const char *crud_like_pattern(api_req_t *ar, const char *q);
+
 /* Completes a scoped statement's callback: 0 when the caller may go on, else answered. */
 int crud_check_result(api_req_t *ar, const PGresult *res, int err);
 
@@ -180,36 +189,9 @@ int crud_query_owned(api_req_t *ar, char *sql, int nparams, const char *const *p
 
 #include "validate.h"
 
-/* Validates and trims a body; answers 422 with every error (detail names `what`) and returns nonzero when bad. */
-int crud_check_body(api_req_t *ar, json_t *body, const validate_field_t *fields, size_t nfields, unsigned mode,
-                    const char *what);
 /* Compact JSON text of v in the request pool. */
 char *crud_dump(api_req_t *ar, const json_t *v);
 
-/* Extra per-item checks of a bulk request; appends errors with the given prefix ("[3]"). */
-typedef void (*crud_item_check_fn)(json_t *item, const char *prefix, json_t *errors);
-/*
- * Checks a bulk body: an array of 1..max items, each valid in REPLACE mode,
- * each with a unique external_id, plus `extra`. Answers 422 listing every
- * bad item's index and field and returns nonzero when anything is wrong.
- */
-int crud_check_bulk(api_req_t *ar, json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
-                    crud_item_check_fn extra, const char *what);
-/*
- * The same checks without a request, so they can run off the loop (a
- * route's bulk prepare hook): returns 0, or -1 with *errors (the caller
- * owns it) and a sentence in detail.
- */
-int crud_bulk_errors(json_t *items, size_t max, const validate_field_t *fields, size_t nfields,
-                     crud_item_check_fn extra, const char *what, json_t **errors, char *detail, size_t dlen);
-/*
- * The standard `prepare` of a bulk route (api_bulk_t): checks every item as
- * crud_bulk_errors does, then turns the body into the text to store. Runs
- * where the body was parsed (off the loop when it is large). Returns 0, or
- * -1 with out->errors and out->detail set (or neither, when out of memory).
- */
-int crud_prepare_bulk(json_t *body, size_t max, const validate_field_t *fields, size_t nfields,
-                      crud_item_check_fn extra, const char *what, api_prepared_t *out);
 /*
  * Checks the {external_id} of an upsert path and the body's external_id
  * (absent, or equal). Answers 422 and returns nonzero when either is bad.

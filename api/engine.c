@@ -258,8 +258,8 @@ int engine_get(api_req_t *ar)
 {
     char *idb = h2o_mem_alloc_pool(&ar->req->pool, 24);
     const char *p[] = {NULL, NULL, db_fmt_i64(idb, api_param_i64(ar, "id"))};
-    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, 0,
-                       crud_on_read, NULL);
+    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, 0, crud_on_read,
+                       NULL);
 }
 
 /* The parent's id of a nested route ("/v1/customers/{id}/contacts"), or NULL. */
@@ -411,22 +411,6 @@ static void on_list(api_req_t *ar, const PGresult *res, int err, void *arg)
         crud_send_list(ar, res, arg);
 }
 
-/* "ab%c" -> "%ab\%c%": the search term matched literally anywhere. */
-static const char *like_pattern(api_req_t *ar, const char *q)
-{
-    size_t len = strlen(q);
-    char *out = h2o_mem_alloc_pool(&ar->req->pool, 2 * len + 3), *o = out;
-    *o++ = '%';
-    for (size_t i = 0; i < len; i++) {
-        if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
-            *o++ = '\\';
-        *o++ = q[i];
-    }
-    *o++ = '%';
-    *o = '\0';
-    return out;
-}
-
 static int bad_param(api_req_t *ar, const char *name, const char *code, const char *message)
 {
     json_t *errors = json_array();
@@ -483,7 +467,7 @@ int engine_read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t
     case EP_Q:
         if (strlen(v) == 0 || strlen(v) > 200)
             return bad_param(ar, "q", "invalid_value", "must be 1 to 200 characters");
-        *out = like_pattern(ar, v);
+        *out = crud_like_pattern(ar, v);
         return 0;
     case EP_TAG:
     case EP_EQ_TEXT:
@@ -684,25 +668,7 @@ static void on_history(api_req_t *ar, const PGresult *res, int err, void *arg)
             return;
         }
     }
-    crud_buf_t b;
-    crud_buf_init(&b, &ar->req->pool, hint + (next != NULL ? strlen(next) : 0));
-    crud_buf_puts(&b, "{\"data\":[");
-    for (int i = 0; i < n; i++) {
-        if (i > 0)
-            crud_buf_append(&b, ",", 1);
-        crud_buf_append(&b, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
-    }
-    crud_buf_puts(&b, "],\"next_cursor\":");
-    if (next != NULL) {
-        crud_buf_puts(&b, "\"");
-        crud_buf_puts(&b, next);
-        crud_buf_puts(&b, "\"");
-        free(next);
-    } else {
-        crud_buf_puts(&b, "null");
-    }
-    crud_buf_puts(&b, "}");
-    api_send_raw(ar, 200, "application/json", b.base, b.len);
+    crud_send_page(ar, res, n, 3, hint, next, NULL);
 }
 
 int engine_history(api_req_t *ar)

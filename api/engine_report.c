@@ -181,7 +181,8 @@ static void metric_out(engine_sql_t *s, const metric_t *m, int i, int total)
     if (strcmp(m->fn, "count") == 0)
         esql_addf(s, total ? "coalesce(sum(g.n), 0)" : "g.n");
     else if (strcmp(m->fn, "avg") == 0)
-        esql_addf(s, total ? "round(sum(g.m%d) / nullif(sum(g.c%d), 0), %d)%s" : "round(g.m%d / nullif(g.c%d, 0), %d)%s",
+        esql_addf(s,
+                  total ? "round(sum(g.m%d) / nullif(sum(g.c%d), 0), %d)%s" : "round(g.m%d / nullif(g.c%d, 0), %d)%s",
                   i, i, dec ? m->f->v.scale : 6, dec ? "::text" : "");
     else if (!total)
         esql_addf(s, "g.m%d%s", i, dec ? "::text" : "");
@@ -291,8 +292,8 @@ typedef struct st_export_t {
     h2o_generator_t super;
     api_req_t *ar;
     const engine_res_t *res;
-    char *sql;                       /* the page statement (malloc'ed; freed on dispose) */
-    const char *p[DB_MAX_PARAMS];    /* filters (pool strings) */
+    char *sql;                    /* the page statement (malloc'ed; freed on dispose) */
+    const char *p[DB_MAX_PARAMS]; /* filters (pool strings) */
     char uid[24], after[24];
     const char *scope; /* the caller's "<team> <scope>", read once when the export starts */
     int csv, bom, started, finished, waiting;

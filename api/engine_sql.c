@@ -291,6 +291,28 @@ static void value_list(engine_sql_t *s, const engine_resource_t *r, const char *
     }
 }
 
+/* " upd AS (UPDATE <table> t SET (<columns>) = ROW(<values>) <tail>)": tail is "FROM ... WHERE ... RETURNING t.*". */
+static void update_cte(engine_sql_t *s, const engine_resource_t *r, const char *ext, const char *owner,
+                       const char *team, const char *parent, const char *tail)
+{
+    esql_addf(s, " upd AS (UPDATE %s t SET (", r->table);
+    column_list(s, r);
+    esql_add(s, ") = ROW(");
+    value_list(s, r, ext, owner, team, parent, 1);
+    esql_addf(s, ") %s)", tail);
+}
+
+/* " ins AS (INSERT INTO <table> (<columns>) SELECT <values> <tail>)". */
+static void insert_cte(engine_sql_t *s, const engine_resource_t *r, const char *ext, const char *owner,
+                       const char *team, const char *parent, const char *tail)
+{
+    esql_addf(s, " ins AS (INSERT INTO %s (", r->table);
+    column_list(s, r);
+    esql_add(s, ") SELECT ");
+    value_list(s, r, ext, owner, team, parent, 0);
+    esql_addf(s, " %s)", tail);
+}
+
 /* --- scope ------------------------------------------------------------------- */
 
 static void caller_cte(engine_sql_t *s, const char *module)
@@ -517,11 +539,8 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
         target_checks(&s, "tg.owner_id", "tg.team_id");
         rule_checks(&s, r, "i", "NULL", NULL, 0);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, tg, i),");
-        esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
-        column_list(&s, r);
-        esql_add(&s, ") SELECT ");
-        value_list(&s, r, "i.external_id", "tg.owner_id", "tg.team_id", NULL, 0);
-        esql_add(&s, " FROM i, tg, chk WHERE chk.outcome = 'ok' RETURNING *)");
+        insert_cte(&s, r, "i.external_id", "tg.owner_id", "tg.team_id", NULL,
+                   "FROM i, tg, chk WHERE chk.outcome = 'ok' RETURNING *");
     } else {
         parent_cte(&s, res, "$3::jsonb");
         esql_addf(&s,
@@ -533,11 +552,8 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
         esql_add(&s, " FROM par) THEN 'forbidden_target'");
         rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)", 0);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, i),");
-        esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
-        column_list(&s, r);
-        esql_add(&s, ") SELECT ");
-        value_list(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)", 0);
-        esql_add(&s, " FROM i, chk WHERE chk.outcome = 'ok' RETURNING *)");
+        insert_cte(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)",
+                   "FROM i, chk WHERE chk.outcome = 'ok' RETURNING *");
     }
     static const char *const w[] = {"ins"};
     write_tail(&s, e, res, w, 1, 0);
@@ -586,11 +602,8 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
         target_checks(&s, "i.owner_id", "i.team_id");
         rule_checks(&s, r, "i", "m.id", NULL, 1);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
-        esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
-        column_list(&s, r);
-        esql_add(&s, ") = ROW(");
-        value_list(&s, r, "i.external_id", "i.owner_id", "i.team_id", NULL, 1);
-        esql_add(&s, ") FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*)");
+        update_cte(&s, r, "i.external_id", "i.owner_id", "i.team_id", NULL,
+                   "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
     } else {
         parent_cte(&s, res, NULL);
         esql_add(&s, " chk AS (SELECT m.id, CASE WHEN NOT ");
@@ -604,11 +617,8 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
                      " THEN 'forbidden_target'");
         rule_checks(&s, r, "i", "m.id", "(SELECT id FROM par)", 1);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
-        esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
-        column_list(&s, r);
-        esql_add(&s, ") = ROW(");
-        value_list(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)", 1);
-        esql_add(&s, ") FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*)");
+        update_cte(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)",
+                   "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
     }
     static const char *const w[] = {"upd"};
     write_tail(&s, e, res, w, 1, 0);
@@ -700,17 +710,13 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
         esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, i),");
         vpar = "(SELECT id FROM par)";
     }
-    esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
-    column_list(&s, r);
-    esql_add(&s, ") = ROW(");
-    value_list(&s, r, "$3", vtg_owner, vtg_team, vpar, 1);
-    esql_addf(&s, ") FROM i, chk%s, cur WHERE t.id = cur.id AND chk.action = 'update' RETURNING t.*),",
-              vtg_owner != NULL ? ", tg" : "");
-    esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
-    column_list(&s, r);
-    esql_add(&s, ") SELECT ");
-    value_list(&s, r, "$3", vtg_owner, vtg_team, vpar, 0);
-    esql_addf(&s, " FROM i, chk%s WHERE chk.action = 'create' RETURNING *)", vtg_owner != NULL ? ", tg" : "");
+    update_cte(&s, r, "$3", vtg_owner, vtg_team, vpar,
+               vtg_owner != NULL ? "FROM i, chk, tg, cur WHERE t.id = cur.id AND chk.action = 'update' RETURNING t.*"
+                                 : "FROM i, chk, cur WHERE t.id = cur.id AND chk.action = 'update' RETURNING t.*");
+    esql_add(&s, ",");
+    insert_cte(&s, r, "$3", vtg_owner, vtg_team, vpar,
+               vtg_owner != NULL ? "FROM i, chk, tg WHERE chk.action = 'create' RETURNING *"
+                                 : "FROM i, chk WHERE chk.action = 'create' RETURNING *");
     static const char *const w[] = {"upd", "ins"};
     write_tail(&s, e, res, w, 2, 0);
     esql_add(&s, " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN ins.id IS NOT NULL THEN 'created'"
@@ -829,18 +835,13 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
         vp = "chk.par_id";
     }
     esql_add(&s, " bad AS (SELECT idx, action FROM chk WHERE action NOT IN ('create', 'update')),");
-    esql_addf(&s, " upd AS (UPDATE %s t SET (", r->table);
-    column_list(&s, r);
-    esql_add(&s, ") = ROW(");
-    value_list(&s, r, "i.external_id", vo, vt, vp, 1);
-    esql_add(&s, ") FROM i JOIN chk ON chk.idx = i.idx WHERE t.id = chk.cur_id AND chk.action = 'update'"
-                 " AND NOT EXISTS (SELECT 1 FROM bad) RETURNING t.*),");
-    esql_addf(&s, " ins AS (INSERT INTO %s (", r->table);
-    column_list(&s, r);
-    esql_add(&s, ") SELECT ");
-    value_list(&s, r, "i.external_id", vo, vt, vp, 0);
-    esql_add(&s, " FROM i JOIN chk ON chk.idx = i.idx WHERE chk.action = 'create' AND NOT EXISTS (SELECT 1 FROM bad)"
-                 " ORDER BY i.idx RETURNING *)");
+    update_cte(&s, r, "i.external_id", vo, vt, vp,
+               "FROM i JOIN chk ON chk.idx = i.idx WHERE t.id = chk.cur_id AND chk.action = 'update'"
+               " AND NOT EXISTS (SELECT 1 FROM bad) RETURNING t.*");
+    esql_add(&s, ",");
+    insert_cte(&s, r, "i.external_id", vo, vt, vp,
+               "FROM i JOIN chk ON chk.idx = i.idx WHERE chk.action = 'create' AND NOT EXISTS (SELECT 1 FROM bad) "
+               "ORDER BY i.idx RETURNING *");
     static const char *const w[] = {"upd", "ins"};
     write_tail(&s, e, res, w, 2, 0);
     esql_add(&s, " SELECT caller.cscope, (SELECT count(*) FROM ins), (SELECT count(*) FROM upd),"
