@@ -58,18 +58,24 @@ static void check_contact(json_t *c, unsigned mode, const char *prefix, json_t *
 }
 
 static const engine_check_t checks[] = {
-    {"last_name", "({i}.first_name IS NOT NULL OR {i}.last_name IS NOT NULL)", "give a first_name or a last_name"},
+    {"last_name", "({i}.first_name IS NOT NULL OR {i}.last_name IS NOT NULL)", "give a first_name or a last_name",
+     NULL},
     /* The manager is a live contact of the same customer... */
     {"reports_to_id",
      "({i}.reports_to_id IS NULL OR EXISTS (SELECT 1 FROM contacts rt WHERE rt.id = {i}.reports_to_id"
      " AND rt.customer_id = {parent} AND rt.deleted_at IS NULL))",
-     "must name another contact of the same customer"},
+     "must name another contact of the same customer", NULL},
     /* ...and the chain of managers above never comes back to this contact. */
     {"reports_to_id",
      "({id} IS NULL OR {i}.reports_to_id IS NULL OR NOT EXISTS (WITH RECURSIVE up(id, depth) AS ("
      "SELECT {i}.reports_to_id, 1 UNION ALL SELECT rt.reports_to_id, up.depth + 1 FROM contacts rt JOIN up"
      " ON rt.id = up.id WHERE rt.reports_to_id IS NOT NULL AND up.depth < 1000) SELECT 1 FROM up WHERE up.id = {id}))",
-     "would make the contact report to itself"},
+     "would make the contact report to itself", NULL},
+    /* What one statement cannot see (a bulk linking its own items, two changes at once): checked at commit. */
+    {"reports_to_id", NULL, "must name another live contact of the same customer", "contacts_reports_to_same_customer"},
+    {"reports_to_id", NULL, "would make a contact report to itself", "contacts_reports_to_cycle"},
+    {"customer_id", NULL, "other contacts report to this one: point them elsewhere first",
+     "contacts_reports_left_behind"},
 };
 
 static const engine_sort_t sorts[] = {

@@ -189,9 +189,31 @@ static int send_rule(api_req_t *ar, const engine_resource_t *r, const char *outc
     return 1;
 }
 
+/* A rule the database enforced (engine_check_t.constraint) refused the write: 422 naming its field. */
+static int send_constraint(api_req_t *ar, const engine_resource_t *r, const PGresult *res, const char *prefix)
+{
+    const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *name = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    if (st == NULL || name == NULL || strcmp(st, "23514") != 0)
+        return 0;
+    for (size_t i = 0; i < r->nchecks; i++)
+        if (r->checks[i].constraint != NULL && strcmp(r->checks[i].constraint, name) == 0) {
+            char field[96], detail[96];
+            snprintf(field, sizeof(field), "%s%s", prefix, r->checks[i].field);
+            json_t *errors = json_array();
+            api_error_add(errors, field, "invalid_value", r->checks[i].message);
+            snprintf(detail, sizeof(detail), "The change breaks a rule of the %s.", r->name);
+            api_send_invalid(ar, 422, detail, errors);
+            return 1;
+        }
+    return 0;
+}
+
 static void on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     write_ctx_t *w = arg;
+    if (err != 0 && send_constraint(ar, w->r, res, ""))
+        return;
     if (err == 0 && res != NULL && PQntuples(res) > 0 && send_rule(ar, w->r, PQgetvalue(res, 0, 0)))
         return;
     crud_on_write(ar, res, err, &w->cr);
@@ -350,6 +372,8 @@ int engine_put_external(api_req_t *ar)
 static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     const engine_resource_t *r = arg;
+    if (err != 0 && send_constraint(ar, r, res, "[*]."))
+        return;
     if (err == 0 && res != NULL && PQntuples(res) > 0 && !PQgetisnull(res, 0, 3)) {
         /* Items refused by a description's rule name their field. */
         json_t *bad = json_loads(PQgetvalue(res, 0, 3), 0, NULL), *item;

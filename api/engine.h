@@ -100,11 +100,16 @@ typedef struct st_engine_sort_t {
  * stored. Templates: "{i}" the input row (columns by name), "{id}" the
  * record's id (NULL on create), "{parent}" the parent's id (parent scope).
  * When `cond` is false the write is refused with 422 naming `field`.
+ * A rule the database enforces itself (a constraint, or a deferred trigger
+ * raising check_violation with that constraint name: what one statement
+ * cannot see, such as several records of a bulk or a concurrent commit)
+ * names its `constraint` and has no cond; a violation answers the same 422.
  */
 typedef struct st_engine_check_t {
     const char *field;
     const char *cond;
     const char *message;
+    const char *constraint;
 } engine_check_t;
 
 typedef enum {

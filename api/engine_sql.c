@@ -397,6 +397,8 @@ static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char 
                       f->v.name);
     }
     for (size_t i = 0; i < r->nchecks; i++) {
+        if (r->checks[i].cond == NULL)
+            continue; /* the database's own */
         const char *kv[] = {"i", input, "id", id, "parent", parent != NULL ? parent : "NULL", "table", r->table, NULL};
         esql_add(s, " WHEN NOT coalesce(");
         tplv(s, r->checks[i].cond, kv);

@@ -294,7 +294,8 @@ int main(int argc, char **argv)
                           .queue_max = cfg.db_queue,
                           .timeout_ms = cfg.db_timeout_ms,
                           .queue_timeout_ms = cfg.db_queue_timeout_ms,
-                          .no_jit = 1};
+                          .no_jit = 1,
+                          .role = cfg.db_role};
     for (int i = 0; i < cfg.threads; i++) {
         api_thread_t *t = &server.threads[i];
         t->server = &server;

@@ -94,7 +94,7 @@ static const engine_check_t checks[] = {
     {"total",
      "(jsonb_array_length(coalesce({i}.lines, '[]')) = 0 OR (SELECT sum((l ->> 'quantity')::numeric"
      " * (l ->> 'unit_price')::numeric) FROM jsonb_array_elements({i}.lines) l) = {i}.total)",
-     "must equal the sum of the lines"},
+     "must equal the sum of the lines", NULL},
 };
 
 static const engine_sort_t sorts[] = {

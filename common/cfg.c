@@ -456,6 +456,11 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
     if (cfg_parse_duration_ms(GET("CLIENTELE_DB_QUEUE_TIMEOUT", "1s"), 1, 3600000, &l, &why) != 0)
         FAIL("CLIENTELE_DB_QUEUE_TIMEOUT", "%s: expected 1ms to 60m (got \"%s\")", why, v);
     cfg->db_queue_timeout_ms = (int)l;
+    v = GET("CLIENTELE_DB_ROLE", "clientele_api");
+    for (const char *c = v; *c != '\0'; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (c > v && *c >= '0' && *c <= '9')) || c - v >= 63)
+            FAIL("CLIENTELE_DB_ROLE", "expected a role name of lower-case letters, digits and _ (got \"%s\")", v);
+    cfg->db_role = strdup(v);
     if (cfg_parse_duration_ms(GET("CLIENTELE_REDIS_TIMEOUT", "2s"), 10, 600000, &l, &why) != 0)
         FAIL("CLIENTELE_REDIS_TIMEOUT", "%s: expected 10ms to 10m (got \"%s\")", why, v);
     cfg->redis_timeout_ms = (int)l;
@@ -588,6 +593,7 @@ void cfg_free(cfg_t *cfg)
     free(cfg->jwt_public_key);
     free(cfg->jwt_issuer);
     free(cfg->jwt_audience);
+    free(cfg->db_role);
     if (cfg->cors_origins != NULL)
         for (char **p = cfg->cors_origins; *p != NULL; p++)
             free(*p);

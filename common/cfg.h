@@ -35,6 +35,7 @@ typedef struct st_cfg_t {
     int db_queue;               /* CLIENTELE_DB_QUEUE, waiting queries per thread */
     int db_timeout_ms;          /* CLIENTELE_DB_TIMEOUT: one statement's execution (statement_timeout) */
     int db_queue_timeout_ms;    /* CLIENTELE_DB_QUEUE_TIMEOUT: longest wait for a connection, then 503 */
+    char *db_role;              /* CLIENTELE_DB_ROLE: the role the API's sessions act as ("" for the login role) */
     int redis_timeout_ms;       /* CLIENTELE_REDIS_TIMEOUT */
     char *jwt_secret;           /* CLIENTELE_JWT_SECRET, NULL when unset */
     int jwt_rs256;              /* CLIENTELE_JWT_ALG is RS256 */

@@ -225,12 +225,13 @@ int db_err_from_result(const PGresult *res)
     const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (st == NULL)
         return ERR_UNAVAILABLE; /* libpq-side failure, such as a lost connection */
-    if (strcmp(st, "23505") == 0 || strcmp(st, "23503") == 0 || strcmp(st, "23P01") == 0)
+    /* Duplicates, and transactions that lost a race with another (deadlock, serialization): retry can succeed. */
+    if (strcmp(st, "23505") == 0 || strcmp(st, "23503") == 0 || strcmp(st, "23P01") == 0 || strcmp(st, "40001") == 0 ||
+        strcmp(st, "40P01") == 0)
         return ERR_CONFLICT;
     if (strcmp(st, "23502") == 0 || strcmp(st, "23514") == 0 || strcmp(st, "22P02") == 0 || strncmp(st, "22", 2) == 0)
         return ERR_INVALID;
-    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strncmp(st, "08", 2) == 0 ||
-        strncmp(st, "57P", 3) == 0 || strcmp(st, "53300") == 0)
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0 || strcmp(st, "53300") == 0)
         return ERR_UNAVAILABLE;
     if (strcmp(st, "57014") == 0)
         return ERR_TIMEOUT; /* statement_timeout */
@@ -1196,6 +1197,10 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
     if (conf->timeout_ms > 0) {
         size_t len = strlen(db->options);
         snprintf(db->options + len, sizeof(db->options) - len, " -c statement_timeout=%d", conf->timeout_ms);
+    }
+    if (conf->role != NULL && conf->role[0] != '\0') {
+        size_t len = strlen(db->options);
+        snprintf(db->options + len, sizeof(db->options) - len, " -c role=%s", conf->role);
     }
     int connect_timeout_s = 0;
     parse_conninfo(db, &connect_timeout_s);

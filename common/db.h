@@ -73,6 +73,7 @@ typedef struct st_db_config_t {
     int connect_timeout_ms; /* deadline for resolving plus connecting; 0: connect_timeout in conninfo, else 5 s */
     db_gauges_t *gauges;    /* where to publish gauges (caller-owned, outlives the pool); NULL: inside the pool */
     int no_jit;             /* jit=off for the sessions: interactive statements pay more to compile than they save */
+    const char *role;       /* a role the sessions act as (SET ROLE at connect), or NULL/"" for the login role */
 } db_config_t;
 
 typedef struct st_db_stats_t {

@@ -196,3 +196,67 @@ CREATE TRIGGER contacts_feed AFTER INSERT OR UPDATE ON contacts
 -- unless an administrator says otherwise.
 UPDATE roles SET permissions = permissions || jsonb_build_object('contacts', permissions -> 'customers')
 WHERE permissions ? 'customers' AND NOT permissions ? 'contacts';
+
+-- The role the API's sessions act as (CLIENTELE_DB_ROLE, default clientele_api: the
+-- API logs in as the owner and its sessions SET ROLE at connect). It may read and
+-- write the tables, and only SELECT and INSERT the history; the owner (migrations,
+-- the worker) keeps everything. Tables and sequences that later migrations or the
+-- worker create get the same grants by default.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clientele_api') THEN
+        CREATE ROLE clientele_api NOLOGIN;
+    END IF;
+    IF NOT pg_has_role(current_user, 'clientele_api', 'MEMBER') THEN
+        EXECUTE format('GRANT clientele_api TO %I', current_user);
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA public TO clientele_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO clientele_api;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO clientele_api;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO clientele_api;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO clientele_api;
+REVOKE UPDATE, DELETE, TRUNCATE ON record_history FROM clientele_api;
+
+-- The org chart holds at commit, whatever the statements of the transaction did
+-- (a bulk that links its own items, two requests that race): a contact reports to
+-- a live contact of its own customer, never in a circle, and a contact that moves
+-- to another customer leaves no reports behind. Changes of one customer's chart
+-- are serialised by a lock on the customer row, so each check sees the other's
+-- commit. The API answers a violation with 422 naming the field (api/contacts.c).
+CREATE FUNCTION contacts_org_chart() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    c contacts;
+BEGIN
+    PERFORM 1 FROM customers WHERE id = NEW.customer_id FOR NO KEY UPDATE;
+    SELECT * INTO c FROM contacts WHERE id = NEW.id; -- as it is now, after every statement
+    IF c.id IS NULL OR c.deleted_at IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    IF c.reports_to_id IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM contacts r WHERE r.id = c.reports_to_id AND r.customer_id = c.customer_id
+                       AND r.deleted_at IS NULL) THEN
+            RAISE EXCEPTION 'contact % reports to no live contact of its customer', c.id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_same_customer';
+        END IF;
+        IF EXISTS (WITH RECURSIVE up(id, depth) AS (
+                       SELECT c.reports_to_id, 1
+                       UNION ALL
+                       SELECT r.reports_to_id, up.depth + 1 FROM contacts r JOIN up ON r.id = up.id
+                       WHERE r.reports_to_id IS NOT NULL AND up.depth < 10000)
+                   SELECT 1 FROM up WHERE up.id = c.id) THEN
+            RAISE EXCEPTION 'contact % would report to itself', c.id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_cycle';
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM contacts r WHERE r.reports_to_id = c.id AND r.customer_id <> c.customer_id
+               AND r.deleted_at IS NULL) THEN
+        RAISE EXCEPTION 'contacts of another customer report to contact %', c.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_left_behind';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER contacts_org_chart AFTER INSERT OR UPDATE OF reports_to_id, customer_id ON contacts
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION contacts_org_chart();
