@@ -189,8 +189,12 @@ static int send_rule(api_req_t *ar, const engine_resource_t *r, const char *outc
     return 1;
 }
 
-/* A rule the database enforced (engine_check_t.constraint) refused the write: 422 naming its field. */
-static int send_constraint(api_req_t *ar, const engine_resource_t *r, const PGresult *res, const char *prefix)
+/*
+ * A rule the database enforced (engine_check_t.constraint) refused the
+ * write: 422 naming its field. In a bulk the error's detail is the
+ * record's external id, which names the item.
+ */
+static int send_constraint(api_req_t *ar, const engine_resource_t *r, const PGresult *res, int bulk)
 {
     const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *name = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
@@ -198,7 +202,15 @@ static int send_constraint(api_req_t *ar, const engine_resource_t *r, const PGre
         return 0;
     for (size_t i = 0; i < r->nchecks; i++)
         if (r->checks[i].constraint != NULL && strcmp(r->checks[i].constraint, name) == 0) {
-            char field[96], detail[96];
+            char field[96], detail[96], prefix[32] = "";
+            const char *ext = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+            json_t *item;
+            size_t k;
+            if (bulk && ext != NULL && json_is_array(ar->body))
+                json_array_foreach(ar->body, k,
+                                   item) if (json_is_string(json_object_get(item, "external_id")) &&
+                                             strcmp(json_string_value(json_object_get(item, "external_id")), ext) == 0)
+                    snprintf(prefix, sizeof(prefix), "[%zu].", k);
             snprintf(field, sizeof(field), "%s%s", prefix, r->checks[i].field);
             json_t *errors = json_array();
             api_error_add(errors, field, "invalid_value", r->checks[i].message);
@@ -212,7 +224,7 @@ static int send_constraint(api_req_t *ar, const engine_resource_t *r, const PGre
 static void on_write(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     write_ctx_t *w = arg;
-    if (err != 0 && send_constraint(ar, w->r, res, ""))
+    if (err != 0 && send_constraint(ar, w->r, res, 0))
         return;
     if (err == 0 && res != NULL && PQntuples(res) > 0 && send_rule(ar, w->r, PQgetvalue(res, 0, 0)))
         return;
@@ -372,7 +384,7 @@ int engine_put_external(api_req_t *ar)
 static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
 {
     const engine_resource_t *r = arg;
-    if (err != 0 && send_constraint(ar, r, res, "[*]."))
+    if (err != 0 && send_constraint(ar, r, res, 1))
         return;
     if (err == 0 && res != NULL && PQntuples(res) > 0 && !PQgetisnull(res, 0, 3)) {
         /* Items refused by a description's rule name their field. */

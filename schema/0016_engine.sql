@@ -224,7 +224,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON record_history FROM clientele_api;
 -- a live contact of its own customer, never in a circle, and a contact that moves
 -- to another customer leaves no reports behind. Changes of one customer's chart
 -- are serialised by a lock on the customer row, so each check sees the other's
--- commit. The API answers a violation with 422 naming the field (api/contacts.c).
+-- commit. The error's detail is the contact's external id (a bulk names its item). The API answers a violation with 422 naming the field (api/contacts.c).
 CREATE FUNCTION contacts_org_chart() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     c contacts;
@@ -238,7 +238,8 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM contacts r WHERE r.id = c.reports_to_id AND r.customer_id = c.customer_id
                        AND r.deleted_at IS NULL) THEN
             RAISE EXCEPTION 'contact % reports to no live contact of its customer', c.id
-                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_same_customer';
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_same_customer',
+                      DETAIL = coalesce(c.external_id, '');
         END IF;
         IF EXISTS (WITH RECURSIVE up(id, depth) AS (
                        SELECT c.reports_to_id, 1
@@ -247,13 +248,15 @@ BEGIN
                        WHERE r.reports_to_id IS NOT NULL AND up.depth < 10000)
                    SELECT 1 FROM up WHERE up.id = c.id) THEN
             RAISE EXCEPTION 'contact % would report to itself', c.id
-                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_cycle';
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_to_cycle',
+                      DETAIL = coalesce(c.external_id, '');
         END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM contacts r WHERE r.reports_to_id = c.id AND r.customer_id <> c.customer_id
                AND r.deleted_at IS NULL) THEN
         RAISE EXCEPTION 'contacts of another customer report to contact %', c.id
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_left_behind';
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'contacts_reports_left_behind',
+                  DETAIL = coalesce(c.external_id, '');
     END IF;
     RETURN NULL;
 END
