@@ -263,3 +263,22 @@ END
 $$;
 CREATE CONSTRAINT TRIGGER contacts_org_chart AFTER INSERT OR UPDATE OF reports_to_id, customer_id ON contacts
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION contacts_org_chart();
+
+-- With the API's role granted on every table, customer_analytics carries an ACL;
+-- a staged table gets the same one (the default privileges above), so a swap
+-- loses nothing when the two are equal.
+CREATE OR REPLACE FUNCTION customer_analytics_swappable(staged regclass) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT c.relkind = 'r' AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+       AND c.relacl IS NOT DISTINCT FROM (SELECT relacl FROM pg_class WHERE oid = staged) AND NOT c.relhasrules AND NOT c.relrowsecurity AND NOT c.relhassubclass
+       AND NOT c.relispartition AND c.reltablespace = (SELECT reltablespace FROM pg_class WHERE oid = staged)
+       AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid)
+       AND (SELECT count(*) FROM pg_index WHERE indrelid = c.oid) = 1
+       AND EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = c.oid AND contype = 'p')
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = c.oid AND contype NOT IN ('p', 'f', 'c'))
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = c.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend WHERE refobjid = c.oid AND classid = 'pg_rewrite'::regclass)
+       AND NOT EXISTS (SELECT 1 FROM pg_publication_rel WHERE prrelid = c.oid)
+       AND customer_analytics_shape(c.oid) = customer_analytics_shape(staged)
+    FROM pg_class c WHERE c.oid = 'customer_analytics'::regclass
+$$;
