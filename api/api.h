@@ -203,6 +203,8 @@ typedef void (*api_caller_fn)(api_req_t *ar, const char *scope_param, void *arg)
  * or an err_t (nothing called, nothing answered).
  */
 int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg);
+/* The same for a request whose answer has started: cont gets NULL instead of the request being answered. */
+int api_caller_read_scope_quiet(api_req_t *ar, const char *module, api_caller_fn cont, void *arg);
 struct st_api_caller_cache_t *api_caller_cache_new(void);
 void api_caller_cache_free(struct st_api_caller_cache_t *c);
 

@@ -80,6 +80,7 @@ typedef struct st_caller_wait_t {
     const char *module;
     api_caller_fn cont;
     void *arg;
+    int quiet; /* tell cont (NULL scope) instead of answering */
 } caller_wait_t;
 
 /* The module's read scope in a slot ("none" when the role does not name it). */
@@ -131,7 +132,10 @@ static void on_fetch(api_req_t *ar, const PGresult *res, int err, void *arg)
     caller_wait_t *w = arg;
     struct st_api_caller_cache_t *c = ar->thread->server->callers;
     if (err != 0) {
-        api_send_error(ar, err, NULL);
+        if (w->quiet)
+            w->cont(ar, NULL, w->arg);
+        else
+            api_send_error(ar, err, NULL);
         return;
     }
     caller_slot_t fresh = {.uid = ar->claims.sub, .ver = ar->claims.ver, .fetched_ms = now_ms()};
@@ -140,14 +144,19 @@ static void on_fetch(api_req_t *ar, const PGresult *res, int err, void *arg)
     } else {
         fresh.tid = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         if (fill(&fresh, PQgetvalue(res, 0, 1)) != 0) {
-            api_send_error(ar, ERR_INTERNAL, NULL);
+            if (w->quiet)
+                w->cont(ar, NULL, w->arg);
+            else
+                api_send_error(ar, ERR_INTERNAL, NULL);
             return;
         }
     }
     pthread_mutex_lock(&c->lock);
     *slot_of(c, fresh.uid) = fresh;
     pthread_mutex_unlock(&c->lock);
-    if (fresh.refused)
+    if (fresh.refused && w->quiet)
+        w->cont(ar, NULL, w->arg);
+    else if (fresh.refused)
         api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
     else
         hand_over(ar, fresh.tid, scope_in(&fresh, w->module), w->cont, w->arg);
@@ -156,7 +165,7 @@ static void on_fetch(api_req_t *ar, const PGresult *res, int err, void *arg)
 static const char SQL_CALLER[] = "SELECT u.team_id, r.permissions::text FROM users u JOIN roles r ON r.id = u.role_id"
                                  " WHERE u.id = $1 AND u.active AND u.token_version = $2";
 
-int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg)
+static int read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg, int quiet)
 {
     struct st_api_caller_cache_t *c = ar->thread->server->callers;
     int hit = 0, refused = 0;
@@ -171,6 +180,8 @@ int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont,
         snprintf(scope, sizeof(scope), "%s", scope_in(s, module));
     }
     pthread_mutex_unlock(&c->lock);
+    if (hit && refused && quiet)
+        return cont(ar, NULL, arg), 0;
     if (hit && refused)
         return api_send_unauthenticated(ar, 1, "The access token is no longer valid."), 0;
     if (hit) {
@@ -178,9 +189,19 @@ int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont,
         return 0;
     }
     caller_wait_t *w = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*w));
-    *w = (caller_wait_t){module, cont, arg};
+    *w = (caller_wait_t){module, cont, arg, quiet};
     char uid[24], ver[24];
     api_caller_params(ar, uid, ver);
     const char *p[] = {uid, ver};
     return crud_query(ar, SQL_CALLER, 2, p, on_fetch, w);
+}
+
+int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg)
+{
+    return read_scope(ar, module, cont, arg, 0);
+}
+
+int api_caller_read_scope_quiet(api_req_t *ar, const char *module, api_caller_fn cont, void *arg)
+{
+    return read_scope(ar, module, cont, arg, 1);
 }

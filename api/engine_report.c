@@ -295,7 +295,6 @@ typedef struct st_export_t {
     char *sql;                    /* the page statement (malloc'ed; freed on dispose) */
     const char *p[DB_MAX_PARAMS]; /* filters (pool strings) */
     char uid[24], after[24];
-    const char *scope; /* the caller's "<team> <scope>", read once when the export starts */
     int csv, bom, started, finished, waiting;
     char **columns; /* CSV: the fields, pool-owned, NULL-terminated */
     crud_buf_t out; /* not used across pages: each page gets a fresh malloc'ed buffer */
@@ -304,6 +303,7 @@ typedef struct st_export_t {
 } export_t;
 
 static void export_next(export_t *x);
+static void cut_short(export_t *x, const char *why);
 
 /* RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled. */
 static void csv_field(crud_buf_t *b, const char *s, size_t len)
@@ -333,7 +333,10 @@ static void csv_value(crud_buf_t *b, json_t *v)
         csv_field(b, json_string_value(v), json_string_length(v));
         return;
     }
-    if (json_is_array(v)) {
+    int strings = json_is_array(v);
+    for (size_t i = 0; strings && i < json_array_size(v); i++)
+        strings = json_is_string(json_array_get(v, i));
+    if (strings) { /* tags: joined by ';' */
         crud_buf_t t;
         crud_buf_init(&t, b->pool, 64);
         size_t i;
@@ -387,6 +390,9 @@ static void on_page(api_req_t *ar, const PGresult *res, int err, void *arg)
         x->finished = 1;
         h2o_send(ar->req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
+    } else if (strcmp(PQgetvalue(res, 0, 0), "none") == 0) {
+        cut_short(x, "the caller may no longer read these records");
+        return;
     }
     size_t cap = 0;
     free(x->page);
@@ -436,27 +442,51 @@ static void on_page(api_req_t *ar, const PGresult *res, int err, void *arg)
     h2o_send(ar->req, &buf, 1, x->finished ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
+/* Ends a body that has started without its last chunk: the client sees the export did not finish. */
+static void cut_short(export_t *x, const char *why)
+{
+    log_msg(LOG_ERROR, "request %s: export cut short: %s", x->ar->request_id, why);
+    x->finished = 1;
+    h2o_send(x->ar->req, NULL, 0, H2O_SEND_STATE_ERROR);
+}
+
+/* Sends the next page's statement as the caller `scope` (NULL: the caller is refused now). */
+static void send_page(api_req_t *ar, const char *scope, void *arg)
+{
+    export_t *x = arg;
+    size_t len = scope != NULL ? strlen(scope) : 0;
+    if (x->started && (scope == NULL || (len >= 5 && strcmp(scope + len - 5, " none") == 0))) {
+        cut_short(x, "the caller may no longer read these records");
+        return; /* (before the first page the statement itself answers 403) */
+    }
+    x->p[EL_UID - 1] = x->uid;
+    x->p[EL_VER - 1] = h2o_strdup(&ar->req->pool, scope, len).base;
+    x->p[EL_ID - 1] = x->after[0] != '\0' ? x->after : NULL;
+    x->waiting = 1;
+    /* A copy per page, freed when the page is answered: a request gone meanwhile frees x, not the queued text. */
+    char *sql = strdup(x->sql);
+    if (sql == NULL)
+        abort();
+    int ret = crud_query_owned(ar, sql, x->res->nlist_params, x->p, on_page, x);
+    if (ret != 0) {
+        x->waiting = 0;
+        if (!x->started)
+            api_send_error(ar, ret, NULL);
+        else
+            cut_short(x, "the database did not take the page's statement");
+    }
+}
+
 /*
- * The next page, with the caller as the export found it when it started:
- * the status line is sent by then, so a caller cut off later could only
- * be told by cutting the body short; a running export finishes.
+ * The next page. Each asks for its caller again (a cache hit, mostly), so
+ * an export stops, cut short, once its user is cut off or loses the module.
  */
 static void export_next(export_t *x)
 {
-    api_req_t *ar = x->ar;
-    x->p[EL_UID - 1] = x->uid;
-    x->p[EL_VER - 1] = x->scope;
-    x->p[EL_ID - 1] = x->after[0] != '\0' ? x->after : NULL;
     x->waiting = 1;
-    int ret = crud_query_flags(ar, x->sql, x->res->nlist_params, x->p, DB_ONESHOT, on_page, x);
-    if (ret != 0) {
+    if (api_caller_read_scope_quiet(x->ar, x->res->r->name, send_page, x) != 0) {
         x->waiting = 0;
-        if (!x->started) {
-            api_send_error(ar, ret, NULL);
-        } else {
-            x->finished = 1;
-            h2o_send(ar->req, NULL, 0, H2O_SEND_STATE_ERROR);
-        }
+        cut_short(x, "the caller could not be checked");
     }
 }
 
@@ -473,13 +503,6 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 {
     export_t *x = (export_t *)g;
     x->finished = 1;
-}
-
-static void export_start(api_req_t *ar, const char *scope, void *arg)
-{
-    export_t *x = arg;
-    x->scope = scope;
-    export_next(x);
 }
 
 static void on_export_dispose(void *p)
@@ -569,5 +592,5 @@ int engine_export(api_req_t *ar)
               cx->from, cx->own, cx->team, cx->filters, EL_ID, EL_ID, EXPORT_PAGE);
     x->sql = esql_take(&s);
     db_fmt_i64(x->uid, ar->claims.sub);
-    return api_caller_read_scope(ar, r->name, export_start, x);
+    return api_caller_read_scope(ar, r->name, send_page, x);
 }
