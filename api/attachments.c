@@ -32,7 +32,6 @@
 #include "attachments_db.h"
 #include "common/log.h"
 #include "crud.h"
-#include "engine_int.h"
 #include "file_http.h"
 #include "resources.h"
 #include "storage.h"

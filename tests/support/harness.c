@@ -314,7 +314,7 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
     snprintf(probe, sizeof(probe), "curl -fsk -o /dev/null https://127.0.0.1:%d/healthz 2>/dev/null", api->port);
     long long until = th_now_ms() + 20000;
     while (th_now_ms() < until) {
-        th_resp_t r;
+        th_resp_t r = {0}; /* the TLS probe leaves it empty: freeing it must free nothing */
         if (tls && system(probe) == 0)
             return;
         if (!tls && th_http(api->port, "GET", "/healthz", NULL, NULL, 0, &r) == 0 && r.status == 200) {
