@@ -32,6 +32,7 @@
 #include "attachments_db.h"
 #include "common/log.h"
 #include "crud.h"
+#include "engine_int.h"
 #include "file_http.h"
 #include "resources.h"
 #include "storage.h"
@@ -252,12 +253,12 @@ int attachments_list(api_req_t *ar)
     crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
     if (crud_parse_list(ar, &q, sorts, 1, no_fields, list) != 0)
         return 0;
-    char id[24], fetch[16];
+    /* A read: the caller ($1, $2) comes from api/callers.c; the rest must live in the pool meanwhile. */
+    char *id = h2o_mem_alloc_pool(&ar->req->pool, 24), *fetch = h2o_mem_alloc_pool(&ar->req->pool, 16);
     db_fmt_i64(id, api_param_i64(ar, "id"));
-    snprintf(fetch, sizeof(fetch), "%d", list->limit + 1);
-    CALLER(ar);
-    const char *p[] = {uid_, ver_, id, list->cursor_id, fetch, list->count ? "true" : "false"};
-    return crud_query(ar, attachments_sql_list(&of(ar)->sql, ar->route->resource), 6, p, on_list, list);
+    snprintf(fetch, 16, "%d", list->limit + 1);
+    const char *p[] = {NULL, NULL, id, list->cursor_id, fetch, list->count ? "true" : "false"};
+    return engine_read(ar, attachments_sql_list(&of(ar)->sql, ar->route->resource), NULL, 6, p, 0, on_list, list);
 }
 
 /* --- download -------------------------------------------------------------------- */

@@ -2,10 +2,11 @@
  * api/attachments_db.c - the statements of attachments, generated at
  * start-up from the engine's descriptions (see attachments_db.h).
  *
- * A resource's pieces come from engine_list_ctx(): its caller CTE (the
- * scopes of its module), its FROM item (the table as t, joined to the
- * parent as tp for child resources) and the owner and team expressions
- * its scope is judged by. A record is visible when it is live and inside
+ * A resource's pieces come from engine_list_ctx(): its FROM item (the
+ * table as t, joined to the parent as tp for child resources), the owner
+ * and team expressions its scope is judged by, and the caller of its reads
+ * (the read scope handed over by api/callers.c). Writes, and the
+ * statements across resources, decide the caller from the tables. A record is visible when it is live and inside
  * the caller's read scope; attachments follow the record: uploading and
  * deleting need the record's update scope as well.
  */
@@ -21,28 +22,44 @@
 #define DOC(a)                                                                                                         \
     "json_build_object('id', " a ".id, 'entity', " a ".entity, 'entity_id', " a ".entity_id, 'filename', "            \
     a ".filename, 'media_type', " a ".media_type, 'size', " a ".size, 'sha256', " a ".sha256, 'uploaded_by', "        \
-    a ".uploaded_by, 'created_at', to_char(" a ".created_at AT TIME ZONE 'UTC', "                                    \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+    a ".uploaded_by, 'created_at', iso_utc(" a ".created_at))"
 
 /* The caller without a module: the permissions of every module are read per resource. */
 #define CALLER_ANY                                                                                                     \
     "u AS (SELECT u.id AS uid, u.team_id AS tid, r.permissions AS perms FROM users u JOIN roles r"                    \
     " ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2)"
 
+/*
+ * The caller of a write, decided from the tables ($1 the user, $2 the
+ * token's version; no row when the user is inactive or the version gone):
+ * the read and update scopes of one module.
+ */
+static void caller_write(engine_sql_t *s, const char *module)
+{
+    esql_addf(s,
+              "caller AS (SELECT u.id AS uid, u.team_id AS tid,"
+              " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
+              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope"
+              " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2)",
+              module);
+}
+
 static char *gen_insert(const engine_list_ctx_t *cx)
 {
     engine_sql_t s = {0};
+    esql_add(&s, "WITH ");
+    caller_write(&s, cx->r->name);
     esql_addf(&s,
-              "WITH %1$s, rec AS (SELECT t.id, in_scope(caller.uscope, caller.uid, caller.tid, %3$s, %4$s) AS updatable"
-              " FROM caller, %2$s WHERE t.id = $3 AND t.deleted_at IS NULL"
-              " AND in_scope(caller.rscope, caller.uid, caller.tid, %3$s, %4$s)),"
+              ", rec AS (SELECT t.id, in_scope(caller.uscope, caller.uid, caller.tid, %2$s, %3$s) AS updatable"
+              " FROM caller, %1$s WHERE t.id = $3 AND t.deleted_at IS NULL"
+              " AND in_scope(caller.rscope, caller.uid, caller.tid, %2$s, %3$s)),"
               " ins AS (INSERT INTO attachments (entity, entity_id, filename, media_type, size, sha256, uploaded_by)"
-              " SELECT '%5$s', rec.id, $4::text, $5::text, $6::bigint, $7::text, caller.uid FROM caller, rec"
+              " SELECT '%4$s', rec.id, $4::text, $5::text, $6::bigint, $7::text, caller.uid FROM caller, rec"
               " WHERE rec.updatable RETURNING *)"
               " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' WHEN rec.id IS NULL THEN 'not_found'"
               " ELSE 'forbidden' END, caller.rscope, ins.id, " DOC("ins") "::text"
               " FROM caller LEFT JOIN rec ON true LEFT JOIN ins ON true",
-              cx->caller, cx->from, cx->own, cx->team, cx->r->name);
+              cx->from, cx->own, cx->team, cx->r->name);
     return esql_take(&s);
 }
 

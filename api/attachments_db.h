@@ -16,13 +16,15 @@
  *   insert  $1 uid, $2 token version, $3 record id, $4 filename, $5 media type,
  *           $6 size, $7 sha256 -> outcome (created, not_found, forbidden),
  *           rscope, id, document
- *   list    $1, $2, $3 record id, $4 id to continue below (NULL: newest), $5 rows,
- *           $6 count -> rscope, id, id as sort key, document, total, record found
- *           (the standard list shape of api/crud.h plus one column)
+ *   list    $1 uid, $2 "<team id> <read scope>" (a read: the caller comes from
+ *           api/callers.c), $3 record id, $4 id to continue below (NULL: newest),
+ *           $5 rows, $6 count -> rscope, id, id as sort key, document, total,
+ *           record found (the standard list shape of api/crud.h plus one column)
  *   get     $1, $2, $3 attachment id -> found, sha256, size, media_type,
  *           filename, document (found false: none the caller may read)
  *   delete  $1, $2, $3 attachment id -> outcome (deleted, not_found, forbidden)
- * No row at all: the caller's token is no longer valid (401).
+ * No row at all (insert, get, delete): the caller's token is no longer
+ * valid (401).
  *
  * Ownership: the texts belong to the attachments_sql_t (their addresses key
  * the prepared statements of every connection, so it lives as long as the

@@ -24,3 +24,5 @@ CREATE TABLE attachments (
 CREATE INDEX attachments_entity_idx ON attachments (entity, entity_id, id) WHERE deleted_at IS NULL;
 -- Whether any live attachment still names a blob (for a sweep of the store).
 CREATE INDEX attachments_sha256_idx ON attachments (sha256) WHERE deleted_at IS NULL;
+-- The API's role (0016) reads, inserts and marks attachments deleted; it never removes a row.
+REVOKE DELETE, TRUNCATE ON attachments FROM clientele_api;

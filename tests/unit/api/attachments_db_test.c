@@ -42,6 +42,9 @@ START_TEST(test_build_every_resource)
         ck_assert_msg(strstr(ins, entity) != NULL && strstr(list, entity) != NULL, "%s: no entity", r->name);
         ck_assert(strstr(ins, "$7::text") != NULL);
         ck_assert(strstr(list, "$6::bool") != NULL);
+        /* A list is a read: its caller is the one api/callers.c hands over; an insert decides from the tables. */
+        ck_assert(strstr(list, "split_part($2::text") != NULL && strstr(list, "token_version") == NULL);
+        ck_assert(strstr(ins, "u.token_version = $2") != NULL);
         /* One branch per resource in the statements across resources, each under its module. */
         char read[96];
         snprintf(read, sizeof(read), "perms #>> '{%s,read}'", r->name);
