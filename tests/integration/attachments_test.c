@@ -43,7 +43,7 @@ static const char *api_env[] = {
 
 static const crew_conf_t conf = {
     .name = "attachments",
-    .redis_db = 9,
+    .redis_db = 0, /* the one database no other suite uses */
     .env = api_env,
     .password = "attachments-suite-password",
     .domain = "attachments.test",
