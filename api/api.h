@@ -47,6 +47,7 @@ enum {
     API_BODY_NDJSON = 1 << 2,      /* also takes application/x-ndjson */
     API_BODY_BULK = 1 << 3,        /* allowed up to the bulk body limit */
     API_PUBLIC = 1 << 4,           /* no token needed; every other route is authenticated by the pipeline */
+    API_BODY_RAW = 1 << 5,         /* the body is a file: any one media type, the attachment limit, never parsed */
 };
 
 /*
@@ -96,6 +97,7 @@ typedef struct st_api_server_t {
     struct st_tzdb_t *tzdb;       /* every IANA zone, loaded before the loops start */
     struct st_engine_t *engine;   /* every resource's statements (api/engine.h), built before the loops start */
     struct st_api_caller_cache_t *callers; /* callers of reads, shared by the loops (api/callers.c) */
+    struct st_attachments_t *attachments; /* statements, file store and its I/O threads (api/attachments.h) */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;
@@ -113,6 +115,7 @@ struct st_api_thread_t {
     kv_gauges_t kv_gauges;
     kdf_client_t *kdf;
     offload_client_t *offload; /* NULL once destroyed at shutdown */
+    offload_client_t *storage; /* file store I/O (api/storage.h); NULL once destroyed at shutdown */
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t wake;

@@ -6,6 +6,7 @@
 #define CLIENTELE_API_ENGINE_ROUTES_H
 
 #include "api.h"
+#include "attachments.h"
 #include "engine.h"
 
 int engine_list(api_req_t *ar);
@@ -40,7 +41,9 @@ int engine_prepare_bulk(const engine_t *e, const engine_resource_t *r, json_t *i
     {ROUTER_GET, path "/{id:int}", engine_get, 0, &res},                                                \
     {ROUTER_PATCH, path "/{id:int}", engine_patch, API_BODY_MERGE_PATCH, &res},                         \
     {ROUTER_DELETE, path "/{id:int}", engine_delete, 0, &res},                                          \
-    {ROUTER_GET, path "/{id:int}/history", engine_history, 0, &res}
+    {ROUTER_GET, path "/{id:int}/history", engine_history, 0, &res},                                    \
+    {ROUTER_GET, path "/{id:int}/attachments", attachments_list, 0, &res},                              \
+    {ROUTER_POST, path "/{id:int}/attachments", attachments_upload, API_BODY_RAW, &res}
 
 /* The change feed of a resource ("/v1/changes/customers"). */
 #define ENGINE_FEED_ROUTE(res, path) {ROUTER_GET, path, engine_feed, 0, &res}

@@ -9,9 +9,11 @@
  * headers (413, 415), ask the database whether the caller may write the
  * module of a bulk route (403), and only then parse the JSON body - on the
  * loop when small, on the offload pool (api/offload.c) when large - and
- * call the route's handler. A pool-linked guard notices when
- * h2o disposes the request; it writes the access log line, counts the
- * request in the metrics and detaches the api_req_t (see api.h).
+ * call the route's handler. A file body (API_BODY_RAW, attachments) is
+ * checked the same way against its own limit and never parsed. A
+ * pool-linked guard notices when h2o disposes the request; it writes the
+ * access log line, counts the request in the metrics and detaches the
+ * api_req_t (see api.h).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -197,7 +199,8 @@ static void add_common_headers(api_req_t *ar)
     const char *origin = cors_origin(ar);
     if (origin != NULL) {
         api_add_header(ar, "access-control-allow-origin", origin);
-        api_add_header(ar, "access-control-expose-headers", "ETag, Location, Retry-After, X-Request-Id");
+        api_add_header(ar, "access-control-expose-headers",
+                       "ETag, Location, Retry-After, X-Request-Id, Content-Disposition, Content-Range, Accept-Ranges");
         api_add_header(ar, "vary", "Origin");
     }
 }
@@ -264,7 +267,8 @@ static int answer_options(api_req_t *ar, unsigned allow)
     if (cors_origin(ar) != NULL && find_header_str(ar->req, "access-control-request-method", &len) != NULL) {
         api_add_header(ar, "access-control-allow-methods", allowbuf);
         api_add_header(ar, "access-control-allow-headers",
-                       "Authorization, Content-Type, If-Match, If-None-Match, X-Request-Id");
+                       "Authorization, Content-Type, If-Match, If-None-Match, X-Request-Id, Content-Disposition, "
+                       "Range, If-Range");
         api_add_header(ar, "access-control-max-age", "600");
     }
     return api_send_raw(ar, 204, NULL, "", 0);
@@ -312,6 +316,35 @@ static int check_body(api_req_t *ar, int *ndjson)
     }
     if (req->entity.base == NULL || req->entity.len == 0) {
         api_send_error(ar, ERR_INVALID, "The request needs a JSON body.");
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * A file body (API_BODY_RAW): the attachment limit, and a media type, of
+ * any kind; the bytes are the handler's and are never parsed. Answers (413,
+ * 415, 400) and returns nonzero on failure.
+ */
+static int check_raw_body(api_req_t *ar)
+{
+    h2o_req_t *req = ar->req;
+    size_t limit = ar->thread->server->cfg->attachment_limit, ctlen;
+    char detail[200];
+    if (req->entity.base != NULL && req->entity.len > limit) {
+        snprintf(detail, sizeof(detail), "The file is %zu bytes; files may be at most %zu.", req->entity.len, limit);
+        api_send_error(ar, ERR_TOO_LARGE, detail);
+        return 1;
+    }
+    const char *ct = find_header(req, H2O_TOKEN_CONTENT_TYPE, &ctlen);
+    while (ct != NULL && ctlen > 0 && (*ct == ' ' || *ct == '\t'))
+        ct++, ctlen--;
+    if (ct == NULL || ctlen == 0) {
+        api_send_error(ar, ERR_MEDIA_TYPE, "Send the file's media type in Content-Type, such as application/pdf.");
+        return 1;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        api_send_error(ar, ERR_INVALID, "The request body is the file, and it is empty.");
         return 1;
     }
     return 0;
@@ -595,8 +628,13 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
     /* Policy from the route row, in this order: who (headers only), how big, may they write, then parse. */
     if ((ar->route->flags & API_PUBLIC) == 0 && api_authenticate(ar) != 0)
         return 0;
-    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH)) == 0) {
+    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH | API_BODY_RAW)) == 0) {
         run_handler(ar);
+        return 0;
+    }
+    if (ar->route->flags & API_BODY_RAW) {
+        if (check_raw_body(ar) == 0)
+            run_handler(ar);
         return 0;
     }
     int ndjson;

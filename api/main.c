@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "attachments.h"
 #include "common/tzdb.h"
 #include "engine.h"
 #include "tables.h"
@@ -130,6 +131,9 @@ static void *thread_main(void *arg)
     offload_client_t *oc = t->offload;
     t->offload = NULL;
     offload_client_destroy(oc);
+    offload_client_t *sc = t->storage;
+    t->storage = NULL;
+    offload_client_destroy(sc);
     api_token_cache_free(t->tokens);
     t->tokens = NULL;
     db_close(t->db);
@@ -244,8 +248,16 @@ int main(int argc, char **argv)
         rc = 1;
         goto Fail;
     }
+    /* The file store must be usable before the first upload is accepted. */
+    if ((server.attachments = attachments_open(&cfg, server.engine, err, sizeof(err))) == NULL) {
+        free((void *)server.openapi_json.base);
+        engine_free(server.engine);
+        fprintf(stderr, "clientele-api: %s\n", err);
+        goto Fail;
+    }
     if (cfg.tls_cert != NULL && (server.ssl_ctx = make_ssl_ctx(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "clientele-api: %s\n", err);
+        attachments_close(server.attachments);
         free((void *)server.openapi_json.base);
         engine_free(server.engine);
         goto Fail;
@@ -270,7 +282,9 @@ int main(int argc, char **argv)
 
     h2o_config_init(&server.globalconf);
     server.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("clientele"));
-    server.globalconf.max_request_entity_size = cfg.bulk_body_limit;
+    /* The largest body any route takes: larger ones are refused by h2o before they are read. */
+    server.globalconf.max_request_entity_size =
+        cfg.attachment_limit > cfg.bulk_body_limit ? cfg.attachment_limit : cfg.bulk_body_limit;
     /*
      * h2o buffers a request body in memory until it reaches 32 MiB, then
      * moves it into a temporary file (mkstemp, posix_fallocate, mmap): file
@@ -317,6 +331,7 @@ int main(int argc, char **argv)
         t->db = db_open(t->loop, &dbconf);
         t->kdf = kdf_client_create(server.kdf, t->ctx.queue);
         t->offload = offload_client_create(server.offload, t->ctx.queue);
+        t->storage = offload_client_create(attachments_io_pool(server.attachments), t->ctx.queue);
         t->tokens = api_token_cache_new();
         t->kv = kv_open(t->loop, &kvconf);
     }
@@ -337,6 +352,7 @@ int main(int argc, char **argv)
 
     kdf_pool_destroy(server.kdf);
     offload_pool_destroy(server.offload);
+    attachments_close(server.attachments);
     tzdb_close(server.tzdb);
     api_caller_cache_free(server.callers);
     engine_free(server.engine);

@@ -32,6 +32,7 @@ static const problem_kind_t kinds[] = {
     {412, "precondition-failed", "precondition failed"},
     {413, "payload-too-large", "request body too large"},
     {415, "unsupported-media-type", "unsupported media type"},
+    {416, "range-not-satisfiable", "range not satisfiable"},
     {422, "validation-failed", "validation failed"},
     {429, "too-many-requests", "too many requests"},
     {500, "internal", "internal error"},
@@ -44,7 +45,7 @@ static const problem_kind_t *kind_of(int status)
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (kinds[i].status == status)
             return &kinds[i];
-    return status >= 500 ? &kinds[11] : &kinds[0];
+    return kind_of(status >= 500 ? 500 : 400);
 }
 
 const char *api_status_reason(int status)
@@ -58,6 +59,8 @@ const char *api_status_reason(int status)
         return "Accepted";
     case 204:
         return "No Content";
+    case 206:
+        return "Partial Content";
     case 304:
         return "Not Modified";
     case 400:
@@ -78,6 +81,8 @@ const char *api_status_reason(int status)
         return "Content Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 422:
         return "Unprocessable Content";
     case 429:
@@ -114,6 +119,8 @@ int api_err_status(int err)
         return 413;
     case ERR_MEDIA_TYPE:
         return 415;
+    case ERR_RANGE:
+        return 416;
     case ERR_UNPROCESSABLE:
         return 422;
     case ERR_RATE_LIMITED:

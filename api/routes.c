@@ -42,6 +42,9 @@ const api_route_t api_routes[] = {
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
     ENGINE_FEED_ROUTE(contacts_resource, "/v1/changes/contacts"),
 
+    {ROUTER_GET, "/v1/attachments/{id:int}", attachments_download, 0, NULL},
+    {ROUTER_DELETE, "/v1/attachments/{id:int}", attachments_delete, 0, NULL},
+
     {ROUTER_GET, "/v1/analytics/runs", analytics_run_list, 0, NULL},
     {ROUTER_POST, "/v1/analytics/runs", analytics_run_create, API_BODY_JSON, NULL},
     {ROUTER_GET, "/v1/analytics/runs/{id:int}", analytics_run_get, 0, NULL},

@@ -515,6 +515,14 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
         FAIL("CLIENTELE_BULK_BODY_LIMIT", "%s: expected 1KiB to 1GiB (got \"%s\")", why, v);
     if (cfg->bulk_body_limit < cfg->body_limit)
         FAIL("CLIENTELE_BULK_BODY_LIMIT", "must not be smaller than CLIENTELE_BODY_LIMIT (%zu)", cfg->body_limit);
+    if (cfg_parse_size(GET("CLIENTELE_ATTACHMENT_LIMIT", "25MiB"), 1024, 1024 * 1024 * 1024, &cfg->attachment_limit,
+                       &why) != 0)
+        FAIL("CLIENTELE_ATTACHMENT_LIMIT", "%s: expected 1KiB to 1GiB (got \"%s\")", why, v);
+    /* Blobs live at <dir>/aa/bb/<64 hex digits>: leave room for that under PATH_MAX. */
+    v = GET("CLIENTELE_STORAGE_DIR", ".run/storage");
+    if (strlen(v) > 3900)
+        FAIL("CLIENTELE_STORAGE_DIR", "is longer than 3900 bytes (got %zu)", strlen(v));
+    cfg->storage_dir = strdup(v);
 
     if (parse_origins(GET("CLIENTELE_CORS_ORIGINS", ""), &cfg->cors_origins, &why) != 0)
         FAIL("CLIENTELE_CORS_ORIGINS", "%s (got \"%s\")", why, v);
@@ -602,5 +610,6 @@ void cfg_free(cfg_t *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->worker_name);
+    free(cfg->storage_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

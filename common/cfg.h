@@ -49,6 +49,8 @@ typedef struct st_cfg_t {
     int log_level;              /* CLIENTELE_LOG_LEVEL */
     size_t body_limit;          /* CLIENTELE_BODY_LIMIT */
     size_t bulk_body_limit;     /* CLIENTELE_BULK_BODY_LIMIT */
+    size_t attachment_limit;    /* CLIENTELE_ATTACHMENT_LIMIT: largest attachment (a raw request body) */
+    char *storage_dir;          /* CLIENTELE_STORAGE_DIR: where attachment contents are kept */
     char **cors_origins;        /* CLIENTELE_CORS_ORIGINS, NULL-terminated; "*" allowed */
     cfg_net_t *trusted_proxies; /* CLIENTELE_TRUSTED_PROXIES; NULL when none */
     size_t ntrusted_proxies;

@@ -9,6 +9,7 @@ const char *err_name(int err)
         "ok",        "invalid",    "unauthenticated", "forbidden",  "not_found",
         "conflict",  "unavailable", "internal",       "timeout",    "precondition_failed",
         "too_large", "unsupported_media_type", "unprocessable", "rate_limited", "method_not_allowed",
+        "range_not_satisfiable",
     };
     if (err > 0 || err <= -ERR__COUNT)
         return "unknown";

@@ -26,9 +26,10 @@ typedef enum {
     ERR_UNPROCESSABLE = -12,  /* well-formed but unacceptable content (422) */
     ERR_RATE_LIMITED = -13,   /* too many requests (429) */
     ERR_METHOD = -14,         /* known path, method not allowed (405) */
+    ERR_RANGE = -15,          /* a Range no byte of the content satisfies (416) */
 } err_t;
 
-#define ERR__COUNT 15
+#define ERR__COUNT 16
 
 /* A short, stable, lower-case name for the code ("not_found"), for logs. */
 const char *err_name(int err);

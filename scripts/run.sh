@@ -16,6 +16,8 @@ scripts/stack.sh start
 export CLIENTELE_DATABASE_URL=${CLIENTELE_DATABASE_URL:-postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele}
 export CLIENTELE_REDIS_URL=${CLIENTELE_REDIS_URL:-redis://127.0.0.1:$STACK_REDIS_PORT/0}
 export CLIENTELE_LISTEN=${CLIENTELE_LISTEN:-127.0.0.1:8080}
+# Attachment contents, kept with the run data (git-ignored).
+export CLIENTELE_STORAGE_DIR=${CLIENTELE_STORAGE_DIR:-$STACK_DIR/storage}
 if [ -z "${CLIENTELE_JWT_SECRET:-}" ]; then
     # A per-checkout secret, made once and kept with the run data.
     [ -s "$STACK_DIR/jwt_secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$STACK_DIR/jwt_secret"

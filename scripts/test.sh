@@ -15,6 +15,8 @@ export STACK_REDIS_PORT=${CLIENTELE_TEST_REDIS_PORT:-56479}
 export STACK_PGBOUNCER_PORT=${CLIENTELE_TEST_PGBOUNCER_PORT:-$((STACK_PG_PORT + 1))}
 export STACK_PG_FSYNC=off STACK_PG_SYNC_COMMIT=off
 export CLIENTELE_TEST_BUILD=build/asan
+# The file store of an API started outside the harness; the harness gives each suite its own under storage/.
+export CLIENTELE_STORAGE_DIR=${CLIENTELE_STORAGE_DIR:-$STACK_DIR/storage/default}
 export CLIENTELE_SHARED_DIR=${CLIENTELE_SHARED_DIR:-../shared}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87}

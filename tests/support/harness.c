@@ -7,6 +7,7 @@
  * (every request says Connection: close).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -290,6 +291,14 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
         setenv("CLIENTELE_LISTEN", listen, 1);
         setenv("CLIENTELE_DATABASE_URL", db_url, 1);
         setenv("CLIENTELE_REDIS_URL", redis_url, 1);
+        /* A file store per suite database, under the stack (emptied with it); env may name another. */
+        const char *dbname = strrchr(db_url, '/') != NULL ? strrchr(db_url, '/') + 1 : "default";
+        char store[512];
+        int n = snprintf(store, sizeof(store), "%s/storage/", env_or("STACK_DIR", ".test"));
+        for (const char *c = dbname; *c != '\0' && *c != '?' && n < (int)sizeof(store) - 1; c++)
+            store[n++] = isalnum((unsigned char)*c) || *c == '_' || *c == '-' ? *c : '_';
+        store[n] = '\0';
+        setenv("CLIENTELE_STORAGE_DIR", store, 1);
         for (const char *const *e = env; e != NULL && *e != NULL; e++)
             putenv((char *)*e);
         int fd = open(api->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -305,7 +314,7 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
     snprintf(probe, sizeof(probe), "curl -fsk -o /dev/null https://127.0.0.1:%d/healthz 2>/dev/null", api->port);
     long long until = th_now_ms() + 20000;
     while (th_now_ms() < until) {
-        th_resp_t r;
+        th_resp_t r = {0}; /* the TLS probe leaves it empty: freeing it must free nothing */
         if (tls && system(probe) == 0)
             return;
         if (!tls && th_http(api->port, "GET", "/healthz", NULL, NULL, 0, &r) == 0 && r.status == 200) {

@@ -60,7 +60,8 @@ pid_t th_redis_pid(void);
 /*
  * Starts build/.../clientele-api on a free port with the given extra
  * environment ("NAME=value", NULL-terminated) on top of the suite's
- * database and Redis URLs, and waits until /healthz answers. Aborts the
+ * database and Redis URLs and a file store of the database's own
+ * ($STACK_DIR/storage/<database>), and waits until /healthz answers. Aborts the
  * test run if it does not start within 20 seconds.
  */
 void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, const char *const *env);

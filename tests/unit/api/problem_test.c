@@ -33,6 +33,7 @@ static const struct {
     {ERR_UNPROCESSABLE, 422, "validation-failed", "validation failed"},
     {ERR_RATE_LIMITED, 429, "too-many-requests", "too many requests"},
     {ERR_METHOD, 405, "method-not-allowed", "method not allowed"},
+    {ERR_RANGE, 416, "range-not-satisfiable", "range not satisfiable"},
 };
 #define NEXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -84,6 +85,7 @@ START_TEST(test_status_reason_each)
         {201, "Created"},
         {202, "Accepted"},
         {204, "No Content"},
+        {206, "Partial Content"},
         {304, "Not Modified"},
         {400, "Bad Request"},
         {401, "Unauthorized"},
@@ -94,6 +96,7 @@ START_TEST(test_status_reason_each)
         {412, "Precondition Failed"},
         {413, "Content Too Large"},
         {415, "Unsupported Media Type"},
+        {416, "Range Not Satisfiable"},
         {422, "Unprocessable Content"},
         {429, "Too Many Requests"},
         {500, "Internal Server Error"},

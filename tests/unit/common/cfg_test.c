@@ -70,6 +70,15 @@ static void load_one(const char *name, const char *value, cfg_t *cfg)
     load_ok(env, cfg);
 }
 
+/* "aaa...a" of n bytes, in static storage (n < 4096). */
+static const char *repeat_a(size_t n)
+{
+    static char buf[4096];
+    memset(buf, 'a', n);
+    buf[n] = '\0';
+    return buf;
+}
+
 static const char SECRET32[] = "0123456789abcdef0123456789abcdef";
 
 /* --- cfg_load: defaults ----------------------------------------------------- */
@@ -106,6 +115,8 @@ START_TEST(test_load_defaults)
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
     ck_assert_uint_eq(cfg.body_limit, 1024 * 1024);
     ck_assert_uint_eq(cfg.bulk_body_limit, 32 * 1024 * 1024);
+    ck_assert_uint_eq(cfg.attachment_limit, 25 * 1024 * 1024);
+    ck_assert_str_eq(cfg.storage_dir, ".run/storage");
     ck_assert_ptr_nonnull(cfg.cors_origins);
     ck_assert_ptr_null(cfg.cors_origins[0]);
     ck_assert_ptr_null(cfg.tls_cert);
@@ -485,6 +496,28 @@ START_TEST(test_load_body_limits)
     load_ok(equal, &cfg);
     ck_assert_uint_eq(cfg.bulk_body_limit, 2 * 1024 * 1024);
     cfg_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_load_attachments)
+{
+    cfg_t cfg;
+    env_t env[] = {
+        {"CLIENTELE_ATTACHMENT_LIMIT", "64KiB"}, {"CLIENTELE_STORAGE_DIR", "/srv/clientele/files"}, {NULL, NULL}};
+    load_ok(env, &cfg);
+    ck_assert_uint_eq(cfg.attachment_limit, 64 * 1024);
+    ck_assert_str_eq(cfg.storage_dir, "/srv/clientele/files");
+    cfg_free(&cfg);
+    /* Independent of the body limits: larger than the bulk limit is fine. */
+    env_t big[] = {{"CLIENTELE_ATTACHMENT_LIMIT", "100MiB"}, {"CLIENTELE_BULK_BODY_LIMIT", "2MiB"}, {NULL, NULL}};
+    load_ok(big, &cfg);
+    ck_assert_uint_eq(cfg.attachment_limit, 100 * 1024 * 1024);
+    cfg_free(&cfg);
+
+    assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "1023");
+    assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "2GiB");
+    assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "25 MiB");
+    assert_refused("CLIENTELE_STORAGE_DIR", repeat_a(3901));
 }
 END_TEST
 
@@ -978,6 +1011,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_token_ttls);
     tcase_add_test(tc, test_load_log_level);
     tcase_add_test(tc, test_load_body_limits);
+    tcase_add_test(tc, test_load_attachments);
     tcase_add_test(tc, test_load_cors_origins);
     tcase_add_test(tc, test_load_cors_origins_no_path);
     tcase_add_test(tc, test_load_trusted_proxies);
