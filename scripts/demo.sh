@@ -4,7 +4,7 @@
 #
 # Called by scripts/run.sh after migrating, with STACK_DIR and STACK_PG_PORT exported.
 # Loads nothing when admin@demo.clientele already exists, so later runs reuse the data.
-# CLIENTELE_DEMO_DATA=0 loads the teams and demo users but no customers or orders.
+# CLIENTELE_DEMO_DATA=0 loads the teams and demo users but no customers, contacts or orders.
 #
 # DEMO CREDENTIALS: every demo user's password is "clientele-demo". For a local run only.
 set -euo pipefail
@@ -24,7 +24,7 @@ if [ "$present" != 0 ]; then
     echo "demo: demo users already present; loading nothing (drop the clientele database to reload)"
 else
     if [ "$demo_data" = 1 ]; then
-        echo "demo: loading demo teams, users, 20,000 customers and 200,000 orders..."
+        echo "demo: loading demo teams, users, 20,000 customers, about 20,000 contacts and 200,000 orders..."
     else
         echo "demo: loading demo teams and users only (CLIENTELE_DEMO_DATA=0)..."
     fi

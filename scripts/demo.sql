@@ -2,20 +2,25 @@
 --
 -- Teams north, south and west; one user per role (plus managers and reps for
 -- every team), all with the password "clientele-demo"; and, unless
--- demo_data is 0, 20,000 customers and 200,000 orders over the three years
--- before a FIXED reference date, so every machine and every run gets the same
--- rows. All randomness comes from md5() of a salt and a row number, and all
--- arithmetic is IEEE +,-,*,/,sqrt or numeric (exp, ln), never libm-dependent
--- float8 exp/ln/pow, so the values do not depend on the platform either.
+-- demo_data is 0, 20,000 customers with about 20,000 contacts and 200,000
+-- orders over the three years before a FIXED reference date, so every machine
+-- and every run gets the same rows. All randomness comes from md5() of a salt
+-- and a row number, and all arithmetic is IEEE +,-,*,/,sqrt or numeric (exp,
+-- ln), never libm-dependent float8 exp/ln/pow, so the values do not depend on
+-- the platform either.
 --
 -- Order counts are skewed on purpose: 40% of the customers with orders have
 -- exactly one, the rest have at least two plus a draw from a shifted Pareto
 -- over a tenure-biased ranking, so about 20% of the buyers hold about 80% of
 -- the orders. Prospects and 5% of the others have none.
 --
+-- Companies have 1 to 4 contacts in a small org chart (reports_to_id), one of
+-- them primary; four persons in ten have one contact, themselves.
+--
 -- Runs in one transaction and loads nothing if admin@demo.clientele exists.
--- psql variables: demo_data (1 = customers and orders too, 0 = teams and users only).
--- The triggers stay on, so the change feed gets one row per customer and order.
+-- psql variables: demo_data (1 = customers, contacts and orders too, 0 = teams and users only).
+-- The triggers stay on, so the change feed and the history get one row per customer, contact
+-- and order.
 \set ON_ERROR_STOP on
 \if :{?demo_data}
 \else
@@ -358,8 +363,134 @@ SELECT 'ERP-O-' || lpad((row_number() OVER (ORDER BY j.ordered_at, j.s))::text, 
 FROM j CROSS JOIN w
 ORDER BY j.ordered_at, j.s;
 
+-- Contacts -------------------------------------------------------------------------------------------------
+
+-- A company has 1 to 4 contacts (25%, 30%, 25%, 20%) in an org chart: contact 1 leads the
+-- company; 2 heads a department and reports to 1; 3 heads another department (reporting to 1)
+-- or works in 2's (reporting to 2); 4 works under 2 or under 3. One contact per customer is
+-- primary: the leader, or for three companies in ten with two or more contacts, the head of
+-- department. Four persons in ten have one contact, themselves. Ids are given here (the
+-- identity moves past them below), so reports_to_id can name a contact of the same statement:
+-- a customer's contacts are consecutive, managers first.
+INSERT INTO contacts (id, external_id, customer_id, first_name, last_name, title, department, reports_to_id, email,
+                      phone, mobile, is_primary, birthday, preferred_channel, do_not_contact, notes, tags,
+                      created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+WITH w AS (
+    SELECT '{Anna,Ben,Carla,Daniel,Elena,Frank,Greta,Henrik,Irene,Jonas,Katrin,Lars,Marta,Nico,Olga,Pieter,Rosa,
+             Stefan,Tanja,Ulrich,Vera,Willem,Yasmin,Zoltan,Agnieszka,Bruno,Chiara,Dominik,Eleni,Fabian,Hélène,
+             Ivan,Joanna,Kevin,Laura,Matthias,Nathalie,Oliver,Paula,Rafael}'::text[] AS first,
+           '{Schneider,Hoffmann,Koch,Richter,Klein,Wolf,Neumann,Schwarz,Zimmermann,Krüger,de Vries,van Dijk,Janssens,
+             Leroy,Girard,Fontaine,Esposito,Ricci,Marino,Greco,Martínez,Sánchez,Romero,Thompson,Walker,Wright,
+             Robinson,Clarke,Johansson,Karlsson,Lewandowski,Zieliński,Wójcik,Kaminski,Hughes,Edwards,Collins,
+             Berger,Lang,Vogel}'::text[] AS last,
+           '{CEO,"Managing Director",Owner,"General Manager",COO}'::text[] AS leader,
+           '{Purchasing,Finance,Operations,IT,Sales,Marketing,Logistics,HR}'::text[] AS dept,
+           '{"Purchasing Manager","Accounts Payable Manager","Operations Manager","IT Manager","Sales Manager",
+             "Marketing Manager","Logistics Coordinator","HR Manager"}'::text[] AS manager,
+           '{Buyer,Accountant,"Operations Assistant","System Administrator","Sales Assistant","Marketing Specialist",
+             Dispatcher,"HR Specialist"}'::text[] AS staff,
+           '{"Prefers calls before 10:00.","Met at the trade fair; interested in volume pricing.",
+             "Signs off purchase orders above 10,000.","Out of office on Fridays.",
+             "Send invoices to the accounts mailbox, not to the contact directly.",
+             "Decides with the board each quarter."}'::text[] AS notes,
+           '{Logistics,Stores,Trading,Industries,Software,Health,Hotels,Construction,Foods,Energy}'::text[] AS sector
+), c AS MATERIALIZED ( -- materialized: else every use of m0, m1 recomputes its md5
+    SELECT d.n, c.id AS customer_id, c.kind, c.name, c.email, c.phone, c.created_at, k.dial,
+           md5('demo-p0:' || d.n) AS m0, md5('demo-p1:' || d.n) AS m1
+    FROM demo_cust d
+    JOIN customers c ON c.id = d.id
+    JOIN demo_country k ON k.code = c.address ->> 'country'
+), o AS ( -- the org chart: how many contacts, whom 3 and 4 report to, the departments (0-based)
+    SELECT c.*,
+           CASE WHEN c.kind = 'person' THEN (pg_temp.u(m0, 0) < 0.4)::int
+                ELSE 1 + (pg_temp.u(m0, 0) >= 0.25)::int + (pg_temp.u(m0, 0) >= 0.55)::int
+                     + (pg_temp.u(m0, 0) >= 0.80)::int END AS ncontacts,
+           1 + (pg_temp.u(m0, 1) >= 0.5)::int AS p3,
+           2 + (pg_temp.u(m0, 2) >= 0.5)::int AS p4,
+           pg_temp.pick(m0, 3, 8) AS d2,
+           (pg_temp.pick(m0, 3, 8) + 1 + pg_temp.pick(m1, 0, 7)) % 8 AS d3_own,
+           pg_temp.u(m1, 1) < 0.3 AS head_primary
+    FROM c
+), k AS (
+    SELECT o.*, g.k,
+           CASE g.k WHEN 2 THEN 1 WHEN 3 THEN p3 WHEN 4 THEN p4 END AS parent_k,
+           CASE g.k WHEN 1 THEN NULL WHEN 2 THEN d2 WHEN 3 THEN CASE p3 WHEN 1 THEN d3_own ELSE d2 END
+                    ELSE CASE WHEN p4 = 2 OR p3 = 2 THEN d2 ELSE d3_own END END AS di,
+           CASE g.k WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN p3 + 1 ELSE CASE p4 WHEN 2 THEN 3 ELSE p3 + 2 END END
+               AS level,
+           CASE WHEN o.kind = 'person' OR o.ncontacts = 1 OR NOT o.head_primary THEN g.k = 1 ELSE g.k = 2 END
+               AS is_primary,
+           md5('demo-p2:' || o.n || '.' || g.k) AS mc, md5('demo-p3:' || o.n || '.' || g.k) AS mc2,
+           md5('demo-p4:' || o.n || '.' || g.k) AS mc3, md5('demo-p5:' || o.n || '.' || g.k) AS mc4,
+           md5('demo-p6:' || o.n || '.' || g.k) AS mc5
+    FROM o, LATERAL generate_series(1, o.ncontacts) AS g(k)
+), p AS (
+    SELECT k.*, coalesce((SELECT max(id) FROM contacts), 0) + row_number() OVER (ORDER BY k.n, k.k) AS id,
+           CASE WHEN k.kind = 'person' THEN split_part(k.name, ' ', 1) ELSE w.first[1 + pg_temp.pick(mc, 0, 40)] END
+               AS first_name,
+           CASE WHEN k.kind = 'person' THEN substr(k.name, length(split_part(k.name, ' ', 1)) + 2)
+                ELSE w.last[1 + pg_temp.pick(mc, 1, 40)] END AS last_name,
+           CASE WHEN k.di IS NOT NULL THEN w.dept[1 + k.di] WHEN k.kind = 'company' THEN 'Management' END
+               AS department,
+           CASE WHEN k.kind = 'person' THEN NULL
+                WHEN k.level = 1 THEN w.leader[1 + pg_temp.pick(mc, 2, 5)]
+                WHEN k.level = 2 THEN 'Head of ' || w.dept[1 + k.di]
+                WHEN k.level = 3 THEN w.manager[1 + k.di]
+                ELSE w.staff[1 + k.di] END AS title,
+           -- The company's domain: its name up to the sector, in ASCII, under the reserved .example.
+           trim(BOTH '-' FROM regexp_replace(translate(lower(regexp_replace(k.name,
+               '^(.*? (' || array_to_string(w.sector, '|') || ')) .*$', '\1')), 'üéèíóáśłäöåńż', 'ueeioaslaoanz'),
+               '[^a-z0-9]+', '-', 'g')) || '.example' AS domain,
+           pg_temp.u(mc2, 2) < 0.04 AS do_not_contact,
+           w.notes[1 + pg_temp.pick(mc, 3, cardinality(w.notes))] AS note,
+           -- The first contact comes with the customer, contact k up to (k - 1) x 120 days later.
+           least(:demo_ref::timestamptz,
+                 k.created_at + (k.k - 1) * floor(pg_temp.u(mc5, 3) * 120 * 86400) * interval '1 second') AS added_at
+    FROM k CROSS JOIN w
+)
+SELECT id,
+       CASE WHEN kind = 'company' AND pg_temp.u(mc3, 3) < 0.7 THEN 'ERP-P-' || lpad(id::text, 6, '0') END,
+       customer_id, first_name, last_name, title, department,
+       CASE WHEN parent_k IS NOT NULL THEN id - (k - parent_k) END,
+       CASE WHEN kind = 'person' THEN email
+            WHEN pg_temp.u(mc2, 0) < 0.92 THEN
+                translate(lower(CASE pg_temp.pick(mc3, 0, 4) WHEN 0 THEN left(first_name, 1) || '.' || last_name
+                                                             WHEN 1 THEN first_name
+                                                             ELSE first_name || '.' || last_name END),
+                          'üéèíóáśłäöåńż ', 'ueeioaslaoanz') || '@' || domain END,
+       CASE WHEN kind = 'person' THEN phone
+            WHEN pg_temp.u(mc2, 1) < 0.75
+            THEN dial || ' ' || (100 + pg_temp.pick(mc3, 1, 900)) || ' '
+                 || lpad(pg_temp.pick(mc3, 2, 10000000)::text, 7, '0')
+       END,
+       CASE WHEN pg_temp.u(mc2, 3) < 0.5
+            THEN dial || ' ' || (150 + pg_temp.pick(mc5, 1, 30)) || ' '
+                 || lpad(pg_temp.pick(mc5, 2, 100000000)::text, 8, '0')
+       END,
+       is_primary,
+       CASE WHEN pg_temp.u(mc4, 0) < 0.55 THEN DATE '1958-01-01' + pg_temp.pick(mc4, 1, 15000) END,
+       -- No preference for 40%, else email, phone, sms and mail 3:2:1:1.
+       CASE WHEN do_not_contact THEN 'none'
+            WHEN pg_temp.u(mc4, 2) < 0.40 THEN NULL
+            ELSE (ARRAY['email', 'email', 'email', 'phone', 'phone', 'sms', 'mail'])
+                     [1 + floor((pg_temp.u(mc4, 2) - 0.4) / 0.6 * 7)::int] END,
+       do_not_contact,
+       CASE WHEN pg_temp.u(mc4, 3) < 0.12 THEN note END,
+       array_remove(ARRAY[
+           CASE WHEN kind = 'company' AND (level = 1 OR is_primary) THEN 'decision_maker' END,
+           CASE WHEN department = 'Finance' THEN 'billing' END,
+           CASE WHEN department = 'IT' THEN 'technical' END,
+           CASE WHEN NOT do_not_contact AND pg_temp.u(mc5, 0) < 0.3 THEN 'newsletter' END
+       ], NULL),
+       added_at, added_at
+FROM p
+ORDER BY id;
+SELECT setval(pg_get_serial_sequence('contacts', 'id'), max(id)) AS demo_contacts_last FROM contacts \gset
+
 ANALYZE customers;
 ANALYZE orders;
+ANALYZE contacts;
 ANALYZE changes;
 \endif
 
