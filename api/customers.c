@@ -68,23 +68,16 @@ static const engine_field_t fields[] = {
  */
 static const engine_embed_t embeds[] = {{
     "analytics",
-    "(SELECT CASE WHEN a.customer_id IS NULL AND v.customer_id IS NULL THEN NULL ELSE json_build_object("
-    "'run_id', a.run_id, 'computed_at', " UTC(
-        "a.computed_at") ", 'recency_days', a.recency_days,"
-                         " 'frequency', a.frequency, 'monetary', a.monetary::text, 'r', a.r, 'f', a.f, 'm', a.m, "
-                         "'segment', a.segment,"
-                         " 'lifecycle', a.lifecycle, 'tier', a.tier, 'clv', CASE WHEN v.customer_id IS NOT NULL THEN "
-                         "json_build_object("
-                         "'run_id', v.run_id, 'computed_at', " UTC(
-                             "v.computed_at") ", 'p_alive', v.p_alive,"
-                                              " 'expected_purchases', v.expected_purchases, 'expected_avg_value', "
-                                              "v.expected_avg_value::text,"
-                                              " 'clv', v.clv::text, 'horizon', v.horizon, 'time_unit', v.time_unit, "
-                                              "'lifecycle', v.lifecycle, 'x', v.x,"
-                                              " 't_x', v.t_x, 'T', v.t_cal) END) END FROM (SELECT 1) one"
-                                              " LEFT JOIN customer_analytics a ON a.customer_id = {r}.id LEFT JOIN "
-                                              "customer_clv v ON v.customer_id = {r}.id)",
-    "coalesce('-r' || ({d} #>> '{analytics,run_id}'), '') || coalesce('-c' || ({d} #>> '{analytics,clv,run_id}'), '')",
+    " LEFT JOIN customer_analytics a ON a.customer_id = {id} LEFT JOIN customer_clv v ON v.customer_id = {id}",
+    "CASE WHEN a.customer_id IS NULL AND v.customer_id IS NULL THEN NULL ELSE json_build_object("
+    "'run_id', a.run_id, 'computed_at', " UTC("a.computed_at") ", 'recency_days', a.recency_days,"
+    " 'frequency', a.frequency, 'monetary', a.monetary::text, 'r', a.r, 'f', a.f, 'm', a.m, 'segment', a.segment,"
+    " 'lifecycle', a.lifecycle, 'tier', a.tier, 'clv', CASE WHEN v.customer_id IS NOT NULL THEN json_build_object("
+    "'run_id', v.run_id, 'computed_at', " UTC("v.computed_at") ", 'p_alive', v.p_alive,"
+    " 'expected_purchases', v.expected_purchases, 'expected_avg_value', v.expected_avg_value::text,"
+    " 'clv', v.clv::text, 'horizon', v.horizon, 'time_unit', v.time_unit, 'lifecycle', v.lifecycle, 'x', v.x,"
+    " 't_x', v.t_x, 'T', v.t_cal) END) END",
+    "coalesce('-r' || a.run_id, '') || coalesce('-c' || v.run_id, '')",
 }};
 
 #define ANALYTICS(col) "(SELECT a." col " FROM customer_analytics a WHERE a.customer_id = {r}.id) = {p}"

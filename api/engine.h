@@ -56,13 +56,16 @@ typedef struct st_engine_field_t {
 
 /*
  * An embedded document computed from other tables (customers' analytics).
- * Templates: "{r}" stands for the record's row alias, "{d}" for the
- * record's JSON document (for etag).
+ * `joins` are LEFT JOINs that give those tables their aliases, with "{id}"
+ * standing for the record's id; `sql` is the JSON value over them, and
+ * `etag` (or NULL) text appended to the record's ETag. A read by id joins
+ * them into its own FROM; lists, feeds and exports use them as a subquery.
  */
 typedef struct st_engine_embed_t {
-    const char *name; /* member of the document */
-    const char *sql;  /* a scalar JSON expression over {r} */
-    const char *etag; /* text appended to the ETag (over {d}), or NULL */
+    const char *name;  /* member of the document */
+    const char *joins; /* " LEFT JOIN t a ON a.ref = {id}" ... */
+    const char *sql;   /* a scalar JSON expression over the joined aliases */
+    const char *etag;  /* text appended to the ETag, over the joined aliases, or NULL */
 } engine_embed_t;
 
 /* A filter that is not a plain column comparison (customers' segment= or p_alive_below=). */

@@ -19,8 +19,6 @@ struct st_engine_sql_t {
 };
 void esql_add(engine_sql_t *s, const char *text);
 void esql_addf(engine_sql_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends tpl with "{r}" replaced by r and "{d}" by d (either may be NULL when unused). */
-void esql_tpl(engine_sql_t *s, const char *tpl, const char *r, const char *d);
 /* Takes the text (malloc'ed) and resets s. */
 char *esql_take(engine_sql_t *s);
 

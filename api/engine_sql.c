@@ -54,22 +54,6 @@ void esql_addf(engine_sql_t *s, const char *fmt, ...)
     s->len += (size_t)n;
 }
 
-void esql_tpl(engine_sql_t *s, const char *tpl, const char *r, const char *d)
-{
-    for (const char *p = tpl; *p != '\0';) {
-        if (strncmp(p, "{r}", 3) == 0 && r != NULL) {
-            esql_add(s, r);
-            p += 3;
-        } else if (strncmp(p, "{d}", 3) == 0 && d != NULL) {
-            esql_add(s, d);
-            p += 3;
-        } else {
-            char c[2] = {*p++, '\0'};
-            esql_add(s, c);
-        }
-    }
-}
-
 char *esql_take(engine_sql_t *s)
 {
     char *t = s->base;
@@ -178,7 +162,16 @@ static void out_expr(engine_sql_t *s, const engine_field_t *f, const char *a)
     }
 }
 
-void engine_doc(engine_sql_t *s, const engine_res_t *res, const char *a)
+/* The embed's joins for the record whose id is id_expr. */
+static void embed_joins(engine_sql_t *s, const engine_resource_t *r, const char *id_expr)
+{
+    const char *kv[] = {"id", id_expr, NULL};
+    for (size_t i = 0; i < r->nembeds; i++)
+        tplv(s, r->embeds[i].joins, kv);
+}
+
+/* The document of row alias a; embeds as subqueries, or (joined) straight from joins already in the FROM. */
+static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int joined)
 {
     const engine_resource_t *r = res->r;
     esql_add(s, "json_build_object(");
@@ -190,12 +183,27 @@ void engine_doc(engine_sql_t *s, const engine_res_t *res, const char *a)
             continue;
         esql_addf(s, "%s'%s', ", first ? "" : ", ", f->v.name);
         first = 0;
-        if (is_embed(r, f->v.name, &em))
-            esql_tpl(s, em->sql, a, NULL);
-        else
+        if (!is_embed(r, f->v.name, &em)) {
             out_expr(s, f, a);
+        } else if (joined) {
+            esql_add(s, em->sql);
+        } else {
+            char id[96];
+            snprintf(id, sizeof(id), "%s.id", a);
+            const char *kv[] = {"id", id, NULL};
+            esql_add(s, "(SELECT ");
+            esql_add(s, em->sql);
+            esql_add(s, " FROM (SELECT 1) one");
+            tplv(s, em->joins, kv);
+            esql_add(s, ")");
+        }
     }
     esql_add(s, ")");
+}
+
+void engine_doc(engine_sql_t *s, const engine_res_t *res, const char *a)
+{
+    doc_of(s, res, a, 0);
 }
 
 void engine_doc_projected(engine_sql_t *s, const engine_res_t *res, const char *a)
@@ -224,14 +232,14 @@ static void input_json(engine_sql_t *s, const engine_res_t *res, const char *a)
     esql_add(s, ")");
 }
 
-/* ETag text of a written or read row: the version, plus what embeds add. */
-static void etag(engine_sql_t *s, const engine_resource_t *r, const char *version, const char *doc)
+/* ETag text of a written or read row: the version, plus what embeds add (their joins in the FROM). */
+static void etag(engine_sql_t *s, const engine_resource_t *r, const char *version)
 {
     esql_addf(s, "(%s::text", version);
     for (size_t i = 0; i < r->nembeds; i++)
         if (r->embeds[i].etag != NULL) {
             esql_add(s, " || ");
-            esql_tpl(s, r->embeds[i].etag, NULL, doc);
+            esql_add(s, r->embeds[i].etag);
         }
     esql_add(s, ")");
 }
@@ -471,14 +479,14 @@ static char *gen_get(const engine_res_t *res)
     esql_add(&s, "WITH ");
     caller_cte_read(&s);
     esql_add(&s, " SELECT caller.rscope, ");
-    etag(&s, res->r, "t.version", "d.doc");
-    esql_add(&s, ", d.doc::text FROM caller LEFT JOIN ");
+    etag(&s, res->r, "t.version");
+    esql_add(&s, ", CASE WHEN t.id IS NOT NULL THEN ");
+    doc_of(&s, res, "t", 1);
+    esql_add(&s, "::text END FROM caller LEFT JOIN ");
     from_item_joined(&s, res, "t");
     esql_add(&s, " ON t.id = $3 AND t.deleted_at IS NULL AND ");
     scope_ok(&s, "rscope", own, team);
-    esql_add(&s, " LEFT JOIN LATERAL (SELECT ");
-    engine_doc(&s, res, "t");
-    esql_add(&s, " AS doc) d ON t.id IS NOT NULL");
+    embed_joins(&s, res->r, "t.id");
     return esql_take(&s);
 }
 
@@ -560,11 +568,11 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
     static const char *const w[] = {"ins"};
     write_tail(&s, e, res, w, 1, 0);
     esql_add(&s, " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE chk.outcome END, ins.id, ");
-    etag(&s, r, "ins.version", "d.doc");
-    esql_add(&s, ", d.doc::text, caller.rscope FROM caller JOIN chk ON true LEFT JOIN ins ON true"
-                 " LEFT JOIN LATERAL (SELECT ");
-    engine_doc(&s, res, "ins");
-    esql_add(&s, " AS doc) d ON ins.id IS NOT NULL");
+    etag(&s, r, "ins.version");
+    esql_add(&s, ", CASE WHEN ins.id IS NOT NULL THEN ");
+    doc_of(&s, res, "ins", 1);
+    esql_add(&s, "::text END, caller.rscope FROM caller JOIN chk ON true LEFT JOIN ins ON true");
+    embed_joins(&s, r, "ins.id");
     return esql_take(&s);
 }
 
@@ -626,11 +634,11 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
     write_tail(&s, e, res, w, 1, 0);
     esql_add(&s, " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' ELSE coalesce(chk.outcome, 'not_found') END,"
                  " upd.id, ");
-    etag(&s, r, "upd.version", "d.doc");
-    esql_add(&s, ", d.doc::text, caller.rscope FROM caller LEFT JOIN chk ON true LEFT JOIN upd ON true"
-                 " LEFT JOIN LATERAL (SELECT ");
-    engine_doc(&s, res, "upd");
-    esql_add(&s, " AS doc) d ON upd.id IS NOT NULL");
+    etag(&s, r, "upd.version");
+    esql_add(&s, ", CASE WHEN upd.id IS NOT NULL THEN ");
+    doc_of(&s, res, "upd", 1);
+    esql_add(&s, "::text END, caller.rscope FROM caller LEFT JOIN chk ON true LEFT JOIN upd ON true");
+    embed_joins(&s, r, "upd.id");
     return esql_take(&s);
 }
 
@@ -723,13 +731,13 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
     write_tail(&s, e, res, w, 2, 0);
     esql_add(&s, " SELECT CASE WHEN upd.id IS NOT NULL THEN 'updated' WHEN ins.id IS NOT NULL THEN 'created'"
                  " ELSE chk.action END, coalesce(upd.id, ins.id), ");
-    etag(&s, r, "coalesce(upd.version, ins.version)", "d.doc");
-    esql_add(&s, ", d.doc::text, caller.rscope FROM caller JOIN chk ON true LEFT JOIN upd ON true LEFT JOIN ins ON true"
-                 " LEFT JOIN LATERAL (SELECT CASE WHEN upd.id IS NOT NULL THEN ");
-    engine_doc(&s, res, "upd");
-    esql_add(&s, " ELSE ");
-    engine_doc(&s, res, "ins");
-    esql_add(&s, " END AS doc) d ON coalesce(upd.id, ins.id) IS NOT NULL");
+    etag(&s, r, "coalesce(upd.version, ins.version)");
+    esql_add(&s, ", CASE WHEN upd.id IS NOT NULL THEN ");
+    doc_of(&s, res, "upd", 1);
+    esql_add(&s, "::text WHEN ins.id IS NOT NULL THEN ");
+    doc_of(&s, res, "ins", 1);
+    esql_add(&s, "::text END, caller.rscope FROM caller JOIN chk ON true LEFT JOIN upd ON true LEFT JOIN ins ON true");
+    embed_joins(&s, r, "coalesce(upd.id, ins.id)");
     return esql_take(&s);
 }
 

@@ -52,6 +52,9 @@ static void free_work(offload_job_t *job)
 
 static void free_done(offload_job_t *job, int cancelled)
 {
+    /* A job still queued when its loop shuts down never ran: the body is freed here, at shutdown. */
+    if (cancelled)
+        free_work(job);
     free(job);
 }
 
