@@ -48,11 +48,13 @@ static void free_work(offload_job_t *job)
     if (fj->body != NULL)
         json_decref(fj->body);
     free(fj->text);
+    fj->body = NULL; /* done: a job handed back at shutdown (ran or not) frees only what is left */
+    fj->text = NULL;
 }
 
 static void free_done(offload_job_t *job, int cancelled)
 {
-    /* A job still queued when its loop shuts down never ran: the body is freed here, at shutdown. */
+    /* A job still queued when its loop shut down never ran: what it holds is freed here, at shutdown. */
     if (cancelled)
         free_work(job);
     free(job);
