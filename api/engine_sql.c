@@ -1211,6 +1211,11 @@ static int check_description(const engine_res_t *res, char *err, size_t errlen)
         snprintf(err, errlen, "a resource has a bad name or table");
         return -1;
     }
+    if (strcmp(r->name, r->table) != 0) {
+        /* The feed and history trigger (schema/0016) names records by their table. */
+        snprintf(err, errlen, "%s: a resource is named as its table (%s)", r->name, r->table);
+        return -1;
+    }
     for (size_t i = 0; i < r->nfields; i++)
         if (!plain_name(r->fields[i].v.name)) {
             snprintf(err, errlen, "%s: field %zu has a bad name", r->name, i);
