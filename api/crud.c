@@ -56,7 +56,7 @@ static char *decode_component(h2o_mem_pool_t *pool, const char *s, size_t len)
     return out;
 }
 
-static int bad_query(api_req_t *ar, const char *name, const char *code, const char *message)
+int crud_bad_query(api_req_t *ar, const char *name, const char *code, const char *message)
 {
     json_t *errors = json_array();
     api_error_add(errors, name, code, message);
@@ -80,17 +80,17 @@ int crud_parse_query(api_req_t *ar, const char *const *allowed, crud_query_t *q)
             char *name = decode_component(&req->pool, p, (size_t)(nend - p));
             char *value = eq != NULL ? decode_component(&req->pool, eq + 1, (size_t)(stop - eq - 1)) : "";
             if (name == NULL || value == NULL)
-                return bad_query(ar, name != NULL ? name : "(query)", "invalid_format",
-                                 "is not valid percent-encoded UTF-8");
+                return crud_bad_query(ar, name != NULL ? name : "(query)", "invalid_format",
+                                      "is not valid percent-encoded UTF-8");
             int known = 0;
             for (const char *const *a = allowed; *a != NULL; a++)
                 known |= strcmp(*a, name) == 0;
             if (!known)
-                return bad_query(ar, name, "unknown_parameter", "is not a parameter of this endpoint");
+                return crud_bad_query(ar, name, "unknown_parameter", "is not a parameter of this endpoint");
             if (crud_query_get(q, name) != NULL)
-                return bad_query(ar, name, "repeated", "must appear at most once");
+                return crud_bad_query(ar, name, "repeated", "must appear at most once");
             if (q->n == CRUD_MAX_QUERY_PARAMS)
-                return bad_query(ar, name, "too_many", "too many parameters");
+                return crud_bad_query(ar, name, "too_many", "too many parameters");
             q->p[q->n].name = name;
             q->p[q->n].value = value;
             q->n++;
@@ -119,7 +119,7 @@ int crud_param_id(api_req_t *ar, const crud_query_t *q, const char *name, char b
     for (size_t i = 0; ok && i < len; i++)
         ok = isdigit((unsigned char)v[i]);
     if (!ok)
-        return bad_query(ar, name, "invalid_format", "must be a positive integer id");
+        return crud_bad_query(ar, name, "invalid_format", "must be a positive integer id");
     snprintf(buf, 24, "%s", v);
     *out = buf;
     return 0;
@@ -132,7 +132,7 @@ int crud_param_time(api_req_t *ar, const crud_query_t *q, const char *name, cons
     if (v == NULL)
         return 0;
     if (!jx_is_rfc3339(v))
-        return bad_query(ar, name, "invalid_format", "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
+        return crud_bad_query(ar, name, "invalid_format", "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
     *out = v;
     return 0;
 }
@@ -153,7 +153,7 @@ int crud_param_enum(api_req_t *ar, const crud_query_t *q, const char *name, cons
     size_t n = snprintf(msg, sizeof(msg), "must be one of");
     for (const char *const *e = values; *e != NULL && n < sizeof(msg); e++)
         n += snprintf(msg + n, sizeof(msg) - n, "%s %s", e == values ? "" : ",", *e);
-    return bad_query(ar, name, "invalid_value", msg);
+    return crud_bad_query(ar, name, "invalid_value", msg);
 }
 
 int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sorts, int default_sort,
@@ -167,7 +167,7 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
         char *end;
         long l = strtol(v, &end, 10);
         if (*v == '\0' || *end != '\0' || l < 1 || l > 200)
-            return bad_query(ar, "limit", "out_of_range", "must be an integer from 1 to 200");
+            return crud_bad_query(ar, "limit", "out_of_range", "must be an integer from 1 to 200");
         out->limit = (int)l;
     }
     if ((v = crud_query_get(q, "sort")) != NULL) {
@@ -183,13 +183,13 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
             snprintf(msg + (n < sizeof(msg) ? n : sizeof(msg) - 1),
                      sizeof(msg) - (n < sizeof(msg) ? n : sizeof(msg) - 1),
                      ", optionally with a leading - for descending order");
-            return bad_query(ar, "sort", "invalid_value", msg);
+            return crud_bad_query(ar, "sort", "invalid_value", msg);
         }
         out->sort = found;
     }
     if ((v = crud_query_get(q, "count")) != NULL) {
         if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-            return bad_query(ar, "count", "invalid_value", "must be true or false");
+            return crud_bad_query(ar, "count", "invalid_value", "must be true or false");
         out->count = strcmp(v, "true") == 0;
     }
     if ((v = crud_query_get(q, "fields")) != NULL) {
@@ -208,7 +208,7 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
             for (const char *const *f = fields; *f != NULL; f++)
                 ok |= strlen(*f) == n && strncmp(*f, p, n) == 0;
             if (!ok)
-                return bad_query(ar, "fields", "invalid_value", "must be a comma-separated list of field names");
+                return crud_bad_query(ar, "fields", "invalid_value", "must be a comma-separated list of field names");
             if (comma == NULL)
                 break;
             p = comma + 1;
@@ -223,11 +223,11 @@ int crud_parse_list(api_req_t *ar, const crud_query_t *q, const char *const *sor
             json_integer_value(id) <= 0) {
             if (c != NULL)
                 json_decref(c);
-            return bad_query(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned");
+            return crud_bad_query(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned");
         }
         if (json_integer_value(s) != out->sort) {
             json_decref(c);
-            return bad_query(ar, "cursor", "invalid_value", "was made for another sort order");
+            return crud_bad_query(ar, "cursor", "invalid_value", "was made for another sort order");
         }
         /* Without a key the statement reads the sort key of the cursor's row itself. */
         out->cursor_key = k != NULL ? h2o_strdup(&ar->req->pool, json_string_value(k), SIZE_MAX).base : NULL;

@@ -52,6 +52,8 @@ typedef struct st_crud_query_t {
  */
 int crud_parse_query(api_req_t *ar, const char *const *allowed, crud_query_t *q);
 const char *crud_query_get(const crud_query_t *q, const char *name);
+/* Answers 400 naming one bad query parameter; returns -1. */
+int crud_bad_query(api_req_t *ar, const char *name, const char *code, const char *message);
 
 /* Standard list parameters: limit (1..200, default 50), cursor, sort, fields, count. */
 typedef struct st_crud_list_t {

@@ -447,13 +447,6 @@ static void on_list(api_req_t *ar, const PGresult *res, int err, void *arg)
         crud_send_list(ar, res, arg);
 }
 
-static int bad_param(api_req_t *ar, const char *name, const char *code, const char *message)
-{
-    json_t *errors = json_array();
-    api_error_add(errors, name, code, message);
-    return api_send_invalid(ar, 400, "The query string has invalid parameters.", errors), -1;
-}
-
 /* A plain decimal ("0.25", ".5", "1"): no sign, exponent or spaces. */
 static int is_plain_decimal(const char *v)
 {
@@ -467,7 +460,7 @@ static int is_plain_decimal(const char *v)
 }
 
 /* Reads one list filter into *out (pool-owned, or NULL when absent); answers 400 and returns -1 when bad. */
-int engine_read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t *p, const char **out)
+static int read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t *p, const char **out)
 {
     const char *v = crud_query_get(q, p->name);
     *out = NULL;
@@ -484,34 +477,69 @@ int engine_read_param(api_req_t *ar, const crud_query_t *q, const engine_param_t
         if (p->filter->kind == EFK_ENUM)
             return crud_param_enum(ar, q, p->name, p->filter->values, out);
         if (!is_plain_decimal(v) || strtod(v, NULL) > 1.0)
-            return bad_param(ar, p->name, is_plain_decimal(v) ? "out_of_range" : "invalid_format",
-                             "must be a number from 0 to 1, such as 0.25");
+            return crud_bad_query(ar, p->name, is_plain_decimal(v) ? "out_of_range" : "invalid_format",
+                                  "must be a number from 0 to 1, such as 0.25");
         *out = v;
         return 0;
     case EP_EQ_BOOL:
         if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-            return bad_param(ar, p->name, "invalid_value", "must be true or false");
+            return crud_bad_query(ar, p->name, "invalid_value", "must be true or false");
         *out = v;
         return 0;
     case EP_EQ_DATE:
         if (!validate_is_date(v, strlen(v)))
-            return bad_param(ar, p->name, "invalid_format", "must be a date YYYY-MM-DD");
+            return crud_bad_query(ar, p->name, "invalid_format", "must be a date YYYY-MM-DD");
         *out = v;
         return 0;
     case EP_TIME:
         return crud_param_time(ar, q, p->name, out);
     case EP_Q:
         if (strlen(v) == 0 || strlen(v) > 200)
-            return bad_param(ar, "q", "invalid_value", "must be 1 to 200 characters");
+            return crud_bad_query(ar, "q", "invalid_value", "must be 1 to 200 characters");
         *out = crud_like_pattern(ar, v);
         return 0;
     case EP_TAG:
     case EP_EQ_TEXT:
         if (strlen(v) == 0 || strlen(v) > 254)
-            return bad_param(ar, p->name, "invalid_value", "must be 1 to 254 characters");
+            return crud_bad_query(ar, p->name, "invalid_value", "must be 1 to 254 characters");
         *out = v;
         return 0;
     }
+    return 0;
+}
+
+/* A child list under its parent's path takes the parent from the path: is p that reference? */
+static int is_parent_ref(const engine_res_t *res, const engine_param_t *p)
+{
+    return p->field != NULL && res->r->scope.ref != NULL && strcmp(p->field->v.name, res->r->scope.ref) == 0;
+}
+
+int engine_parse_query(api_req_t *ar, const engine_res_t *res, const char *const *extra, const char *parent,
+                       crud_query_t *q)
+{
+    size_t ne = 0;
+    while (extra[ne] != NULL)
+        ne++;
+    const char **allowed = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*allowed) * (ne + (size_t)res->nparams + 1));
+    size_t na = 0;
+    for (size_t i = 0; i < ne; i++)
+        allowed[na++] = extra[i];
+    for (int i = 0; i < res->nparams; i++)
+        if (parent == NULL || !is_parent_ref(res, &res->params[i]))
+            allowed[na++] = res->params[i].name;
+    allowed[na] = NULL;
+    return crud_parse_query(ar, allowed, q);
+}
+
+int engine_read_filters(api_req_t *ar, const engine_res_t *res, const crud_query_t *q, const char *parent,
+                        const char **p)
+{
+    for (int i = 0; i < res->nparams; i++)
+        if (read_param(ar, q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
+            return -1;
+    for (int i = 0; parent != NULL && i < res->nparams; i++)
+        if (is_parent_ref(res, &res->params[i]))
+            p[res->params[i].pos - 1] = h2o_strdup(&ar->req->pool, parent, SIZE_MAX).base;
     return 0;
 }
 
@@ -520,19 +548,11 @@ int engine_list(api_req_t *ar)
     const engine_t *e = engine_of(ar);
     const engine_res_t *res = res_of_req(ar);
     const engine_resource_t *r = res->r;
-    const char **allowed = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*allowed) * (size_t)(res->nparams + 6));
-    static const char *const standard[] = {"limit", "cursor", "sort", "fields", "count"};
-    int na = 0;
-    for (size_t i = 0; i < 5; i++)
-        allowed[na++] = standard[i];
+    static const char *const standard[] = {"limit", "cursor", "sort", "fields", "count", NULL};
     char pbuf[24];
     const char *parent = nested_parent(ar, pbuf);
-    for (int i = 0; i < res->nparams; i++)
-        if (parent == NULL || res->params[i].field == NULL || strcmp(res->params[i].field->v.name, r->scope.ref) != 0)
-            allowed[na++] = res->params[i].name; /* under its parent, a child list takes the parent from the path */
-    allowed[na] = NULL;
     crud_query_t q;
-    if (crud_parse_query(ar, allowed, &q) != 0)
+    if (engine_parse_query(ar, res, standard, parent, &q) != 0)
         return 0;
     crud_list_t *list = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*list));
     if (crud_parse_list(ar, &q, (const char *const *)res->sort_names, res->default_sort,
@@ -540,7 +560,7 @@ int engine_list(api_req_t *ar)
         return 0;
     const engine_sort_t *so = &r->sorts[list->sort / 2];
     if (so->check_key != NULL && list->cursor_key != NULL && so->check_key(list->cursor_key) != 0)
-        return bad_param(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned"), 0;
+        return crud_bad_query(ar, "cursor", "invalid_value", "is not a cursor this endpoint returned"), 0;
     const char *p[DB_MAX_PARAMS] = {0};
     char *fetch = h2o_mem_alloc_pool(&ar->req->pool, 16);
     snprintf(fetch, 16, "%d", list->limit + 1);
@@ -549,13 +569,8 @@ int engine_list(api_req_t *ar)
     p[EL_FETCH - 1] = fetch;
     p[EL_COUNT - 1] = list->count ? "true" : "false";
     p[EL_FIELDS - 1] = list->fields;
-    for (int i = 0; i < res->nparams; i++)
-        if (engine_read_param(ar, &q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
-            return 0;
-    if (parent != NULL)
-        for (int i = 0; i < res->nparams; i++)
-            if (res->params[i].field != NULL && strcmp(res->params[i].field->v.name, r->scope.ref) == 0)
-                p[res->params[i].pos - 1] = h2o_strdup(&ar->req->pool, parent, SIZE_MAX).base;
+    if (engine_read_filters(ar, res, &q, parent, p) != 0)
+        return 0;
     return engine_read(ar, engine_sql_list(e, r, list->sort), NULL, res->nlist_params, p, DB_ONESHOT, on_list, list);
 }
 
@@ -592,19 +607,7 @@ static void on_feed(api_req_t *ar, const PGresult *res, int err, void *arg)
         api_send_error(ar, ERR_INTERNAL, NULL);
         return;
     }
-    crud_buf_t b;
-    crud_buf_init(&b, &ar->req->pool, hint + strlen(cursor));
-    crud_buf_puts(&b, "{\"data\":[");
-    for (int i = 0; i < n; i++) {
-        if (i > 0)
-            crud_buf_append(&b, ",", 1);
-        crud_buf_append(&b, PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3));
-    }
-    crud_buf_puts(&b, "],\"next_cursor\":\"");
-    crud_buf_puts(&b, cursor);
-    crud_buf_puts(&b, "\"}");
-    free(cursor);
-    api_send_raw(ar, 200, "application/json", b.base, b.len);
+    crud_send_page(ar, res, n, 3, hint, cursor, NULL); /* a feed's cursor is never null: poll with it */
 }
 
 static int digits_only(const char *s)

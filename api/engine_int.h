@@ -90,9 +90,16 @@ const engine_res_t *engine_res(const engine_t *e, const engine_resource_t *r);
 
 struct st_crud_query_t;
 struct st_api_req_t;
-/* Reads one list filter into *out (pool-owned, NULL when absent); answers 400 and returns -1 when bad. */
-int engine_read_param(struct st_api_req_t *ar, const struct st_crud_query_t *q, const engine_param_t *p,
-                      const char **out);
+/*
+ * A list's query string: the resource's filters plus `extra` names
+ * (NULL-terminated); under a parent's path (`parent`, its id) the
+ * reference to it is not a filter. Answers 400 and returns -1 when bad.
+ */
+int engine_parse_query(struct st_api_req_t *ar, const engine_res_t *res, const char *const *extra, const char *parent,
+                       struct st_crud_query_t *q);
+/* Reads the filters of q into p (positions as in list statements; pool strings); answers 400 and returns -1. */
+int engine_read_filters(struct st_api_req_t *ar, const engine_res_t *res, const struct st_crud_query_t *q,
+                        const char *parent, const char **p);
 /* The pieces of the resource's list statements (for reports and exports). */
 const engine_list_ctx_t *engine_list_ctx(const engine_res_t *res);
 

@@ -30,40 +30,6 @@
 #define AGG_MAX_METRICS 16
 #define EXPORT_PAGE 1000
 
-static int bad(api_req_t *ar, const char *name, const char *code, const char *message)
-{
-    json_t *errors = json_array();
-    api_error_add(errors, name, code, message);
-    api_send_invalid(ar, 400, "The query string has invalid parameters.", errors);
-    return -1;
-}
-
-/*
- * The list's filters of the resource: query names allowed besides `extra`,
- * read into params (positions as in list statements). Answers 400 and
- * returns -1 when one is bad.
- */
-static int read_filters(api_req_t *ar, const engine_res_t *res, const char *const *extra, crud_query_t *q,
-                        const char **p)
-{
-    size_t ne = 0;
-    while (extra[ne] != NULL)
-        ne++;
-    const char **allowed = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*allowed) * (ne + (size_t)res->nparams + 1));
-    size_t na = 0;
-    for (size_t i = 0; i < ne; i++)
-        allowed[na++] = extra[i];
-    for (int i = 0; i < res->nparams; i++)
-        allowed[na++] = res->params[i].name;
-    allowed[na] = NULL;
-    if (crud_parse_query(ar, allowed, q) != 0)
-        return -1;
-    for (int i = 0; i < res->nparams; i++)
-        if (engine_read_param(ar, q, &res->params[i], &p[res->params[i].pos - 1]) != 0)
-            return -1;
-    return 0;
-}
-
 /* Declares the list statements' fixed parameters a report does not use, so that every $n has a type. */
 static void unused_params(engine_sql_t *s)
 {
@@ -95,7 +61,7 @@ static int parse_group(api_req_t *ar, const engine_resource_t *r, const char *sp
     static const char *const buckets[] = {"day", "week", "month", "quarter", "year", NULL};
     char name[80];
     if (len == 0 || len >= sizeof(name))
-        return bad(ar, "group_by", "invalid_value", "must name one or two fields, separated by a comma");
+        return crud_bad_query(ar, "group_by", "invalid_value", "must name one or two fields, separated by a comma");
     memcpy(name, spec, len);
     name[len] = '\0';
     snprintf(g->label, sizeof(g->label), "%s", name);
@@ -109,12 +75,12 @@ static int parse_group(api_req_t *ar, const engine_resource_t *r, const char *sp
     }
     g->f = engine_field(r, name);
     if (g->f == NULL || !(g->f->ef & EF_GROUP))
-        return bad(ar, "group_by", "invalid_value", "names a field that records cannot be grouped by");
+        return crud_bad_query(ar, "group_by", "invalid_value", "names a field that records cannot be grouped by");
     if (is_time(g->f) && g->bucket == NULL)
-        return bad(ar, "group_by", "invalid_value",
-                   "a time field is grouped by a bucket: <field>:day, :week, :month, :quarter or :year");
+        return crud_bad_query(ar, "group_by", "invalid_value",
+                              "a time field is grouped by a bucket: <field>:day, :week, :month, :quarter or :year");
     if (!is_time(g->f) && colon != NULL)
-        return bad(ar, "group_by", "invalid_value", "only time fields take a bucket");
+        return crud_bad_query(ar, "group_by", "invalid_value", "only time fields take a bucket");
     return 0;
 }
 
@@ -127,11 +93,12 @@ static int parse_metrics(api_req_t *ar, const engine_resource_t *r, const char *
         const char *comma = strchr(p, ',');
         size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
         if (*n == AGG_MAX_METRICS)
-            return bad(ar, "metrics", "too_many", "at most 16 metrics");
+            return crud_bad_query(ar, "metrics", "too_many", "at most 16 metrics");
         metric_t *mt = &m[*n];
         char item[80];
         if (len == 0 || len >= sizeof(item))
-            return bad(ar, "metrics", "invalid_value", "must be count or <fn>:<field>, fn one of sum, avg, min, max");
+            return crud_bad_query(ar, "metrics", "invalid_value",
+                                  "must be count or <fn>:<field>, fn one of sum, avg, min, max");
         memcpy(item, p, len);
         item[len] = '\0';
         snprintf(mt->label, sizeof(mt->label), "%s", item);
@@ -147,14 +114,15 @@ static int parse_metrics(api_req_t *ar, const engine_resource_t *r, const char *
                     mt->fn = fns[i];
             mt->f = engine_field(r, colon + 1);
             if (mt->fn == NULL || mt->f == NULL || !(mt->f->ef & EF_METRIC))
-                return bad(ar, "metrics", "invalid_value",
-                           "names a function (sum, avg, min, max) and a numeric field of these records");
+                return crud_bad_query(ar, "metrics", "invalid_value",
+                                      "names a function (sum, avg, min, max) and a numeric field of these records");
         } else {
-            return bad(ar, "metrics", "invalid_value", "must be count or <fn>:<field>, fn one of sum, avg, min, max");
+            return crud_bad_query(ar, "metrics", "invalid_value",
+                                  "must be count or <fn>:<field>, fn one of sum, avg, min, max");
         }
         for (int i = 0; i < *n; i++)
             if (strcmp(m[i].label, mt->label) == 0)
-                return bad(ar, "metrics", "invalid_value", "names a metric twice");
+                return crud_bad_query(ar, "metrics", "invalid_value", "names a metric twice");
         (*n)++;
         if (comma == NULL)
             break;
@@ -214,19 +182,19 @@ int engine_aggregate(api_req_t *ar)
     static const char *const extra[] = {"group_by", "metrics", NULL};
     crud_query_t q;
     const char *p[DB_MAX_PARAMS] = {0};
-    if (read_filters(ar, res, extra, &q, p) != 0)
+    if (engine_parse_query(ar, res, extra, NULL, &q) != 0 || engine_read_filters(ar, res, &q, NULL, p) != 0)
         return 0;
     group_t g[2];
     metric_t m[AGG_MAX_METRICS];
     int ng = 0, nm;
     const char *gb = crud_query_get(&q, "group_by");
     if (gb == NULL)
-        return bad(ar, "group_by", "required", "names one or two fields to group by"), 0;
+        return crud_bad_query(ar, "group_by", "required", "names one or two fields to group by"), 0;
     for (const char *s = gb;;) {
         const char *comma = strchr(s, ',');
         size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
         if (ng == 2)
-            return bad(ar, "group_by", "too_many", "at most two fields"), 0;
+            return crud_bad_query(ar, "group_by", "too_many", "at most two fields"), 0;
         if (parse_group(ar, r, s, len, &g[ng]) != 0)
             return 0;
         ng++;
@@ -235,7 +203,7 @@ int engine_aggregate(api_req_t *ar)
         s = comma + 1;
     }
     if (ng == 2 && strcmp(g[0].label, g[1].label) == 0)
-        return bad(ar, "group_by", "invalid_value", "names a field twice"), 0;
+        return crud_bad_query(ar, "group_by", "invalid_value", "names a field twice"), 0;
     if (parse_metrics(ar, r, crud_query_get(&q, "metrics"), m, &nm) != 0)
         return 0;
 
@@ -524,17 +492,17 @@ int engine_export(api_req_t *ar)
     x->ar = ar;
     x->res = res;
     crud_query_t q;
-    if (read_filters(ar, res, extra, &q, x->p) != 0)
+    if (engine_parse_query(ar, res, extra, NULL, &q) != 0 || engine_read_filters(ar, res, &q, NULL, x->p) != 0)
         return 0;
     const char *fmt = crud_query_get(&q, "format"), *bom = crud_query_get(&q, "bom");
     if (fmt != NULL && strcmp(fmt, "ndjson") != 0 && strcmp(fmt, "csv") != 0)
-        return bad(ar, "format", "invalid_value", "must be ndjson or csv"), 0;
+        return crud_bad_query(ar, "format", "invalid_value", "must be ndjson or csv"), 0;
     if (bom != NULL && strcmp(bom, "true") != 0 && strcmp(bom, "false") != 0)
-        return bad(ar, "bom", "invalid_value", "must be true or false"), 0;
+        return crud_bad_query(ar, "bom", "invalid_value", "must be true or false"), 0;
     x->csv = fmt != NULL && strcmp(fmt, "csv") == 0;
     x->bom = bom != NULL && strcmp(bom, "true") == 0;
     if (bom != NULL && !x->csv)
-        return bad(ar, "bom", "invalid_value", "applies to format=csv only"), 0;
+        return crud_bad_query(ar, "bom", "invalid_value", "applies to format=csv only"), 0;
 
     /* fields=: the members to export, in the order given; default every member (CSV: every flat one). */
     const char *fields = crud_query_get(&q, "fields");
@@ -549,12 +517,13 @@ int engine_export(api_req_t *ar)
                 if (strlen(res->out_fields[i]) == len && strncmp(res->out_fields[i], s, len) == 0) {
                     for (size_t k = 0; k < n; k++)
                         if (strcmp(x->columns[k], res->out_fields[i]) == 0)
-                            return bad(ar, "fields", "invalid_value", "names a field twice"), 0;
+                            return crud_bad_query(ar, "fields", "invalid_value", "names a field twice"), 0;
                     x->columns[n++] = res->out_fields[i];
                     ok = 1;
                 }
             if (!ok || n > r->nfields)
-                return bad(ar, "fields", "invalid_value", "must be a comma-separated list of field names"), 0;
+                return crud_bad_query(ar, "fields", "invalid_value", "must be a comma-separated list of field names"),
+                       0;
             if (comma == NULL)
                 break;
             s = comma + 1;

@@ -507,14 +507,6 @@ static char *gen_visible(const engine_res_t *res)
     return esql_take(&s);
 }
 
-/* The final SELECT of single-record writes over CTE names (NULL when absent). */
-static void write_result(engine_sql_t *s, const engine_res_t *res, const char *chk_col, int chk_outer)
-{
-    (void)chk_col;
-    (void)chk_outer;
-    (void)res;
-}
-
 /* The parent a write names: by reference column, or by the parent's external id in the body. */
 static void parent_cte(engine_sql_t *s, const engine_res_t *res, const char *input_json_expr)
 {
@@ -1304,7 +1296,6 @@ engine_t *engine_build(const engine_resource_t *const *resources, char *err, siz
             goto fail;
         }
     }
-    (void)write_result;
     return e;
 fail:
     engine_free(e);
