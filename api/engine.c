@@ -292,8 +292,8 @@ int engine_get(api_req_t *ar)
 {
     char *idb = h2o_mem_alloc_pool(&ar->req->pool, 24);
     const char *p[] = {NULL, NULL, db_fmt_i64(idb, api_param_i64(ar, "id"))};
-    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, 0, crud_on_read,
-                       NULL);
+    return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, DB_PIPELINE,
+                       crud_on_read, NULL);
 }
 
 /* The parent's id of a nested route ("/v1/customers/{id}/contacts"), or NULL. */

@@ -13,15 +13,15 @@
 
 #include "api.h"
 
-static const int tracked_status[] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 409, 412,
-                                     413, 415, 422, 429, 499, 500, 502, 503, 504};
+static const int tracked_status[] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 409,
+                                     412, 413, 415, 422, 429, 499, 500, 502, 503, 504};
 #define NSTATUS (sizeof(tracked_status) / sizeof(tracked_status[0]) + 1) /* + "other" */
 
 static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof(buckets_s) / sizeof(buckets_s[0]))
 
 struct st_api_metrics_t {
-    size_t nslots; /* routes + 1 */
+    size_t nslots;            /* routes + 1 */
     _Atomic uint64_t *count;  /* [slot][status] */
     _Atomic uint64_t *bucket; /* [slot][bucket], non-cumulative */
     _Atomic uint64_t *sum_ns; /* [slot] */
@@ -107,7 +107,10 @@ static void route_label(size_t slot, char *buf, size_t len, const char **method)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{ROUTER_GET, "GET"}, {ROUTER_POST, "POST"}, {ROUTER_PUT, "PUT"}, {ROUTER_PATCH, "PATCH"},
+    } names[] = {{ROUTER_GET, "GET"},
+                 {ROUTER_POST, "POST"},
+                 {ROUTER_PUT, "PUT"},
+                 {ROUTER_PATCH, "PATCH"},
                  {ROUTER_DELETE, "DELETE"}};
     *method = "";
     if (slot >= api_nroutes) {
@@ -136,8 +139,8 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
             if (c == 0)
                 continue;
             if (s < NSTATUS - 1)
-                out_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
-                           method, label, tracked_status[s], (unsigned long long)c);
+                out_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", method,
+                           label, tracked_status[s], (unsigned long long)c);
             else
                 out_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"other\"} %llu\n",
                            method, label, (unsigned long long)c);
@@ -154,13 +157,13 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         for (size_t b = 0; b <= NBUCKETS; b++) {
             cum += atomic_load_explicit(&m->bucket[slot * (NBUCKETS + 1) + b], memory_order_relaxed);
             if (b < NBUCKETS)
-                out_printf(&o,
-                           "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
-                           method, label, buckets_s[b], (unsigned long long)cum);
+                out_printf(
+                    &o, "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
+                    method, label, buckets_s[b], (unsigned long long)cum);
             else
-                out_printf(&o,
-                           "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
-                           method, label, (unsigned long long)cum);
+                out_printf(
+                    &o, "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
+                    method, label, (unsigned long long)cum);
         }
         out_printf(&o, "clientele_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", method, label,
                    (double)atomic_load_explicit(&m->sum_ns[slot], memory_order_relaxed) / 1e9);
@@ -174,7 +177,8 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
      * the process exits, so a scrape during shutdown reads no freed memory.
      */
     int up = 0, busy = 0, pinned = 0, waiting = 0, prepared = 0, redis_up = 0;
-    unsigned long long connects = 0, rejected = 0, queue_timeouts = 0, exec_timeouts = 0, cancels = 0;
+    unsigned long long connects = 0, rejected = 0, queue_timeouts = 0, exec_timeouts = 0, cancels = 0, pipelines = 0,
+                       pipelined = 0;
     for (int i = 0; i < server->nthreads; i++) {
         api_thread_t *t = &server->threads[i];
         db_stats_t st;
@@ -189,43 +193,53 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         queue_timeouts += st.queue_timeouts;
         exec_timeouts += st.exec_timeouts;
         cancels += st.cancels;
+        pipelines += st.pipelines;
+        pipelined += st.pipelined;
         redis_up += atomic_load_explicit(&t->kv_gauges.up, memory_order_relaxed) != 0;
     }
-    out_printf(&o,
-               "# HELP clientele_db_connections Database connections: open; of those, in_use (running a query) "
-               "and pinned (held by a session).\n"
-               "# TYPE clientele_db_connections gauge\n"
-               "clientele_db_connections{state=\"open\"} %d\n"
-               "clientele_db_connections{state=\"in_use\"} %d\n"
-               "clientele_db_connections{state=\"pinned\"} %d\n"
-               "# HELP clientele_db_waiting_requests Queries waiting for a free database connection.\n"
-               "# TYPE clientele_db_waiting_requests gauge\n"
-               "clientele_db_waiting_requests %d\n"
-               "# HELP clientele_db_prepared_statements Statements prepared on the open database connections.\n"
-               "# TYPE clientele_db_prepared_statements gauge\n"
-               "clientele_db_prepared_statements %d\n"
-               "# HELP clientele_db_connects_total Database connections established (reconnects included).\n"
-               "# TYPE clientele_db_connects_total counter\n"
-               "clientele_db_connects_total %llu\n"
-               "# HELP clientele_db_queries_rejected_total Queries refused at once: queue full or database down.\n"
-               "# TYPE clientele_db_queries_rejected_total counter\n"
-               "clientele_db_queries_rejected_total %llu\n"
-               "# HELP clientele_db_queue_timeouts_total Queries that waited longer than CLIENTELE_DB_QUEUE_TIMEOUT.\n"
-               "# TYPE clientele_db_queue_timeouts_total counter\n"
-               "clientele_db_queue_timeouts_total %llu\n"
-               "# HELP clientele_db_statement_timeouts_total Statements stopped for running too long.\n"
-               "# TYPE clientele_db_statement_timeouts_total counter\n"
-               "clientele_db_statement_timeouts_total %llu\n"
-               "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline or in closed sessions.\n"
-               "# TYPE clientele_db_cancels_total counter\n"
-               "clientele_db_cancels_total %llu\n"
-               "# HELP clientele_redis_connected 1 when every loop thread has a Redis connection.\n"
-               "# TYPE clientele_redis_connected gauge\n"
-               "clientele_redis_connected %d\n"
-               "# HELP clientele_threads Event loop threads.\n"
-               "# TYPE clientele_threads gauge\n"
-               "clientele_threads %d\n",
-               up, busy, pinned, waiting, prepared, connects, rejected, queue_timeouts, exec_timeouts, cancels,
-               redis_up == server->nthreads ? 1 : 0, server->nthreads);
+    out_printf(
+        &o,
+        "# HELP clientele_db_connections Database connections: open; of those, in_use (running a query) "
+        "and pinned (held by a session).\n"
+        "# TYPE clientele_db_connections gauge\n"
+        "clientele_db_connections{state=\"open\"} %d\n"
+        "clientele_db_connections{state=\"in_use\"} %d\n"
+        "clientele_db_connections{state=\"pinned\"} %d\n"
+        "# HELP clientele_db_waiting_requests Queries waiting for a free database connection.\n"
+        "# TYPE clientele_db_waiting_requests gauge\n"
+        "clientele_db_waiting_requests %d\n"
+        "# HELP clientele_db_prepared_statements Statements prepared on the open database connections.\n"
+        "# TYPE clientele_db_prepared_statements gauge\n"
+        "clientele_db_prepared_statements %d\n"
+        "# HELP clientele_db_connects_total Database connections established (reconnects included).\n"
+        "# TYPE clientele_db_connects_total counter\n"
+        "clientele_db_connects_total %llu\n"
+        "# HELP clientele_db_queries_rejected_total Queries refused at once: queue full or database down.\n"
+        "# TYPE clientele_db_queries_rejected_total counter\n"
+        "clientele_db_queries_rejected_total %llu\n"
+        "# HELP clientele_db_queue_timeouts_total Queries that waited longer than CLIENTELE_DB_QUEUE_TIMEOUT.\n"
+        "# TYPE clientele_db_queue_timeouts_total counter\n"
+        "clientele_db_queue_timeouts_total %llu\n"
+        "# HELP clientele_db_statement_timeouts_total Statements stopped for running too long.\n"
+        "# TYPE clientele_db_statement_timeouts_total counter\n"
+        "clientele_db_statement_timeouts_total %llu\n"
+        "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline or in "
+        "closed sessions.\n"
+        "# TYPE clientele_db_cancels_total counter\n"
+        "clientele_db_cancels_total %llu\n"
+        "# HELP clientele_db_pipelines_total Batches of short reads sent together on one connection (pipeline mode).\n"
+        "# TYPE clientele_db_pipelines_total counter\n"
+        "clientele_db_pipelines_total %llu\n"
+        "# HELP clientele_db_pipelined_statements_total Statements sent in those batches.\n"
+        "# TYPE clientele_db_pipelined_statements_total counter\n"
+        "clientele_db_pipelined_statements_total %llu\n"
+        "# HELP clientele_redis_connected 1 when every loop thread has a Redis connection.\n"
+        "# TYPE clientele_redis_connected gauge\n"
+        "clientele_redis_connected %d\n"
+        "# HELP clientele_threads Event loop threads.\n"
+        "# TYPE clientele_threads gauge\n"
+        "clientele_threads %d\n",
+        up, busy, pinned, waiting, prepared, connects, rejected, queue_timeouts, exec_timeouts, cancels, pipelines,
+        pipelined, redis_up == server->nthreads ? 1 : 0, server->nthreads);
     *result = h2o_iovec_init(o.buf, o.len);
 }

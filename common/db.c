@@ -29,6 +29,19 @@
  * does not answer even the cancel within DB_CANCEL_GRACE_MS gets its
  * connection closed.
  *
+ * Statements marked DB_PIPELINE that wait together when a connection comes
+ * free (asked for in the same loop iteration, or queued behind busy
+ * connections) go to that one connection as a batch of up to DB_PIPE_MAX in
+ * libpq's pipeline mode, each followed by its own Sync; their results are
+ * read in order and each op is answered at its Sync. A statement not yet
+ * prepared on the connection has its PREPARE sent in the pipeline right
+ * ahead of it, its name recorded at once (a later op of the batch may use
+ * it); if that op fails, the PREPARE may have failed with it, and the
+ * connection is re-opened once the batch is over rather than trusting the
+ * name. The execution deadline of a pipelined op that passes it closes the
+ * connection (its neighbours get ERR_UNAVAILABLE): a cancel would stop
+ * whichever statement of the batch is running, not necessarily that one.
+ *
  * Statements are prepared once per connection, keyed by the address of
  * their static SQL text, then executed with PQsendQueryPrepared: that saves
  * the parse and plan on every call. Each connection keeps the addresses it
@@ -78,6 +91,8 @@
 #define DB_EXEC_GRACE_MS 1000   /* after statement_timeout, before our own deadline cancels */
 #define DB_CANCEL_GRACE_MS 5000 /* after the cancel, before the connection is given up */
 #define DB_CONNECT_TIMEOUT_MS 5000
+#define DB_PIPE_MAX 16     /* statements on the wire in one pipeline */
+#define DB_PIPE_STALL_MS 5 /* a pipeline that answered nothing for this long takes no more */
 
 static const uint64_t backoff_ms[DB_BACKOFF_STEPS] = {100, 200, 400, 800, 1600, 3200, 5000};
 
@@ -97,6 +112,8 @@ typedef struct st_db_op_t {
     db_t *_db;
     db_session_cb pin_cb;             /* set: a request for a session (no SQL), not a query */
     struct st_db_session_t *_session; /* the session whose statement this is, if any */
+    h2o_linklist_t _pipe_link;        /* in its connection's pipeline, when sent in one */
+    int _prepared_ahead;              /* its PREPARE went into the pipeline right ahead of it */
 } db_op_t;
 
 typedef struct st_db_resolve_t db_resolve_t;
@@ -141,6 +158,17 @@ typedef struct st_db_conn_t {
     db_stmt_t *stmts;
     unsigned stmts_cap; /* a power of two, or 0 before the first */
     unsigned nprepared; /* also the number of the next name */
+    /*
+     * Pipeline mode (DB_PIPELINE): the ops on the wire, in the order their
+     * results come back; pipelined while they are; pipe_reset when a
+     * PREPARE sent in the pipeline may have failed (its name was recorded
+     * ahead of the answer): the connection is re-opened once they are over.
+     */
+    h2o_linklist_t pipe;
+    int pipelined;
+    int pipe_depth;      /* ops in pipe */
+    uint64_t pipe_moved; /* when the pipeline started or last answered an op (loop time, ms) */
+    int pipe_reset;
 } db_conn_t;
 
 /* A pinned connection's owner: what db_session_open() hands out. */
@@ -176,8 +204,9 @@ struct st_db_t {
     int pool_size;
     int queue_max;
     int closing;
-    int down; /* every connection failed since the last success */
-    int pins; /* session requests waiting plus pinned connections: at most pool_size - 1 */
+    int down;  /* every connection failed since the last success */
+    int pins;  /* session requests waiting plus pinned connections: at most pool_size - 1 */
+    int pipes; /* connections in pipeline mode */
     h2o_linklist_t queue;
     h2o_linklist_t idle;
     h2o_timeout_t queue_timeout;
@@ -202,6 +231,7 @@ static void conn_watch(db_conn_t *c, int want_write);
 static void on_readable(h2o_socket_t *sock, const char *err);
 static void on_writable(h2o_socket_t *sock, const char *err);
 static void pump_queue(db_t *db);
+static void conn_fail(db_conn_t *c, const char *why);
 
 const char *db_fmt_i64(char *buf, int64_t v)
 {
@@ -256,6 +286,8 @@ void db_gauges_read(const db_gauges_t *g, db_stats_t *out)
     out->queue_timeouts = G_LOAD(m, queue_timeouts);
     out->exec_timeouts = G_LOAD(m, exec_timeouts);
     out->cancels = G_LOAD(m, cancels);
+    out->pipelines = G_LOAD(m, pipelines);
+    out->pipelined = G_LOAD(m, pipelined);
 }
 
 void db_stats(db_t *db, db_stats_t *out)
@@ -454,8 +486,19 @@ static void on_deadline(h2o_timeout_entry_t *entry)
         op_finish(op, NULL, ERR_UNAVAILABLE);
         return;
     }
-    /* The server's statement_timeout should have fired first: cancel, but keep the connection. */
     db_conn_t *c = op->_conn;
+    if (c->pipelined) {
+        /* A cancel would hit whichever statement of the batch runs now: give up the connection instead. */
+        h2o_linklist_unlink(&op->_pipe_link);
+        c->pipe_depth--;
+        op->_conn = NULL;
+        G_ADD(exec_timeouts, 1);
+        log_msg(LOG_WARN, "pipelined query on connection %d passed its deadline; closing the connection", c->index);
+        op_finish(op, NULL, ERR_TIMEOUT);
+        conn_fail(c, "a pipelined query passed its deadline");
+        return;
+    }
+    /* The server's statement_timeout should have fired first: cancel, but keep the connection. */
     c->op = NULL;
     op->_conn = NULL;
     G_ADD(exec_timeouts, 1);
@@ -519,6 +562,11 @@ static void conn_close(db_conn_t *c)
     forget_prepared(c);
     c->preparing = NULL;
     c->abandoned = 0;
+    if (c->pipelined)
+        c->db->pipes--;
+    c->pipelined = 0;
+    c->pipe_depth = 0;
+    c->pipe_reset = 0;
     set_state(c, CONN_DOWN);
 }
 
@@ -550,17 +598,42 @@ static db_op_t *conn_take_op(db_conn_t *c)
     return op;
 }
 
+/* Moves the ops of c's pipeline, if any, to the list out (initialised here). */
+static void conn_take_pipe(db_conn_t *c, h2o_linklist_t *out)
+{
+    h2o_linklist_init_anchor(out);
+    while (!h2o_linklist_is_empty(&c->pipe)) {
+        db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _pipe_link, c->pipe.next);
+        h2o_linklist_unlink(&op->_pipe_link);
+        op->_conn = NULL;
+        h2o_linklist_insert(out, &op->_pipe_link);
+    }
+}
+
+/* Answers every op of a list made by conn_take_pipe() with err. */
+static void fail_ops(h2o_linklist_t *list, int err)
+{
+    while (!h2o_linklist_is_empty(list)) {
+        db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _pipe_link, list->next);
+        h2o_linklist_unlink(&op->_pipe_link);
+        op_finish(op, NULL, err);
+    }
+}
+
 /* The connection failed or broke: fail its query (its session is over), close it, retry later. */
 static void conn_fail(db_conn_t *c, const char *why)
 {
     db_t *db = c->db;
     log_msg(LOG_WARN, "database connection %d lost: %s", c->index, why);
     db_op_t *op = conn_take_op(c);
+    h2o_linklist_t lost;
+    conn_take_pipe(c, &lost);
     conn_close(c);
     if (op != NULL) {
         op->_conn = NULL;
         op_finish(op, NULL, ERR_UNAVAILABLE);
     }
+    fail_ops(&lost, ERR_UNAVAILABLE);
     if (db->closing)
         return;
     if (!any_conn_up_or_trying(db)) {
@@ -914,8 +987,169 @@ static void conn_pin(db_conn_t *c, db_op_t *op)
     cb(data, s, 0);
 }
 
+/* The op at the head of the queue if it may join a pipelined batch, else NULL. */
+static db_op_t *next_pipelinable(db_t *db)
+{
+    if (h2o_linklist_is_empty(&db->queue))
+        return NULL;
+    db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
+    return op->pin_cb == NULL && (op->flags & DB_PIPELINE) ? op : NULL;
+}
+
+/* Puts op into c's pipeline: its PREPARE first if c lacks it, then its execution, then a Sync. 0 on failure. */
+static int pipe_send(db_conn_t *c, db_op_t *op)
+{
+    char name[24];
+    if (op->flags & DB_ONESHOT)
+        return PQsendQueryParams(c->pg, op->sql, op->nparams, NULL, op->params, NULL, NULL, 0) && PQpipelineSync(c->pg);
+    long id = find_prepared(c, op->sql);
+    if (id < 0) {
+        id = (long)c->nprepared;
+        snprintf(name, sizeof(name), "s%ld", id);
+        if (!PQsendPrepare(c->pg, name, op->sql, op->nparams, NULL))
+            return 0;
+        add_prepared(c, op->sql); /* ahead of the answer: an op behind this one may use the name */
+        op->_prepared_ahead = 1;
+    }
+    snprintf(name, sizeof(name), "s%ld", id);
+    return PQsendQueryPrepared(c->pg, name, op->nparams, op->params, NULL, NULL, 0) && PQpipelineSync(c->pg);
+}
+
+/* Adds op (out of the queue) to c's pipeline under its execution deadline from now. 0: c failed. */
+static int pipe_add(db_conn_t *c, db_op_t *op)
+{
+    db_t *db = c->db;
+    op->_conn = c;
+    if (h2o_timeout_is_linked(&op->_deadline))
+        h2o_timeout_unlink(&op->_deadline);
+    if (db->has_exec_timeout)
+        h2o_timeout_link(db->loop, &db->exec_timeout, &op->_deadline);
+    h2o_linklist_insert(&c->pipe, &op->_pipe_link);
+    c->pipe_depth++;
+    G_ADD(pipelined, 1);
+    if (!pipe_send(c, op)) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return 0;
+    }
+    return 1;
+}
+
+/* Moves the pipelinable ops at the head of the queue into c's pipeline while it has room, and sends them. */
+static void pipe_fill(db_conn_t *c)
+{
+    db_t *db = c->db;
+    db_op_t *op;
+    int added = 0;
+    while (c->pipe_depth < DB_PIPE_MAX && (op = next_pipelinable(db)) != NULL) {
+        h2o_linklist_unlink(&op->_queue_link);
+        G_ADD(waiting, -1);
+        if (!pipe_add(c, op))
+            return;
+        added = 1;
+    }
+    if (added)
+        conn_flush(c);
+}
+
+/*
+ * Starts a pipeline on the idle connection c with first (out of the queue)
+ * and the pipelinable ops queued behind it. The pipeline stays open while it
+ * has ops on the wire, and takes more as they come (pump_queue).
+ */
+static void conn_run_pipe(db_conn_t *c, db_op_t *first)
+{
+    db_t *db = c->db;
+    if (!PQenterPipelineMode(c->pg)) {
+        conn_run(c, first);
+        return;
+    }
+    set_state(c, CONN_BUSY);
+    c->pipelined = 1;
+    c->pipe_moved = h2o_now(db->loop);
+    db->pipes++;
+    G_ADD(pipelines, 1);
+    if (!pipe_add(c, first))
+        return;
+    pipe_fill(c);
+    conn_flush(c);
+}
+
+/* The batch is over: leave pipeline mode and serve the queue, or re-open the connection (see pipe_reset). */
+static void pipe_end(db_conn_t *c)
+{
+    c->pipelined = 0;
+    c->db->pipes--;
+    if (c->pipe_reset || !PQexitPipelineMode(c->pg)) {
+        log_msg(LOG_DEBUG, "database connection %d re-opened after a pipelined batch", c->index);
+        conn_close(c);
+        conn_start(c);
+        return;
+    }
+    set_state(c, CONN_IDLE);
+    pump_queue(c->db);
+}
+
+/*
+ * Reads what has arrived of a pipelined batch: an op's results end at its
+ * Sync, where it is answered with its first error, else its last result.
+ */
+static void pipe_read(db_conn_t *c)
+{
+    db_t *db = c->db;
+    int nulls = 0;
+    while (!h2o_linklist_is_empty(&c->pipe) && !PQisBusy(c->pg)) {
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            if (++nulls > 2)
+                break; /* between two statements' results; nothing more has arrived */
+            continue;
+        }
+        nulls = 0;
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+            if (c->res == NULL || db_err_from_result(c->res) == 0) {
+                PQclear(c->res);
+                c->res = r;
+            } else {
+                PQclear(r);
+            }
+            continue;
+        }
+        PQclear(r);
+        db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _pipe_link, c->pipe.next);
+        h2o_linklist_unlink(&op->_pipe_link);
+        c->pipe_depth--;
+        c->pipe_moved = h2o_now(db->loop);
+        op->_conn = NULL;
+        PGresult *res = c->res;
+        c->res = NULL;
+        int err = res != NULL ? db_err_from_result(res) : ERR_INTERNAL;
+        if (err != 0 && op->_prepared_ahead)
+            c->pipe_reset = 1;
+        if (err == ERR_TIMEOUT)
+            G_ADD(exec_timeouts, 1);
+        op_finish(op, res, err);
+        PQclear(res);
+    }
+    if (h2o_linklist_is_empty(&c->pipe))
+        pipe_end(c);
+    else if (next_pipelinable(db) != NULL)
+        pipe_fill(c);
+}
+
 static void pump_queue(db_t *db)
 {
+    /*
+     * Short reads join a pipeline already on the wire first, while it moves:
+     * its server process is awake and working. One that answered nothing for
+     * DB_PIPE_STALL_MS (a lock wait, a cold read) takes no more: they wait
+     * for a connection under the queue's limits like everything else.
+     */
+    uint64_t now = h2o_now(db->loop);
+    for (int i = 0; db->pipes > 0 && i < db->pool_size && next_pipelinable(db) != NULL; i++) {
+        db_conn_t *c = &db->conns[i];
+        if (c->pipelined && now - c->pipe_moved <= DB_PIPE_STALL_MS)
+            pipe_fill(c);
+    }
     while (!h2o_linklist_is_empty(&db->queue) && !h2o_linklist_is_empty(&db->idle)) {
         db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, db->idle.next);
         db_op_t *op = H2O_STRUCT_FROM_MEMBER(db_op_t, _queue_link, db->queue.next);
@@ -923,6 +1157,8 @@ static void pump_queue(db_t *db)
         G_ADD(waiting, -1);
         if (op->pin_cb != NULL)
             conn_pin(c, op);
+        else if (op->flags & DB_PIPELINE)
+            conn_run_pipe(c, op);
         else
             conn_run(c, op);
     }
@@ -1090,6 +1326,10 @@ static void on_readable(h2o_socket_t *sock, const char *err)
             conn_fail(c, "server closed the connection");
         return;
     }
+    if (c->pipelined) {
+        pipe_read(c);
+        return;
+    }
     while (!PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
@@ -1240,6 +1480,7 @@ db_t *db_open(h2o_loop_t *loop, const db_config_t *conf)
         c->connect_deadline.cb = on_connect_deadline;
         c->cancel_deadline.cb = on_cancel_deadline;
         c->kick.cb = on_conn_kick;
+        h2o_linklist_init_anchor(&c->pipe);
         conn_start(c);
     }
     return db;
@@ -1257,11 +1498,14 @@ void db_close(db_t *db)
     for (int i = 0; i < db->pool_size; i++) {
         db_conn_t *c = &db->conns[i];
         db_op_t *op = conn_take_op(c);
+        h2o_linklist_t lost;
+        conn_take_pipe(c, &lost);
         conn_close(c); /* detaches its session, if any: the owner's db_session_close() then only frees it */
         if (op != NULL) {
             op->_conn = NULL;
             op_finish(op, NULL, ERR_UNAVAILABLE);
         }
+        fail_ops(&lost, ERR_UNAVAILABLE);
     }
     bg_box_close(db->box); /* lookups still running are dropped when they end */
     if (h2o_timeout_is_linked(&db->kick))
@@ -1341,7 +1585,8 @@ static void op_enqueue(db_t *db, db_op_t *op)
         h2o_timeout_link(db->loop, &db->queue_timeout, &op->_deadline);
     h2o_linklist_insert(&db->queue, &op->_queue_link);
     G_ADD(waiting, 1);
-    if (!h2o_linklist_is_empty(&db->idle) && !h2o_timeout_is_linked(&db->kick))
+    if ((!h2o_linklist_is_empty(&db->idle) || (db->pipes > 0 && (op->flags & DB_PIPELINE))) &&
+        !h2o_timeout_is_linked(&db->kick))
         h2o_timeout_link(db->loop, &db->kick_timeout, &db->kick);
 }
 

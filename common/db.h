@@ -61,6 +61,8 @@ typedef struct st_db_gauges_t {
     _Atomic unsigned long long queue_timeouts; /* queries that waited longer than the queue timeout */
     _Atomic unsigned long long exec_timeouts;  /* statements stopped by statement_timeout or our deadline */
     _Atomic unsigned long long cancels;        /* cancel requests sent: client-side deadline, session closed */
+    _Atomic unsigned long long pipelines;      /* batches sent in pipeline mode (DB_PIPELINE) */
+    _Atomic unsigned long long pipelined;      /* statements sent in those batches */
 } db_gauges_t;
 
 typedef struct st_db_config_t {
@@ -83,6 +85,7 @@ typedef struct st_db_stats_t {
     int waiting;          /* queries waiting for a connection */
     int prepared;         /* statements prepared on the open connections, summed */
     unsigned long long connects, rejected, queue_timeouts, exec_timeouts, cancels;
+    unsigned long long pipelines, pipelined; /* batches sent in pipeline mode, and the statements in them */
 } db_stats_t;
 
 /* Maximum number of parameters one statement may take. */
@@ -117,6 +120,17 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
  * written as "$3 IS NULL OR col = $3").
  */
 #define DB_ONESHOT 1
+/*
+ * DB_PIPELINE: a short, read-only statement that may share a connection
+ * with others of its kind asked for in the same loop iteration. They go out
+ * together in libpq's pipeline mode, each in its own implicit transaction
+ * (one Sync each: an error or a statement_timeout touches only its own),
+ * and the server answers them one after the other without waiting for the
+ * network in between: under load one wake-up of a server process serves a
+ * batch instead of one statement. Never for statements that may run long
+ * (those behind them would wait) or that write.
+ */
+#define DB_PIPELINE 2
 int db_query_flags(db_t *db, const char *sql, int nparams, const char *const *params, unsigned flags, db_cb cb,
                    void *data);
 

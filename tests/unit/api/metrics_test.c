@@ -45,6 +45,8 @@ START_TEST(pool_gauges_come_from_the_thread_slots_only)
         atomic_store(&threads[i].db_gauges.exec_timeouts, 2);
         atomic_store(&threads[i].db_gauges.cancels, 1);
         atomic_store(&threads[i].db_gauges.rejected, 4);
+        atomic_store(&threads[i].db_gauges.pipelines, 3);
+        atomic_store(&threads[i].db_gauges.pipelined, 20);
         atomic_store(&threads[i].kv_gauges.up, 1);
     }
     h2o_mem_pool_t pool;
@@ -60,6 +62,8 @@ START_TEST(pool_gauges_come_from_the_thread_slots_only)
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_statement_timeouts_total 4\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_cancels_total 2\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_db_queries_rejected_total 8\n"));
+    ck_assert_ptr_nonnull(strstr(s, "clientele_db_pipelines_total 6\n"));
+    ck_assert_ptr_nonnull(strstr(s, "clientele_db_pipelined_statements_total 40\n"));
     ck_assert_ptr_nonnull(strstr(s, "clientele_redis_connected 1\n"));
     atomic_store(&threads[1].kv_gauges.up, 0);
     s = render(&server, &pool);

@@ -8,7 +8,9 @@
  * closing the connection), statements prepared once per connection,
  * hundreds of them, and sessions (a pinned connection: cursors fetched in
  * steps, the cap on pinning, cancel and rollback on close, a lost
- * connection, shutdown).
+ * connection, shutdown), and pipeline mode (batches on one connection,
+ * errors kept to their own statement, a failed PREPARE, joining a batch on
+ * the wire, deadlines, lost connections and shutdown).
  *
  * Each test creates its own loop and pool and drives the loop itself.
  * Blocking calls (a side connection that kills backends, the stack
@@ -917,6 +919,238 @@ START_TEST(closing_the_pool_fails_its_sessions)
 }
 END_TEST
 
+/* --- pipeline mode (DB_PIPELINE) ---------------------------------------- */
+
+static int pipelined(db_t *db, const char *sql, const char *param, res_t *r)
+{
+    const char *params[1] = {param};
+    return db_query_flags(db, sql, param != NULL ? 1 : 0, params, DB_PIPELINE, on_res, r);
+}
+
+static int all_done(res_t *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!r[i].done)
+            return 0;
+    return 1;
+}
+
+static int run_until_all(res_t *r, int n, int ms)
+{
+    long long until = lk_now_ms() + ms;
+    while (!all_done(r, n) && lk_now_ms() < until)
+        h2o_evloop_run(loop, 10);
+    return all_done(r, n);
+}
+
+/*
+ * Reads asked for together go out on one connection as one batch, each
+ * answered with its own result; a statement not yet prepared is prepared
+ * once, in the batch, for every op of the batch that uses it.
+ */
+START_TEST(pipelined_reads_share_one_connection_in_order)
+{
+    enum { N = 12 };
+    db_t *db = open_pool(url, 4, 32, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t r[N] = {{0}}, pid[2] = {{0}};
+    char args[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(args[i], sizeof(args[i]), "%d", i * 10);
+        ck_assert_int_eq(pipelined(db, SQL_ADD, args[i], &r[i]), 0);
+    }
+    ck_assert_int_eq(pipelined(db, SQL_PID, NULL, &pid[0]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_PID, NULL, &pid[1]), 0);
+    ck_assert(run_until_all(r, N, 5000) && run_until_all(pid, 2, 5000));
+    for (int i = 0; i < N; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "%d", i * 10 + 1);
+        ck_assert_int_eq(r[i].err, 0);
+        ck_assert_int_eq(r[i].calls, 1);
+        ck_assert_str_eq(r[i].val, want);
+        if (i > 0)
+            ck_assert_int_le(r[i - 1].at_ms, r[i].at_ms);
+    }
+    ck_assert_str_eq(pid[0].val, pid[1].val); /* one server process served the batch */
+    db_stats_t st = stats(db);
+    ck_assert_uint_eq(st.pipelines, 1);
+    ck_assert_uint_eq(st.pipelined, N + 2);
+    ck_assert_int_eq(st.connections_busy, 0);
+    ck_assert_int_eq(st.prepared, 2); /* SQL_ADD and SQL_PID, once each */
+    /* The connection left pipeline mode: an ordinary query and a session work on it as before. */
+    ck_assert_str_eq(query(db, SQL_ADD, "41").val, "42");
+    db_session_t *s = session_open(db);
+    ck_assert_int_eq(session_query(s, SQL_ADD, "1", 0).err, 0);
+    db_session_close(s);
+    db_close(db);
+}
+END_TEST
+
+/* Each statement of a batch is its own transaction: an error or a statement_timeout touches only its own. */
+START_TEST(an_error_in_a_pipeline_touches_only_its_own_statement)
+{
+    static const char SQL_INT[] = "SELECT $1::int";
+    db_t *db = open_pool(url, 2, 32, 300, 1000);
+    ck_assert(all_up(db, 5000));
+    ck_assert_str_eq(query(db, SQL_INT, "7").val, "7"); /* prepared before: its failure below is the execution's */
+    ck_assert_str_eq(query(db, SQL_SLEEP, "0").val, "");
+    res_t r[5] = {{0}};
+    ck_assert_int_eq(pipelined(db, SQL_INT, "1", &r[0]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_INT, "not a number", &r[1]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_INT, "3", &r[2]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_SLEEP, "3", &r[3]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_INT, "5", &r[4]), 0);
+    ck_assert(run_until_all(r, 5, 5000));
+    ck_assert_str_eq(r[0].val, "1");
+    ck_assert_int_eq(r[1].err, ERR_INVALID);
+    ck_assert_str_eq(r[1].sqlstate, "22P02");
+    ck_assert_str_eq(r[2].val, "3");
+    ck_assert_int_eq(r[3].err, ERR_TIMEOUT);
+    ck_assert_str_eq(r[3].sqlstate, "57014");
+    ck_assert_int_eq(r[4].err, 0);
+    ck_assert_str_eq(r[4].val, "5");
+    db_stats_t st = stats(db);
+    ck_assert_uint_eq(st.connects, 2); /* no connection was given up */
+    ck_assert_uint_eq(st.exec_timeouts, 1);
+    db_close(db);
+}
+END_TEST
+
+/*
+ * A statement prepared in a batch whose op fails may have failed to
+ * prepare: the connection is re-opened once the batch is over, so no name
+ * that does not exist on the server is trusted; the other ops are answered.
+ */
+START_TEST(a_failed_prepare_in_a_pipeline_reopens_the_connection)
+{
+    static const char SQL_BAD[] = "SELEC $1::int";
+    static const char SQL_TWICE[] = "SELECT $1::int * 2";
+    db_t *db = open_pool(url, 1, 32, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t r[3] = {{0}};
+    ck_assert_int_eq(pipelined(db, SQL_TWICE, "2", &r[0]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_BAD, "1", &r[1]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_TWICE, "3", &r[2]), 0);
+    ck_assert(run_until_all(r, 3, 5000));
+    ck_assert_str_eq(r[0].val, "4");
+    ck_assert_int_eq(r[1].err, ERR_INTERNAL);
+    ck_assert_str_eq(r[1].sqlstate, "42601");
+    ck_assert_str_eq(r[2].val, "6");
+    ck_assert(all_up(db, 5000));
+    db_stats_t st = stats(db);
+    ck_assert_uint_eq(st.connects, 2);
+    /* On the new connection both statements are prepared afresh. */
+    res_t again[2] = {{0}};
+    ck_assert_int_eq(pipelined(db, SQL_TWICE, "5", &again[0]), 0);
+    ck_assert_int_eq(pipelined(db, SQL_BAD, "1", &again[1]), 0);
+    ck_assert(run_until_all(again, 2, 5000));
+    ck_assert_str_eq(again[0].val, "10");
+    ck_assert_str_eq(again[1].sqlstate, "42601");
+    ck_assert(all_up(db, 5000));
+    ck_assert_str_eq(query(db, SQL_TWICE, "21").val, "42");
+    db_close(db);
+}
+END_TEST
+
+/*
+ * Reads asked for while a pipeline is on the wire and moving join it rather
+ * than wake another server process; one that answered nothing for a while
+ * (here a sleep standing for a lock wait) takes no more: later reads go to
+ * another connection instead of waiting behind it.
+ */
+START_TEST(reads_join_a_moving_pipeline_not_a_stalled_one)
+{
+    db_t *db = open_pool(url, 4, 32, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t first = {0}, joined = {0}, later = {0}, plain = {0};
+    ck_assert_int_eq(pipelined(db, SQL_SLEEP, "0.3", &first), 0);
+    h2o_evloop_run(loop, 0); /* the pipeline goes out */
+    ck_assert_int_eq(pipelined(db, SQL_ADD, "1", &joined), 0);
+    h2o_evloop_run(loop, 0);
+    lk_run_for(loop, 100);
+    ck_assert_int_eq(first.done, 0);
+    ck_assert_int_eq(joined.done, 0); /* behind the sleep, on its connection */
+    ck_assert_int_eq(pipelined(db, SQL_ADD, "2", &later), 0);
+    ck_assert_int_eq(db_query(db, SQL_ADD, 1, (const char *[]){"3"}, on_res, &plain), 0);
+    ck_assert(lk_run_until(loop, &later.done, 5000));
+    ck_assert(lk_run_until(loop, &plain.done, 5000));
+    ck_assert_int_eq(first.done, 0); /* the stalled pipeline was passed by */
+    ck_assert(lk_run_until(loop, &joined.done, 5000));
+    ck_assert_int_eq(first.done, 1);
+    ck_assert_str_eq(joined.val, "2");
+    ck_assert_str_eq(later.val, "3");
+    ck_assert_str_eq(plain.val, "4");
+    db_stats_t st = stats(db);
+    ck_assert_uint_eq(st.pipelines, 2);
+    ck_assert_uint_eq(st.pipelined, 3);
+    db_close(db);
+}
+END_TEST
+
+/*
+ * A batch whose server process does not answer (SIGSTOP): the first op
+ * past the client-side deadline gets ERR_TIMEOUT and the connection is
+ * closed (a cancel could stop another op of the batch); the others get
+ * ERR_UNAVAILABLE; the pool reconnects and serves again.
+ */
+START_TEST(a_pipeline_past_its_deadline_closes_the_connection)
+{
+    db_t *db = open_pool(url, 1, 8, 300, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t pid = query(db, SQL_PID, NULL), r[3] = {{0}};
+    ck_assert_int_eq(kill((pid_t)atoi(pid.val), SIGSTOP), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pipelined(db, SQL_ADD, "1", &r[i]), 0);
+    int done = run_until_all(r, 3, 5000);
+    kill((pid_t)atoi(pid.val), SIGCONT);
+    ck_assert(done);
+    int timeouts = 0, unavailable = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        timeouts += r[i].err == ERR_TIMEOUT;
+        unavailable += r[i].err == ERR_UNAVAILABLE;
+    }
+    ck_assert_int_eq(timeouts, 1);
+    ck_assert_int_eq(unavailable, 2);
+    ck_assert(all_up(db, 5000));
+    ck_assert_str_eq(query(db, SQL_ADD, "1").val, "2");
+    db_stats_t st = stats(db);
+    ck_assert_uint_eq(st.connects, 2);
+    ck_assert_uint_eq(st.cancels, 0);
+    db_close(db);
+}
+END_TEST
+
+/* A killed server process and a closed pool answer every op of a batch, once. */
+START_TEST(a_lost_or_closed_pipeline_answers_every_op)
+{
+    db_t *db = open_pool(url, 1, 8, 5000, 1000);
+    ck_assert(all_up(db, 5000));
+    res_t pid = query(db, SQL_PID, NULL), r[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pipelined(db, SQL_SLEEP, "2", &r[i]), 0);
+    lk_run_for(loop, 100);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid.val);
+    side_exec(sql);
+    ck_assert(run_until_all(r, 3, 5000));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        ck_assert_int_eq(r[i].err, ERR_UNAVAILABLE);
+    }
+    ck_assert(all_up(db, 5000));
+    res_t c[2] = {{0}};
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pipelined(db, SQL_SLEEP, "2", &c[i]), 0);
+    lk_run_for(loop, 100);
+    db_close(db);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(c[i].calls, 1);
+        ck_assert_int_eq(c[i].err, ERR_UNAVAILABLE);
+    }
+}
+END_TEST
+
 static Suite *db_suite(void)
 {
     Suite *s = suite_create("db");
@@ -967,6 +1201,17 @@ static Suite *db_suite(void)
     tcase_add_test(tc, session_statements_have_the_pools_deadlines);
     tcase_add_test(tc, a_lost_connection_ends_the_session);
     tcase_add_test(tc, closing_the_pool_fails_its_sessions);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pipeline");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, pipelined_reads_share_one_connection_in_order);
+    tcase_add_test(tc, an_error_in_a_pipeline_touches_only_its_own_statement);
+    tcase_add_test(tc, a_failed_prepare_in_a_pipeline_reopens_the_connection);
+    tcase_add_test(tc, reads_join_a_moving_pipeline_not_a_stalled_one);
+    tcase_add_test(tc, a_pipeline_past_its_deadline_closes_the_connection);
+    tcase_add_test(tc, a_lost_or_closed_pipeline_answers_every_op);
     suite_add_tcase(s, tc);
     return s;
 }
