@@ -41,7 +41,10 @@ PASSWORD=tsclient-test-password
 printf '%s\n' "$PASSWORD" | "$BUILD/clientele-api" user-add "$EMAIL" "TypeScript Client" admin >/dev/null
 
 free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => {
+        console.log(s.address().port);
+        s.close();
+    });'
 }
 API_PORT=$(free_port)
 WORKER_PORT=$(free_port)
@@ -78,17 +81,16 @@ CLIENTELE_WORKER_NAME=tsclient CLIENTELE_WORKER_LISTEN=127.0.0.1:$WORKER_PORT \
     "$BUILD/clientele-worker" >"$WORKER_LOG" 2>&1 &
 worker_pid=$!
 
-ready=0
-for _ in $(seq 1 400); do
-    kill -0 "$api_pid" 2>/dev/null || { echo "tsclient: clientele-api exited during start-up; see $API_LOG" >&2; exit 1; }
-    kill -0 "$worker_pid" 2>/dev/null || { echo "tsclient: clientele-worker exited during start-up; see $WORKER_LOG" >&2; exit 1; }
-    if curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/readyz" 2>/dev/null && grep -q '"consuming clientele:runs' "$WORKER_LOG"; then
-        ready=1
-        break
-    fi
+# Ready: the API answers /readyz (PostgreSQL and Redis reachable) and the worker reads the runs stream.
+deadline=$((SECONDS + 30))
+until curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/readyz" 2>/dev/null &&
+    grep -q '"consuming clientele:runs' "$WORKER_LOG"; do
+    for p in "$api_pid:$API_LOG" "$worker_pid:$WORKER_LOG"; do
+        kill -0 "${p%%:*}" 2>/dev/null || { echo "tsclient: a process exited during start-up; see ${p#*:}" >&2; exit 1; }
+    done
+    [ $SECONDS -lt $deadline ] || { echo "tsclient: not ready within 30 s; see $API_LOG and $WORKER_LOG" >&2; exit 1; }
     sleep 0.05
 done
-[ $ready = 1 ] || { echo "tsclient: the API or the worker was not ready within 20 s; see $API_LOG and $WORKER_LOG" >&2; exit 1; }
 
 echo "tsclient: node --test against http://127.0.0.1:$API_PORT"
 rc=0

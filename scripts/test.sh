@@ -78,7 +78,7 @@ if selected tsclient "$@"; then
         failed=$((failed + 1))
         failed_names+=(tsclient)
     fi
-    grep -E "^(tsclient:|clients:|ℹ (tests|pass|fail) |✖ )|error TS" "$log" || tail -n 20 "$log"
+    grep -E "^(tsclient:|clients:|ℹ (tests|pass|fail) |[✔✖] )|error TS" "$log" || tail -n 20 "$log"
 fi
 
 echo

@@ -94,8 +94,9 @@ export class ProblemError extends Error {
 
     constructor(response: Response, body: unknown) {
         const problem = isProblem(body) ? body : undefined;
-        super(problem !== undefined ? `${response.status} ${problem.title}${problem.detail ? `: ${problem.detail}` : ""}`
-                                    : `${response.status} ${response.statusText}`);
+        const what = problem !== undefined ? problem.title + (problem.detail ? `: ${problem.detail}` : "")
+                                           : response.statusText;
+        super(`${response.status} ${what}`);
         this.name = "ProblemError";
         this.status = response.status;
         this.problem = problem;

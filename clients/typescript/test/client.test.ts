@@ -31,6 +31,8 @@ const password = env("CLIENTELE_TEST_PASSWORD");
 
 let api: Clientele;
 let seq = 0;
+// Generous, for a sanitizer build on a busy machine; a hung server fails the test instead of hanging make test.
+const limits = { timeout: 120_000 };
 
 /** A tag no other test (or earlier run on the same database) uses. */
 function uniqueTag(what: string): string {
@@ -47,9 +49,9 @@ before(async () => {
     api = createClientele({ baseUrl });
     const tokens = await api.login(email, password);
     assert.equal(tokens.token_type, "Bearer");
-});
+}, limits);
 
-test("login: wrong credentials are a typed 401 problem; the right ones give a token that works", async () => {
+test("login: wrong credentials are a typed 401 problem; the right ones give a token that works", limits, async () => {
     const anon = createClientele({ baseUrl });
     const me401 = await anon.GET("/v1/me");
     assert.equal(me401.response.status, 401);
@@ -72,7 +74,7 @@ test("login: wrong credentials are a typed 401 problem; the right ones give a to
     assert.equal(me.role, "admin");
 });
 
-test("a created customer reads back the same, with its version as the ETag", async () => {
+test("a created customer reads back the same, with its version as the ETag", limits, async () => {
     const tag = uniqueTag("read");
     const created = await createCustomer({
         kind: "company",
@@ -98,7 +100,7 @@ test("a created customer reads back the same, with its version as the ETag", asy
     assert.equal(missing.error?.type, "/problems/not-found");
 });
 
-test("a list pages with its cursor through every customer once, in order", async () => {
+test("a list pages with its cursor through every customer once, in order", limits, async () => {
     const tag = uniqueTag("page");
     const names = Array.from({ length: 7 }, (_, i) => `Page customer ${String(i + 1).padStart(2, "0")}`);
     // Created out of order: the list's order must come from `sort`, not from creation.
@@ -133,7 +135,7 @@ test("a list pages with its cursor through every customer once, in order", async
     assert.ok(fieldErrors(wrong.error).has("cursor"), JSON.stringify(wrong.error));
 });
 
-test("a merge patch with If-Match changes the customer; a stale ETag is a 412 problem", async () => {
+test("a merge patch with If-Match changes the customer; a stale ETag is a 412 problem", limits, async () => {
     const tag = uniqueTag("patch");
     const created = await createCustomer({
         kind: "person",
@@ -185,7 +187,7 @@ test("a merge patch with If-Match changes the customer; a stale ETag is a 412 pr
     );
 });
 
-test("a 422 names every bad field through the typed problem", async () => {
+test("a 422 names every bad field through the typed problem", limits, async () => {
     const bad = await api.POST("/v1/customers", {
         // @ts-expect-error: `kind` is person or company, and `nickname` is no member of a customer.
         body: { kind: "robot", name: "", nickname: "Robbie", phone: "call me" },
@@ -216,7 +218,7 @@ test("a 422 names every bad field through the typed problem", async () => {
     assert.equal(same.version, c.version);
 });
 
-test("an analytics run is started, polled until it succeeds, and its results show on the customers", async () => {
+test("an analytics run is started, polled until it succeeds, and its results show on customers", limits, async () => {
     const tag = uniqueTag("rfm");
     const buyer = await createCustomer({ kind: "company", name: "Buyer", tags: [tag] });
     const browser = await createCustomer({ kind: "person", name: "Browser", tags: [tag] });
