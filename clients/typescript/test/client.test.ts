@@ -42,7 +42,9 @@ function uniqueTag(what: string): string {
 async function createCustomer(body: Schemas["CustomerInput"]): Promise<Schemas["Customer"]> {
     const r = await api.POST("/v1/customers", { body });
     assert.equal(r.response.status, 201, `create ${body.name}: ${JSON.stringify(r.error)}`);
-    return unwrap(r);
+    const created = unwrap(r);
+    assert.equal(r.response.headers.get("Location"), `/v1/customers/${created.id}`);
+    return created;
 }
 
 before(async () => {
