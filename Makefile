@@ -42,7 +42,7 @@ SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/%.o)
 INTEG_SRC := $(wildcard tests/integration/*_test.c)
 INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all run test unit-build memcheck clean deps format
+.PHONY: all run test unit-build memcheck clean deps format clients clients-check
 
 all: $(BUILD)/clientele-api $(BUILD)/clientele-worker
 
@@ -107,6 +107,30 @@ run:
 
 test:
 	scripts/test.sh $(SUITES)
+
+# The TypeScript client (clients/typescript): its Node packages, pinned by its lock file and
+# installed into its git-ignored node_modules, and its types generated from the spec into
+# src/schema.d.ts, which is committed and never edited by hand. `make clients` regenerates it;
+# `make clients-check` (run by make test) fails when it differs from what the spec gives.
+TS_DIR = clients/typescript
+TS_DEPS = $(TS_DIR)/node_modules/.package-lock.json
+TS_GEN = cd $(TS_DIR) && node_modules/.bin/openapi-typescript ../../openapi/openapi.yaml \
+	--default-non-nullable false --empty-objects-unknown --output
+
+$(TS_DEPS): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clients: $(TS_DEPS)
+	$(TS_GEN) src/schema.d.ts
+
+clients-check: $(TS_DEPS)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	($(TS_GEN) "$$tmp/schema.d.ts" >/dev/null 2>&1 || { echo "clients: openapi-typescript failed" >&2; exit 1; }) && \
+	if ! diff -u $(TS_DIR)/src/schema.d.ts "$$tmp/schema.d.ts" >"$$tmp/diff"; then \
+		head -n 40 "$$tmp/diff"; \
+		echo "clients: $(TS_DIR)/src/schema.d.ts is stale: run make clients and commit it" >&2; exit 1; \
+	fi
 
 memcheck: unit-build
 	@for t in $(UNIT_BIN); do CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done

@@ -10,6 +10,11 @@ PACKAGES=(
     curl openssl procps tzdata ca-certificates
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
+# Node.js and npm for the TypeScript client (clients/typescript): Debian's, unless both commands are
+# already there (a nodejs package that bundles npm conflicts with Debian's npm package: never ask for it then).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

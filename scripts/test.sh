@@ -67,6 +67,20 @@ run_suite() {
 for bin in $(find build/asan/tests/unit -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
 for bin in $(find build/asan/tests/integration -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
 
+# The TypeScript client (clients/typescript): generated types current, tsc --noEmit --strict, and its
+# Node test against a live API and worker (scripts/test-tsclient.sh). SUITES="tsclient" selects it.
+if selected tsclient "$@"; then
+    echo "== tsclient"
+    log="$STACK_DIR/logs/tsclient.out"
+    if scripts/test-tsclient.sh >"$log" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=(tsclient)
+    fi
+    grep -E "^(tsclient:|clients:|ℹ (tests|pass|fail) |[✔✖] )|error TS" "$log" || tail -n 20 "$log"
+fi
+
 echo
 if [ $failed -gt 0 ]; then
     echo "failed suites: ${failed_names[*]} (logs in $STACK_DIR/logs)"
