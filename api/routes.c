@@ -42,6 +42,10 @@ const api_route_t api_routes[] = {
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
     ENGINE_FEED_ROUTE(contacts_resource, "/v1/changes/contacts"),
 
+    ENGINE_EXTERNAL_ROUTE(customers_resource, "/v1/external/customers"),
+    ENGINE_EXTERNAL_ROUTE(orders_resource, "/v1/external/orders"),
+    ENGINE_EXTERNAL_ROUTE(contacts_resource, "/v1/external/contacts"),
+
     {ROUTER_GET, "/v1/attachments/{id:int}", attachments_download, 0, NULL},
     {ROUTER_DELETE, "/v1/attachments/{id:int}", attachments_delete, 0, NULL},
 
