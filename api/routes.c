@@ -26,6 +26,8 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/metrics", health_metrics, API_PUBLIC, NULL},
     {ROUTER_GET, "/openapi.yaml", openapi_get_yaml, API_PUBLIC, NULL},
     {ROUTER_GET, "/openapi.json", openapi_get_json, API_PUBLIC, NULL},
+    {ROUTER_GET, "/docs", docs_get_page, API_PUBLIC, NULL},
+    {ROUTER_GET, "/docs/{file:str}", docs_get_file, API_PUBLIC, NULL},
 
     {ROUTER_POST, "/v1/auth/token", auth_token, API_BODY_JSON | API_PUBLIC, NULL},
     {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON | API_PUBLIC, NULL},
