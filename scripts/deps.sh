@@ -10,6 +10,14 @@ PACKAGES=(
     curl openssl procps tzdata ca-certificates
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
+# The spec's tooling (openapi/package.json: its linter, the /docs page, the browser test) needs
+# Node.js 20 and npm, and the browser test Debian's Chromium (driven by playwright-core, which
+# never downloads a browser of its own). A machine's own Node.js (with its npm) is used when
+# it has one: Debian's npm package cannot be installed beside a Node.js that bundles npm.
+PACKAGES+=(chromium)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
