@@ -9,6 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+if (Number(process.versions.node.split('.')[0]) < 20) {
+    console.error(`openapi/lint needs Node.js 20 or later (this is ${process.version})`);
+    process.exit(1);
+}
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(here, 'node_modules', '@redocly', 'cli', 'bin', 'cli.js');
 const run = spawnSync(process.execPath, [cli, 'lint', '--config', 'redocly.yaml', '--format', 'json', 'openapi.yaml'], {

@@ -14,6 +14,10 @@ import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+if (Number(process.versions.node.split('.')[0]) < 20) {
+    console.error(`the browser test needs Node.js 20 or later (this is ${process.version})`);
+    process.exit(1);
+}
 const require = createRequire(new URL('../../openapi/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 
