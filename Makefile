@@ -32,7 +32,7 @@ COMMON_SRC := $(wildcard common/*.c)
 API_SRC := $(filter-out api/main.c,$(wildcard api/*.c))
 WORKER_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
-API_OBJ := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/openapi_blob.o
+API_OBJ := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/openapi_blob.o $(BUILD)/api/docs_blob.o
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/*/*_test.c)
@@ -57,6 +57,18 @@ $(BUILD)/%.o: %.c
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/api/openapi_blob.o: api/openapi_blob.S openapi/openapi.yaml
+	@mkdir -p $(dir $@)
+	$(CC) -c -I. $< -o $@
+
+# The reference page's files (GET /docs) come from the npm packages pinned in
+# openapi/package-lock.json, installed exactly as locked, without install scripts.
+# Any npm installs them; the lint and the browser test need Node.js 20 (they say so).
+NPM_CI = npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+openapi/node_modules/.package-lock.json: openapi/package.json openapi/package-lock.json
+	cd openapi && $(NPM_CI)
+	@touch $@
+
+$(BUILD)/api/docs_blob.o: api/docs_blob.S openapi/node_modules/.package-lock.json
 	@mkdir -p $(dir $@)
 	$(CC) -c -I. $< -o $@
 

@@ -29,6 +29,7 @@
 #include "common/kv.h"
 #include "common/watchdog.h"
 #include "cursor.h"
+#include "docs.h"
 #include "kdf.h"
 #include "offload.h"
 #include "router.h"
@@ -89,6 +90,7 @@ typedef struct st_api_server_t {
     unsigned *methods;            /* api_routes[i].method */
     h2o_iovec_t openapi_yaml;     /* the embedded spec */
     h2o_iovec_t openapi_json;     /* the same, converted once at start-up */
+    api_docs_t docs;              /* the reference page, made with the spec (api/docs.c) */
     SSL_CTX *ssl_ctx;             /* NULL without TLS */
     token_conf_t token;           /* access token signing and checking */
     cursor_key_t cursor_key;      /* signs pagination cursors (derived from the token secret) */
@@ -170,6 +172,8 @@ const char *api_param_str(api_req_t *ar, const char *name);
 int api_send_json(api_req_t *ar, int status, json_t *body);
 /* Answers with a raw body of the given content type (body is copied). */
 int api_send_raw(api_req_t *ar, int status, const char *content_type, const char *body, size_t len);
+/* The same without the copy, for a body that outlives every request (embedded or made at start-up). */
+int api_send_static(api_req_t *ar, int status, const char *content_type, const char *body, size_t len);
 /*
  * Starts a streamed answer (body of unknown length, sent with h2o_send() as
  * gen's proceed asks for more). Adds the request id and CORS headers.
@@ -244,8 +248,10 @@ int health_ready(api_req_t *ar);
 int health_metrics(api_req_t *ar);
 int openapi_get_yaml(api_req_t *ar);
 int openapi_get_json(api_req_t *ar);
+int docs_get_page(api_req_t *ar);
+int docs_get_file(api_req_t *ar);
 
-/* api/openapi.c: converts the embedded YAML spec to JSON once. */
+/* api/openapi.c: converts the embedded YAML spec to JSON once, and makes the reference page for it. */
 int api_openapi_load(api_server_t *server, char *err, size_t errlen);
 /* Parses a YAML document into JSON (for the spec and its tests); NULL + err on failure. */
 json_t *api_yaml_to_json(const char *yaml, size_t len, char *err, size_t errlen);

@@ -35,7 +35,6 @@ int engine_prepare_bulk(const engine_t *e, const engine_resource_t *r, json_t *i
     {ROUTER_GET, path, engine_list, 0, &res},                                                           \
     {ROUTER_POST, path, engine_create, API_BODY_JSON, &res},                                            \
     {ROUTER_POST, path "/bulk", engine_bulk, API_BODY_JSON | API_BODY_NDJSON | API_BODY_BULK, &res},    \
-    {ROUTER_PUT, path "/external/{external_id:str}", engine_put_external, API_BODY_JSON, &res},         \
     {ROUTER_GET, path "/aggregate", engine_aggregate, 0, &res},                                         \
     {ROUTER_GET, path "/export", engine_export, 0, &res},                                               \
     {ROUTER_GET, path "/{id:int}", engine_get, 0, &res},                                                \
@@ -44,6 +43,14 @@ int engine_prepare_bulk(const engine_t *e, const engine_resource_t *r, json_t *i
     {ROUTER_GET, path "/{id:int}/history", engine_history, 0, &res},                                    \
     {ROUTER_GET, path "/{id:int}/attachments", attachments_list, 0, &res},                              \
     {ROUTER_POST, path "/{id:int}/attachments", attachments_upload, API_BODY_RAW, &res}
+
+/*
+ * The upsert by the integrator's id ("/v1/external/customers"): its own
+ * prefix, so no template of the resource's (".../{id}/history") has the
+ * same shape as ".../external/{external_id}".
+ */
+#define ENGINE_EXTERNAL_ROUTE(res, path)                                                                \
+    {ROUTER_PUT, path "/{external_id:str}", engine_put_external, API_BODY_JSON, &res}
 
 /* The change feed of a resource ("/v1/changes/customers"). */
 #define ENGINE_FEED_ROUTE(res, path) {ROUTER_GET, path, engine_feed, 0, &res}

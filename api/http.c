@@ -227,6 +227,23 @@ int api_send_raw(api_req_t *ar, int status, const char *content_type, const char
     return 0;
 }
 
+int api_send_static(api_req_t *ar, int status, const char *content_type, const char *body, size_t len)
+{
+    /* h2o_send_inline without its copy: the bytes outlive the request, so h2o may write them as they are. */
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = ar->req;
+    req->res.status = status;
+    req->res.reason = api_status_reason(status);
+    add_common_headers(ar);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    req->res.content_length = len;
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    int head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, head ? NULL : &buf, head ? 0 : 1, H2O_SEND_STATE_FINAL);
+    return 0;
+}
+
 void api_start_stream(api_req_t *ar, int status, const char *content_type, h2o_generator_t *gen)
 {
     h2o_req_t *req = ar->req;

@@ -195,6 +195,7 @@ int api_openapi_load(api_server_t *server, char *err, size_t errlen)
     if (doc == NULL)
         return ERR_INTERNAL;
     server->openapi_yaml = h2o_iovec_init(api_openapi_yaml, len);
+    api_docs_init(&server->docs, json_string_value(json_object_get(json_object_get(doc, "info"), "title")));
     char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     server->openapi_json = h2o_iovec_init(s, strlen(s));

@@ -5,7 +5,7 @@
  * percent-decoded into the scratch buffer; templates are then compared
  * segment by segment. Literal segments win over parameters because a
  * literal match is tried for every template before reporting a method
- * mismatch, and the table lists literal routes (".../external/{x}") before
+ * mismatch, and the table lists literal routes (".../bulk") before
  * the parameter routes they overlap. The route count is small (tens), so a
  * linear scan beats anything cleverer.
  */

@@ -26,6 +26,8 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/metrics", health_metrics, API_PUBLIC, NULL},
     {ROUTER_GET, "/openapi.yaml", openapi_get_yaml, API_PUBLIC, NULL},
     {ROUTER_GET, "/openapi.json", openapi_get_json, API_PUBLIC, NULL},
+    {ROUTER_GET, "/docs", docs_get_page, API_PUBLIC, NULL},
+    {ROUTER_GET, "/docs/{file:str}", docs_get_file, API_PUBLIC, NULL},
 
     {ROUTER_POST, "/v1/auth/token", auth_token, API_BODY_JSON | API_PUBLIC, NULL},
     {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON | API_PUBLIC, NULL},
@@ -41,6 +43,10 @@ const api_route_t api_routes[] = {
     ENGINE_FEED_ROUTE(customers_resource, "/v1/changes/customers"),
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
     ENGINE_FEED_ROUTE(contacts_resource, "/v1/changes/contacts"),
+
+    ENGINE_EXTERNAL_ROUTE(customers_resource, "/v1/external/customers"),
+    ENGINE_EXTERNAL_ROUTE(orders_resource, "/v1/external/orders"),
+    ENGINE_EXTERNAL_ROUTE(contacts_resource, "/v1/external/contacts"),
 
     {ROUTER_GET, "/v1/attachments/{id:int}", attachments_download, 0, NULL},
     {ROUTER_DELETE, "/v1/attachments/{id:int}", attachments_delete, 0, NULL},

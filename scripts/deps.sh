@@ -10,8 +10,12 @@ PACKAGES=(
     curl openssl procps tzdata ca-certificates
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
-# Node.js and npm for the TypeScript client (clients/typescript): Debian's, unless both commands are
-# already there (a nodejs package that bundles npm conflicts with Debian's npm package: never ask for it then).
+# Node.js and npm: the spec's tooling (openapi/package.json: its linter, the /docs page, the browser
+# test) and the TypeScript client (clients/typescript) need Node.js 20 and npm, and the browser test
+# Debian's Chromium (driven by playwright-core, which never downloads a browser of its own). A
+# machine's own Node.js (with its npm) is used when it has one: Debian's npm package cannot be
+# installed beside a Node.js that bundles npm.
+PACKAGES+=(chromium)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     PACKAGES+=(nodejs npm)
 fi

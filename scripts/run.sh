@@ -53,6 +53,7 @@ done
 cat <<MSG
 
   Clientele is running at http://$CLIENTELE_LISTEN   (spec: http://$CLIENTELE_LISTEN/openapi.yaml)
+  API reference: http://$CLIENTELE_LISTEN/docs
   PostgreSQL: $CLIENTELE_DATABASE_URL
   Redis:      $CLIENTELE_REDIS_URL
   Press Ctrl-C to stop everything.

@@ -64,6 +64,25 @@ run_suite() {
     # Check prints "NN%: Checks: N, Failures: N, Errors: N" and each failure.
     grep -E "^[0-9]+%: Checks|:[EF]:|ERROR|runtime error|Sanitizer" "$log" || tail -n 20 "$log"
 }
+# A suite that is a command rather than a test binary (run_check NAME COMMAND...), selected by the
+# script's arguments (check_args), counted and summarised like the others.
+run_check() {
+    local name=$1 log
+    shift
+    selected "$name" "${check_args[@]}" || return 0
+    echo "== $name"
+    log="$STACK_DIR/logs/$(echo "$name" | tr / _).out"
+    if "$@" >"$log" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+    fi
+    tail -n 20 "$log"
+}
+check_args=("$@")
+# The spec against openapi/redocly.yaml: no error, no warning, nothing ignored (openapi/lint.mjs).
+run_check openapi/lint node openapi/lint.mjs
 for bin in $(find build/asan/tests/unit -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
 for bin in $(find build/asan/tests/integration -type f -name '*_test' | sort); do run_suite "$bin" "$@"; done
 

@@ -921,7 +921,7 @@ END_TEST
 START_TEST(put_by_external_id_upserts)
 {
     const char *ext = uniq("ERP/42");
-    const char *path = fmt("/v1/customers/external/%s", urlenc(ext)); /* "ERP%2F42-..." */
+    const char *path = fmt("/v1/external/customers/%s", urlenc(ext)); /* "ERP%2F42-..." */
     ck_assert_ptr_nonnull(strstr(path, "%2F"));
     const char *body = jdump(json_pack("{s:s, s:s, s:s, s:I}", "kind", "company", "name", "ERP Co", "email",
                                        "erp@example.com", "owner_id", (json_int_t)users[REP1].id));
@@ -988,7 +988,7 @@ START_TEST(put_by_external_id_upserts)
 
     /* Non-ASCII, percent-encoded. */
     const char *koeln = fmt("K%s-%d", "\xc3\xb6ln", (int)getpid());
-    r = http_put(INTEGRATION, fmt("/v1/customers/external/K%%C3%%B6ln-%d", (int)getpid()), body2, NULL);
+    r = http_put(INTEGRATION, fmt("/v1/external/customers/K%%C3%%B6ln-%d", (int)getpid()), body2, NULL);
     expect_status(r, 201);
     ck_assert_str_eq(jstr(r->json, "external_id"), koeln);
 }

@@ -544,7 +544,7 @@ START_TEST(failed_writes_leave_no_history)
     expect_problem(http_patch(REP1, ctp, "{\"last_name\":null}", NULL), 422, "validation-failed");
     expect_problem(http_patch(REP1, ctp, fmt("{\"reports_to_id\":%lld}", ct), NULL), 422, "validation-failed");
     expect_problem(http_patch(REP1, op, "{\"total\":\"99.00\"}", NULL), 422, "validation-failed");
-    expect_problem(http_put(REP1, fmt("/v1/contacts/external/%s", urlenc(hidden_ext)),
+    expect_problem(http_put(REP1, fmt("/v1/external/contacts/%s", urlenc(hidden_ext)),
                             fmt("{\"customer_id\":%lld,\"last_name\":\"Mine\"}", c.id), NULL),
                    409, "conflict");
     /* A bulk where one item is refused writes none of the others. */

@@ -712,7 +712,7 @@ START_TEST(put_by_external_id_upserts)
     expect_status(r, 201);
     ck_assert_int_ne(jint(r->json, "id"), id);
     /* Percent-encoded UTF-8. */
-    r = http_put(INTEGRATION, fmt("/v1/orders/external/R%%C3%%BCck-%d", (int)getpid()), by_ext, NULL);
+    r = http_put(INTEGRATION, fmt("/v1/external/orders/R%%C3%%BCck-%d", (int)getpid()), by_ext, NULL);
     expect_status(r, 201);
     ck_assert_str_eq(jstr(r->json, "external_id"), fmt("R\xc3\xbc"
                                                        "ck-%d",

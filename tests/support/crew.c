@@ -178,7 +178,7 @@ th_resp_t *http_delete(int who, const char *path, const char *etag)
 
 const char *xpath(const char *ext)
 {
-    return fmt("/v1/%s/external/%s", conf->resource, urlenc(ext));
+    return fmt("/v1/external/%s/%s", conf->resource, urlenc(ext));
 }
 
 const char *header(const th_resp_t *r, const char *name)

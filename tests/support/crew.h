@@ -129,7 +129,7 @@ const char *if_match(const char *etag);
 th_resp_t *http_patch(int who, const char *path, const char *body, const char *etag);
 th_resp_t *http_put(int who, const char *path, const char *body, const char *etag);
 th_resp_t *http_delete(int who, const char *path, const char *etag);
-/* /v1/<resource>/external/<ext, percent-encoded>. */
+/* /v1/external/<resource>/<ext, percent-encoded>. */
 const char *xpath(const char *ext);
 
 /* A response header's value, kept; NULL if absent. */
