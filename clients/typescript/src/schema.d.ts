@@ -101,6 +101,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/docs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This document as a reference page.
+         * @description An HTML page that shows `/openapi.json` with Redoc, searchable, with
+         *     every operation, schema and example. Everything it loads comes from
+         *     this server (the script is built into the binary), so it works
+         *     offline. Revalidated on every visit (`no-cache` with an `ETag`).
+         */
+        get: operations["getDocs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A file of the reference page.
+         * @description The page's script, named after its content (`redoc-<hash>.js`, the
+         *     name `/docs` refers to): cached for a year (`immutable`), since a
+         *     new build serves it under a new name. Also
+         *     `redoc.standalone.js.LICENSE.txt`, the licences of the script's
+         *     parts, which its first line refers to.
+         */
+        get: operations["getDocsFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/token": {
         parameters: {
             query?: never;
@@ -246,7 +293,7 @@ export interface paths {
          * Create or replace up to 5000 customers by external id, all or nothing.
          * @description Each item is upserted by its (required, unique within the request)
          *     `external_id` with the semantics of
-         *     `PUT /v1/customers/external/{external_id}`: a live customer with that
+         *     `PUT /v1/external/customers/{external_id}`: a live customer with that
          *     external id is replaced (keeping its `owner_id` and `team_id` when
          *     the item has none), otherwise one is created. The body is a JSON
          *     array, or NDJSON (one customer object per line; blank lines are
@@ -273,7 +320,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/customers/external/{external_id}": {
+    "/v1/external/customers/{external_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -503,7 +550,7 @@ export interface paths {
          * Create or replace up to 5000 orders by external id, all or nothing.
          * @description Each item is upserted by its (required, unique within the request)
          *     `external_id` with the semantics of
-         *     `PUT /v1/orders/external/{external_id}`. The body is a JSON array,
+         *     `PUT /v1/external/orders/{external_id}`. The body is a JSON array,
          *     or NDJSON (one order object per line; blank lines are skipped).
          *
          *     Nothing is written unless every item may be: a validation error in
@@ -525,7 +572,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/orders/external/{external_id}": {
+    "/v1/external/orders/{external_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -684,7 +731,7 @@ export interface paths {
          * Create or replace up to 5000 contacts by external id, all or nothing.
          * @description Each item is upserted by its (required, unique within the request)
          *     `external_id` with the semantics of
-         *     `PUT /v1/contacts/external/{external_id}`. The body is a JSON array,
+         *     `PUT /v1/external/contacts/{external_id}`. The body is a JSON array,
          *     or NDJSON (one contact object per line; blank lines are skipped).
          *     Items may make at most one contact per customer primary: a request
          *     with two `is_primary: true` items for the same customer fails as a
@@ -712,7 +759,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/external/{external_id}": {
+    "/v1/external/contacts/{external_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -2312,7 +2359,7 @@ export interface components {
              *     rounded to 2 decimal places. `sort=clv` orders by it.
              */
             clv: components["schemas"]["Money"] | null;
-            /** @description The run's `horizon` */
+            /** @description The run's `horizon`, in `time_unit`s. */
             horizon: number;
             /**
              * @description The run's `time_unit`.
@@ -2532,7 +2579,7 @@ export interface components {
         ClvRunStats: {
             /** @description The population (customers with results written). */
             customers: number;
-            /** @description Customers with a purchase up to `as_of` */
+            /** @description Customers with a purchase up to `as_of`, on whom the models were fitted. */
             fitted: number;
             /** @description Customers without a purchase up to `as_of` (no values). */
             prospects: number;
@@ -2540,7 +2587,11 @@ export interface components {
             excluded_by_cohort?: number;
             /** @description Customers per CLV lifecycle stage, every stage present. */
             lifecycles: {
-                [key: string]: number;
+                prospect: number;
+                new: number;
+                active: number;
+                at_risk: number;
+                churned: number;
             };
             /** @description The summed expected purchases within `horizon`. */
             expected_purchases: number;
@@ -2720,7 +2771,7 @@ export interface components {
             progress: number;
             /** @description Customers processed so far; null for `team` and `own` readers. */
             customers_done: number | null;
-            /** @description Customers to process; null until known */
+            /** @description Customers to process; null until known, and for `team` and `own` readers. */
             customers_total: number | null;
             params: components["schemas"]["RunParams"];
             stats: components["schemas"]["RunStats"] | null;
@@ -3033,6 +3084,15 @@ export interface components {
             };
             content?: never;
         };
+        /** @description The body still has the `ETag` given in `If-None-Match`; no body. */
+        StaticNotModified: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                ETag: components["headers"]["StaticETag"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description The record still has an ETag given in `If-None-Match`; no body. */
         NotModified: {
             headers: {
@@ -3224,7 +3284,11 @@ export interface components {
                 "application/json": components["schemas"]["Schedule"];
             };
         };
-        /** @description An error. */
+        /**
+         * @description An error, as a problem. On the operations endpoints, the HTTP layer's
+         *     own refusals, answered before any endpoint runs and for any path: a
+         *     request it cannot read (400) or a body over the hard limit (413).
+         */
         Problem: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -3591,6 +3655,8 @@ export interface components {
         WWWAuthenticate: string;
         /** @description Always `no-store`. */
         CacheControl: "no-store";
+        /** @description The first 128 bits of the body's SHA-256 in hex, in quotes (a strong entity tag). */
+        StaticETag: string;
         /** @description The content's SHA-256 in hex, in quotes (a strong entity tag). */
         ContentETag: string;
         /**
@@ -3630,6 +3696,7 @@ export interface operations {
                     };
                 };
             };
+            "4XX": components["responses"]["Problem"];
         };
     };
     getReady: {
@@ -3668,6 +3735,7 @@ export interface operations {
                     };
                 };
             };
+            "4XX": components["responses"]["Problem"];
         };
     };
     getMetrics: {
@@ -3689,6 +3757,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            "4XX": components["responses"]["Problem"];
         };
     };
     getOpenapiYaml: {
@@ -3710,6 +3779,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            "4XX": components["responses"]["Problem"];
         };
     };
     getOpenapiJson: {
@@ -3731,6 +3801,84 @@ export interface operations {
                     "application/json": Record<string, unknown>;
                 };
             };
+            "4XX": components["responses"]["Problem"];
+        };
+    };
+    getDocs: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETags the client holds (or `*`); when one is current the answer is 304 without a body. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["StaticETag"];
+                    /** @description `no-cache`: kept, but revalidated before each use. */
+                    "Cache-Control"?: "no-cache";
+                    /** @description Scripts, data and workers from this origin only; no frames, forms or base URL changes. */
+                    "Content-Security-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            304: components["responses"]["StaticNotModified"];
+            "4XX": components["responses"]["Problem"];
+        };
+    };
+    getDocsFile: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETags the client holds (or `*`); when one is current the answer is 304 without a body. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /**
+                 * @description The file's name.
+                 * @example redoc.standalone.js.LICENSE.txt
+                 */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["StaticETag"];
+                    /** @description `public, max-age=31536000, immutable` for the script, `public, max-age=86400` for the licences. */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/plain": string;
+                };
+            };
+            304: components["responses"]["StaticNotModified"];
+            /** @description The page has no file of that name (an old build's script, say). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            "4XX": components["responses"]["Problem"];
         };
     };
     createToken: {
