@@ -124,6 +124,58 @@ static void member_path(char *buf, size_t len, const char *prefix, const char *n
     snprintf(buf, len, "%s.%.*s%s", prefix, (int)n, name, clipped ? "..." : "");
 }
 
+/* A field a rule may name: a built-in field's name, or "attrs.<key>" for a key of attrs. */
+static int is_rule_field(const char *f)
+{
+    if (strncmp(f, "attrs.", 6) == 0)
+        return is_name(f + 6, 40, 1);
+    return is_name(f, 48, 1);
+}
+
+static const char *const field_rules[] = {"hidden", "read", NULL};
+
+/*
+ * permissions.fields: {"<module>": {"<field>": "hidden" | "read"}}, each bad
+ * entry named ("permissions.fields.customers.credit_limit").
+ */
+static void check_field_rules(const json_t *fields, unsigned mode, json_t *errors)
+{
+    const char *module, *field;
+    json_t *rules, *rule;
+    char path[2 * PATH_NAME_MAX + 48], fpath[3 * PATH_NAME_MAX + 64];
+    if (!json_is_object(fields)) {
+        if (!(json_is_null(fields) && mode == VALIDATE_PATCH))
+            api_error_add(errors, "permissions.fields", VALIDATE_E_INVALID_TYPE,
+                          "must be an object mapping modules to field rules");
+        return;
+    }
+    json_object_foreach((json_t *)fields, module, rules)
+    {
+        member_path(path, sizeof(path), "permissions.fields", module);
+        if (!is_name(module, MODULE_NAME_MAX, 0)) {
+            api_error_add(errors, path, VALIDATE_E_INVALID_FORMAT, "must be a module name");
+            continue;
+        }
+        if (json_is_null(rules) && mode == VALIDATE_PATCH)
+            continue;
+        if (!json_is_object(rules)) {
+            api_error_add(errors, path, VALIDATE_E_INVALID_TYPE, "must be an object mapping fields to hidden or read");
+            continue;
+        }
+        json_object_foreach(rules, field, rule)
+        {
+            member_path(fpath, sizeof(fpath), path, field);
+            if (!is_rule_field(field))
+                api_error_add(errors, fpath, VALIDATE_E_INVALID_FORMAT,
+                              "must be a field name, or attrs.<key> for a key of attrs");
+            else if (json_is_null(rule) && mode == VALIDATE_PATCH)
+                continue;
+            else if (!json_is_string(rule) || !in_list(json_string_value(rule), field_rules))
+                api_error_add(errors, fpath, VALIDATE_E_INVALID_VALUE, "must be hidden or read");
+        }
+    }
+}
+
 /*
  * Checks a role's permissions member by member, naming each bad entry
  * ("permissions.customers.read"). In a merge patch, null removes a module
@@ -137,6 +189,10 @@ static void check_permissions(const json_t *perms, unsigned mode, json_t *errors
     json_object_foreach((json_t *)perms, module, grant)
     {
         member_path(path, sizeof(path), "permissions", module);
+        if (strcmp(module, "fields") == 0) {
+            check_field_rules(grant, mode, errors);
+            continue;
+        }
         if (!is_name(module, MODULE_NAME_MAX, 0)) {
             api_error_add(
                 errors, path, VALIDATE_E_INVALID_FORMAT,

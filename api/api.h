@@ -201,7 +201,7 @@ void api_caller_params(api_req_t *ar, char uid[24], char ver[24]);
 
 /* --- api/callers.c: the caller of reads, cached for at most half a second ---- */
 
-/* Called with "<team id> <read scope of the module>", the $2 of read statements (pool memory). */
+/* Called with "<team id> <read scope> <hidden fields>" of the module: the $2 of read statements (pool memory). */
 typedef void (*api_caller_fn)(api_req_t *ar, const char *scope_param, void *arg);
 /*
  * Finds the caller's team and read scope for `module` (from the cache, or
@@ -212,6 +212,8 @@ typedef void (*api_caller_fn)(api_req_t *ar, const char *scope_param, void *arg)
 int api_caller_read_scope(api_req_t *ar, const char *module, api_caller_fn cont, void *arg);
 /* The same for a request whose answer has started: cont gets NULL instead of the request being answered. */
 int api_caller_read_scope_quiet(api_req_t *ar, const char *module, api_caller_fn cont, void *arg);
+/* 1 when the caller's role hides field (a name, or "attrs.<key>") of the module scope_param was given for. */
+int api_caller_hides(const char *scope_param, const char *field);
 struct st_api_caller_cache_t *api_caller_cache_new(void);
 void api_caller_cache_free(struct st_api_caller_cache_t *c);
 

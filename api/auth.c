@@ -662,6 +662,8 @@ static void on_me(void *data, const PGresult *res, int err)
                                                        : json_integer(strtoll(PQgetvalue(res, 0, 4), NULL, 10)));
             json_object_set_new(o, "team", PQgetisnull(res, 0, 5) ? json_null() : json_string(PQgetvalue(res, 0, 5)));
             json_t *perms = json_loads(PQgetvalue(res, 0, 6), 0, NULL);
+            json_t *rules = json_object_get(perms, "fields");
+            json_object_set_new(o, "field_rules", json_is_object(rules) ? json_deep_copy(rules) : json_object());
             json_object_set_new(o, "permissions", perms != NULL ? perms : json_object());
             json_object_set_new(o, "created_at", json_string(PQgetvalue(res, 0, 7)));
             api_send_json(ar, 200, o);

@@ -15,6 +15,10 @@
  * CALLER_TTL_MS (the contract is one second: tests/integration/cutoff_test.c).
  * Writes keep deciding everything in their own statement, from the tables.
  *
+ * With the scope comes the module's hidden fields (the role's
+ * permissions.fields.<module> entries that say "hidden"), which read
+ * statements leave out of every document they build.
+ *
  * The cache is one table under a mutex held for a copy of a few bytes;
  * a colliding user replaces the slot.
  */
@@ -30,6 +34,7 @@
 #define CALLER_TTL_MS 500
 #define CALLER_SLOTS 4096
 #define CALLER_MODULES 48
+#define CALLER_HIDDEN 1024 /* bytes of hidden field names of all modules of one role, comma-separated per module */
 
 typedef struct st_caller_slot_t {
     int64_t uid, ver, tid; /* tid 0: no team */
@@ -37,8 +42,11 @@ typedef struct st_caller_slot_t {
     int nmods;
     struct {
         char name[33];
-        char scope[5]; /* none, own, team, all */
+        char scope[5];       /* none, own, team, all */
+        unsigned short hoff; /* the module's hidden fields: hidden[hoff .. hoff + hlen) */
+        unsigned short hlen;
     } mods[CALLER_MODULES];
+    char hidden[CALLER_HIDDEN];
     uint64_t fetched_ms;
 } caller_slot_t;
 
@@ -83,24 +91,67 @@ typedef struct st_caller_wait_t {
     int quiet; /* tell cont (NULL scope) instead of answering */
 } caller_wait_t;
 
-/* The module's read scope in a slot ("none" when the role does not name it). */
-static const char *scope_in(const caller_slot_t *s, const char *module)
+/* The module's entry in a slot, or NULL when the role does not name it (scope none, nothing hidden). */
+static int mod_in(const caller_slot_t *s, const char *module)
 {
     for (int i = 0; i < s->nmods; i++)
         if (strcmp(s->mods[i].name, module) == 0)
-            return s->mods[i].scope;
-    return "none";
+            return i;
+    return -1;
 }
 
-/* "<team id> <scope>": the second parameter of read statements (see caller_cte_read in engine_sql.c). */
-static void hand_over(api_req_t *ar, int64_t tid, const char *scope, api_caller_fn cont, void *arg)
+/*
+ * "<team id> <scope> <hidden,fields>": the second parameter of read
+ * statements (see caller_cte_read in engine_sql.c), in the request's pool.
+ */
+static char *caller_param(api_req_t *ar, const caller_slot_t *s, const char *module)
 {
-    char *param = h2o_mem_alloc_pool(&ar->req->pool, 32);
-    if (tid > 0)
-        snprintf(param, 32, "%lld %s", (long long)tid, scope);
-    else
-        snprintf(param, 32, " %s", scope);
-    cont(ar, param, arg);
+    int m = mod_in(s, module);
+    size_t hlen = m >= 0 ? s->mods[m].hlen : 0, len = 48 + hlen;
+    char *param = h2o_mem_alloc_pool(&ar->req->pool, len);
+    char tid[24] = "";
+    if (s->tid > 0)
+        snprintf(tid, sizeof(tid), "%lld", (long long)s->tid);
+    snprintf(param, len, "%s %s %.*s", tid, m >= 0 ? s->mods[m].scope : "none", (int)hlen,
+             m >= 0 ? s->hidden + s->mods[m].hoff : "");
+    return param;
+}
+
+int api_caller_hides(const char *scope_param, const char *field)
+{
+    const char *h = scope_param != NULL ? strchr(scope_param, ' ') : NULL;
+    h = h != NULL ? strchr(h + 1, ' ') : NULL;
+    size_t n = strlen(field);
+    for (h = h != NULL ? h + 1 : NULL; h != NULL && *h != '\0'; h = strchr(h, ',') ? strchr(h, ',') + 1 : NULL)
+        if (strncmp(h, field, n) == 0 && (h[n] == ',' || h[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* Adds a module's hidden fields (rules: its permissions.fields entry) to s; -1 when they do not fit. */
+static int fill_hidden(caller_slot_t *s, int m, const json_t *rules)
+{
+    size_t used = m > 0 ? (size_t)s->mods[m - 1].hoff + s->mods[m - 1].hlen : 0, start = used;
+    const char *field;
+    json_t *v;
+    s->mods[m].hoff = (unsigned short)start;
+    s->mods[m].hlen = 0;
+    if (!json_is_object(rules))
+        return 0;
+    json_object_foreach((json_t *)rules, field, v)
+    {
+        if (!json_is_string(v) || strcmp(json_string_value(v), "hidden") != 0)
+            continue;
+        size_t n = strlen(field);
+        if (used + n + 2 > CALLER_HIDDEN || strchr(field, ',') != NULL || strchr(field, ' ') != NULL)
+            return -1;
+        if (used > start)
+            s->hidden[used++] = ',';
+        memcpy(s->hidden + used, field, n);
+        used += n;
+    }
+    s->mods[m].hlen = (unsigned short)(used - start);
+    return 0;
 }
 
 /* Fills a slot from the role's permissions text; -1 when it is not an object. */
@@ -113,14 +164,21 @@ static int fill(caller_slot_t *s, const char *perms)
         return -1;
     }
     s->nmods = 0;
+    json_t *rules = json_object_get(p, "fields");
     json_object_foreach(p, module, v)
     {
         const char *r = json_string_value(json_object_get(v, "read"));
+        if (strcmp(module, "fields") == 0)
+            continue;
         if (s->nmods == CALLER_MODULES || strlen(module) > 32)
             break;
         snprintf(s->mods[s->nmods].name, sizeof(s->mods[0].name), "%s", module);
         snprintf(s->mods[s->nmods].scope, sizeof(s->mods[0].scope), "%s",
                  r != NULL && (strcmp(r, "own") == 0 || strcmp(r, "team") == 0 || strcmp(r, "all") == 0) ? r : "none");
+        if (fill_hidden(s, s->nmods, json_object_get(rules, module)) != 0) {
+            json_decref(p);
+            return -1; /* more hidden fields than a slot holds: refuse rather than show them */
+        }
         s->nmods++;
     }
     json_decref(p);
@@ -159,7 +217,7 @@ static void on_fetch(api_req_t *ar, const PGresult *res, int err, void *arg)
     else if (fresh.refused)
         api_send_unauthenticated(ar, 1, "The access token is no longer valid.");
     else
-        hand_over(ar, fresh.tid, scope_in(&fresh, w->module), w->cont, w->arg);
+        w->cont(ar, caller_param(ar, &fresh, w->module), w->arg);
 }
 
 static const char SQL_CALLER[] = "SELECT u.team_id, r.permissions::text FROM users u JOIN roles r ON r.id = u.role_id"
@@ -169,15 +227,14 @@ static int read_scope(api_req_t *ar, const char *module, api_caller_fn cont, voi
 {
     struct st_api_caller_cache_t *c = ar->thread->server->callers;
     int hit = 0, refused = 0;
-    int64_t tid = 0;
-    char scope[5] = "";
+    char *param = NULL;
     pthread_mutex_lock(&c->lock);
     const caller_slot_t *s = slot_of(c, ar->claims.sub);
     if (s->uid == ar->claims.sub && s->ver == ar->claims.ver && now_ms() - s->fetched_ms < CALLER_TTL_MS) {
         hit = 1;
         refused = s->refused;
-        tid = s->tid;
-        snprintf(scope, sizeof(scope), "%s", scope_in(s, module));
+        if (!refused)
+            param = caller_param(ar, s, module); /* a copy into the request's pool */
     }
     pthread_mutex_unlock(&c->lock);
     if (hit && refused && quiet)
@@ -185,7 +242,7 @@ static int read_scope(api_req_t *ar, const char *module, api_caller_fn cont, voi
     if (hit && refused)
         return api_send_unauthenticated(ar, 1, "The access token is no longer valid."), 0;
     if (hit) {
-        hand_over(ar, tid, scope, cont, arg);
+        cont(ar, param, arg);
         return 0;
     }
     caller_wait_t *w = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*w));

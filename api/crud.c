@@ -449,6 +449,11 @@ void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
         json_t *errors = json_array();
         api_error_add(errors, outcome + 8, "invalid_reference", "does not name an existing, usable record");
         api_send_invalid(ar, 422, "The request refers to a record that does not exist.", errors);
+    } else if (strncmp(outcome, "locked_", 7) == 0) {
+        /* A field rule of the caller's role (hidden or read-only): nothing was written. */
+        json_t *errors = json_array();
+        api_error_add(errors, outcome + 7, "read_only", "your role may not change this field");
+        api_send_invalid(ar, 403, "Your role may not change a field of this change.", errors);
     } else if (strncmp(outcome, "too_large_", 10) == 0) {
         json_t *errors = json_array();
         api_error_add(errors, outcome + 10, "too_large", "is too large after applying the change");

@@ -92,12 +92,12 @@ static const engine_embed_t embeds[] = {{
  * visits every candidate anyway, the EXISTS form lets the planner choose.
  */
 static const engine_filter_t filters[] = {
-    {"segment", EFK_ENUM, segments, ANALYTICS("segment"), ANALYTICS_COUNT("segment")},
-    {"lifecycle", EFK_ENUM, lifecycles, ANALYTICS("lifecycle"), ANALYTICS_COUNT("lifecycle")},
-    {"tier", EFK_ENUM, tiers, ANALYTICS("tier"), ANALYTICS_COUNT("tier")},
+    {"segment", EFK_ENUM, segments, ANALYTICS("segment"), ANALYTICS_COUNT("segment"), "analytics"},
+    {"lifecycle", EFK_ENUM, lifecycles, ANALYTICS("lifecycle"), ANALYTICS_COUNT("lifecycle"), "analytics"},
+    {"tier", EFK_ENUM, tiers, ANALYTICS("tier"), ANALYTICS_COUNT("tier"), "analytics"},
     {"p_alive_below", EFK_PROBABILITY, NULL,
      "(SELECT pv.p_alive FROM customer_clv pv WHERE pv.customer_id = {r}.id) < {p}",
-     "EXISTS (SELECT 1 FROM customer_clv pv WHERE pv.customer_id = {r}.id AND pv.p_alive < {p})"},
+     "EXISTS (SELECT 1 FROM customer_clv pv WHERE pv.customer_id = {r}.id AND pv.p_alive < {p})", "analytics"},
 };
 
 /*
@@ -164,7 +164,7 @@ static int clv_key_ok(const char *k)
 static const engine_sort_t sorts[] = {{.name = "name"},
                                       {.name = "created_at"},
                                       {.name = "updated_at"},
-                                      {.name = "clv", .list = clv_list, .check_key = clv_key_ok},
+                                      {.name = "clv", .list = clv_list, .check_key = clv_key_ok, .field = "analytics"},
                                       {.name = NULL}};
 
 const engine_resource_t customers_resource = {

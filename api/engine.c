@@ -256,13 +256,65 @@ typedef struct st_read_t {
     int n;
     const char **p; /* n parameters, pool memory */
     unsigned flags;
+    const engine_uses_t *uses; /* or NULL */
     crud_done_fn done;
     void *arg;
 } read_t;
 
+void engine_uses_add(engine_uses_t *u, const char *param, const char *field, int status)
+{
+    if (field != NULL && u->n < ENGINE_USES_MAX)
+        u->u[u->n].param = param, u->u[u->n].field = field, u->u[u->n++].status = status;
+}
+
+void engine_uses_filters(engine_uses_t *u, const engine_res_t *res, const crud_query_t *q)
+{
+    for (int i = 0; i < res->nparams; i++) {
+        const engine_param_t *p = &res->params[i];
+        if (crud_query_get(q, p->name) != NULL)
+            engine_uses_add(u, p->name,
+                            p->field != NULL    ? p->field->v.name
+                            : p->filter != NULL ? p->filter->field
+                                                : NULL,
+                            400);
+    }
+}
+
+void engine_uses_projection(api_req_t *ar, engine_uses_t *u, const char *fields)
+{
+    if (fields == NULL || fields[0] != '{')
+        return;
+    char *copy = h2o_strdup(&ar->req->pool, fields + 1, SIZE_MAX).base, *save = NULL;
+    copy[strcspn(copy, "}")] = '\0';
+    for (char *f = strtok_r(copy, ",", &save); f != NULL; f = strtok_r(NULL, ",", &save))
+        engine_uses_add(u, "fields", f, 400);
+}
+
+int engine_refuse_hidden(api_req_t *ar, const char *scope, const engine_uses_t *uses)
+{
+    for (int i = 0; uses != NULL && i < uses->n; i++) {
+        if (!api_caller_hides(scope, uses->u[i].field))
+            continue;
+        if (uses->u[i].status == 403) {
+            json_t *errors = json_array();
+            api_error_add(errors, uses->u[i].param, "forbidden_field", "names a field your role may not see");
+            api_send_invalid(ar, 403, "Your role may not see a field this report needs.", errors);
+        } else {
+            crud_bad_query(ar, uses->u[i].param, "unknown_parameter", "is not a parameter of this endpoint");
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static void run_read(api_req_t *ar, const char *scope, void *arg)
 {
     read_t *rd = arg;
+    if (engine_refuse_hidden(ar, scope, rd->uses)) {
+        free(rd->owned);
+        rd->owned = NULL;
+        return;
+    }
     char *uid = h2o_mem_alloc_pool(&ar->req->pool, 24);
     rd->p[0] = db_fmt_i64(uid, ar->claims.sub);
     rd->p[1] = scope;
@@ -276,10 +328,16 @@ static void run_read(api_req_t *ar, const char *scope, void *arg)
 int engine_read(api_req_t *ar, const char *sql, char *owned, int n, const char *const *p, unsigned flags,
                 crud_done_fn done, void *arg)
 {
+    return engine_read_using(ar, sql, owned, n, p, flags, NULL, done, arg);
+}
+
+int engine_read_using(api_req_t *ar, const char *sql, char *owned, int n, const char *const *p, unsigned flags,
+                      const engine_uses_t *uses, crud_done_fn done, void *arg)
+{
     read_t *rd = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*rd));
     const char **pp = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*pp) * (size_t)n);
     memcpy(pp, p, sizeof(*pp) * (size_t)n);
-    *rd = (read_t){sql, owned, n, pp, flags, done, arg};
+    *rd = (read_t){sql, owned, n, pp, flags, uses, done, arg};
     int ret = api_caller_read_scope(ar, ar->route->resource->name, run_read, rd);
     if (ret != 0)
         free(rd->owned);
@@ -392,7 +450,8 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
         size_t i;
         int rules = 0;
         json_array_foreach(bad, i, item) rules +=
-            strncmp(json_string_value(json_object_get(item, "outcome")), "rule_", 5) == 0;
+            strncmp(json_string_value(json_object_get(item, "outcome")), "rule_", 5) == 0 ||
+            strncmp(json_string_value(json_object_get(item, "outcome")), "locked_", 7) == 0;
         if (rules > 0) {
             json_t *errors = json_array();
             json_array_foreach(bad, i, item)
@@ -406,6 +465,10 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
                     snprintf(field, sizeof(field), "[%lld].%s", idx, c->field);
                     code = "invalid_value";
                     message = c->message;
+                } else if (strncmp(outcome, "locked_", 7) == 0) {
+                    snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 7);
+                    code = "read_only";
+                    message = "your role may not change this field";
                 } else if (strncmp(outcome, "invalid_", 8) == 0) {
                     snprintf(field, sizeof(field), "[%lld].%s", idx, outcome + 8);
                     code = "invalid_reference";
@@ -571,7 +634,14 @@ int engine_list(api_req_t *ar)
     p[EL_FIELDS - 1] = list->fields;
     if (engine_read_filters(ar, res, &q, parent, p) != 0)
         return 0;
-    return engine_read(ar, engine_sql_list(e, r, list->sort), NULL, res->nlist_params, p, DB_ONESHOT, on_list, list);
+    engine_uses_t *uses = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*uses));
+    uses->n = 0;
+    engine_uses_filters(uses, res, &q);
+    if (crud_query_get(&q, "sort") != NULL)
+        engine_uses_add(uses, "sort", so->field != NULL ? so->field : so->name, 400);
+    engine_uses_projection(ar, uses, list->fields);
+    return engine_read_using(ar, engine_sql_list(e, r, list->sort), NULL, res->nlist_params, p, DB_ONESHOT, uses,
+                             on_list, list);
 }
 
 /* --- the change feed -------------------------------------------------------------- */

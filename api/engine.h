@@ -80,6 +80,8 @@ typedef struct st_engine_filter_t {
     const char *const *values; /* EFK_ENUM */
     /* The condition over {r} with the parameter as {p} (already cast); count_cond, when set, for counts. */
     const char *cond, *count_cond;
+    /* The field whose value the filter reads: where a role hides it, the filter does not exist. */
+    const char *field;
 } engine_filter_t;
 
 typedef struct st_engine_sql_t engine_sql_t; /* a statement being generated (api/engine_sql.c) */
@@ -96,6 +98,8 @@ typedef struct st_engine_sort_t {
     void (*list)(engine_sql_t *s, const struct st_engine_list_ctx_t *ctx, int desc);
     /* Checks a cursor key of this sort before it reaches a cast; 0 when acceptable. */
     int (*check_key)(const char *key);
+    /* The field whose value orders the list (NULL: the field called name): hidden, the sort does not exist. */
+    const char *field;
 } engine_sort_t;
 
 /*

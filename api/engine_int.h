@@ -112,6 +112,32 @@ const engine_list_ctx_t *engine_list_ctx(const engine_res_t *res);
 int engine_read(struct st_api_req_t *ar, const char *sql, char *owned, int n, const char *const *p, unsigned flags,
                 void (*done)(struct st_api_req_t *, const PGresult *, int, void *), void *arg);
 
+/*
+ * The fields a read filters, sorts, groups or sums by, each with the query
+ * parameter that names it: where the caller's role hides one, the read
+ * does not run and the parameter is answered as unknown (400), or as
+ * forbidden (403) for a sum (status).
+ */
+#define ENGINE_USES_MAX 48
+typedef struct st_engine_uses_t {
+    int n;
+    struct {
+        const char *param, *field;
+        int status;
+    } u[ENGINE_USES_MAX];
+} engine_uses_t;
+void engine_uses_add(engine_uses_t *u, const char *param, const char *field, int status);
+/* The list filters q sets, with the fields they read. */
+void engine_uses_filters(engine_uses_t *u, const engine_res_t *res, const struct st_crud_query_t *q);
+/* The names of a "{a,b}" projection (crud_list_t.fields) as uses of param "fields". */
+void engine_uses_projection(struct st_api_req_t *ar, engine_uses_t *u, const char *fields);
+/* 1 when the read was refused (answered 400 or 403): it uses a field the caller's role hides (scope: $2). */
+int engine_refuse_hidden(struct st_api_req_t *ar, const char *scope, const engine_uses_t *uses);
+/* engine_read, refused (see engine_uses_t) when the caller's role hides a field the read uses. */
+int engine_read_using(struct st_api_req_t *ar, const char *sql, char *owned, int n, const char *const *p,
+                      unsigned flags, const engine_uses_t *uses,
+                      void (*done)(struct st_api_req_t *, const PGresult *, int, void *), void *arg);
+
 /* The $n of a list parameter by its query name; 0 when the resource has none of that name. */
 int engine_param_pos(const engine_res_t *res, const char *name);
 #endif

@@ -251,7 +251,15 @@ int engine_aggregate(api_req_t *ar)
     }
     esql_add(&s, ") FROM g))::text FROM caller");
 
-    return engine_read(ar, NULL, esql_take(&s), res->nlist_params, p, 0, on_aggregate, NULL);
+    engine_uses_t *uses = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*uses));
+    uses->n = 0;
+    engine_uses_filters(uses, res, &q);
+    for (int i = 0; i < ng; i++)
+        engine_uses_add(uses, "group_by", g[i].f->v.name, 400);
+    for (int i = 0; i < nm; i++)
+        if (m[i].f != NULL)
+            engine_uses_add(uses, "metrics", m[i].f->v.name, 403);
+    return engine_read_using(ar, NULL, esql_take(&s), res->nlist_params, p, 0, uses, on_aggregate, NULL);
 }
 
 /* --- export --------------------------------------------------------------------- */
@@ -264,9 +272,10 @@ typedef struct st_export_t {
     const char *p[DB_MAX_PARAMS]; /* filters (pool strings) */
     char uid[24], after[24];
     int csv, bom, started, finished, waiting;
-    char **columns; /* CSV: the fields, pool-owned, NULL-terminated */
-    crud_buf_t out; /* not used across pages: each page gets a fresh malloc'ed buffer */
-    char *page;     /* the page being sent (malloc'ed) */
+    char **columns;     /* CSV: the fields, pool-owned, NULL-terminated */
+    engine_uses_t uses; /* the filters and named fields, checked against the field rules before the first page */
+    crud_buf_t out;     /* not used across pages: each page gets a fresh malloc'ed buffer */
+    char *page;         /* the page being sent (malloc'ed) */
     size_t page_len;
 } export_t;
 
@@ -427,6 +436,16 @@ static void send_page(api_req_t *ar, const char *scope, void *arg)
         cut_short(x, "the caller may no longer read these records");
         return; /* (before the first page the statement itself answers 403) */
     }
+    if (!x->started && scope != NULL) {
+        /* Before the first page: no filter or named field the role hides; its hidden columns left out. */
+        if (engine_refuse_hidden(ar, scope, &x->uses))
+            return;
+        size_t k = 0;
+        for (size_t i = 0; x->columns[i] != NULL; i++)
+            if (!api_caller_hides(scope, x->columns[i]))
+                x->columns[k++] = x->columns[i];
+        x->columns[k] = NULL;
+    }
     x->p[EL_UID - 1] = x->uid;
     x->p[EL_VER - 1] = h2o_strdup(&ar->req->pool, scope, len).base;
     x->p[EL_ID - 1] = x->after[0] != '\0' ? x->after : NULL;
@@ -534,6 +553,9 @@ int engine_export(api_req_t *ar)
                 x->columns[n++] = (char *)r->fields[i].v.name;
     }
     x->columns[n] = NULL;
+    engine_uses_filters(&x->uses, res, &q);
+    for (size_t i = 0; fields != NULL && i < n; i++)
+        engine_uses_add(&x->uses, "fields", x->columns[i], 400);
     if (fields != NULL || x->csv) {
         /* The projection as a PostgreSQL array literal: names are plain identifiers. */
         crud_buf_t lit;

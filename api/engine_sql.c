@@ -170,8 +170,8 @@ static void embed_joins(engine_sql_t *s, const engine_resource_t *r, const char 
         tplv(s, r->embeds[i].joins, kv);
 }
 
-/* The document of row alias a; embeds as subqueries, or (joined) straight from joins already in the FROM. */
-static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int joined)
+/* The document of row alias a with every field; see doc_of. */
+static void doc_all(engine_sql_t *s, const engine_res_t *res, const char *a, int joined)
 {
     const engine_resource_t *r = res->r;
     esql_add(s, "json_build_object(");
@@ -183,7 +183,11 @@ static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int 
             continue;
         esql_addf(s, "%s'%s', ", first ? "" : ", ", f->v.name);
         first = 0;
-        if (!is_embed(r, f->v.name, &em)) {
+        if (!is_embed(r, f->v.name, &em) && f->v.type == VT_JSON_OBJECT && strcmp(f->v.name, "attrs") == 0) {
+            esql_addf(s,
+                      "CASE WHEN caller.hidden_attrs IS NULL THEN %1$s.attrs ELSE %1$s.attrs - caller.hidden_attrs END",
+                      a);
+        } else if (!is_embed(r, f->v.name, &em)) {
             out_expr(s, f, a);
         } else if (joined) {
             esql_add(s, em->sql);
@@ -201,6 +205,20 @@ static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int 
     esql_add(s, ")");
 }
 
+/*
+ * The document of row alias a as the caller may see it (`caller` is in
+ * every statement that builds one): the fields its role hides are left out,
+ * and so are the attrs keys it hides.
+ */
+static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int joined)
+{
+    esql_add(s, "CASE WHEN caller.hidden IS NULL THEN ");
+    doc_all(s, res, a, joined);
+    esql_add(s, " ELSE (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(");
+    doc_all(s, res, a, joined);
+    esql_add(s, ") e WHERE e.key <> ALL (caller.hidden)) END");
+}
+
 void engine_doc(engine_sql_t *s, const engine_res_t *res, const char *a)
 {
     doc_of(s, res, a, 0);
@@ -210,9 +228,11 @@ void engine_doc_projected(engine_sql_t *s, const engine_res_t *res, const char *
 {
     esql_addf(s, "CASE WHEN $%d::text[] IS NULL THEN ", EL_FIELDS);
     engine_doc(s, res, a);
-    esql_add(s, "::text ELSE (SELECT json_object_agg(e.key, e.value) FROM json_each(");
-    engine_doc(s, res, a);
-    esql_addf(s, ") e WHERE e.key = ANY ($%d::text[]))::text END", EL_FIELDS);
+    esql_add(s, "::text ELSE (SELECT coalesce(json_object_agg(e.key, e.value), '{}') FROM json_each(");
+    doc_all(s, res, a, 0);
+    esql_addf(
+        s, ") e WHERE e.key = ANY ($%d::text[]) AND (caller.hidden IS NULL OR e.key <> ALL (caller.hidden)))::text END",
+        EL_FIELDS);
 }
 
 /* The writable columns of row alias a as JSON (history and merge-patch base). */
@@ -323,16 +343,42 @@ static void insert_cte(engine_sql_t *s, const engine_resource_t *r, const char *
 
 /* --- scope ------------------------------------------------------------------- */
 
+/*
+ * Field rules (a role's permissions.fields.<module>: {"<field>": "hidden" |
+ * "read"}): every statement's caller carries hidden (the fields its
+ * documents leave out, NULL when none) and hidden_attrs (those of them
+ * that are keys of attrs, "attrs.<key>"); writes also carry locked (hidden
+ * or read-only: a write that changes one is refused, outcome
+ * "locked_<field>").
+ */
+#define FIELD_RULES(module, values)                                                                                    \
+    "nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields," module          \
+    "}') = 'object' THEN r.permissions #> '{fields," module "}' END) f WHERE f.value IN (" values ")"                  \
+    " ORDER BY f.key), '{}')"
+
 static void caller_cte(engine_sql_t *s, const char *module)
 {
-    esql_addf(s,
-              "caller AS (SELECT u.id AS uid, u.team_id AS tid,"
-              " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
-              " coalesce(r.permissions #>> '{%1$s,create}', 'none') AS cscope,"
-              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
-              " coalesce(r.permissions #>> '{%1$s,delete}', 'none') AS dscope FROM users u JOIN roles r ON r.id = "
-              "u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2)",
-              module);
+    esql_addf(
+        s,
+        "caller0 AS (SELECT u.id AS uid, u.team_id AS tid,"
+        " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
+        " coalesce(r.permissions #>> '{%1$s,create}', 'none') AS cscope,"
+        " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
+        " coalesce(r.permissions #>> '{%1$s,delete}', 'none') AS dscope, " FIELD_RULES(
+            "%1$s",
+            "'hidden'") " AS hidden, " FIELD_RULES("%1$s",
+                                                   "'hidden', 'read'") " AS locked FROM users u JOIN roles r ON r.id = "
+                                                                       "u.role_id WHERE u.id = $1 AND u.active AND "
+                                                                       "u.token_version = $2),"
+                                                                       " caller AS (SELECT caller0.*, "
+                                                                       "nullif(ARRAY(SELECT substr(k, 7) FROM "
+                                                                       "unnest(hidden) k"
+                                                                       " WHERE k LIKE 'attrs.%%'), '{}') AS "
+                                                                       "hidden_attrs, nullif(ARRAY(SELECT substr(k, 7) "
+                                                                       "FROM unnest(locked) k"
+                                                                       " WHERE k LIKE 'attrs.%%'), '{}') AS "
+                                                                       "locked_attrs FROM caller0)",
+        module);
 }
 
 /*
@@ -342,8 +388,11 @@ static void caller_cte(engine_sql_t *s, const char *module)
  */
 static void caller_cte_read(engine_sql_t *s)
 {
-    esql_add(s, "caller AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"
-                " split_part($2::text, ' ', 2) AS rscope)");
+    esql_add(s, "caller0 AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"
+                " split_part($2::text, ' ', 2) AS rscope,"
+                " string_to_array(nullif(split_part($2::text, ' ', 3), ''), ',') AS hidden),"
+                " caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7) FROM unnest(hidden) k"
+                " WHERE k LIKE 'attrs.%'), '{}') AS hidden_attrs FROM caller0)");
 }
 
 static void scope_ok(engine_sql_t *s, const char *col, const char *owner, const char *team)
@@ -411,6 +460,38 @@ static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char 
         esql_add(s, " WHEN NOT coalesce(");
         tplv(s, r->checks[i].cond, kv);
         esql_addf(s, ", false) THEN 'rule_%zu'", i);
+    }
+}
+
+/*
+ * WHEN lines refusing a write that changes a field the caller's role locks
+ * (hidden or read-only, caller.locked): the input row i against the stored
+ * value, cur_fmt naming a stored column by its field name (NULL: a new
+ * record, where any value is a change). Outcome "locked_<field>".
+ */
+static void locked_checks(engine_sql_t *s, const engine_resource_t *r, const char *i, const char *cur_fmt)
+{
+    char before[128];
+    for (size_t k = 0; k < r->nfields; k++) {
+        const engine_field_t *f = &r->fields[k];
+        if (!writable(r, f))
+            continue;
+        if (cur_fmt != NULL)
+            snprintf(before, sizeof(before), cur_fmt, f->v.name);
+        else
+            snprintf(before, sizeof(before), "NULL::%s", sql_type(f));
+        if (f->v.type == VT_JSON_OBJECT && strcmp(f->v.name, "attrs") == 0) {
+            esql_addf(s,
+                      " WHEN caller.locked_attrs IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(caller.locked_attrs) k"
+                      " WHERE (%1$s.attrs -> k) IS DISTINCT FROM (%2$s -> k)) THEN 'locked_attrs.' || (SELECT min(k)"
+                      " FROM unnest(caller.locked_attrs) k WHERE (%1$s.attrs -> k) IS DISTINCT FROM (%2$s -> k))",
+                      i, before);
+            continue;
+        }
+        esql_addf(s,
+                  " WHEN caller.locked IS NOT NULL AND '%1$s' = ANY (caller.locked) AND %2$s.%1$s IS DISTINCT FROM %3$s"
+                  " THEN 'locked_%1$s'",
+                  f->v.name, i, before);
     }
 }
 
@@ -539,6 +620,7 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", NULL, 0);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, tg, i),");
         insert_cte(&s, r, "i.external_id", "tg.owner_id", "tg.team_id", NULL,
@@ -552,6 +634,7 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)", 0);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, i),");
         insert_cte(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)",
@@ -602,8 +685,9 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
                      " THEN 'forbidden_target'"
                      " WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'");
         target_checks(&s, "i.owner_id", "i.team_id");
+        locked_checks(&s, r, "i", "cur.%s");
         rule_checks(&s, r, "i", "m.id", NULL, 1);
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i, cur),");
         update_cte(&s, r, "i.external_id", "i.owner_id", "i.team_id", NULL,
                    "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
     } else {
@@ -617,8 +701,9 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) OR NOT (SELECT scope_keeps_team(caller.uscope, m._team, par.team_id) FROM par)"
                      " THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", "cur.%s");
         rule_checks(&s, r, "i", "m.id", "(SELECT id FROM par)", 1);
-        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i),");
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i, cur),");
         update_cte(&s, r, "i.external_id", NULL, NULL, "(SELECT id FROM par)",
                    "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
     }
@@ -676,12 +761,14 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
                  " WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur)"
                  " THEN 'precondition'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
+        locked_checks(&s, r, "i", "(SELECT cur.%s FROM cur)");
         rule_checks(&s, r, "i", "(SELECT id FROM cur)", NULL, 0);
         esql_add(&s, " ELSE 'update' END ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"
                      " WHEN caller.cscope = 'none' THEN 'forbidden'"
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", NULL, 0);
         esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, o, tg, i),");
         vtg_owner = "tg.owner_id";
@@ -700,6 +787,7 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) OR NOT (SELECT scope_keeps_team(caller.uscope, cur._team, par.team_id) FROM cur, par)"
                      " THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", "(SELECT cur.%s FROM cur)");
         rule_checks(&s, r, "i", "(SELECT id FROM cur)", "(SELECT id FROM par)", 0);
         esql_addf(&s,
                   " ELSE 'update' END ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"
@@ -708,6 +796,7 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " FROM par) THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", "(SELECT id FROM par)", 0);
         esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, i),");
         vpar = "(SELECT id FROM par)";
@@ -794,11 +883,13 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
                      " scope_move_ok(caller.uscope, caller.uid, caller.tid, cur._team, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
+        locked_checks(&s, r, "i", "cur.%s");
         rule_checks(&s, r, "i", "cur.id", NULL, 0);
         esql_add(&s, " ELSE 'update' END ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
                      " WHEN NOT in_scope_target(caller.cscope, caller.uid, caller.tid, tg.owner_id, tg.team_id)"
                      " THEN 'forbidden_target'");
         target_checks(&s, "tg.owner_id", "tg.team_id");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", NULL, 0);
         esql_add(
             &s,
@@ -823,6 +914,7 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
         esql_addf(&s, " THEN 'forbidden' WHEN par.id IS NULL THEN 'invalid_%s' WHEN NOT ", r->scope.ref);
         scope_ok(&s, "uscope", "par.owner_id", "par.team_id");
         esql_add(&s, " OR NOT scope_keeps_team(caller.uscope, cur._team, par.team_id) THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", "cur.%s");
         rule_checks(&s, r, "i", "cur.id", "par.id", 0);
         esql_addf(&s,
                   " ELSE 'update' END ELSE CASE WHEN caller.cscope = 'none' THEN 'forbidden'"
@@ -830,6 +922,7 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
                   r->scope.ref);
         scope_ok(&s, "cscope", "par.owner_id", "par.team_id");
         esql_add(&s, " THEN 'forbidden_target'");
+        locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", "par.id", 0);
         esql_add(&s, " ELSE 'create' END END AS action, NULL::bigint AS owner_id, NULL::bigint AS team_id,"
                      " par.id AS par_id FROM caller CROSS JOIN ctx CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx"
@@ -892,6 +985,7 @@ static char *gen_feed(const engine_res_t *res)
 static void history_value(engine_sql_t *s, const engine_resource_t *r, const char *v)
 {
     esql_addf(s, "CASE WHEN jsonb_typeof(%s) = 'null' THEN %s", v, v);
+    esql_addf(s, " WHEN e ->> 'field' = 'attrs' THEN jsonb_without(%s, caller.hidden_attrs)", v);
     for (size_t i = 0; i < r->nfields; i++) {
         const engine_field_t *f = &r->fields[i];
         if (f->v.type == VT_DECIMAL)
@@ -927,7 +1021,9 @@ static char *gen_history(const engine_res_t *res)
     esql_add(&s, ", 'new', ");
     history_value(&s, res->r, "(e -> 'new')");
     esql_add(&s, ") ORDER BY o), '[]') FROM jsonb_array_elements(h.changes) WITH ORDINALITY x(e, o)"
-                 " WHERE e ->> 'field' = ANY ('{");
+                 " WHERE e ->> 'field' <> ALL (coalesce(caller.hidden, '{}')) AND NOT (e ->> 'field' = 'attrs'"
+                 " AND caller.hidden_attrs IS NOT NULL AND jsonb_without(e -> 'old', caller.hidden_attrs)"
+                 " IS NOT DISTINCT FROM jsonb_without(e -> 'new', caller.hidden_attrs)) AND e ->> 'field' = ANY ('{");
     for (int i = 0; res->out_fields[i] != NULL; i++)
         esql_addf(&s, "%s%s", i ? "," : "", res->out_fields[i]);
     esql_addf(&s,
@@ -978,7 +1074,9 @@ static void filter_conds(engine_sql_t *s, const engine_res_t *res, int count_for
             int first = 1;
             for (size_t i = 0; i < r->nfields; i++)
                 if (r->fields[i].ef & EF_SEARCH) {
-                    esql_addf(s, "%st.%s::text ILIKE $%d::text", first ? "" : " OR ", r->fields[i].v.name, p->pos);
+                    /* A hidden field is not searched: a match would tell its value. */
+                    esql_addf(s, "%s(t.%s::text ILIKE $%d::text AND '%s' <> ALL (coalesce(caller.hidden, '{}')))",
+                              first ? "" : " OR ", r->fields[i].v.name, p->pos, r->fields[i].v.name);
                     first = 0;
                 }
             esql_add(s, ")");

@@ -774,7 +774,8 @@ START_TEST(valid_boundaries_are_accepted)
                            "\"tags\":%s,\"attrs\":{\"b\":\"%s\"},\"credit_limit\":\"9999999999999999.99\","
                            "\"team_id\":null,\"status\":\"partner\"}",
                            repeat('N', 200), tags, repeat('a', 16376));
-    th_resp_t *r = http_post(REP1, "/v1/customers", body);
+    /* A manager: a rep reads the credit limit but may not set it (the built-in field rules). */
+    th_resp_t *r = http_post(MANAGER, "/v1/customers", body);
     expect_status(r, 201);
     ck_assert_str_eq(jstr(r->json, "name"), repeat('N', 200)); /* trimmed before judging and storing */
     ck_assert_int_eq(json_array_size(jget(r, "tags")), 50);
@@ -785,7 +786,7 @@ START_TEST(valid_boundaries_are_accepted)
 
     static const char *const limits[][2] = {{"\"12.5\"", "12.50"}, {"\"-3\"", "-3.00"}, {"\"0.01\"", "0.01"}};
     for (size_t i = 0; i < 3; i++) {
-        r = http_post(REP1, "/v1/customers",
+        r = http_post(MANAGER, "/v1/customers",
                       fmt("{\"kind\":\"person\",\"name\":\"Dec\",\"credit_limit\":%s}", limits[i][0]));
         expect_status(r, 201);
         ck_assert_str_eq(jstr(r->json, "credit_limit"), limits[i][1]);
@@ -839,9 +840,10 @@ START_TEST(crud_with_etags_and_preconditions)
         fmt("{\"kind\":\"company\",\"name\":\"  %s  \",\"email\":\"info@acme.example\","
             "\"phone\":\"+49 30 123456\",\"address\":{\"line1\":\"Main St 1\",\"city\":\"Berlin\","
             "\"postal_code\":\"10115\",\"country\":\"DE\"},\"industry\":\"Tools\",\"tags\":[\"a\",\"b\"],"
-            "\"attrs\":{\"segment\":\"smb\"},\"credit_limit\":\"1500.5\"}",
-            name);
-    th_resp_t *r = http_post(REP1, "/v1/customers", body);
+            "\"attrs\":{\"segment\":\"smb\"},\"credit_limit\":\"1500.5\",\"owner_id\":%lld}",
+            name, users[REP1].id);
+    /* Made for the rep by the director: a rep may not set a credit limit (the built-in field rules). */
+    th_resp_t *r = http_post(DIRECTOR, "/v1/customers", body);
     expect_status(r, 201);
     long long id = jint(r->json, "id");
     ck_assert_int_gt(id, 0);

@@ -1860,7 +1860,7 @@ export interface components {
         /**
          * @description Per module (`customers`, `contacts`, `orders`, `analytics`, `users`,
          *     `teams`, `roles`, ...), the scope of each action. A missing module or action
-         *     means `none`.
+         *     means `none`. `fields` holds the role's field rules.
          * @example {
          *       "customers": {
          *         "read": "team",
@@ -1870,15 +1870,46 @@ export interface components {
          *       },
          *       "teams": {
          *         "read": "all"
+         *       },
+         *       "fields": {
+         *         "customers": {
+         *           "credit_limit": "read"
+         *         }
          *       }
          *     }
          */
         Permissions: {
+            fields?: components["schemas"]["FieldRules"];
+        } & {
             [key: string]: {
                 read?: components["schemas"]["Scope"];
                 create?: components["schemas"]["Scope"];
                 update?: components["schemas"]["Scope"];
                 delete?: components["schemas"]["Scope"];
+            };
+        };
+        /**
+         * @description Field-level access, per module: a field (a built-in field's name, or
+         *     `attrs.<key>` for a key of `attrs`) mapped to `hidden` (left out of every
+         *     read: records, lists, nested lists, exports, the change feed, history;
+         *     filtering, sorting or grouping by it answers 400, aggregating it 403) or
+         *     `read` (shown, not writable). A write that changes a hidden or read-only
+         *     field answers 403 naming it, and nothing is written. A field not named
+         *     is as its module allows.
+         * @example {
+         *       "customers": {
+         *         "credit_limit": "read"
+         *       },
+         *       "contacts": {
+         *         "birthday": "hidden",
+         *         "mobile": "hidden",
+         *         "attrs.salary": "hidden"
+         *       }
+         *     }
+         */
+        FieldRules: {
+            [key: string]: {
+                [key: string]: "hidden" | "read";
             };
         };
         RoleName: string;
@@ -1909,6 +1940,7 @@ export interface components {
             /** @description The team's name. */
             team: string | null;
             permissions: components["schemas"]["Permissions"];
+            field_rules: components["schemas"]["FieldRules"];
             created_at: components["schemas"]["Timestamp"];
         };
         /** @enum {string} */
