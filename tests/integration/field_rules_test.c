@@ -71,8 +71,8 @@ static int has_key(const json_t *o, const char *key)
 static void manager_fields(const char *rules)
 {
     long long role = sql_ll("SELECT id FROM roles WHERE name = 'manager'");
-    th_resp_t *r = http_patch(ADMIN, fmt("/v1/roles/%lld", role), fmt("{\"permissions\":{\"fields\":%s}}", rules),
-                              NULL);
+    th_resp_t *r =
+        http_patch(ADMIN, fmt("/v1/roles/%lld", role), fmt("{\"permissions\":{\"fields\":%s}}", rules), NULL);
     expect_status(r, 200);
     usleep(CALLER_TTL_US);
 }
