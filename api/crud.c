@@ -415,6 +415,30 @@ void crud_send_read(api_req_t *ar, const PGresult *res)
     api_send_raw(ar, 200, "application/json", PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
 }
 
+int crud_custom_field_error(json_t *errors, const char *prefix, const char *outcome)
+{
+    static const char *const msgs[][2] = {
+        {"required", "is required by its custom field definition"},
+        {"invalid_type", "has the wrong JSON type for its custom field"},
+        {"invalid_format", "is not written as its custom field's type requires"},
+        {"invalid_value", "is not one of its custom field's options"},
+        {"duplicate_value", "names an option twice"},
+        {"out_of_range", "is outside its custom field's minimum and maximum"},
+        {"too_long", "is longer than its custom field allows"},
+    };
+    const char *colon = strncmp(outcome, "cf_", 3) == 0 ? strrchr(outcome, ':') : NULL;
+    if (colon == NULL)
+        return 0;
+    char field[128];
+    snprintf(field, sizeof(field), "%s%.*s", prefix, (int)(colon - outcome - 3), outcome + 3);
+    const char *msg = "breaks its custom field definition";
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+        if (strcmp(colon + 1, msgs[i][0]) == 0)
+            msg = msgs[i][1];
+    api_error_add(errors, field, colon + 1, msg);
+    return 1;
+}
+
 void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
 {
     const char *outcome = PQgetvalue(res, 0, 0);
@@ -449,6 +473,10 @@ void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection)
         json_t *errors = json_array();
         api_error_add(errors, outcome + 8, "invalid_reference", "does not name an existing, usable record");
         api_send_invalid(ar, 422, "The request refers to a record that does not exist.", errors);
+    } else if (strncmp(outcome, "cf_", 3) == 0) {
+        json_t *errors = json_array();
+        crud_custom_field_error(errors, "", outcome);
+        api_send_invalid(ar, 422, "A custom field's value does not fit its definition.", errors);
     } else if (strncmp(outcome, "locked_", 7) == 0) {
         /* A field rule of the caller's role (hidden or read-only): nothing was written. */
         json_t *errors = json_array();

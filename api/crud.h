@@ -125,6 +125,12 @@ typedef struct st_crud_upsert_t {
 /* Answers a read-one result: 401, 403, 404, 304 (If-None-Match) or 200 with ETag. */
 void crud_send_read(api_req_t *ar, const PGresult *res);
 /* Answers a write result; `collection` ("/v1/customers") builds Location for created records. */
+/*
+ * A custom field refused a value (write outcome "cf_attrs.<key>:<code>",
+ * schema/0023): adds its error, named prefix + "attrs.<key>", to errors.
+ * 0 when outcome is not one.
+ */
+int crud_custom_field_error(json_t *errors, const char *prefix, const char *outcome);
 void crud_send_write(api_req_t *ar, const PGresult *res, const char *collection);
 
 /*

@@ -159,6 +159,8 @@ static write_ctx_t *write_ctx(api_req_t *ar)
     memset(w, 0, sizeof(*w));
     char *coll = h2o_mem_alloc_pool(&ar->req->pool, strlen(r->name) + 5);
     sprintf(coll, "/v1/%s", r->name);
+    if (r->path != NULL)
+        coll = (char *)r->path;
     char *dup = h2o_mem_alloc_pool(&ar->req->pool, strlen(r->singular) + 48);
     sprintf(dup, "Another %s already has this external_id.", r->singular);
     w->cr = (crud_resource_t){coll, dup};
@@ -451,7 +453,8 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
         int rules = 0;
         json_array_foreach(bad, i, item) rules +=
             strncmp(json_string_value(json_object_get(item, "outcome")), "rule_", 5) == 0 ||
-            strncmp(json_string_value(json_object_get(item, "outcome")), "locked_", 7) == 0;
+            strncmp(json_string_value(json_object_get(item, "outcome")), "locked_", 7) == 0 ||
+            strncmp(json_string_value(json_object_get(item, "outcome")), "cf_", 3) == 0;
         if (rules > 0) {
             json_t *errors = json_array();
             json_array_foreach(bad, i, item)
@@ -461,6 +464,9 @@ static void on_bulk(api_req_t *ar, const PGresult *res, int err, void *arg)
                 char field[96];
                 const char *message = "your role may not write this record", *code = outcome;
                 const engine_check_t *c = rule_of(r, outcome);
+                snprintf(field, sizeof(field), "[%lld].", idx);
+                if (crud_custom_field_error(errors, field, outcome))
+                    continue;
                 if (c != NULL) {
                     snprintf(field, sizeof(field), "[%lld].%s", idx, c->field);
                     code = "invalid_value";

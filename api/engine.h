@@ -122,6 +122,7 @@ typedef struct st_engine_check_t {
 typedef enum {
     ENGINE_OWNED,  /* rows carry owner_id and team_id */
     ENGINE_PARENT, /* rows follow the parent record named by ref (same owner and team) */
+    ENGINE_GLOBAL, /* rows belong to no one: scope all reaches every row, a narrower scope none */
 } engine_scope_kind_t;
 
 /* Cross-field rules of one body (or bulk item), run off the loop for bulks; appends to errors. */
@@ -150,6 +151,8 @@ struct st_engine_resource_t {
     size_t nchecks;
     engine_item_check_fn item_check;
     size_t bulk_max; /* items per bulk request */
+    int public_read;  /* every authenticated user reads every row, whatever the role says (settings, definitions) */
+    const char *path; /* the collection's path when it is not "/v1/<name>" ("/v1/custom-fields"): Location headers */
 };
 
 #define ENGINE_COUNT(table) (sizeof(table) / sizeof((table)[0]))

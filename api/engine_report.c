@@ -432,7 +432,8 @@ static void send_page(api_req_t *ar, const char *scope, void *arg)
 {
     export_t *x = arg;
     size_t len = scope != NULL ? strlen(scope) : 0;
-    if (x->started && (scope == NULL || (len >= 5 && strcmp(scope + len - 5, " none") == 0))) {
+    const char *word = scope != NULL ? strchr(scope, ' ') : NULL; /* "<team> <scope> <hidden>" */
+    if (x->started && (scope == NULL || word == NULL || strncmp(word, " none ", 6) == 0)) {
         cut_short(x, "the caller may no longer read these records");
         return; /* (before the first page the statement itself answers 403) */
     }

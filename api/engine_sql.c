@@ -356,29 +356,25 @@ static void insert_cte(engine_sql_t *s, const engine_resource_t *r, const char *
     "}') = 'object' THEN r.permissions #> '{fields," module "}' END) f WHERE f.value IN (" values ")"                  \
     " ORDER BY f.key), '{}')"
 
-static void caller_cte(engine_sql_t *s, const char *module)
+static void caller_cte(engine_sql_t *s, const engine_resource_t *r)
 {
-    esql_addf(
-        s,
-        "caller0 AS (SELECT u.id AS uid, u.team_id AS tid,"
-        " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
-        " coalesce(r.permissions #>> '{%1$s,create}', 'none') AS cscope,"
-        " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
-        " coalesce(r.permissions #>> '{%1$s,delete}', 'none') AS dscope, " FIELD_RULES(
-            "%1$s",
-            "'hidden'") " AS hidden, " FIELD_RULES("%1$s",
-                                                   "'hidden', 'read'") " AS locked FROM users u JOIN roles r ON r.id = "
-                                                                       "u.role_id WHERE u.id = $1 AND u.active AND "
-                                                                       "u.token_version = $2),"
-                                                                       " caller AS (SELECT caller0.*, "
-                                                                       "nullif(ARRAY(SELECT substr(k, 7) FROM "
-                                                                       "unnest(hidden) k"
-                                                                       " WHERE k LIKE 'attrs.%%'), '{}') AS "
-                                                                       "hidden_attrs, nullif(ARRAY(SELECT substr(k, 7) "
-                                                                       "FROM unnest(locked) k"
-                                                                       " WHERE k LIKE 'attrs.%%'), '{}') AS "
-                                                                       "locked_attrs FROM caller0)",
-        module);
+    const char *m = r->name;
+    esql_add(s, "caller0 AS (SELECT u.id AS uid, u.team_id AS tid, ");
+    if (r->public_read)
+        esql_add(s, "'all'::text AS rscope,");
+    else
+        esql_addf(s, "coalesce(r.permissions #>> '{%s,read}', 'none') AS rscope,", m);
+    esql_addf(s,
+              " coalesce(r.permissions #>> '{%1$s,create}', 'none') AS cscope,"
+              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
+              " coalesce(r.permissions #>> '{%1$s,delete}', 'none') AS dscope, ",
+              m);
+    esql_addf(s, FIELD_RULES("%1$s", "'hidden'") " AS hidden, ", m);
+    esql_addf(s, FIELD_RULES("%1$s", "'hidden', 'read'") " AS locked", m);
+    esql_add(s, " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active"
+                " AND u.token_version = $2), caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7)"
+                " FROM unnest(hidden) k WHERE k LIKE 'attrs.%'), '{}') AS hidden_attrs, nullif(ARRAY(SELECT"
+                " substr(k, 7) FROM unnest(locked) k WHERE k LIKE 'attrs.%'), '{}') AS locked_attrs FROM caller0)");
 }
 
 /*
@@ -386,11 +382,11 @@ static void caller_cte(engine_sql_t *s, const char *module)
  * "<team id> <read scope>" (the cache checked the user is active and the
  * token current). Only rscope exists here: reads never need another.
  */
-static void caller_cte_read(engine_sql_t *s)
+static void caller_cte_read(engine_sql_t *s, const engine_resource_t *r)
 {
-    esql_add(s, "caller0 AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"
-                " split_part($2::text, ' ', 2) AS rscope,"
-                " string_to_array(nullif(split_part($2::text, ' ', 3), ''), ',') AS hidden),"
+    esql_add(s, "caller0 AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid, ");
+    esql_add(s, r->public_read ? "'all'::text AS rscope," : "split_part($2::text, ' ', 2) AS rscope,");
+    esql_add(s, " string_to_array(nullif(split_part($2::text, ' ', 3), ''), ',') AS hidden),"
                 " caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7) FROM unnest(hidden) k"
                 " WHERE k LIKE 'attrs.%'), '{}') AS hidden_attrs FROM caller0)");
 }
@@ -404,7 +400,7 @@ static void scope_ok(engine_sql_t *s, const char *col, const char *owner, const 
 static void from_item(engine_sql_t *s, const engine_res_t *res, const char *a)
 {
     const engine_resource_t *r = res->r;
-    if (r->scope.kind == ENGINE_OWNED)
+    if (r->scope.kind != ENGINE_PARENT)
         esql_addf(s, "%s %s", r->table, a);
     else
         esql_addf(s, "%s %s JOIN %s %sp ON %sp.id = %s.%s", r->table, a, res->parent->table, a, a, a, r->scope.ref);
@@ -413,7 +409,7 @@ static void from_item(engine_sql_t *s, const engine_res_t *res, const char *a)
 /* The same as the right side of a LEFT JOIN: a join goes in parentheses, a table may not. */
 static void from_item_joined(engine_sql_t *s, const engine_res_t *res, const char *a)
 {
-    int join = res->r->scope.kind != ENGINE_OWNED;
+    int join = res->r->scope.kind == ENGINE_PARENT;
     esql_add(s, join ? "(" : "");
     from_item(s, res, a);
     esql_add(s, join ? ")" : "");
@@ -422,7 +418,11 @@ static void from_item_joined(engine_sql_t *s, const engine_res_t *res, const cha
 /* The owner and team expressions of alias a (after from_item). */
 static void scope_cols(const engine_res_t *res, const char *a, char *own, char *team, size_t len)
 {
-    if (res->r->scope.kind == ENGINE_OWNED) {
+    if (res->r->scope.kind == ENGINE_GLOBAL) {
+        /* in_scope() of no owner and no team: true for scope all, false for any other (schema/0023). */
+        snprintf(own, len, "NULL::bigint");
+        snprintf(team, len, "NULL::bigint");
+    } else if (res->r->scope.kind == ENGINE_OWNED) {
         snprintf(own, len, "%s.owner_id", a);
         snprintf(team, len, "%s.team_id", a);
     } else {
@@ -453,6 +453,13 @@ static void rule_checks(engine_sql_t *s, const engine_resource_t *r, const char 
             esql_addf(s, " WHEN length((m.d -> '%s')::text) > %zu THEN 'too_large_%s'", f->v.name, f->v.max_bytes,
                       f->v.name);
     }
+    /* The keys of attrs an administrator defined (custom fields, schema/0023): "cf_attrs.<key>:<code>". */
+    const engine_field_t *attrs = engine_field(r, "attrs");
+    if (attrs != NULL && attrs->v.type == VT_JSON_OBJECT)
+        esql_addf(s,
+                  " WHEN custom_fields_violation('%1$s', %2$s.attrs, %3$s) IS NOT NULL"
+                  " THEN 'cf_' || custom_fields_violation('%1$s', %2$s.attrs, %3$s)",
+                  r->name, input, strcmp(id, "NULL") == 0 ? "true" : "false");
     for (size_t i = 0; i < r->nchecks; i++) {
         if (r->checks[i].cond == NULL)
             continue; /* the database's own */
@@ -558,7 +565,7 @@ static char *gen_get(const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte_read(&s);
+    caller_cte_read(&s, res->r);
     esql_add(&s, " SELECT caller.rscope, ");
     etag(&s, res->r, "t.version");
     esql_add(&s, ", CASE WHEN t.id IS NOT NULL THEN ");
@@ -578,7 +585,7 @@ static char *gen_visible(const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte(&s, res->r->name);
+    caller_cte(&s, res->r);
     esql_add(&s, " SELECT caller.rscope, caller.uscope, t.id IS NOT NULL, coalesce(");
     scope_ok(&s, "uscope", own, team);
     esql_add(&s, ", false) FROM caller LEFT JOIN ");
@@ -607,7 +614,7 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
     const engine_resource_t *r = res->r;
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
-    caller_cte(&s, r->name);
+    caller_cte(&s, r);
     write_ctx(&s, 4);
     esql_add(&s, ", i AS (SELECT * FROM jsonb_to_record($3::jsonb) AS x(");
     record_def(&s, r);
@@ -625,6 +632,12 @@ static char *gen_create(const engine_t *e, const engine_res_t *res)
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, tg, i),");
         insert_cte(&s, r, "i.external_id", "tg.owner_id", "tg.team_id", NULL,
                    "FROM i, tg, chk WHERE chk.outcome = 'ok' RETURNING *");
+    } else if (r->scope.kind == ENGINE_GLOBAL) {
+        esql_add(&s, " chk AS (SELECT CASE WHEN caller.cscope <> 'all' THEN 'forbidden'");
+        locked_checks(&s, r, "i", NULL);
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, i),");
+        insert_cte(&s, r, "i.external_id", NULL, NULL, NULL, "FROM i, chk WHERE chk.outcome = 'ok' RETURNING *");
     } else {
         parent_cte(&s, res, "$3::jsonb");
         esql_addf(&s,
@@ -668,7 +681,7 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
     const engine_resource_t *r = res->r;
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
-    caller_cte(&s, r->name);
+    caller_cte(&s, r);
     write_ctx(&s, 6);
     esql_add(&s, ",");
     cur_by_id(&s, res);
@@ -689,6 +702,14 @@ static char *gen_patch(const engine_t *e, const engine_res_t *res)
         rule_checks(&s, r, "i", "m.id", NULL, 1);
         esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i, cur),");
         update_cte(&s, r, "i.external_id", "i.owner_id", "i.team_id", NULL,
+                   "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
+    } else if (r->scope.kind == ENGINE_GLOBAL) {
+        esql_add(&s, " chk AS (SELECT m.id, CASE WHEN caller.uscope <> 'all' THEN 'forbidden'"
+                     " WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> m.version THEN 'precondition'");
+        locked_checks(&s, r, "i", "cur.%s");
+        rule_checks(&s, r, "i", "m.id", NULL, 1);
+        esql_add(&s, " ELSE 'ok' END AS outcome FROM caller, ctx, m, i, cur),");
+        update_cte(&s, r, "i.external_id", NULL, NULL, NULL,
                    "FROM i, chk WHERE t.id = chk.id AND chk.outcome = 'ok' RETURNING t.*");
     } else {
         parent_cte(&s, res, NULL);
@@ -732,7 +753,7 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte(&s, r->name);
+    caller_cte(&s, r);
     write_ctx(&s, 6);
     esql_addf(&s, ", cur AS (SELECT t.*, %s AS _owner, %s AS _team FROM ", own, team);
     from_item(&s, res, "t");
@@ -773,6 +794,17 @@ static char *gen_put(const engine_t *e, const engine_res_t *res)
         esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, o, tg, i),");
         vtg_owner = "tg.owner_id";
         vtg_team = "tg.team_id";
+    } else if (r->scope.kind == ENGINE_GLOBAL) {
+        esql_add(&s, " chk AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM cur) THEN CASE WHEN caller.rscope <> 'all'"
+                     " THEN 'duplicate' WHEN caller.uscope <> 'all' THEN 'forbidden' WHEN $4::int IS NOT NULL"
+                     " AND $4::int <> 0 AND $4::int <> (SELECT version FROM cur) THEN 'precondition'");
+        locked_checks(&s, r, "i", "(SELECT cur.%s FROM cur)");
+        rule_checks(&s, r, "i", "(SELECT id FROM cur)", NULL, 0);
+        esql_add(&s, " ELSE 'update' END ELSE CASE WHEN $4::int IS NOT NULL THEN 'precondition'"
+                     " WHEN caller.cscope <> 'all' THEN 'forbidden'");
+        locked_checks(&s, r, "i", NULL);
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
+        esql_add(&s, " ELSE 'create' END END AS action FROM caller, ctx, i),");
     } else {
         parent_cte(&s, res, "$5::jsonb");
         esql_add(&s, " chk AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM cur) THEN CASE WHEN NOT (SELECT ");
@@ -827,7 +859,7 @@ static char *gen_delete(const engine_t *e, const engine_res_t *res)
     const engine_resource_t *r = res->r;
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
-    caller_cte(&s, r->name);
+    caller_cte(&s, r);
     write_ctx(&s, 5);
     esql_add(&s, ",");
     cur_by_id(&s, res);
@@ -859,7 +891,7 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte(&s, r->name);
+    caller_cte(&s, r);
     write_ctx(&s, 4);
     esql_add(&s, ", items AS (SELECT (n - 1)::int AS idx, d FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY"
                  " AS x(d, n)),");
@@ -897,6 +929,16 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
             " FROM caller CROSS JOIN ctx CROSS JOIN tg JOIN i ON i.idx = tg.idx LEFT JOIN cur ON cur.idx = tg.idx),");
         vo = "chk.owner_id";
         vt = "chk.team_id";
+    } else if (r->scope.kind == ENGINE_GLOBAL) {
+        esql_add(&s, " chk AS (SELECT i.idx, cur.id AS cur_id, CASE WHEN cur.id IS NOT NULL THEN CASE"
+                     " WHEN caller.rscope <> 'all' THEN 'duplicate' WHEN caller.uscope <> 'all' THEN 'forbidden'");
+        locked_checks(&s, r, "i", "cur.%s");
+        rule_checks(&s, r, "i", "cur.id", NULL, 0);
+        esql_add(&s, " ELSE 'update' END ELSE CASE WHEN caller.cscope <> 'all' THEN 'forbidden'");
+        locked_checks(&s, r, "i", NULL);
+        rule_checks(&s, r, "i", "NULL", NULL, 0);
+        esql_add(&s, " ELSE 'create' END END AS action, NULL::bigint AS owner_id, NULL::bigint AS team_id,"
+                     " NULL::bigint AS par_id FROM caller CROSS JOIN ctx CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx),");
     } else {
         esql_addf(&s,
                   " par AS (SELECT i.idx, p.id, p.owner_id, p.team_id FROM caller, i JOIN %s p ON p.deleted_at IS NULL"
@@ -958,7 +1000,7 @@ static char *gen_feed(const engine_res_t *res)
 {
     engine_sql_t s = {0};
     esql_add(&s, "WITH ");
-    caller_cte_read(&s);
+    caller_cte_read(&s, res->r);
     esql_add(&s, " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.shown = 'delete' THEN"
                  " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
                  " ch.at) ELSE json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id,"
@@ -1007,7 +1049,7 @@ static char *gen_history(const engine_res_t *res)
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
     esql_add(&s, "WITH ");
-    caller_cte_read(&s);
+    caller_cte_read(&s, res->r);
     esql_add(&s, ", rec AS (SELECT t.id FROM caller JOIN ");
     from_item(&s, res, "t");
     esql_add(&s, " ON t.id = $3 AND ");
@@ -1224,7 +1266,7 @@ static int build_lists(engine_t *e, engine_res_t *res, char *err, size_t errlen)
     engine_sql_t s = {0};
     char own[64], team[64];
     scope_cols(res, "t", own, team, sizeof(own));
-    caller_cte_read(&s);
+    caller_cte_read(&s, res->r);
     char *caller = esql_take(&s);
     from_item(&s, res, "t");
     char *from = esql_take(&s);
@@ -1317,6 +1359,10 @@ static int check_description(const engine_res_t *res, char *err, size_t errlen)
             snprintf(err, errlen, "%s: every resource has the field %s", r->name, required[i]);
             return -1;
         }
+    if (r->scope.kind == ENGINE_GLOBAL && (r->scope.parent != NULL || engine_field(r, "owner_id") != NULL)) {
+        snprintf(err, errlen, "%s: a global resource has no parent and no owner", r->name);
+        return -1;
+    }
     if (r->scope.kind == ENGINE_OWNED && (engine_field(r, "owner_id") == NULL || engine_field(r, "team_id") == NULL)) {
         snprintf(err, errlen, "%s: an owned resource has owner_id and team_id", r->name);
         return -1;

@@ -11,5 +11,6 @@ const engine_resource_t *const engine_resources[] = {
     &customers_resource,
     &orders_resource,
     &contacts_resource,
+    &custom_fields_resource,
     NULL,
 };

@@ -39,10 +39,18 @@ const api_route_t api_routes[] = {
     ENGINE_NESTED_ROUTES(contacts_resource, "/v1/customers/{id:int}/contacts"),
     ENGINE_ROUTES(orders_resource, "/v1/orders"),
     ENGINE_ROUTES(contacts_resource, "/v1/contacts"),
+    /* Definitions: no bulk, reports, exports or attachments. */
+    {ROUTER_GET, "/v1/custom-fields", engine_list, 0, &custom_fields_resource},
+    {ROUTER_POST, "/v1/custom-fields", engine_create, API_BODY_JSON, &custom_fields_resource},
+    {ROUTER_GET, "/v1/custom-fields/{id:int}", engine_get, 0, &custom_fields_resource},
+    {ROUTER_PATCH, "/v1/custom-fields/{id:int}", engine_patch, API_BODY_MERGE_PATCH, &custom_fields_resource},
+    {ROUTER_DELETE, "/v1/custom-fields/{id:int}", engine_delete, 0, &custom_fields_resource},
+    {ROUTER_GET, "/v1/custom-fields/{id:int}/history", engine_history, 0, &custom_fields_resource},
 
     ENGINE_FEED_ROUTE(customers_resource, "/v1/changes/customers"),
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
     ENGINE_FEED_ROUTE(contacts_resource, "/v1/changes/contacts"),
+    ENGINE_FEED_ROUTE(custom_fields_resource, "/v1/changes/custom-fields"),
 
     ENGINE_EXTERNAL_ROUTE(customers_resource, "/v1/external/customers"),
     ENGINE_EXTERNAL_ROUTE(orders_resource, "/v1/external/orders"),

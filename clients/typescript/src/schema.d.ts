@@ -1707,6 +1707,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/custom-fields": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List custom field definitions.
+         * @description Every live definition matching the filters, one page at a time (see Lists in the introduction).
+         */
+        get: operations["listCustomFields"];
+        put?: never;
+        /**
+         * Define a custom field.
+         * @description Rules, each a 422 naming the member: `key` matches
+         *     `^[a-z][a-z0-9_]{0,39}$` and is not yet defined for the resource;
+         *     `options` are given for `enum` and `multi_enum` fields, and only
+         *     for them, each once; `min` and `max` apply to `number`, `decimal`,
+         *     `date` and `datetime` fields, are written as values of the type
+         *     (decimal text, `YYYY-MM-DD`, RFC 3339 with an offset) and `min`
+         *     is not above `max`; `max_length` applies to `text`, `enum`, `url`,
+         *     `email` and `phone` fields. `resource` and `key` never change
+         *     afterwards. 403 without the `custom_fields` create permission.
+         */
+        post: operations["createCustomField"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/custom-fields/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        /** Get a custom field definition. */
+        get: operations["getCustomField"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a custom field definition.
+         * @description The key's values stay in the records' `attrs`; writes no longer check them.
+         */
+        delete: operations["deleteCustomField"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a custom field definition (JSON Merge Patch).
+         * @description The label, type, options, bounds, description and position change;
+         *     `resource` and `key` do not (422, `read_only`). The result is judged
+         *     by the rules of `POST /v1/custom-fields`. Values already stored are
+         *     not rechecked: the next write of such a record is.
+         */
+        patch: operations["updateCustomField"];
+        trace?: never;
+    };
+    "/v1/custom-fields/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A custom field definition's history of changes, newest first.
+         * @description As `GET /v1/customers/{id}/history`, for a definition.
+         */
+        get: operations["getCustomFieldHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes/custom-fields": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Feed of custom field definition creates, updates and deletes.
+         * @description As `GET /v1/changes/customers`, for definitions, which every authenticated user reads.
+         */
+        get: operations["listCustomFieldChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/attachments/{id}": {
         parameters: {
             query?: never;
@@ -2162,6 +2268,67 @@ export interface components {
             /** @description The cursor of the next page; null on the last. */
             next_cursor: string | null;
             /** @description Only with `count=true`: all matching contacts. */
+            total?: number;
+        };
+        /**
+         * @description What values of the key are: `text` (a string), `number` (a JSON
+         *     number), `decimal` (a JSON number or a decimal string), `date`
+         *     (`YYYY-MM-DD`), `datetime` (RFC 3339 with an offset), `boolean`,
+         *     `enum` (one of `options`), `multi_enum` (an array of distinct
+         *     `options`), `url` (http or https), `email`, `phone`.
+         * @enum {string}
+         */
+        CustomFieldType: "text" | "number" | "decimal" | "date" | "datetime" | "boolean" | "enum" | "multi_enum" | "url" | "email" | "phone";
+        /** @description The members of a custom field definition that may change. */
+        CustomFieldWritable: {
+            /** @description The definition's id in the client's system; unique among live definitions. */
+            external_id?: string | null;
+            /** @description What a front end shows. */
+            label?: string;
+            type?: components["schemas"]["CustomFieldType"];
+            /** @description A record must carry the key when it is created. Default false. */
+            required?: boolean;
+            /** @description The allowed values of an `enum` or `multi_enum` field. */
+            options?: string[] | null;
+            /** @description The longest string value, in characters. */
+            max_length?: number | null;
+            /** @description The smallest value, written as one. */
+            min?: string | null;
+            /** @description The largest value, written as one. */
+            max?: string | null;
+            /** @description Free text for administrators. */
+            description?: string | null;
+            /** @description Where front ends show it. Default 0. */
+            position?: number;
+        };
+        /** @description What a custom field defines, set when it is created. */
+        CustomFieldKey: {
+            /**
+             * @description The resource whose attrs it defines.
+             * @enum {string}
+             */
+            resource?: "customers" | "contacts";
+            /** @description The attrs key. */
+            key?: string;
+        };
+        /** @description A custom field definition as every read returns it. */
+        CustomField: WithRequired<components["schemas"]["CustomFieldWritable"], "external_id" | "label" | "type" | "required" | "options" | "max_length" | "min" | "max" | "description" | "position"> & WithRequired<components["schemas"]["CustomFieldKey"], "resource" | "key"> & {
+            readonly id: components["schemas"]["Id"];
+            readonly created_at: components["schemas"]["Timestamp"];
+            readonly updated_at: components["schemas"]["Timestamp"];
+            /** @description Bumped by every change; the ETag. */
+            readonly version: number;
+        };
+        /** @description A custom field to define. */
+        CustomFieldInput: WithRequired<components["schemas"]["CustomFieldWritable"], "label" | "type"> & WithRequired<components["schemas"]["CustomFieldKey"], "resource" | "key">;
+        /** @description A JSON Merge Patch of a definition; null removes a nullable member. */
+        CustomFieldPatch: components["schemas"]["CustomFieldWritable"];
+        CustomFieldList: {
+            /** @description Definitions; with `fields`, each holds only the named members. */
+            data: components["schemas"]["CustomField"][];
+            /** @description The cursor of the next page; null on the last. */
+            next_cursor: string | null;
+            /** @description Only with `count=true`: all matching definitions. */
             total?: number;
         };
         BulkResult: {
@@ -3180,6 +3347,17 @@ export interface components {
                 "application/json": components["schemas"]["Order"];
             };
         };
+        /** @description The definition. */
+        CustomFieldOk: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                ETag: components["headers"]["ETag"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CustomField"];
+            };
+        };
         /** @description The contact. */
         ContactOk: {
             headers: {
@@ -3566,6 +3744,8 @@ export interface components {
         OrderId: components["schemas"]["Id"];
         /** @description The contact's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
         ContactId: components["schemas"]["Id"];
+        /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+        CustomFieldId: components["schemas"]["Id"];
         /** @description The team's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
         TeamId: components["schemas"]["Id"];
         /** @description The role's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
@@ -6467,6 +6647,240 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listCustomFields: {
+        parameters: {
+            query?: {
+                /** @description Records per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page, with the same `sort`. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description The order of the list; a leading `-` means descending, ties broken by `id`. Default `position`. */
+                sort?: "position" | "-position" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
+                /** @description Only these members of each definition, comma-separated. */
+                fields?: ("id" | "external_id" | "resource" | "key" | "label" | "type" | "required" | "options" | "max_length" | "min" | "max" | "description" | "position" | "created_at" | "updated_at" | "version")[];
+                /** @description With `true`, the answer also holds `total`. */
+                count?: components["parameters"]["Count"];
+                /** @description Only the fields of this resource. */
+                resource?: "customers" | "contacts";
+                /** @description Only fields of this type. */
+                type?: components["schemas"]["CustomFieldType"];
+                /** @description Only definitions changed at or after this instant. */
+                updated_since?: components["schemas"]["Timestamp"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of definitions. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomFieldList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    createCustomField: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CustomFieldInput"];
+            };
+        };
+        responses: {
+            /** @description The definition was created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomField"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getCustomField: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETags the client holds (or `*`); when one is current the answer is 304 without a body. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["CustomFieldOk"];
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    deleteCustomField: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Only change the record if its current version is the one this ETag
+                 *     names (`"3"`, or `"3-r40-c41"` from a scored customer), else 412;
+                 *     `*` imposes no condition. Strong comparison: weak tags (`W/"3"`)
+                 *     never match, and a value that is not such a tag is answered with
+                 *     412.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    updateCustomField: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Only change the record if its current version is the one this ETag
+                 *     names (`"3"`, or `"3-r40-c41"` from a scored customer), else 412;
+                 *     `*` imposes no condition. Strong comparison: weak tags (`W/"3"`)
+                 *     never match, and a value that is not such a tag is answered with
+                 *     412.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["CustomFieldPatch"];
+            };
+        };
+        responses: {
+            200: components["responses"]["CustomFieldOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getCustomFieldHistory: {
+        parameters: {
+            query?: {
+                /** @description History entries per page. */
+                limit?: components["parameters"]["HistoryLimit"];
+                /** @description The `next_cursor` of the previous page of the same record's history. */
+                cursor?: components["parameters"]["HistoryCursor"];
+            };
+            header?: never;
+            path: {
+                /** @description The definition's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomFieldId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the definition's history, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["History"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listCustomFieldChanges: {
+        parameters: {
+            query?: {
+                /** @description A `next_cursor` this feed returned; without it the feed starts at the beginning. */
+                after?: components["parameters"]["FeedAfter"];
+                /** @description Changes per page. */
+                limit?: components["parameters"]["FeedLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of changes. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeFeed"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
