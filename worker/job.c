@@ -79,7 +79,7 @@ static const char SQL_CLAIM[] =
     " started_at = coalesce(started_at, now()), progress = 0, customers_done = 0, updated_at = now()"
     " WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND (worker = $2 OR heartbeat_at IS NULL"
     " OR heartbeat_at < now() - $3::bigint * interval '1 millisecond')))"
-    " RETURNING kind, params::text, attempts";
+    " RETURNING kind, params::text, attempts, request_id, trace_id";
 
 static const char SQL_STATUS[] = "SELECT status, coalesce(worker, '') FROM analytics_runs WHERE id = $1";
 
@@ -979,6 +979,11 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
     char kind[16];
     snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
     int attempts = atoi(PQgetvalue(res, 0, 2));
+    /* Every line of the run names the request that started it (none for scheduled runs). */
+    log_ctx_t logctx;
+    log_ctx_make(&logctx, PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3),
+                 PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4));
+    log_ctx_set(&logctx);
     h2o_mem_init_pool(&ctx.pool);
     char *params_text = h2o_mem_alloc_pool(&ctx.pool, (size_t)PQgetlength(res, 0, 1) + 1);
     memcpy(params_text, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1) + 1);
@@ -1020,6 +1025,7 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
         outcome = mark_failed(&ctx) == 0 ? WK_JOB_ACK : WK_JOB_RETRY;
     }
     h2o_mem_clear_pool(&ctx.pool);
+    log_ctx_set(NULL);
     return outcome;
 }
 

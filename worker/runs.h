@@ -57,7 +57,10 @@ void wk_runs_free(wk_runs_t *runs);
 
 /* --- module-internal: the statements in worker/runs_db.c ----------------------------------- */
 
-/* Up to 100 unpublished "runs" messages, oldest first: columns id, run_id (text; NULL if absent). */
+/*
+ * Up to 100 unpublished "runs" messages, oldest first: columns id, run_id,
+ * request_id, trace_id (text; NULL if absent).
+ */
 int wk_runs_db_outbox_pending(db_t *db, db_cb cb, void *data);
 /* Adds a message for every queued or running run that has none waiting. */
 int wk_runs_db_republish(db_t *db, db_cb cb, void *data);
