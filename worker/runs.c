@@ -61,8 +61,8 @@
 #include "job.h"
 #include "runs.h"
 
-#define STREAM "clientele:runs"
-#define GROUP "workers"
+#define STREAM WK_RUNS_STREAM
+#define GROUP WK_RUNS_GROUP
 #define TICK_MS 250
 #define RELAY_EVERY_MS 500
 #define AUTOCLAIM_EVERY_MS 5000
@@ -558,7 +558,7 @@ wk_runs_t *wk_runs_start(h2o_loop_t *loop, h2o_multithread_queue_t *queue, db_t 
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", conf->claim_idle_ms);
     snprintf(r->autoclaim_cursor, sizeof(r->autoclaim_cursor), "0-0");
     r->pending_mode = 1;
-    wk_job_config_t jconf = {conf->conninfo, conf->worker_name, conf->claim_idle_ms};
+    wk_job_config_t jconf = {conf->conninfo, conf->worker_name, conf->claim_idle_ms, conf->metrics};
     r->job = wk_job_start(queue, &jconf, on_job_done, r);
     h2o_timeout_init(loop, &r->tick_timeout, TICK_MS);
     r->tick.cb = on_tick;
@@ -590,4 +590,14 @@ void wk_runs_free(wk_runs_t *r)
     h2o_timeout_dispose(r->loop, &r->tick_timeout);
     free(r->name);
     free(r);
+}
+
+int wk_runs_group_joined(const wk_runs_t *r)
+{
+    return r->group_ready;
+}
+
+int wk_runs_busy(const wk_runs_t *r)
+{
+    return r->job != NULL && wk_job_busy(r->job);
 }
