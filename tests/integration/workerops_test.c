@@ -114,6 +114,21 @@ static double worker_sample(const th_api_t *w, const char *series)
     return sample(r->body, series);
 }
 
+/*
+ * Waits until a series has the value: the job thread counts a run once
+ * its results are committed, a moment after readers of the run see it
+ * succeeded.
+ */
+static void wait_sample(const th_api_t *w, const char *series, double want)
+{
+    long long until = th_now_ms() + 10000;
+    double got;
+    while ((got = worker_sample(w, series)) != want) {
+        ck_assert_msg(th_now_ms() < until, "%s is %g, expected %g", series, got, want);
+        usleep(50 * 1000);
+    }
+}
+
 /* --- log files -------------------------------------------------------------------- */
 
 /*
@@ -234,11 +249,11 @@ START_TEST(a_request_id_and_trace_follow_a_run_into_the_worker)
     ck_assert_ptr_null(json_object_get(json_array_get(lines, 0), "trace_id"));
 
     /* /metrics counts both finished runs and their durations. */
-    ck_assert(worker_sample(&w, "clientele_worker_runs_total{kind=\"rfm\",status=\"succeeded\"}") == 2);
+    wait_sample(&w, "clientele_worker_runs_total{kind=\"rfm\",status=\"succeeded\"}", 2);
     ck_assert(worker_sample(&w, "clientele_worker_runs_total{kind=\"rfm\",status=\"failed\"}") == 0);
-    ck_assert(worker_sample(&w, "clientele_worker_run_duration_seconds_count{kind=\"rfm\"}") == 2);
+    wait_sample(&w, "clientele_worker_run_duration_seconds_count{kind=\"rfm\"}", 2);
     ck_assert(worker_sample(&w, "clientele_worker_run_duration_seconds_bucket{kind=\"rfm\",le=\"+Inf\"}") == 2);
-    ck_assert(worker_sample(&w, "clientele_worker_busy") == 0);
+    wait_sample(&w, "clientele_worker_busy", 0);
     crew_stop_worker(&w);
 }
 END_TEST
@@ -340,9 +355,9 @@ START_TEST(health_and_metrics_answer_while_a_run_is_held)
     ck_assert_int_eq(pg_do(lock, "ROLLBACK"), 0);
     PQfinish(lock);
     wait_run(id, "succeeded", 60000);
-    ck_assert(worker_sample(&w, "clientele_worker_busy") == 0);
-    ck_assert(worker_sample(&w, "clientele_worker_runs_total{kind=\"rfm\",status=\"succeeded\"}") == 1);
-    ck_assert(worker_sample(&w, "clientele_worker_stream_pending") == 0);
+    wait_sample(&w, "clientele_worker_runs_total{kind=\"rfm\",status=\"succeeded\"}", 1);
+    wait_sample(&w, "clientele_worker_busy", 0);
+    wait_sample(&w, "clientele_worker_stream_pending", 0); /* acknowledged */
 
     /* Only GET on the three paths. */
     th_resp_t *nf = worker_get(&w, "/v1/customers");
@@ -459,6 +474,94 @@ START_TEST(the_listener_is_configured_by_clientele_worker_listen)
 }
 END_TEST
 
+/* --- the dashboard ---------------------------------------------------------------------- */
+
+#define DASHBOARD "docker/grafana/clientele.json"
+
+/* Adds every metric name in an expression ("clientele_..." up to a character that cannot be in one). */
+static void names_in(const char *expr, json_t *names)
+{
+    for (const char *p = strstr(expr, "clientele_"); p != NULL; p = strstr(p, "clientele_")) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        char *name = strndup(p, n);
+        json_object_set_new(names, name, json_true());
+        free(name);
+        p += n;
+    }
+}
+
+/* Every "expr" string anywhere in the dashboard; returns the number of panels with targets. */
+static int collect_exprs(json_t *v, json_t *names)
+{
+    int panels = 0;
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+        if (json_is_array(json_object_get(v, "targets")) && json_array_size(json_object_get(v, "targets")) > 0) {
+            panels++;
+            ck_assert_msg(json_is_string(json_object_get(v, "title")), "a panel without a title");
+        }
+        json_object_foreach(v, key, member)
+        {
+            if (strcmp(key, "expr") == 0 && json_is_string(member))
+                names_in(json_string_value(member), names);
+            else
+                panels += collect_exprs(member, names);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) panels += collect_exprs(item, names);
+    }
+    return panels;
+}
+
+/* A family name of the scrapes: "# TYPE <name> " directly, or a histogram's _bucket, _sum or _count. */
+static int exported(const char *scrapes, const char *name)
+{
+    if (strstr(scrapes, fmt("# TYPE %s ", name)) != NULL)
+        return 1;
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(name + n - k, suffixes[i]) == 0 &&
+            strstr(scrapes, fmt("# TYPE %.*s histogram\n", (int)(n - k), name)) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+START_TEST(the_dashboard_names_only_metrics_that_exist)
+{
+    json_error_t err;
+    json_t *dash = json_load_file(DASHBOARD, 0, &err);
+    ck_assert_msg(dash != NULL, "%s: %s (line %d)", DASHBOARD, err.text, err.line);
+    json_t *names = json_object();
+    int panels = collect_exprs(dash, names);
+    ck_assert_int_ge(panels, 10);
+    ck_assert_int_ge(json_object_size(names), 20);
+
+    crew_flush_redis();
+    th_api_t w;
+    crew_start_worker(&w, "w-dashboard", NULL);
+    th_resp_t *api_metrics = http_get(-1, "/metrics");
+    expect_status(api_metrics, 200);
+    th_resp_t *worker_metrics = worker_get(&w, "/metrics");
+    expect_status(worker_metrics, 200);
+    const char *scrapes = fmt("%s\n%s", api_metrics->body, worker_metrics->body);
+    const char *name;
+    json_t *unused;
+    json_object_foreach(names, name, unused)
+    {
+        ck_assert_msg(exported(scrapes, name), "the dashboard asks for %s, which neither /metrics has", name);
+    }
+    json_decref(names);
+    json_decref(dash);
+    crew_stop_worker(&w);
+}
+END_TEST
+
 static Suite *workerops_suite(void)
 {
     Suite *s = suite_create("workerops");
@@ -469,6 +572,7 @@ static Suite *workerops_suite(void)
     tcase_add_test(tc, health_and_metrics_answer_while_a_run_is_held);
     tcase_add_test(tc, readyz_turns_503_while_redis_is_down);
     tcase_add_test(tc, the_listener_is_configured_by_clientele_worker_listen);
+    tcase_add_test(tc, the_dashboard_names_only_metrics_that_exist);
     suite_add_tcase(s, tc);
     return s;
 }
