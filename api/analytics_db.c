@@ -4,7 +4,8 @@
  * A run is requested by inserting it and its outbox message in one
  * statement (one transaction): the workers' relay publishes the message to
  * Redis, so a run requested while Redis is down is published when it is
- * back. Results are read from customer_analytics_history joined with the
+ * back. Both carry the request's id and trace id (schema/0019) for the
+ * worker's log lines. Results are read from customer_analytics_history joined with the
  * customers, so every count honours the caller's read scope on analytics
  * through the customers' owner and team. Runs are shown through
  * run_json_for() (schema/0013): their stored statistics cover the whole
@@ -18,9 +19,10 @@
 
 static const char SQL_RUN_CREATE[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " ins AS (INSERT INTO analytics_runs (kind, params, requested_by)"
-    "   SELECT $3, $4::jsonb, caller.uid FROM caller WHERE caller.cscope <> 'none' RETURNING *),"
-    " ob AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', ins.id) FROM ins)"
+    " ins AS (INSERT INTO analytics_runs (kind, params, requested_by, request_id, trace_id)"
+    "   SELECT $3, $4::jsonb, caller.uid, $5, $6 FROM caller WHERE caller.cscope <> 'none' RETURNING *),"
+    " ob AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_strip_nulls(json_build_object('run_id', ins.id,"
+    "   'request_id', ins.request_id, 'trace_id', ins.trace_id)) FROM ins)"
     " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE 'forbidden' END, ins.id, 1,"
     " run_json_for(ins::analytics_runs, caller.rscope, caller.uid, caller.tid)::text, caller.rscope"
     " FROM caller LEFT JOIN ins ON true";
@@ -178,8 +180,9 @@ static const char SQL_SCHEDULE_LIST[] =
 int analytics_db_run_create(api_req_t *ar, const char *kind, const char *params, crud_done_fn done, void *arg)
 {
     CALLER(ar);
-    const char *p[] = {uid_, ver_, kind, params};
-    return crud_query(ar, SQL_RUN_CREATE, 4, p, done, arg);
+    /* The request's ids go with the run, so that the worker's log lines name the request too. */
+    const char *p[] = {uid_, ver_, kind, params, ar->request_id, ar->trace_id[0] != '\0' ? ar->trace_id : NULL};
+    return crud_query(ar, SQL_RUN_CREATE, 6, p, done, arg);
 }
 
 int analytics_db_run_get(api_req_t *ar, int64_t id, crud_done_fn done, void *arg)

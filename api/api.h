@@ -27,6 +27,7 @@
 #include "common/db.h"
 #include "common/err.h"
 #include "common/kv.h"
+#include "common/log.h"
 #include "common/watchdog.h"
 #include "cursor.h"
 #include "docs.h"
@@ -137,6 +138,8 @@ struct st_api_req_t {
     router_match_t match;
     char *scratch;            /* decoded path parameters live here */
     char request_id[65];
+    char trace_id[33];        /* from a valid W3C traceparent, else "" */
+    char parent_id[17];       /* the caller's span in that traceparent, else "" */
     char method[12];          /* copied: h2o's buffer may be gone when the log line is written */
     json_t *body;             /* the parsed JSON body, when the route takes one */
     int body_big;             /* the body was parsed off the loop: it is freed off the loop too */
@@ -156,6 +159,11 @@ static inline api_thread_t *api_thread_of(h2o_req_t *req)
 int api_on_req(h2o_handler_t *self, h2o_req_t *req);
 /* Registers the handler, the error filter and the request guard on a host. */
 void api_register(api_server_t *server, h2o_hostconf_t *hostconf);
+
+/* The log context of ar: its request id and trace id (see common/log.h). */
+void api_log_ctx(const api_req_t *ar, log_ctx_t *out);
+/* Logs a printf-formatted message in ar's log context, whatever the thread's context is now. */
+void api_log(const api_req_t *ar, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Keeps ar alive across an asynchronous call; pair with api_req_release. */
 void api_req_hold(api_req_t *ar);

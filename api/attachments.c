@@ -288,7 +288,7 @@ static void on_read(void *data, int err, const char *buf, size_t n, int cancelle
         return;
     if (err != 0 || n == 0) {
         /* The status line is gone: all that is left is to cut the body short, which the client sees. */
-        log_msg(LOG_ERROR, "request %s: a file read failed; the body was cut short", dl->ar->request_id);
+        api_log(dl->ar, LOG_ERROR, "a file read failed; the body was cut short");
         dl->finished = 1;
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
@@ -362,8 +362,8 @@ static void on_open(void *data, int err, uint64_t size, int cancelled)
     if (cancelled)
         return;
     if (err == 0 && size != dl->size) {
-        log_msg(LOG_ERROR, "request %s: a stored file has %llu bytes, its attachment says %llu", ar->request_id,
-                (unsigned long long)size, (unsigned long long)dl->size);
+        api_log(ar, LOG_ERROR, "a stored file has %llu bytes, its attachment says %llu", (unsigned long long)size,
+                (unsigned long long)dl->size);
         err = ERR_INTERNAL;
     }
     if (err != 0) {

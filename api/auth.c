@@ -196,7 +196,7 @@ int api_authenticate(api_req_t *ar)
     const char *why = NULL;
     int ret = verify_cached(ar, v.base + 7, v.len - 7, &ar->claims, &why);
     if (ret != 0) {
-        log_msg(LOG_INFO, "request %s: access token refused: %s", ar->request_id, why != NULL ? why : "-");
+        api_log(ar, LOG_INFO, "access token refused: %s", why != NULL ? why : "-");
         api_send_unauthenticated(ar, 1, "The access token is invalid or expired.");
         return ERR_UNAUTHENTICATED;
     }
@@ -239,7 +239,7 @@ static int send_tokens(api_req_t *ar, int64_t uid, const char *role, int64_t tea
     char *access = NULL;
     int ret = token_issue(&server->token, &claims, (int64_t)time(NULL), &access);
     if (ret != 0) {
-        log_msg(LOG_ERROR, "request %s: cannot issue an access token (%d)", ar->request_id, ret);
+        api_log(ar, LOG_ERROR, "cannot issue an access token (%d)", ret);
         return api_send_error(ar, ERR_INTERNAL, NULL);
     }
     json_t *o = json_object();
@@ -574,7 +574,7 @@ static void on_rotated(void *data, const PGresult *res, int err)
             api_send_error(ar, err, NULL);
         } else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
             const char *outcome = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown";
-            log_msg(LOG_INFO, "request %s: refresh refused: %s", ar->request_id, outcome);
+            api_log(ar, LOG_INFO, "refresh refused: %s", outcome);
             api_send_unauthenticated(ar, 1,
                                      strcmp(outcome, "reused") == 0
                                          ? "This refresh token was already used; its whole session has been revoked."

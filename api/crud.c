@@ -567,7 +567,7 @@ void crud_send_list(api_req_t *ar, const PGresult *res, const crud_list_t *list)
     if (rows > list->limit && !PQgetisnull(res, list->limit, 1)) {
         const char *key = PQgetisnull(res, list->limit - 1, 2) ? "" : PQgetvalue(res, list->limit - 1, 2);
         if ((next = crud_list_cursor(ar, list->sort, PQgetvalue(res, list->limit - 1, 1), key)) == NULL) {
-            log_msg(LOG_ERROR, "request %s: the next page's cursor could not be encoded", ar->request_id);
+            api_log(ar, LOG_ERROR, "the next page's cursor could not be encoded");
             api_send_error(ar, ERR_INTERNAL, NULL);
             return;
         }

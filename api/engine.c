@@ -679,7 +679,7 @@ static void on_feed(api_req_t *ar, const PGresult *res, int err, void *arg)
     char *cursor = c != NULL ? cursor_encode(&ar->thread->server->cursor_key, c) : NULL;
     json_decref(c);
     if (cursor == NULL) {
-        log_msg(LOG_ERROR, "request %s: the feed's cursor could not be encoded", ar->request_id);
+        api_log(ar, LOG_ERROR, "the feed's cursor could not be encoded");
         api_send_error(ar, ERR_INTERNAL, NULL);
         return;
     }

@@ -363,7 +363,7 @@ static void on_page(api_req_t *ar, const PGresult *res, int err, void *arg)
         api_start_stream(ar, 200, x->csv ? "text/csv; charset=utf-8" : "application/x-ndjson", &x->super);
     } else if (err != 0 || PQntuples(res) == 0) {
         /* The status line is gone: all that is left is to cut the body short, which the client sees. */
-        log_msg(LOG_ERROR, "request %s: an export page failed (error %d); the body was cut short", ar->request_id, err);
+        api_log(ar, LOG_ERROR, "an export page failed (error %d); the body was cut short", err);
         x->finished = 1;
         h2o_send(ar->req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
@@ -422,7 +422,7 @@ static void on_page(api_req_t *ar, const PGresult *res, int err, void *arg)
 /* Ends a body that has started without its last chunk: the client sees the export did not finish. */
 static void cut_short(export_t *x, const char *why)
 {
-    log_msg(LOG_ERROR, "request %s: export cut short: %s", x->ar->request_id, why);
+    api_log(x->ar, LOG_ERROR, "export cut short: %s", why);
     x->finished = 1;
     h2o_send(x->ar->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }

@@ -6,14 +6,15 @@
  * when both have replied or failed, naming whichever is down. The probe
  * state is malloc'ed because it outlives the handler call; it holds a
  * reference on the request state until both replies are in. /metrics adds
- * the loops' watchdog figures and the log writer's drops to the request
- * metrics of api/metrics.c.
+ * the loops' watchdog figures and the log writer's drops (common/prom.c,
+ * shared with the worker) to the request metrics of api/metrics.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "common/log.h"
+#include "common/prom.h"
 
 static const char SQL_PING[] = "SELECT 1";
 
@@ -118,59 +119,19 @@ int health_ready(api_req_t *ar)
     return 0;
 }
 
-/* The loops' watchdogs (common/watchdog.h) and the log writer's drops, in Prometheus text; bounded size. */
-static h2o_iovec_t render_loops(api_server_t *server, h2o_mem_pool_t *pool)
-{
-    size_t cap = 4096 + (size_t)server->nthreads * 128, n = 0;
-    char *buf = h2o_mem_alloc_pool(pool, cap);
-    uint64_t buckets[WATCHDOG_NBUCKETS + 1] = {0}, sum_us = 0, ticks = 0;
-#define PUT(...) (n < cap ? (n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__)) : n)
-    PUT("# HELP clientele_loop_lag_max_seconds Worst delay of each event loop's watchdog timer since start-up"
-        " (how long one loop iteration kept requests waiting, within %d ms).\n"
-        "# TYPE clientele_loop_lag_max_seconds gauge\n",
-        WATCHDOG_INTERVAL_MS);
-    for (int i = 0; i < server->nthreads; i++) {
-        watchdog_t *w = &server->threads[i].watchdog;
-        PUT("clientele_loop_lag_max_seconds{thread=\"%d\"} %.6f\n", i,
-            (double)atomic_load_explicit(&w->max_us, memory_order_relaxed) / 1e6);
-        for (size_t b = 0; b <= WATCHDOG_NBUCKETS; b++)
-            buckets[b] += atomic_load_explicit(&w->buckets[b], memory_order_relaxed);
-        sum_us += atomic_load_explicit(&w->sum_us, memory_order_relaxed);
-        ticks += atomic_load_explicit(&w->ticks, memory_order_relaxed);
-    }
-    PUT("# HELP clientele_loop_stall_max_seconds Worst delay of each loop's watchdog timer less the time the thread"
-        " waited for a CPU meanwhile: what the loop's own code held it for.\n"
-        "# TYPE clientele_loop_stall_max_seconds gauge\n");
-    for (int i = 0; i < server->nthreads; i++)
-        PUT("clientele_loop_stall_max_seconds{thread=\"%d\"} %.6f\n", i,
-            (double)atomic_load_explicit(&server->threads[i].watchdog.stall_max_us, memory_order_relaxed) / 1e6);
-    PUT("# HELP clientele_loop_lag_seconds Delay of the loops' watchdog timers (one every %d ms per loop).\n"
-        "# TYPE clientele_loop_lag_seconds histogram\n",
-        WATCHDOG_INTERVAL_MS);
-    uint64_t cum = 0;
-    for (size_t b = 0; b < WATCHDOG_NBUCKETS; b++) {
-        cum += buckets[b];
-        PUT("clientele_loop_lag_seconds_bucket{le=\"%g\"} %llu\n", watchdog_buckets_ms[b] / 1000.0,
-            (unsigned long long)cum);
-    }
-    PUT("clientele_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)ticks);
-    PUT("clientele_loop_lag_seconds_sum %.6f\n", (double)sum_us / 1e6);
-    PUT("clientele_loop_lag_seconds_count %llu\n", (unsigned long long)ticks);
-    PUT("# HELP clientele_log_lines_dropped_total Log lines dropped because the log writer's buffer was full.\n"
-        "# TYPE clientele_log_lines_dropped_total counter\n"
-        "clientele_log_lines_dropped_total %llu\n",
-        (unsigned long long)log_dropped());
-#undef PUT
-    return h2o_iovec_init(buf, n < cap ? n : cap - 1);
-}
-
 int health_metrics(api_req_t *ar)
 {
-    h2o_iovec_t body, loops;
-    api_metrics_render(ar->thread->server, &ar->req->pool, &body);
-    loops = render_loops(ar->thread->server, &ar->req->pool);
-    char *all = h2o_mem_alloc_pool(&ar->req->pool, body.len + loops.len);
-    memcpy(all, body.base, body.len);
-    memcpy(all + body.len, loops.base, loops.len);
-    return api_send_raw(ar, 200, "text/plain; version=0.0.4; charset=utf-8", all, body.len + loops.len);
+    api_server_t *server = ar->thread->server;
+    h2o_iovec_t body;
+    api_metrics_render(server, &ar->req->pool, &body);
+    prom_out_t o;
+    prom_out_init(&o, &ar->req->pool);
+    prom_printf(&o, "%.*s", (int)body.len, body.base);
+    /* The loops' watchdogs (common/watchdog.h) and the log writer's drops, as the worker shows its own. */
+    const watchdog_t **w = h2o_mem_alloc_pool(&ar->req->pool, sizeof(*w) * (size_t)server->nthreads);
+    for (int i = 0; i < server->nthreads; i++)
+        w[i] = &server->threads[i].watchdog;
+    prom_render_watchdogs(&o, w, server->nthreads);
+    prom_render_log(&o);
+    return api_send_raw(ar, 200, "text/plain; version=0.0.4; charset=utf-8", o.buf, o.len);
 }

@@ -14,8 +14,16 @@
  * pool-linked guard notices when h2o disposes the request; it writes the
  * access log line, counts the request in the metrics and detaches the
  * api_req_t (see api.h).
+ *
+ * Every request has an id (the client's X-Request-Id when sane, else a
+ * new one) and, when the client sent one valid W3C traceparent, a trace
+ * id. Both are the thread's log context while the pipeline and the
+ * handler run, and the asynchronous layers carry them to their callbacks
+ * (common/log.h), so every line logged on behalf of a request names it. An
+ * invalid traceparent is ignored whole and never written anywhere.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +32,7 @@
 #include "api.h"
 #include "common/log.h"
 #include "common/rnd.h"
+#include "common/trace.h"
 #include "engine_routes.h"
 #include "scope.h"
 
@@ -92,15 +101,40 @@ void api_req_release(api_req_t *ar)
     h2o_mem_release_shared(ar);
 }
 
+void api_log_ctx(const api_req_t *ar, log_ctx_t *out)
+{
+    memcpy(out->request_id, ar->request_id, sizeof(out->request_id));
+    memcpy(out->trace_id, ar->trace_id, sizeof(out->trace_id));
+}
+
+void api_log(const api_req_t *ar, int level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_ctx_t saved = *log_ctx(), mine;
+    api_log_ctx(ar, &mine);
+    log_ctx_set(&mine);
+    log_msg(level, "%s", msg);
+    log_ctx_set(&saved);
+}
+
+/* The access log line; it names the request itself, whatever context the thread is in. */
 static void log_request(api_req_t *ar, h2o_req_t *req, uint64_t dur_ns)
 {
     int status = req->res.status;
     int level = status >= 500 ? LOG_ERROR : LOG_INFO;
     if (!log_enabled(level))
         return;
+    log_ctx_t saved = *log_ctx(), mine;
+    api_log_ctx(ar, &mine);
+    log_ctx_set(&mine);
     json_t *o = json_object();
     json_object_set_new(o, "msg", json_string("request"));
-    json_object_set_new(o, "request_id", json_string(ar->request_id));
     json_object_set_new(o, "method", json_string(ar->method));
     char route[128] = "(none)";
     if (ar->route != NULL)
@@ -110,8 +144,11 @@ static void log_request(api_req_t *ar, h2o_req_t *req, uint64_t dur_ns)
     json_object_set_new(o, "duration_us", json_integer((json_int_t)(dur_ns / 1000)));
     if (ar->user_id != 0)
         json_object_set_new(o, "user_id", json_integer(ar->user_id));
+    if (ar->parent_id[0] != '\0')
+        json_object_set_new(o, "parent_id", json_string(ar->parent_id));
     log_json(level, o);
     json_decref(o);
+    log_ctx_set(&saved);
 }
 
 /* Runs when h2o clears the request's pool: the request is finished or gone. */
@@ -131,16 +168,6 @@ static void on_guard_dispose(void *p)
 }
 
 /* --- request ids --------------------------------------------------------- */
-
-static int is_sane_request_id(const char *s, size_t len)
-{
-    if (len == 0 || len > 64)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.' && s[i] != ':')
-            return 0;
-    return 1;
-}
 
 static void new_request_id(api_thread_t *t, char *out)
 {
@@ -596,10 +623,28 @@ static void probe_then_parse(api_req_t *ar, int ndjson)
     api_req_hold(ar);
 }
 
+/*
+ * The trace the client's request belongs to: exactly one traceparent
+ * header with a valid value, else none (W3C Trace Context: several
+ * traceparent headers are as good as an invalid one).
+ */
+static void read_traceparent(api_req_t *ar, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
+    if (i < 0 || h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), i) >= 0)
+        return;
+    trace_parent_t tp;
+    if (trace_parse_traceparent(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &tp) != 0)
+        return;
+    memcpy(ar->trace_id, tp.trace_id, sizeof(ar->trace_id));
+    memcpy(ar->parent_id, tp.parent_id, sizeof(ar->parent_id));
+}
+
+static int dispatch(api_req_t *ar);
+
 int api_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_thread_t *t = api_thread_of(req);
-    api_server_t *server = t->server;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
 
     api_req_t *ar = h2o_mem_alloc_shared(NULL, sizeof(*ar) + path_len + 1, on_ar_dispose);
@@ -623,13 +668,29 @@ int api_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t idlen;
     const char *id = find_header_str(req, "x-request-id", &idlen);
-    if (id != NULL && is_sane_request_id(id, idlen)) {
+    if (id != NULL && trace_request_id_ok(id, idlen)) {
         memcpy(ar->request_id, id, idlen);
         ar->request_id[idlen] = '\0';
     } else {
         new_request_id(t, ar->request_id);
     }
+    read_traceparent(ar, req);
 
+    /* What the pipeline and the handler log, and what they start, names this request. */
+    log_ctx_t saved = *log_ctx(), mine;
+    api_log_ctx(ar, &mine);
+    log_ctx_set(&mine);
+    dispatch(ar);
+    log_ctx_set(&saved);
+    return 0;
+}
+
+/* Routes the request and applies its route's policy; answers or starts the answer. Returns 0. */
+static int dispatch(api_req_t *ar)
+{
+    h2o_req_t *req = ar->req;
+    api_server_t *server = ar->thread->server;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     unsigned method = router_method_bit(req->method.base, req->method.len);
     int r = router_match(server->templates, server->methods, api_nroutes, method, req->path.base, path_len, ar->scratch,
                          &ar->match);

@@ -56,6 +56,7 @@ typedef struct st_kdf_job_t {
     int match;
     int err;
     char encoded[KDF_ENCODED_MAX]; /* verify: the stored hash; hash: the result */
+    log_ctx_t log;                 /* the submitter's log context, restored around the callback */
     size_t pwlen;
     char password[]; /* pwlen bytes, wiped after use */
 } kdf_job_t;
@@ -324,10 +325,13 @@ void kdf_pool_destroy(kdf_pool_t *pool)
 
 static void deliver(kdf_job_t *job)
 {
+    log_ctx_t saved = *log_ctx();
+    log_ctx_set(&job->log);
     if (job->kind == JOB_HASH)
         job->hash_cb(job->data, job->err == 0 ? job->encoded : NULL, job->err);
     else
         job->verify_cb(job->data, job->err == 0 ? job->match : 0, job->err);
+    log_ctx_set(&saved);
 }
 
 /* Runs on the client's loop thread with the jobs finished since the last call. */
@@ -418,6 +422,7 @@ static int submit(kdf_client_t *c, job_kind_t kind, const char *encoded, const c
     job->hash_cb = hash_cb;
     job->verify_cb = verify_cb;
     job->data = data;
+    job->log = *log_ctx();
     job->dummy = kind == JOB_VERIFY && encoded == NULL;
     if (kind == JOB_VERIFY && encoded != NULL)
         strcpy(job->encoded, encoded); /* check_encoded() bounded its length */

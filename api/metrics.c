@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "common/prom.h"
 
 static const int tracked_status[] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 409,
                                      412, 413, 415, 422, 429, 499, 500, 502, 503, 504};
@@ -75,32 +76,6 @@ void api_metrics_observe(api_metrics_t *m, int route, int status, uint64_t durat
     atomic_fetch_add_explicit(&m->total[slot], 1, memory_order_relaxed);
 }
 
-typedef struct st_out_t {
-    h2o_mem_pool_t *pool;
-    char *buf;
-    size_t len, cap;
-} out_t;
-
-static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t ncap = o->cap * 2 + (size_t)n;
-        char *nb = h2o_mem_alloc_pool(o->pool, ncap);
-        memcpy(nb, o->buf, o->len);
-        o->buf = nb;
-        o->cap = ncap;
-    }
-}
-
 /* The route's template as OpenAPI writes it, and its method. */
 static void route_label(size_t slot, char *buf, size_t len, const char **method)
 {
@@ -126,12 +101,13 @@ static void route_label(size_t slot, char *buf, size_t len, const char **method)
 void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t *result)
 {
     api_metrics_t *m = server->metrics;
-    out_t o = {pool, h2o_mem_alloc_pool(pool, 8192), 0, 8192};
+    prom_out_t o;
+    prom_out_init(&o, pool);
     char label[256];
     const char *method;
 
-    out_printf(&o, "# HELP clientele_http_requests_total Requests answered, by route template and status.\n"
-                   "# TYPE clientele_http_requests_total counter\n");
+    prom_printf(&o, "# HELP clientele_http_requests_total Requests answered, by route template and status.\n"
+                    "# TYPE clientele_http_requests_total counter\n");
     for (size_t slot = 0; slot < m->nslots; slot++) {
         route_label(slot, label, sizeof(label), &method);
         for (size_t s = 0; s < NSTATUS; s++) {
@@ -139,15 +115,15 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
             if (c == 0)
                 continue;
             if (s < NSTATUS - 1)
-                out_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", method,
-                           label, tracked_status[s], (unsigned long long)c);
+                prom_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
+                            method, label, tracked_status[s], (unsigned long long)c);
             else
-                out_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"other\"} %llu\n",
-                           method, label, (unsigned long long)c);
+                prom_printf(&o, "clientele_http_requests_total{method=\"%s\",route=\"%s\",status=\"other\"} %llu\n",
+                            method, label, (unsigned long long)c);
         }
     }
-    out_printf(&o, "# HELP clientele_http_request_duration_seconds Time from routing to the end of the request.\n"
-                   "# TYPE clientele_http_request_duration_seconds histogram\n");
+    prom_printf(&o, "# HELP clientele_http_request_duration_seconds Time from routing to the end of the request.\n"
+                    "# TYPE clientele_http_request_duration_seconds histogram\n");
     for (size_t slot = 0; slot < m->nslots; slot++) {
         uint64_t total = atomic_load_explicit(&m->total[slot], memory_order_relaxed);
         if (total == 0)
@@ -157,18 +133,18 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         for (size_t b = 0; b <= NBUCKETS; b++) {
             cum += atomic_load_explicit(&m->bucket[slot * (NBUCKETS + 1) + b], memory_order_relaxed);
             if (b < NBUCKETS)
-                out_printf(
+                prom_printf(
                     &o, "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
                     method, label, buckets_s[b], (unsigned long long)cum);
             else
-                out_printf(
+                prom_printf(
                     &o, "clientele_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
                     method, label, (unsigned long long)cum);
         }
-        out_printf(&o, "clientele_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", method, label,
-                   (double)atomic_load_explicit(&m->sum_ns[slot], memory_order_relaxed) / 1e9);
-        out_printf(&o, "clientele_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", method,
-                   label, (unsigned long long)cum);
+        prom_printf(&o, "clientele_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", method, label,
+                    (double)atomic_load_explicit(&m->sum_ns[slot], memory_order_relaxed) / 1e9);
+        prom_printf(&o, "clientele_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", method,
+                    label, (unsigned long long)cum);
     }
 
     /*
@@ -197,49 +173,20 @@ void api_metrics_render(api_server_t *server, h2o_mem_pool_t *pool, h2o_iovec_t 
         pipelined += st.pipelined;
         redis_up += atomic_load_explicit(&t->kv_gauges.up, memory_order_relaxed) != 0;
     }
-    out_printf(
-        &o,
-        "# HELP clientele_db_connections Database connections: open; of those, in_use (running a query) "
-        "and pinned (held by a session).\n"
-        "# TYPE clientele_db_connections gauge\n"
-        "clientele_db_connections{state=\"open\"} %d\n"
-        "clientele_db_connections{state=\"in_use\"} %d\n"
-        "clientele_db_connections{state=\"pinned\"} %d\n"
-        "# HELP clientele_db_waiting_requests Queries waiting for a free database connection.\n"
-        "# TYPE clientele_db_waiting_requests gauge\n"
-        "clientele_db_waiting_requests %d\n"
-        "# HELP clientele_db_prepared_statements Statements prepared on the open database connections.\n"
-        "# TYPE clientele_db_prepared_statements gauge\n"
-        "clientele_db_prepared_statements %d\n"
-        "# HELP clientele_db_connects_total Database connections established (reconnects included).\n"
-        "# TYPE clientele_db_connects_total counter\n"
-        "clientele_db_connects_total %llu\n"
-        "# HELP clientele_db_queries_rejected_total Queries refused at once: queue full or database down.\n"
-        "# TYPE clientele_db_queries_rejected_total counter\n"
-        "clientele_db_queries_rejected_total %llu\n"
-        "# HELP clientele_db_queue_timeouts_total Queries that waited longer than CLIENTELE_DB_QUEUE_TIMEOUT.\n"
-        "# TYPE clientele_db_queue_timeouts_total counter\n"
-        "clientele_db_queue_timeouts_total %llu\n"
-        "# HELP clientele_db_statement_timeouts_total Statements stopped for running too long.\n"
-        "# TYPE clientele_db_statement_timeouts_total counter\n"
-        "clientele_db_statement_timeouts_total %llu\n"
-        "# HELP clientele_db_cancels_total Cancel requests sent for statements past the client-side deadline or in "
-        "closed sessions.\n"
-        "# TYPE clientele_db_cancels_total counter\n"
-        "clientele_db_cancels_total %llu\n"
-        "# HELP clientele_db_pipelines_total Batches of short reads sent together on one connection (pipeline mode).\n"
-        "# TYPE clientele_db_pipelines_total counter\n"
-        "clientele_db_pipelines_total %llu\n"
-        "# HELP clientele_db_pipelined_statements_total Statements sent in those batches.\n"
-        "# TYPE clientele_db_pipelined_statements_total counter\n"
-        "clientele_db_pipelined_statements_total %llu\n"
-        "# HELP clientele_redis_connected 1 when every loop thread has a Redis connection.\n"
-        "# TYPE clientele_redis_connected gauge\n"
-        "clientele_redis_connected %d\n"
-        "# HELP clientele_threads Event loop threads.\n"
-        "# TYPE clientele_threads gauge\n"
-        "clientele_threads %d\n",
-        up, busy, pinned, waiting, prepared, connects, rejected, queue_timeouts, exec_timeouts, cancels, pipelines,
-        pipelined, redis_up == server->nthreads ? 1 : 0, server->nthreads);
+    db_stats_t sum = {.connections_up = up,
+                      .connections_busy = busy,
+                      .pinned = pinned,
+                      .waiting = waiting,
+                      .prepared = prepared,
+                      .connects = connects,
+                      .rejected = rejected,
+                      .queue_timeouts = queue_timeouts,
+                      .exec_timeouts = exec_timeouts,
+                      .cancels = cancels,
+                      .pipelines = pipelines,
+                      .pipelined = pipelined};
+    prom_render_db(&o, &sum, redis_up == server->nthreads);
+    prom_head(&o, "clientele_threads", "gauge", "Event loop threads.");
+    prom_printf(&o, "clientele_threads %d\n", server->nthreads);
     *result = h2o_iovec_init(o.buf, o.len);
 }

@@ -127,7 +127,10 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     while (!h2o_linklist_is_empty(messages)) {
         offload_job_t *job = H2O_STRUCT_FROM_MEMBER(offload_job_t, super.link, messages->next);
         h2o_linklist_unlink(&job->super.link);
+        log_ctx_t saved = *log_ctx();
+        log_ctx_set(&job->_log);
         job->done(job, 0);
+        log_ctx_set(&saved);
     }
 }
 
@@ -175,6 +178,7 @@ int offload_submit(offload_client_t *c, offload_job_t *job)
 {
     offload_pool_t *pool = c->_pool;
     job->_client = c;
+    job->_log = *log_ctx();
     pthread_mutex_lock(&pool->_mutex);
     if (pool->_stopping || pool->_njobs >= pool->_cap) {
         pthread_mutex_unlock(&pool->_mutex);

@@ -23,6 +23,8 @@
 #define H2O_USE_LIBUV 0
 #include <h2o/multithread.h>
 
+#include "common/log.h"
+
 #define OFFLOAD_THREADS 2    /* pool threads; a body parse is memory-bound, more would not help on small hosts */
 #define OFFLOAD_NICE 10      /* pool threads run below the loops in priority (nice value of the thread) */
 #define OFFLOAD_QUEUE_CAP 64 /* jobs accepted and not finished, per pool; more are ERR_UNAVAILABLE */
@@ -42,6 +44,7 @@ struct st_offload_job_t {
     offload_client_t *_client;
     offload_work_fn work;
     offload_done_fn done;
+    log_ctx_t _log; /* the submitter's log context, restored around done */
 };
 
 /* Starts nthreads (1-64) threads; NULL if one cannot be started. */

@@ -279,7 +279,12 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, idv.base, idv.len);
     req->res.content_length = len;
 
-    log_msg(LOG_INFO, "request refused by the HTTP layer: status %d (request_id %s)", req->res.status, id);
+    log_ctx_t saved = *log_ctx(), mine;
+    memset(&mine, 0, sizeof(mine));
+    memcpy(mine.request_id, id, sizeof(id));
+    log_ctx_set(&mine);
+    log_msg(LOG_INFO, "request refused by the HTTP layer: status %d", req->res.status);
+    log_ctx_set(&saved);
     api_metrics_observe(f->server->metrics, -1, req->res.status, 0);
 
     problem_ostream_t *os = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*os), slot);

@@ -92,7 +92,7 @@ PARAMS="{\"as_of\": \"$as_of\", \"time_unit\": \"week\", \"horizon\": $HORIZON, 
  \"first_purchase_after\": null, \"first_purchase_before\": null, \"new_days\": 30}"
 
 redis-cli -h 127.0.0.1 -p "$STACK_REDIS_PORT" -n 0 DEL clientele:runs >/dev/null
-CLIENTELE_WORKER_NAME=bench-clv CLIENTELE_LOG_LEVEL=info "$BUILD/clientele-worker" 2>"$STACK_DIR/worker.log" &
+CLIENTELE_WORKER_NAME=bench-clv CLIENTELE_WORKER_LISTEN= CLIENTELE_LOG_LEVEL=info "$BUILD/clientele-worker" 2>"$STACK_DIR/worker.log" &
 WORKER_PID=$!
 for _ in $(seq 1 100); do grep -q '"consuming clientele:runs' "$STACK_DIR/worker.log" && break; sleep 0.1; done
 t0=$(ms)

@@ -97,7 +97,7 @@ qualifying=$("${PSQL[@]}" -tAc "SELECT count(*) FROM ($QUALIFYING) q")
 
 # 2. the worker
 redis-cli -h 127.0.0.1 -p "$STACK_REDIS_PORT" -n 0 DEL clientele:runs >/dev/null
-CLIENTELE_WORKER_NAME=bench-rfm CLIENTELE_LOG_LEVEL=info "$BUILD/clientele-worker" 2>"$STACK_DIR/worker.log" &
+CLIENTELE_WORKER_NAME=bench-rfm CLIENTELE_WORKER_LISTEN= CLIENTELE_LOG_LEVEL=info "$BUILD/clientele-worker" 2>"$STACK_DIR/worker.log" &
 WORKER_PID=$!
 for _ in $(seq 1 100); do grep -q '"consuming clientele:runs' "$STACK_DIR/worker.log" && break; sleep 0.1; done
 # 4. Single-row customer writes while run $1 lasts (or, for run 0, for $2 seconds), each its own

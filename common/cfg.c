@@ -567,6 +567,13 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
     if (cfg_parse_duration_ms(GET("CLIENTELE_WORKER_CLAIM_IDLE", "30s"), 1000, 86400000, &l, &why) != 0)
         FAIL("CLIENTELE_WORKER_CLAIM_IDLE", "%s: expected 1s to 24h (got \"%s\")", why, v);
     cfg->worker_claim_idle_ms = (int)l;
+    /* Unlike the others, set but empty means "none": a worker without its health and metrics listener. */
+    v = lookup("CLIENTELE_WORKER_LISTEN", ctx);
+    if (v == NULL || *v != '\0') {
+        if (cfg_parse_hostport(v != NULL ? v : "127.0.0.1:8081", &cfg->worker_listen_host, &cfg->worker_listen_port,
+                               &why) != 0)
+            FAIL("CLIENTELE_WORKER_LISTEN", "%s (got \"%s\"; empty turns the listener off)", why, v);
+    }
 #undef GET
     return 0;
 
@@ -610,6 +617,7 @@ void cfg_free(cfg_t *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->worker_name);
+    free(cfg->worker_listen_host);
     free(cfg->storage_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

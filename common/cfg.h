@@ -59,6 +59,8 @@ typedef struct st_cfg_t {
     int shutdown_timeout_ms;  /* CLIENTELE_SHUTDOWN_TIMEOUT */
     char *worker_name;        /* CLIENTELE_WORKER_NAME: consumer and lease name (default hostname:pid) */
     int worker_claim_idle_ms; /* CLIENTELE_WORKER_CLAIM_IDLE: idle time before another worker takes over (30s) */
+    char *worker_listen_host; /* CLIENTELE_WORKER_LISTEN: the worker's /healthz, /readyz, /metrics; NULL: none */
+    uint16_t worker_listen_port;
 } cfg_t;
 
 /*

@@ -114,6 +114,7 @@ typedef struct st_db_op_t {
     struct st_db_session_t *_session; /* the session whose statement this is, if any */
     h2o_linklist_t _pipe_link;        /* in its connection's pipeline, when sent in one */
     int _prepared_ahead;              /* its PREPARE went into the pipeline right ahead of it */
+    log_ctx_t _log;                   /* the submitter's log context, restored around the callback */
 } db_op_t;
 
 typedef struct st_db_resolve_t db_resolve_t;
@@ -382,6 +383,9 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
 {
     if (h2o_timeout_is_linked(&op->_deadline))
         h2o_timeout_unlink(&op->_deadline);
+    /* The line below and whatever the callback logs name the submitter's request. */
+    log_ctx_t saved = *log_ctx();
+    log_ctx_set(&op->_log);
     if (op->pin_cb != NULL) {
         /* A session request that got no connection gives its reservation back. */
         db_t *db = op->_db;
@@ -390,6 +394,7 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
         void *data = op->data;
         op_free(op);
         cb(data, NULL, err);
+        log_ctx_set(&saved);
         return;
     }
     if (op->_session != NULL)
@@ -403,6 +408,7 @@ static void op_finish(db_op_t *op, const PGresult *res, int err)
     }
     op->cb(op->data, res, err);
     op_free(op);
+    log_ctx_set(&saved);
 }
 
 /* --- cancelling a statement off the loop ------------------------------- */
@@ -983,8 +989,11 @@ static void conn_pin(db_conn_t *c, db_op_t *op)
     set_state(c, CONN_PINNED);
     db_session_cb cb = op->pin_cb;
     void *data = op->data;
+    log_ctx_t saved = *log_ctx();
+    log_ctx_set(&op->_log);
     op_free(op);
     cb(data, s, 0);
+    log_ctx_set(&saved);
 }
 
 /* The op at the head of the queue if it may join a pipelined batch, else NULL. */
@@ -1570,6 +1579,7 @@ static db_op_t *op_new(db_t *db, const char *sql, int nparams, const char *const
     op->flags = flags;
     op->_db = db;
     op->_deadline.cb = on_deadline;
+    op->_log = *log_ctx();
     return op;
 }
 

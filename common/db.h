@@ -39,7 +39,8 @@ typedef struct st_db_session_t db_session_t;
  * result (PGRES_TUPLES_OK or PGRES_COMMAND_OK); on a database error err is
  * db_err_from_result(res) and res carries the error fields; on a lost
  * connection, a timeout or shutdown res is NULL. res is freed when the
- * callback returns: copy what you keep.
+ * callback returns: copy what you keep. The callback runs in the log
+ * context (common/log.h) its query was submitted in.
  */
 typedef void (*db_cb)(void *data, const PGresult *res, int err);
 

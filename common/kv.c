@@ -46,6 +46,7 @@ typedef struct st_kv_cmd_t {
     void *data;
     int done; /* the user callback has run (timeout or shutdown) */
     h2o_timeout_entry_t deadline;
+    log_ctx_t log; /* the sender's log context, restored around the callback */
 } kv_cmd_t;
 
 typedef struct st_kv_ev_t {
@@ -361,7 +362,10 @@ static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
         h2o_timeout_unlink(&cmd->deadline);
     if (!cmd->done) {
         cmd->done = 1;
+        log_ctx_t saved = *log_ctx();
+        log_ctx_set(&cmd->log);
         cmd->cb(cmd->data, r, r != NULL ? 0 : ERR_UNAVAILABLE);
+        log_ctx_set(&saved);
     }
     free(cmd);
 }
@@ -371,7 +375,10 @@ static void on_cmd_deadline(h2o_timeout_entry_t *entry)
     kv_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(kv_cmd_t, deadline, entry);
     kv_t *kv = cmd->kv;
     cmd->done = 1;
+    log_ctx_t saved = *log_ctx();
+    log_ctx_set(&cmd->log);
     cmd->cb(cmd->data, NULL, ERR_TIMEOUT);
+    log_ctx_set(&saved);
     /* A silent server is as good as gone: drop the connection (which frees cmd). */
     if (kv->ac != NULL) {
         log_msg(LOG_WARN, "redis command timed out; reconnecting");
@@ -394,6 +401,7 @@ int kv_command(kv_t *kv, kv_cb cb, void *data, int argc, const char **argv, cons
     cmd->cb = cb;
     cmd->data = data;
     cmd->deadline.cb = on_cmd_deadline;
+    cmd->log = *log_ctx();
     if (redisAsyncCommandArgv(kv->ac, on_cmd_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
         free(cmd);
         return ERR_UNAVAILABLE;

@@ -24,7 +24,8 @@ typedef struct st_kv_t kv_t;
 /*
  * Called once per command: err 0 with the reply (which may be a Redis error
  * reply, REDIS_REPLY_ERROR), or ERR_UNAVAILABLE / ERR_TIMEOUT with reply
- * NULL. The reply is freed when the callback returns.
+ * NULL. The reply is freed when the callback returns. The callback runs in
+ * the log context (common/log.h) its command was sent in.
  */
 typedef void (*kv_cb)(void *data, const redisReply *reply, int err);
 

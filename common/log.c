@@ -14,7 +14,8 @@
  * timer on every loop, and lines keep their order across threads.
  *
  * The level and component are set once by log_init() before any thread
- * starts and only read afterwards.
+ * starts and only read afterwards. The log context is thread-local: no
+ * thread ever reads another's.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "trace.h"
 
 static struct {
     int level;
@@ -185,6 +187,30 @@ static void write_line(json_t *obj)
     free(s);
 }
 
+static __thread log_ctx_t thread_ctx;
+
+const log_ctx_t *log_ctx(void)
+{
+    return &thread_ctx;
+}
+
+void log_ctx_set(const log_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        memset(&thread_ctx, 0, sizeof(thread_ctx));
+    else if (ctx != &thread_ctx)
+        thread_ctx = *ctx;
+}
+
+void log_ctx_make(log_ctx_t *ctx, const char *request_id, const char *trace_id)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    if (request_id != NULL && trace_request_id_ok(request_id, strlen(request_id)))
+        memcpy(ctx->request_id, request_id, strlen(request_id) + 1);
+    if (trace_id != NULL && trace_id_ok(trace_id, strlen(trace_id)))
+        memcpy(ctx->trace_id, trace_id, 33);
+}
+
 static json_t *new_header(int level)
 {
     char ts[40];
@@ -193,6 +219,11 @@ static json_t *new_header(int level)
     json_object_set_new(o, "time", json_string(ts));
     json_object_set_new(o, "level", json_string(level_names[level < 0 ? 0 : level > 3 ? 3 : level]));
     json_object_set_new(o, "component", json_string(log_conf.component));
+    /* json_string() refuses invalid UTF-8 (NULL): a context is set from checked values, so none is expected. */
+    if (thread_ctx.request_id[0] != '\0')
+        json_object_set_new(o, "request_id", json_string(thread_ctx.request_id));
+    if (thread_ctx.trace_id[0] != '\0')
+        json_object_set_new(o, "trace_id", json_string(thread_ctx.trace_id));
     return o;
 }
 

@@ -8,6 +8,13 @@
  * which logging never blocks the caller: lines go to a bounded buffer that
  * the writer thread drains, and lines that do not fit are dropped and
  * counted.
+ *
+ * Each thread also has a log context (log_ctx_t): while it names a request
+ * id or a trace id, every line the thread logs carries them as fields
+ * "request_id" and "trace_id". Code serving a request sets it; the
+ * asynchronous layers (common/db.c, common/kv.c) keep a copy with each
+ * operation and restore it around its callback, so a line logged there
+ * names the request that started the operation.
  */
 #ifndef CLIENTELE_COMMON_LOG_H
 #define CLIENTELE_COMMON_LOG_H
@@ -39,5 +46,22 @@ uint64_t log_dropped(void);
 #define LOG_BUFFER_BYTES (1024 * 1024)
 /* Logs `fields` (borrowed; time, level and component are added to a copy). */
 void log_json(int level, json_t *fields);
+
+/* What a thread's log lines say about the request they serve. Plain data: copy it freely. */
+typedef struct st_log_ctx_t {
+    char request_id[65]; /* "" when none */
+    char trace_id[33];   /* W3C trace id (32 lowercase hex digits), "" when none */
+} log_ctx_t;
+
+/* The calling thread's context; never NULL (fields are "" when none is set). */
+const log_ctx_t *log_ctx(void);
+/* Sets the calling thread's context to a copy of *ctx; NULL clears it. */
+void log_ctx_set(const log_ctx_t *ctx);
+/*
+ * Fills *ctx from the given values, keeping only sane ones (see
+ * common/trace.h); NULL or "" leaves a field empty. For values read back
+ * from a database row or a stream entry.
+ */
+void log_ctx_make(log_ctx_t *ctx, const char *request_id, const char *trace_id);
 
 #endif

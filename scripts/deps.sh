@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # scripts/deps.sh - installs the Debian packages Clientele needs, only those missing.
+#   scripts/deps.sh         everything `make run` and `make test` need
+#   scripts/deps.sh build   only what `make` needs (the image's build stage, docker/Dockerfile)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
     gcc make pkg-config libc6-dev
     libh2o-evloop-dev libjansson-dev libpq-dev libhiredis-dev libjwt-dev libargon2-dev libyaml-dev libssl-dev
+)
+PACKAGES=(
+    "${BUILD_PACKAGES[@]}"
     check libsubunit-dev
     postgresql postgresql-contrib redis-server redis-tools pgbouncer
     curl openssl procps tzdata ca-certificates
@@ -18,6 +23,16 @@ PACKAGES=(
 PACKAGES+=(chromium)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     PACKAGES+=(nodejs npm)
+fi
+# make test checks docker/compose.yaml (docker-compose config, offline) and lints docker/Dockerfile
+# (dockerfilelint from npm, installed by make test with npm ci).
+PACKAGES+=(docker-compose)
+# The image's build stage: what `make` needs, npm included (it installs the /docs page's files).
+if [ "${1:-}" = build ]; then
+    PACKAGES=("${BUILD_PACKAGES[@]}")
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        PACKAGES+=(nodejs npm)
+    fi
 fi
 
 missing=()

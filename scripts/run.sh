@@ -16,6 +16,7 @@ scripts/stack.sh start
 export CLIENTELE_DATABASE_URL=${CLIENTELE_DATABASE_URL:-postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele}
 export CLIENTELE_REDIS_URL=${CLIENTELE_REDIS_URL:-redis://127.0.0.1:$STACK_REDIS_PORT/0}
 export CLIENTELE_LISTEN=${CLIENTELE_LISTEN:-127.0.0.1:8080}
+export CLIENTELE_WORKER_LISTEN=${CLIENTELE_WORKER_LISTEN-127.0.0.1:8081}
 # Attachment contents, kept with the run data (git-ignored).
 export CLIENTELE_STORAGE_DIR=${CLIENTELE_STORAGE_DIR:-$STACK_DIR/storage}
 if [ -z "${CLIENTELE_JWT_SECRET:-}" ]; then
@@ -50,10 +51,13 @@ for _ in $(seq 1 100); do
     curl -fsS "http://$CLIENTELE_LISTEN/readyz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+worker_ops=off
+[ -n "$CLIENTELE_WORKER_LISTEN" ] && worker_ops="http://$CLIENTELE_WORKER_LISTEN/readyz and /metrics"
 cat <<MSG
 
   Clientele is running at http://$CLIENTELE_LISTEN   (spec: http://$CLIENTELE_LISTEN/openapi.yaml)
   API reference: http://$CLIENTELE_LISTEN/docs
+  Worker health and metrics: $worker_ops
   PostgreSQL: $CLIENTELE_DATABASE_URL
   Redis:      $CLIENTELE_REDIS_URL
   Press Ctrl-C to stop everything.

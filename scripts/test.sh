@@ -100,6 +100,25 @@ if selected tsclient "$@"; then
     grep -E "^(tsclient:|clients:|ℹ (tests|pass|fail) |[✔✖] )|error TS" "$log" || tail -n 20 "$log"
 fi
 
+# docker/: images are never built here (no container engine); the compose file must pass Debian's
+# `docker-compose config` (it only reads the file) with the services a deployment needs, and the
+# Dockerfile dockerfilelint (npm, pinned by docker/package-lock.json, installed into docker/node_modules).
+check_compose() {
+    local services
+    services=$(cd docker && POSTGRES_PASSWORD=check CLIENTELE_JWT_SECRET=check docker-compose -f compose.yaml config -q &&
+        POSTGRES_PASSWORD=check CLIENTELE_JWT_SECRET=check docker-compose -f compose.yaml config --services | sort | tr '\n' ' ')
+    echo "services: $services"
+    [ "$services" = "api migrate postgres redis worker " ]
+}
+check_dockerfile() {
+    if [ ! -x docker/node_modules/.bin/dockerfilelint ] || [ docker/package-lock.json -nt docker/node_modules/.package-lock.json ]; then
+        (cd docker && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    fi
+    docker/node_modules/.bin/dockerfilelint docker/Dockerfile
+}
+run_check docker/compose check_compose
+run_check docker/dockerfilelint check_dockerfile
+
 echo
 if [ $failed -gt 0 ]; then
     echo "failed suites: ${failed_names[*]} (logs in $STACK_DIR/logs)"

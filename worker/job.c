@@ -79,7 +79,7 @@ static const char SQL_CLAIM[] =
     " started_at = coalesce(started_at, now()), progress = 0, customers_done = 0, updated_at = now()"
     " WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND (worker = $2 OR heartbeat_at IS NULL"
     " OR heartbeat_at < now() - $3::bigint * interval '1 millisecond')))"
-    " RETURNING kind, params::text, attempts";
+    " RETURNING kind, params::text, attempts, request_id, trace_id";
 
 static const char SQL_STATUS[] = "SELECT status, coalesce(worker, '') FROM analytics_runs WHERE id = $1";
 
@@ -123,6 +123,8 @@ struct st_wk_job_t {
     wk_job_outcome_t outcome; /* written before the message is sent; the queue's mutex orders it */
     _Atomic int stop;
     _Atomic int64_t alive_ms;
+    /* metrics (families of the borrowed registry; NULL when none) */
+    prom_family_t *runs_total, *run_seconds;
     /* job thread only */
     PGconn *a, *b;
     PGconn *c; /* for the side steps of a write; used by the side thread while it runs */
@@ -137,6 +139,7 @@ struct st_wk_job_ctx_t {
     int beat_failing;
     int locked; /* holds the run's row lock: no heartbeats */
     stop_reason_t stop_reason;
+    const char *ended; /* the status label of a claimed run's end, once known */
     double progress;
     int64_t done, total;
     char error[ERROR_MAX];
@@ -925,6 +928,8 @@ static wk_job_outcome_t settle_lost(wk_job_ctx_t *ctx, int ran, const char *what
         log_msg(LOG_WARN, "run %" PRId64 " does not exist; acknowledging its entry", ctx->run_id);
     } else {
         const char *status = PQgetvalue(res, 0, 0), *worker = PQgetvalue(res, 0, 1);
+        if (ran)
+            ctx->ended = strcmp(status, "cancelled") == 0 ? "cancelled" : "lost";
         if (strcmp(status, "running") == 0 && strcmp(worker, job->name) != 0) {
             log_msg(LOG_INFO, "run %" PRId64 " %s: worker %s holds it", ctx->run_id, what, worker);
             outcome = ran ? WK_JOB_KEEP : WK_JOB_ACK;
@@ -953,6 +958,17 @@ static int dispatch_kind(wk_job_ctx_t *ctx, const char *kind, const char *params
     return r;
 }
 
+/* Counts a claimed run's end in the metrics, and its duration when it succeeded or failed. */
+static void count_run(wk_job_t *job, const wk_job_ctx_t *ctx, const char *kind)
+{
+    if (job->runs_total == NULL)
+        return;
+    const char *status = ctx->ended != NULL ? ctx->ended : "interrupted";
+    prom_add(job->runs_total, (const char *const[]){kind, status}, 1);
+    if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)
+        prom_observe(job->run_seconds, (const char *const[]){kind}, (double)(wk_job_now_ms() - ctx->start_ms) / 1000.0);
+}
+
 static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry_id)
 {
     wk_job_ctx_t ctx = {.job = job, .run_id = run_id, .total = -1};
@@ -979,6 +995,11 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
     char kind[16];
     snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
     int attempts = atoi(PQgetvalue(res, 0, 2));
+    /* Every line of the run names the request that started it (none for scheduled runs). */
+    log_ctx_t logctx;
+    log_ctx_make(&logctx, PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3),
+                 PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4));
+    log_ctx_set(&logctx);
     h2o_mem_init_pool(&ctx.pool);
     char *params_text = h2o_mem_alloc_pool(&ctx.pool, (size_t)PQgetlength(res, 0, 1) + 1);
     memcpy(params_text, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1) + 1);
@@ -1002,6 +1023,7 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
     if (r == 0) {
         log_msg(LOG_INFO, "run %" PRId64 " succeeded in %" PRId64 " ms", run_id, wk_job_now_ms() - ctx.start_ms);
         outcome = WK_JOB_ACK;
+        ctx.ended = "succeeded";
     } else if (r == WK_JOB_ESTOP) {
         switch (ctx.stop_reason) {
         case STOP_LOST:
@@ -1018,8 +1040,12 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
         }
     } else {
         outcome = mark_failed(&ctx) == 0 ? WK_JOB_ACK : WK_JOB_RETRY;
+        if (outcome == WK_JOB_ACK)
+            ctx.ended = "failed";
     }
+    count_run(job, &ctx, kind);
     h2o_mem_clear_pool(&ctx.pool);
+    log_ctx_set(NULL);
     return outcome;
 }
 
@@ -1079,6 +1105,27 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     }
 }
 
+/* Registers the runs' families, every known kind and status shown at zero from the start. */
+static void register_metrics(wk_job_t *job, prom_registry_t *reg)
+{
+    static const char *const kinds[] = WK_JOB_KINDS, *const statuses[] = WK_JOB_RUN_STATUSES;
+    /* Runs last seconds to hours. */
+    static const double bounds[] = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200};
+    job->runs_total = prom_counter(reg, "clientele_worker_runs_total",
+                                   "Runs this worker claimed and ended, by kind and how they ended: succeeded, failed,"
+                                   " cancelled (while running), lost (to another worker) or interrupted (shutdown or"
+                                   " database lost; retried).",
+                                   (const char *const[]){"kind", "status", NULL});
+    job->run_seconds = prom_histogram(reg, "clientele_worker_run_duration_seconds",
+                                      "Time from claiming a run to its end, for runs that succeeded or failed.",
+                                      (const char *const[]){"kind", NULL}, bounds, sizeof(bounds) / sizeof(bounds[0]));
+    for (size_t k = 0; kinds[k] != NULL; k++) {
+        for (size_t st = 0; statuses[st] != NULL; st++)
+            prom_touch(job->runs_total, (const char *const[]){kinds[k], statuses[st]});
+        prom_touch(job->run_seconds, (const char *const[]){kinds[k]});
+    }
+}
+
 wk_job_t *wk_job_start(h2o_multithread_queue_t *queue, const wk_job_config_t *conf, wk_job_done_cb cb, void *data)
 {
     wk_job_t *job = calloc(1, sizeof(*job));
@@ -1091,6 +1138,8 @@ wk_job_t *wk_job_start(h2o_multithread_queue_t *queue, const wk_job_config_t *co
     job->claim_idle_ms = conf->claim_idle_ms;
     pthread_mutex_init(&job->mutex, NULL);
     pthread_cond_init(&job->cond, NULL);
+    if (conf->metrics != NULL)
+        register_metrics(job, conf->metrics);
     h2o_multithread_register_receiver(queue, &job->receiver, on_message);
     if (pthread_create(&job->thread, NULL, thread_main, job) != 0) {
         log_msg(LOG_ERROR, "cannot create the job thread");

@@ -30,6 +30,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "common/prom.h"
+
 #define H2O_USE_LIBUV 0
 #include <h2o/memory.h>
 #include <h2o/multithread.h>
@@ -48,10 +50,27 @@ typedef enum {
 typedef void (*wk_job_done_cb)(void *data, int64_t run_id, const char *entry_id, wk_job_outcome_t outcome);
 
 typedef struct st_wk_job_config_t {
-    const char *conninfo;    /* copied */
-    const char *worker_name; /* copied; written to analytics_runs.worker */
-    int claim_idle_ms;       /* a run whose heartbeat is older than this may be taken over */
+    const char *conninfo;     /* copied */
+    const char *worker_name;  /* copied; written to analytics_runs.worker */
+    int claim_idle_ms;        /* a run whose heartbeat is older than this may be taken over */
+    prom_registry_t *metrics; /* borrowed; where the job thread counts its runs (NULL: nowhere) */
 } wk_job_config_t;
+
+/*
+ * How a run claimed by this worker ended, the `status` label of
+ * clientele_worker_runs_total: succeeded, failed, cancelled (while it ran),
+ * lost (another worker holds it now) or interrupted (shutdown, or the
+ * database was lost: the run is retried).
+ */
+#define WK_JOB_RUN_STATUSES                                                                                            \
+    {                                                                                                                  \
+        "succeeded", "failed", "cancelled", "lost", "interrupted", NULL                                                \
+    }
+/* The kinds this worker runs, shown in its metrics from the start. */
+#define WK_JOB_KINDS                                                                                                   \
+    {                                                                                                                  \
+        "rfm", "clv", NULL                                                                                             \
+    }
 
 /* Longest stream entry id kept ("1700000000000-12345"). */
 #define WK_JOB_ENTRY_ID_MAX 48

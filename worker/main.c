@@ -6,14 +6,14 @@
  * worker/runs.c, since a blocking command on a shared connection would hold
  * up everything queued behind it; one for every other command), the outbox
  * relay and stream consumer (worker/runs.c) and the schedule leader
- * (worker/scheduler.c). The runs themselves are computed on one job thread
- * (worker/job.c) with blocking connections of its own, so the loop never
- * waits for them. SIGTERM and SIGINT arrive through a signalfd watched by
- * the loop, so shutdown is an ordinary event: the worker stops reading the
- * stream, asks a running job to stop without writing anything (its entry
- * stays pending for a restart or another worker), joins the job thread,
- * lets the last acknowledgements go out (at most 2 s), closes everything in
- * reverse order of creation and exits 0.
+ * (worker/scheduler.c), and the health and metrics listener (worker/ops.c,
+ * on CLIENTELE_WORKER_LISTEN). The runs themselves are computed on one job
+ * thread (worker/job.c) with blocking connections of its own, so the loop
+ * never waits for them, and a watchdog measures how late the loop runs. SIGTERM and SIGINT arrive through a signalfd
+ * watched by the loop, so shutdown is an ordinary event: the worker stops reading the stream and answering readiness,
+ * asks a running job to stop without writing anything (its entry stays pending for a restart or another worker), joins
+ * the job thread, lets the last acknowledgements and answers go out (at most 2 s), closes everything in reverse order
+ * of creation and exits 0.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -28,8 +28,11 @@
 #include "common/err.h"
 #include "common/kv.h"
 #include "common/log.h"
+#include "common/prom.h"
 #include "common/tzdb.h"
+#include "common/watchdog.h"
 #include "job.h"
+#include "ops.h"
 #include "runs.h"
 #include "scheduler.h"
 
@@ -45,6 +48,8 @@
  * ourselves would become a double free with a fixed h2o.
  */
 static h2o_multithread_queue_t *queue;
+/* Not destroyed when a health connection outlived the shutdown (see wk_ops_free()): kept reachable. */
+static h2o_evloop_t *loop;
 
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
@@ -83,7 +88,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int stop = 0;
-    h2o_evloop_t *loop = h2o_evloop_create();
+    loop = h2o_evloop_create();
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
     sigsock->data = &stop;
@@ -106,31 +111,61 @@ int main(int argc, char **argv)
     kv_t *reader = kv_open(loop, &readconf);
     queue = h2o_multithread_create_queue(loop);
 
-    wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url};
+    /* Counters of the runs and, as they are written, of every later feature of the worker. */
+    prom_registry_t *metrics = prom_registry_new();
+    wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url, metrics};
     wk_runs_t *runs = wk_runs_start(loop, queue, db, kv, reader, &rconf);
     /* Every zone, read before the loop runs: schedules may name any of them. */
     tzdb_t *tzdb = tzdb_open(NULL);
     wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name);
+    static watchdog_t watchdog; /* read by /metrics; static so that nothing outlives it */
+    watchdog_start(&watchdog, loop, "worker loop");
+    wk_ops_t *ops = NULL;
+    int rc = 0;
+    if (cfg.worker_listen_host != NULL) {
+        wk_ops_config_t oconf = {.host = cfg.worker_listen_host,
+                                 .port = cfg.worker_listen_port,
+                                 .db = db,
+                                 .kv = kv,
+                                 .reader = reader,
+                                 .runs = runs,
+                                 .scheduler = scheduler,
+                                 .metrics = metrics,
+                                 .watchdog = &watchdog};
+        if ((ops = wk_ops_start(loop, &oconf, err, sizeof(err))) == NULL) {
+            log_msg(LOG_ERROR, "%s", err);
+            stop = 1;
+            rc = 2;
+        }
+    }
 
     while (!stop)
         h2o_evloop_run(loop, INT32_MAX);
 
+    if (ops != NULL)
+        wk_ops_stop(ops);
     wk_scheduler_free(scheduler);
     wk_runs_stop(runs);
-    for (int64_t until = wk_job_now_ms() + DRAIN_MS; !wk_runs_idle(runs) && wk_job_now_ms() < until;)
+    for (int64_t until = wk_job_now_ms() + DRAIN_MS;
+         (!wk_runs_idle(runs) || (ops != NULL && !wk_ops_idle(ops))) && wk_job_now_ms() < until;)
         h2o_evloop_run(loop, 50);
     h2o_evloop_run(loop, 0); /* sends what the scheduler queued last */
+    watchdog_stop(&watchdog);
     db_close(db);
     kv_close(reader);
     kv_close(kv);
+    int loop_free = ops == NULL || wk_ops_free(ops) == 0;
     wk_runs_free(runs);
     h2o_multithread_destroy_queue(queue);
     h2o_socket_close(sigsock);
     h2o_evloop_run(loop, 0); /* lets the loop free closed sockets */
-    h2o_evloop_destroy(loop);
+    /* A health connection still open keeps its h2o state on the loop until exit (see wk_ops_free()). */
+    if (loop_free)
+        h2o_evloop_destroy(loop);
     tzdb_close(tzdb);
+    prom_registry_free(metrics);
     cfg_free(&cfg);
     log_msg(LOG_INFO, "stopped");
     log_writer_stop();
-    return 0;
+    return rc;
 }

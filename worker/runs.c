@@ -61,8 +61,8 @@
 #include "job.h"
 #include "runs.h"
 
-#define STREAM "clientele:runs"
-#define GROUP "workers"
+#define STREAM WK_RUNS_STREAM
+#define GROUP WK_RUNS_GROUP
 #define TICK_MS 250
 #define RELAY_EVERY_MS 500
 #define AUTOCLAIM_EVERY_MS 5000
@@ -74,6 +74,7 @@ typedef struct st_relay_slot_t {
     struct st_wk_runs_t *runs;
     int64_t outbox_id;
     char run_id[24]; /* "" when the payload has no usable run id */
+    log_ctx_t log;   /* the request that started the run, as far as the message says */
     int sent, ok;
 } relay_slot_t;
 
@@ -225,6 +226,8 @@ static void on_job_done(void *data, int64_t run_id, const char *entry_id, wk_job
 
 /* --- reading the stream ----------------------------------------------------------------------- */
 
+static void take_run(wk_runs_t *r, const char *id, const redisReply *value);
+
 /* One entry [id, fields-or-nil] delivered to us by XREADGROUP or XAUTOCLAIM. */
 static void take_entry(wk_runs_t *r, const redisReply *entry)
 {
@@ -234,6 +237,18 @@ static void take_entry(wk_runs_t *r, const redisReply *entry)
     }
     const char *id = entry->element[0]->str;
     const redisReply *value = entry->elements > 1 ? entry_field(entry->element[1], "run_id") : NULL;
+    /* Lines about this entry name the run's request; the fields are checked before they are believed. */
+    const redisReply *rid = entry->elements > 1 ? entry_field(entry->element[1], "request_id") : NULL;
+    const redisReply *tid = entry->elements > 1 ? entry_field(entry->element[1], "trace_id") : NULL;
+    log_ctx_t logctx;
+    log_ctx_make(&logctx, reply_is_string(rid) ? rid->str : NULL, reply_is_string(tid) ? tid->str : NULL);
+    log_ctx_set(&logctx);
+    take_run(r, id, value);
+    log_ctx_set(NULL);
+}
+
+static void take_run(wk_runs_t *r, const char *id, const redisReply *value)
+{
     int64_t run_id;
     if (!reply_is_string(value) || parse_run_id(value->str, &run_id) != 0) {
         /* Deleted from the stream meanwhile, or not ours to understand: nothing to run. */
@@ -426,8 +441,11 @@ static void on_xadd(void *data, const redisReply *reply, int err)
     relay_slot_t *slot = data;
     wk_runs_t *r = slot->runs;
     slot->ok = err == 0 && reply != NULL && reply->type == REDIS_REPLY_STRING;
-    if (!slot->ok && reply != NULL && reply->type == REDIS_REPLY_ERROR)
+    if (!slot->ok && reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_ctx_set(&slot->log);
         log_msg(LOG_WARN, "XADD of run %s failed: %s", slot->run_id, reply->str);
+        log_ctx_set(NULL);
+    }
     if (--r->relay_waiting == 0)
         relay_mark(r);
 }
@@ -456,13 +474,21 @@ static void on_outbox(void *data, const PGresult *res, int err)
             continue;
         }
         snprintf(slot->run_id, sizeof(slot->run_id), "%" PRId64, run_id);
+        log_ctx_make(&slot->log, PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                     PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
         /*
          * Keep the stream bounded: entries far behind the newest are long
          * acknowledged (a run is claimed within seconds), and a run whose
          * entry were ever lost is still in analytics_runs for an operator.
+         * The entry names the run's request too, for whoever reads it.
          */
-        const char *argv[] = {"XADD", STREAM, "MAXLEN", "~", "100000", "*", "run_id", slot->run_id};
-        if (kv_command(r->kv, on_xadd, slot, 8, argv, NULL) == 0) {
+        const char *argv[12] = {"XADD", STREAM, "MAXLEN", "~", "100000", "*", "run_id", slot->run_id};
+        int argc = 8;
+        if (slot->log.request_id[0] != '\0')
+            argv[argc++] = "request_id", argv[argc++] = slot->log.request_id;
+        if (slot->log.trace_id[0] != '\0')
+            argv[argc++] = "trace_id", argv[argc++] = slot->log.trace_id;
+        if (kv_command(r->kv, on_xadd, slot, argc, argv, NULL) == 0) {
             slot->sent = 1;
             r->relay_waiting++;
         }
@@ -532,7 +558,7 @@ wk_runs_t *wk_runs_start(h2o_loop_t *loop, h2o_multithread_queue_t *queue, db_t 
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", conf->claim_idle_ms);
     snprintf(r->autoclaim_cursor, sizeof(r->autoclaim_cursor), "0-0");
     r->pending_mode = 1;
-    wk_job_config_t jconf = {conf->conninfo, conf->worker_name, conf->claim_idle_ms};
+    wk_job_config_t jconf = {conf->conninfo, conf->worker_name, conf->claim_idle_ms, conf->metrics};
     r->job = wk_job_start(queue, &jconf, on_job_done, r);
     h2o_timeout_init(loop, &r->tick_timeout, TICK_MS);
     r->tick.cb = on_tick;
@@ -564,4 +590,14 @@ void wk_runs_free(wk_runs_t *r)
     h2o_timeout_dispose(r->loop, &r->tick_timeout);
     free(r->name);
     free(r);
+}
+
+int wk_runs_group_joined(const wk_runs_t *r)
+{
+    return r->group_ready;
+}
+
+int wk_runs_busy(const wk_runs_t *r)
+{
+    return r->job != NULL && wk_job_busy(r->job);
 }

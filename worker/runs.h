@@ -24,16 +24,22 @@
 
 #include "common/db.h"
 #include "common/kv.h"
+#include "common/prom.h"
 
 #define H2O_USE_LIBUV 0
 #include <h2o/multithread.h>
 
+/* The stream runs are published to, and the consumer group of the workers. */
+#define WK_RUNS_STREAM "clientele:runs"
+#define WK_RUNS_GROUP "workers"
+
 typedef struct st_wk_runs_t wk_runs_t;
 
 typedef struct st_wk_runs_config_t {
-    const char *worker_name; /* consumer name and lease name; copied */
-    int claim_idle_ms;       /* CLIENTELE_WORKER_CLAIM_IDLE */
-    const char *conninfo;    /* for the job thread's own connections; copied */
+    const char *worker_name;  /* consumer name and lease name; copied */
+    int claim_idle_ms;        /* CLIENTELE_WORKER_CLAIM_IDLE */
+    const char *conninfo;     /* for the job thread's own connections; copied */
+    prom_registry_t *metrics; /* where the job thread registers its families (NULL: none) */
 } wk_runs_config_t;
 
 /*
@@ -52,12 +58,19 @@ wk_runs_t *wk_runs_start(h2o_loop_t *loop, h2o_multithread_queue_t *queue, db_t 
 void wk_runs_stop(wk_runs_t *runs);
 /* 1 when no acknowledgement or relay step is in flight (the blocking read does not count). */
 int wk_runs_idle(wk_runs_t *runs);
+/* 1 while this worker is a member of the consumer group (created or found) and reading. Loop thread. */
+int wk_runs_group_joined(const wk_runs_t *runs);
+/* 1 while a run is handed to the job thread. Loop thread. */
+int wk_runs_busy(const wk_runs_t *runs);
 /* Frees runs. Call after wk_runs_stop() and after db_close()/kv_close(), which fire the callbacks still pending. */
 void wk_runs_free(wk_runs_t *runs);
 
 /* --- module-internal: the statements in worker/runs_db.c ----------------------------------- */
 
-/* Up to 100 unpublished "runs" messages, oldest first: columns id, run_id (text; NULL if absent). */
+/*
+ * Up to 100 unpublished "runs" messages, oldest first: columns id, run_id,
+ * request_id, trace_id (text; NULL if absent).
+ */
 int wk_runs_db_outbox_pending(db_t *db, db_cb cb, void *data);
 /* Adds a message for every queued or running run that has none waiting. */
 int wk_runs_db_republish(db_t *db, db_cb cb, void *data);

@@ -13,7 +13,8 @@
 #include "runs.h"
 
 static const char SQL_OUTBOX_PENDING[] =
-    "SELECT id, payload ->> 'run_id' FROM outbox WHERE published_at IS NULL AND topic = 'runs' ORDER BY id LIMIT 100";
+    "SELECT id, payload ->> 'run_id', payload ->> 'request_id', payload ->> 'trace_id' FROM outbox"
+    " WHERE published_at IS NULL AND topic = 'runs' ORDER BY id LIMIT 100";
 
 static const char SQL_OUTBOX_PUBLISHED[] =
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL";

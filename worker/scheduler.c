@@ -529,3 +529,8 @@ void wk_scheduler_free(wk_scheduler_t *s)
     s->name = NULL;
     unref(s);
 }
+
+int wk_scheduler_is_leader(const wk_scheduler_t *s)
+{
+    return s->leader && now_ms() < s->lease_until;
+}

@@ -45,6 +45,9 @@ wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzd
  */
 void wk_scheduler_free(wk_scheduler_t *s);
 
+/* 1 while this worker holds the leader lock (its lease not yet run out). Loop thread. */
+int wk_scheduler_is_leader(const wk_scheduler_t *s);
+
 /* --- module-internal: the statements in worker/scheduler_db.c ------------- */
 
 /*

@@ -422,15 +422,23 @@ START_TEST(run_create_answers_202_with_complete_params_and_one_outbox_row)
                               as_of));
     expect_json_eq(p, want, "completed rfm params");
 
-    /* The row: the same params, queued; and exactly one outbox message {"run_id": id}, same transaction. */
+    /*
+     * The row: the same params, queued, naming the request; and exactly one outbox message
+     * {"run_id": id, "request_id": ...}, same transaction (no trace id: the request carried none).
+     */
     ck_assert_str_eq(sql_text("SELECT status FROM analytics_runs WHERE id = %lld", id), "queued");
     ck_assert_int_eq(
         sql_ll("SELECT (params = '%s'::jsonb)::int FROM analytics_runs WHERE id = %lld", jdump(json_incref(p)), id), 1);
+    const char *rid = header(r, "x-request-id");
+    ck_assert_str_eq(sql_text("SELECT request_id || ' ' || (trace_id IS NULL) FROM analytics_runs WHERE id = %lld", id),
+                     fmt("%s true", rid));
     ck_assert_int_eq(count_outbox(), outbox0 + 1);
-    ck_assert_int_eq(
-        sql_ll("SELECT count(*) FROM outbox WHERE payload = jsonb_build_object('run_id', %lld::bigint)", id), 1);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM outbox WHERE payload = jsonb_build_object('run_id', %lld::bigint,"
+                            " 'request_id', '%s'::text)",
+                            id, rid),
+                     1);
     ck_assert_str_eq(sql_text("SELECT payload::text FROM outbox WHERE payload->>'run_id' = '%lld'", id),
-                     fmt("{\"run_id\": %lld}", id));
+                     fmt("{\"run_id\": %lld, \"request_id\": \"%s\"}", id, rid));
     ck_assert_str_eq(sql_text("SELECT topic FROM outbox WHERE payload->>'run_id' = '%lld'", id), "runs");
     ck_assert_int_eq(sql_ll("SELECT (o.published_at IS NULL AND o.created_at = r.created_at)::int FROM outbox o,"
                             " analytics_runs r WHERE r.id = %lld AND o.payload->>'run_id' = '%lld'",

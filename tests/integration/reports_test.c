@@ -1662,7 +1662,7 @@ START_TEST(export_page_that_fails_cuts_the_body_short)
     free(s.body);
     free(got.p);
     /* The failure is in the log; the API is healthy. */
-    ck_assert(crew_log_has(api.log_path, fmt("request %s: an export page failed", rid)));
+    ck_assert(crew_log_has(api.log_path, fmt("\"request_id\":\"%s\",\"msg\":\"an export page failed", rid)));
     expect_status(http_get(-1, "/healthz"), 200);
     stream_t again = export_ok(DIRECTOR, "/v1/customers/export?tag=big-vip&status=prospect&fields=id");
     ck_assert_int_gt(again.len, 0);

@@ -105,6 +105,9 @@ static void worker_start(th_api_t *w, const char *name)
     ck_assert_int_eq(system(cmd), 0);
     char bin[256];
     snprintf(bin, sizeof(bin), "%s/clientele-worker", env_or("CLIENTELE_TEST_BUILD", "build/asan"));
+    w->port = th_free_port();
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", w->port);
     pid_t parent = getpid();
     w->pid = fork();
     if (w->pid == 0) {
@@ -118,6 +121,7 @@ static void worker_start(th_api_t *w, const char *name)
         setenv("CLIENTELE_WORKER_CLAIM_IDLE", "2s", 1);
         setenv("CLIENTELE_REDIS_TIMEOUT", "1s", 1);
         setenv("CLIENTELE_LOG_LEVEL", "debug", 1);
+        setenv("CLIENTELE_WORKER_LISTEN", listen, 1);
         int fd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);

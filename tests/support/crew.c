@@ -625,6 +625,9 @@ void crew_start_worker(th_api_t *w, const char *name, const char *const *env)
     ck_assert_int_eq(system(fmt("mkdir -p '%s/logs'", stack)), 0);
     const char *bin = fmt("%s/clientele-worker", build);
     const char *redis = fmt("%s", th_redis_url(conf->redis_db));
+    /* Its health and metrics listener on a port of its own (env may name another, or "" for none). */
+    w->port = th_free_port();
+    const char *listen = fmt("127.0.0.1:%d", w->port);
     pid_t parent = getpid();
     w->pid = fork();
     ck_assert_int_ge(w->pid, 0);
@@ -639,6 +642,7 @@ void crew_start_worker(th_api_t *w, const char *name, const char *const *env)
         setenv("CLIENTELE_WORKER_CLAIM_IDLE", "2s", 1);
         setenv("CLIENTELE_REDIS_TIMEOUT", "1s", 1);
         setenv("CLIENTELE_LOG_LEVEL", "debug", 1);
+        setenv("CLIENTELE_WORKER_LISTEN", listen, 1);
         for (const char *const *e = env; e != NULL && *e != NULL; e++)
             putenv((char *)*e);
         int fd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -222,8 +222,10 @@ void expect_change_(json_t *ch, const char *op, long long id, int line);
  * Starts $CLIENTELE_TEST_BUILD/clientele-worker named `name` on the suite's
  * database and Redis database, with extra environment env ("NAME=value",
  * NULL-terminated; may be NULL), logging at debug level to
- * $STACK_DIR/logs/worker-<suite>-<pid>-<n>-<name>.log (w->log_path), and
- * waits until it consumes the runs stream. The worker is killed when the
+ * $STACK_DIR/logs/worker-<suite>-<pid>-<n>-<name>.log (w->log_path), its
+ * health and metrics listener on a free port (w->port; env may set
+ * CLIENTELE_WORKER_LISTEN otherwise), and waits until it consumes the runs
+ * stream. The worker is killed when the
  * thread that started it ends, so a failed test never leaves one behind.
  * Must run in a test: it fails the test when the worker does not start
  * within 20 seconds.

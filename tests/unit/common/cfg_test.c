@@ -121,6 +121,8 @@ START_TEST(test_load_defaults)
     ck_assert_ptr_null(cfg.cors_origins[0]);
     ck_assert_ptr_null(cfg.tls_cert);
     ck_assert_ptr_null(cfg.tls_key);
+    ck_assert_str_eq(cfg.worker_listen_host, "127.0.0.1");
+    ck_assert_uint_eq(cfg.worker_listen_port, 8081);
     cfg_free(&cfg);
     ck_assert(is_zeroed(&cfg));
 }
@@ -169,6 +171,22 @@ START_TEST(test_load_listen)
     cfg_t c2;
     ck_assert_int_eq(cfg_load(&c2, table_lookup, env, err, sizeof(err)), ERR_INVALID);
     ck_assert_msg(strstr(err, "\"nowhere\"") != NULL, "message does not quote the value: %s", err);
+}
+END_TEST
+
+START_TEST(test_load_worker_listen)
+{
+    cfg_t cfg;
+    load_one("CLIENTELE_WORKER_LISTEN", "0.0.0.0:9101", &cfg);
+    ck_assert_str_eq(cfg.worker_listen_host, "0.0.0.0");
+    ck_assert_uint_eq(cfg.worker_listen_port, 9101);
+    cfg_free(&cfg);
+    /* Empty turns the listener off (other variables take their default when empty). */
+    load_one("CLIENTELE_WORKER_LISTEN", "", &cfg);
+    ck_assert_ptr_null(cfg.worker_listen_host);
+    cfg_free(&cfg);
+    assert_refused("CLIENTELE_WORKER_LISTEN", "8081");
+    assert_refused("CLIENTELE_WORKER_LISTEN", "127.0.0.1:0");
 }
 END_TEST
 
@@ -1000,6 +1018,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_defaults);
     tcase_add_test(tc, test_load_empty_means_default);
     tcase_add_test(tc, test_load_listen);
+    tcase_add_test(tc, test_load_worker_listen);
     tcase_add_test(tc, test_load_database_url);
     tcase_add_test(tc, test_load_redis_url);
     tcase_add_test(tc, test_load_threads);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../../common/log.c"
+#include "../../../common/trace.c"
 
 static long long now_ms(void)
 {
@@ -117,6 +118,53 @@ START_TEST(stop_writes_out_what_is_buffered)
 }
 END_TEST
 
+START_TEST(the_thread_context_names_the_request)
+{
+    int rd = stderr_to_pipe();
+    log_init(LOG_INFO, "test");
+    char buf[8192];
+    log_ctx_t ctx;
+    log_ctx_make(&ctx, "req-1", "4bf92f3577b34da6a3ce929d0e0e4736");
+    log_ctx_set(&ctx);
+    log_msg(LOG_INFO, "inside");
+    json_t *f = json_pack("{s:s}", "msg", "json inside");
+    log_json(LOG_INFO, f);
+    json_decref(f);
+    log_ctx_set(NULL);
+    log_msg(LOG_INFO, "outside");
+    drain(rd, buf, sizeof(buf), 50);
+    /* Three lines: the two logged inside name both ids, the one after the clear neither. */
+    char *lines[3] = {buf, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(lines[i]);
+        char *nl = strchr(lines[i], '\n');
+        ck_assert_ptr_nonnull(nl);
+        *nl = '\0';
+        if (i < 2)
+            lines[i + 1] = nl + 1;
+    }
+    ck_assert_ptr_nonnull(strstr(lines[0], "\"msg\":\"inside\""));
+    ck_assert_ptr_nonnull(strstr(lines[1], "\"msg\":\"json inside\""));
+    ck_assert_ptr_nonnull(strstr(lines[2], "\"msg\":\"outside\""));
+    for (int i = 0; i < 2; i++) {
+        ck_assert_ptr_nonnull(strstr(lines[i], "\"request_id\":\"req-1\""));
+        ck_assert_ptr_nonnull(strstr(lines[i], "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""));
+    }
+    ck_assert_ptr_null(strstr(lines[2], "request_id"));
+    ck_assert_ptr_null(strstr(lines[2], "trace_id"));
+
+    /* Values read back from outside are kept only when sane. */
+    log_ctx_make(&ctx, "bad id\"", "4BF92F3577B34DA6A3CE929D0E0E4736");
+    ck_assert_str_eq(ctx.request_id, "");
+    ck_assert_str_eq(ctx.trace_id, "");
+    log_ctx_make(&ctx, NULL, NULL);
+    ck_assert_str_eq(ctx.request_id, "");
+    log_ctx_make(&ctx, "ok", NULL);
+    ck_assert_str_eq(ctx.request_id, "ok");
+    ck_assert_str_eq(log_ctx()->request_id, "");
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -125,6 +173,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, synchronous_without_the_writer);
     tcase_add_test(tc, a_stuck_consumer_never_blocks_the_caller);
     tcase_add_test(tc, stop_writes_out_what_is_buffered);
+    tcase_add_test(tc, the_thread_context_names_the_request);
     suite_add_tcase(s, tc);
     return s;
 }
