@@ -70,6 +70,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Every zone, read before the loop runs: schedules may name any of them. */
+    tzdb_t *tzdb = tzdb_open(NULL);
+    if (tzdb_get(tzdb, cfg.timezone) == NULL) {
+        fprintf(stderr, "clientele-worker: CLIENTELE_TIMEZONE: no zone \"%s\" in the system's zoneinfo\n", cfg.timezone);
+        tzdb_close(tzdb);
+        cfg_free(&cfg);
+        return 2;
+    }
+
     log_writer_start(LOG_BUFFER_BYTES); /* the loop never writes to stderr itself */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -93,7 +102,8 @@ int main(int argc, char **argv)
                           .app_name = "clientele-worker",
                           .pool_size = DB_POOL,
                           .queue_max = 64,
-                          .timeout_ms = cfg.db_timeout_ms};
+                          .timeout_ms = cfg.db_timeout_ms,
+                          .role = cfg.worker_db_role};
     kv_config_t kvconf = {.host = cfg.redis_host,
                           .port = cfg.redis_port,
                           .db = cfg.redis_db,
@@ -106,11 +116,15 @@ int main(int argc, char **argv)
     kv_t *reader = kv_open(loop, &readconf);
     queue = h2o_multithread_create_queue(loop);
 
-    wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url};
+    wk_runs_config_t rconf = {.worker_name = cfg.worker_name,
+                              .claim_idle_ms = cfg.worker_claim_idle_ms,
+                              .conninfo = cfg.database_url,
+                              .role = cfg.worker_db_role,
+                              .backup_dir = cfg.backup_dir,
+                              .backup_keep = cfg.backup_keep};
     wk_runs_t *runs = wk_runs_start(loop, queue, db, kv, reader, &rconf);
-    /* Every zone, read before the loop runs: schedules may name any of them. */
-    tzdb_t *tzdb = tzdb_open(NULL);
-    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name);
+    wk_scheduler_backup_t backup = {.at_min = cfg.backup_at_min, .timezone = cfg.timezone};
+    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name, &backup);
 
     while (!stop)
         h2o_evloop_run(loop, INT32_MAX);
