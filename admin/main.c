@@ -28,12 +28,11 @@
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: clientele-admin backup\n"
-            "       clientele-admin verify FILE\n"
-            "       clientele-admin restore FILE [--database NAME] [--force] [--schema DIR]\n"
-            "       clientele-admin role-password ROLE   (the password on standard input)\n"
-            "Configured by CLIENTELE_* variables; CLIENTELE_DATABASE_URL names the database owner.\n");
+    fprintf(stderr, "usage: clientele-admin backup\n"
+                    "       clientele-admin verify FILE\n"
+                    "       clientele-admin restore FILE [--database NAME] [--force] [--schema DIR]\n"
+                    "       clientele-admin role-password ROLE   (the password on standard input)\n"
+                    "Configured by CLIENTELE_* variables; CLIENTELE_DATABASE_URL names the database owner.\n");
     return 2;
 }
 

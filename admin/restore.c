@@ -40,11 +40,10 @@ static const char SQL_OBJECTS[] =
     "   AND nspname !~ '^pg_')";
 
 /* Tables as backup_create() names them, with their parts for quoting. */
-static const char SQL_TABLES[] =
-    "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname FROM pg_class c"
-    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-    " AND n.nspname !~ '^pg_(toast|temp)'";
+static const char SQL_TABLES[] = "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname FROM pg_class c"
+                                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                 " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                                 " AND n.nspname !~ '^pg_(toast|temp)'";
 
 /* conninfo with its dbname replaced: a key=value string (malloc'ed), password kept. */
 static char *conninfo_for(const char *conninfo, const char *dbname)
@@ -261,8 +260,9 @@ static int compare_counts(PGconn *c, const json_t *manifest, int64_t *rows)
         PQclear(r);
         *rows += got;
         if (got != json_integer_value(w)) {
-            fprintf(stderr, WHO ": table %s holds %lld rows after the restore, but the manifest says %" JSON_INTEGER_FORMAT
-                                "\n",
+            fprintf(stderr,
+                    WHO ": table %s holds %lld rows after the restore, but the manifest says %" JSON_INTEGER_FORMAT
+                        "\n",
                     PQgetvalue(list, i, 0), got, json_integer_value(w));
             rc = 1;
         }
@@ -354,7 +354,8 @@ int admin_restore(const cfg_t *cfg, int argc, char **argv)
     c = NULL;
     ci = conninfo_for(cfg->database_url, target);
     if (migrate_apply(ci, schema, WHO) != 0) {
-        fprintf(stderr, WHO ": the migrations after the backup's schema failed; database %s holds the backup as it was\n",
+        fprintf(stderr,
+                WHO ": the migrations after the backup's schema failed; database %s holds the backup as it was\n",
                 target);
         goto Exit;
     }

@@ -28,10 +28,10 @@
 typedef struct st_list_job_t {
     offload_job_t super; /* first: the pool hands this back */
     api_req_t *ar;
-    const char *dir;  /* the server's configuration: outlives the job */
-    char *runs;       /* JSON text, malloc'ed */
-    char *schedule;   /* JSON text or NULL, malloc'ed */
-    char *files;      /* the work's result: JSON text, malloc'ed; NULL when the directory could not be read */
+    const char *dir; /* the server's configuration: outlives the job */
+    char *runs;      /* JSON text, malloc'ed */
+    char *schedule;  /* JSON text or NULL, malloc'ed */
+    char *files;     /* the work's result: JSON text, malloc'ed; NULL when the directory could not be read */
     char err[512];
 } list_job_t;
 

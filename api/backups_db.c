@@ -10,6 +10,7 @@
 #include "backups_db.h"
 #include "scope.h"
 
+/* clang-format off */
 /* How many of the latest backup runs the overview shows. */
 #define RUNS_SHOWN "20"
 
@@ -30,6 +31,8 @@ static const char SQL_CREATE[] =
     " ob AS (INSERT INTO outbox (topic, payload) SELECT 'runs', json_build_object('run_id', ins.id) FROM ins)"
     " SELECT CASE WHEN ins.id IS NOT NULL THEN 'created' ELSE 'forbidden' END, ins.id, 1,"
     " backup_run_json(ins::analytics_runs)::text, caller.rscope FROM caller LEFT JOIN ins ON true";
+
+/* clang-format on */
 
 int backups_db_overview(api_req_t *ar, crud_done_fn done, void *arg)
 {

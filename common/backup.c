@@ -59,8 +59,8 @@ extern char **environ;
 static const char *const EXCLUDED_PATTERNS[] = {"*.customer_analytics_next_*", "*.customer_analytics_retired_*", NULL};
 #define EXCLUDED_REGEX "'^customer_analytics_(next|retired)_'"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+static int put_err(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put_err(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -355,8 +355,8 @@ static int conn_args(const char *conninfo, const char *dbname, conn_args_t *out,
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (opts == NULL) {
-        int r = fail(err, errlen, ERR_INVALID, "the database connection string is not valid: %s",
-                     perr != NULL ? perr : "out of memory");
+        int r = put_err(err, errlen, ERR_INVALID, "the database connection string is not valid: %s",
+                        perr != NULL ? perr : "out of memory");
         PQfreemem(perr);
         return r;
     }
@@ -421,7 +421,7 @@ static int child_start(child_t *c, char *const argv[], const char *password, int
             close_fd(&pout[i]);
             close_fd(&perr[i]);
         }
-        return fail(err, errlen, ERR_INTERNAL, "cannot create a pipe for %s: %s", argv[0], strerror(e));
+        return put_err(err, errlen, ERR_INTERNAL, "cannot create a pipe for %s: %s", argv[0], strerror(e));
     }
 
     size_t n = 0;
@@ -480,8 +480,8 @@ static int child_start(child_t *c, char *const argv[], const char *password, int
         close_fd(&pout[0]);
         close_fd(&perr[0]);
         c->pid = -1;
-        return fail(err, errlen, ERR_INTERNAL, "cannot start %s: %s (is the PostgreSQL client installed?)", argv[0],
-                    strerror(rc));
+        return put_err(err, errlen, ERR_INTERNAL, "cannot start %s: %s (is the PostgreSQL client installed?)", argv[0],
+                       strerror(rc));
     }
     c->in = pin[1];
     c->out = pout[0];
@@ -566,8 +566,8 @@ static int child_run(child_t *c, int src_fd, uint64_t src_off, uint64_t src_len,
         if (c->in >= 0 && in_pos == in_have) {
             size_t want = src_len - fed < CHUNK ? (size_t)(src_len - fed) : CHUNK;
             if (pread_all(src_fd, inbuf, want, src_off + fed) != 0) {
-                r = fail(err, errlen, ERR_INTERNAL, "cannot read the backup file: %s",
-                         errno != 0 ? strerror(errno) : "it ended early");
+                r = put_err(err, errlen, ERR_INTERNAL, "cannot read the backup file: %s",
+                            errno != 0 ? strerror(errno) : "it ended early");
                 break;
             }
             in_have = want;
@@ -585,7 +585,7 @@ static int child_run(child_t *c, int src_fd, uint64_t src_off, uint64_t src_len,
         if (np == 0)
             break;
         if (poll(p, (nfds_t)np, TICK_MS) < 0 && errno != EINTR) {
-            r = fail(err, errlen, ERR_INTERNAL, "poll: %s", strerror(errno));
+            r = put_err(err, errlen, ERR_INTERNAL, "poll: %s", strerror(errno));
             break;
         }
         if (iin >= 0 && p[iin].revents != 0) {
@@ -635,8 +635,8 @@ static int child_run(child_t *c, int src_fd, uint64_t src_off, uint64_t src_len,
     char words[1024];
     last_words(c, words, sizeof(words));
     if (WIFEXITED(st))
-        return fail(err, errlen, ERR_INTERNAL, "%s failed (exit status %d): %s", c->what, WEXITSTATUS(st), words);
-    return fail(err, errlen, ERR_INTERNAL, "%s was killed by signal %d: %s", c->what, WTERMSIG(st), words);
+        return put_err(err, errlen, ERR_INTERNAL, "%s failed (exit status %d): %s", c->what, WEXITSTATUS(st), words);
+    return put_err(err, errlen, ERR_INTERNAL, "%s was killed by signal %d: %s", c->what, WTERMSIG(st), words);
 }
 
 /* --- the COPY counter ----------------------------------------------------------------- */
@@ -759,29 +759,29 @@ static int manifest_ok(const json_t *m, uint64_t dump_size, char *err, size_t er
     const json_t *dump = json_object_get(m, "dump"), *tables = json_object_get(m, "tables");
     const char *format = json_string_value(json_object_get(m, "format"));
     if (!json_is_object(m))
-        return fail(err, errlen, ERR_INVALID, "the manifest is not a JSON object");
+        return put_err(err, errlen, ERR_INVALID, "the manifest is not a JSON object");
     if (format == NULL || strcmp(format, BACKUP_FORMAT) != 0)
-        return fail(err, errlen, ERR_INVALID, "the manifest's format is not " BACKUP_FORMAT);
+        return put_err(err, errlen, ERR_INVALID, "the manifest's format is not " BACKUP_FORMAT);
     if (!json_is_object(dump) || !json_is_integer(json_object_get(dump, "size")) ||
         !hex64(json_string_value(json_object_get(dump, "sha256"))))
-        return fail(err, errlen, ERR_INVALID, "the manifest does not describe the dump (size, sha256)");
+        return put_err(err, errlen, ERR_INVALID, "the manifest does not describe the dump (size, sha256)");
     if ((uint64_t)json_integer_value(json_object_get(dump, "size")) != dump_size)
-        return fail(err, errlen, ERR_INVALID,
-                    "the dump holds %" PRIu64 " bytes but the manifest says %" JSON_INTEGER_FORMAT
-                    ": the file was cut short or altered",
-                    dump_size, json_integer_value(json_object_get(dump, "size")));
+        return put_err(err, errlen, ERR_INVALID,
+                       "the dump holds %" PRIu64 " bytes but the manifest says %" JSON_INTEGER_FORMAT
+                       ": the file was cut short or altered",
+                       dump_size, json_integer_value(json_object_get(dump, "size")));
     if (!json_is_object(tables))
-        return fail(err, errlen, ERR_INVALID, "the manifest has no table counts");
+        return put_err(err, errlen, ERR_INVALID, "the manifest has no table counts");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)tables, k, v)
     {
         if (!json_is_integer(v) || json_integer_value(v) < 0)
-            return fail(err, errlen, ERR_INVALID, "the manifest's count for table %.100s is not a count", k);
+            return put_err(err, errlen, ERR_INVALID, "the manifest's count for table %.100s is not a count", k);
     }
     if (!json_is_string(json_object_get(m, "schema_version")) || !json_is_string(json_object_get(m, "owner")) ||
         !json_is_array(json_object_get(m, "roles")) || !json_is_string(json_object_get(m, "created_at")))
-        return fail(err, errlen, ERR_INVALID, "the manifest lacks schema_version, owner, roles or created_at");
+        return put_err(err, errlen, ERR_INVALID, "the manifest lacks schema_version, owner, roles or created_at");
     return 0;
 }
 
@@ -790,47 +790,48 @@ int backup_open(const char *path, backup_file_t *f, char *err, size_t errlen)
     memset(f, 0, sizeof(*f));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, errno == ENOENT ? ERR_NOT_FOUND : ERR_INVALID, "cannot open %s: %s", path,
-                    strerror(errno));
+        return put_err(err, errlen, errno == ENOENT ? ERR_NOT_FOUND : ERR_INVALID, "cannot open %s: %s", path,
+                       strerror(errno));
     struct stat st;
     char hdr[512], name[101];
     uint64_t size, off;
     char *text = NULL;
     int r;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        r = fail(err, errlen, ERR_INVALID, "%s is not a regular file", path);
+        r = put_err(err, errlen, ERR_INVALID, "%s is not a regular file", path);
         goto Exit;
     }
     f->file_size = (uint64_t)st.st_size;
     if (f->file_size < 512 * 4 || pread_all(fd, hdr, 512, 0) != 0 || backup_tar_parse(hdr, name, &size) != 1 ||
         strcmp(name, BACKUP_DUMP_MEMBER) != 0) {
-        r = fail(err, errlen, ERR_INVALID, "this is not a Clientele backup (no " BACKUP_DUMP_MEMBER " at its start)");
+        r = put_err(err, errlen, ERR_INVALID,
+                    "this is not a Clientele backup (no " BACKUP_DUMP_MEMBER " at its start)");
         goto Exit;
     }
     f->dump_offset = 512;
     f->dump_size = size;
     off = 512 + round512(size);
     if (off + 512 > f->file_size || pread_all(fd, hdr, 512, off) != 0) {
-        r = fail(err, errlen, ERR_INVALID, "the file ends inside the dump: it was cut short");
+        r = put_err(err, errlen, ERR_INVALID, "the file ends inside the dump: it was cut short");
         goto Exit;
     }
     if (backup_tar_parse(hdr, name, &size) != 1 || strcmp(name, BACKUP_MANIFEST_MEMBER) != 0) {
-        r = fail(err, errlen, ERR_INVALID, "no " BACKUP_MANIFEST_MEMBER " after the dump: the file was altered");
+        r = put_err(err, errlen, ERR_INVALID, "no " BACKUP_MANIFEST_MEMBER " after the dump: the file was altered");
         goto Exit;
     }
     if (size > BACKUP_MANIFEST_MAX) {
-        r = fail(err, errlen, ERR_INVALID, "the manifest is larger than %d bytes", BACKUP_MANIFEST_MAX);
+        r = put_err(err, errlen, ERR_INVALID, "the manifest is larger than %d bytes", BACKUP_MANIFEST_MAX);
         goto Exit;
     }
     off += 512;
     if (off + round512(size) + 1024 > f->file_size) {
-        r = fail(err, errlen, ERR_INVALID, "the file ends before the end of the archive: it was cut short");
+        r = put_err(err, errlen, ERR_INVALID, "the file ends before the end of the archive: it was cut short");
         goto Exit;
     }
     if ((text = malloc(size + 1)) == NULL)
         abort();
     if (pread_all(fd, text, size, off) != 0) {
-        r = fail(err, errlen, ERR_INVALID, "cannot read the manifest: %s", strerror(errno));
+        r = put_err(err, errlen, ERR_INVALID, "cannot read the manifest: %s", strerror(errno));
         goto Exit;
     }
     /* Nothing but zeros from the end of the manifest on (padding and the end of the archive). */
@@ -838,12 +839,12 @@ int backup_open(const char *path, backup_file_t *f, char *err, size_t errlen)
         char zb[4096];
         size_t n = f->file_size - z < sizeof(zb) ? (size_t)(f->file_size - z) : sizeof(zb);
         if (pread_all(fd, zb, n, z) != 0) {
-            r = fail(err, errlen, ERR_INVALID, "cannot read the end of the archive");
+            r = put_err(err, errlen, ERR_INVALID, "cannot read the end of the archive");
             goto Exit;
         }
         for (size_t i = 0; i < n; i++)
             if (zb[i] != 0) {
-                r = fail(err, errlen, ERR_INVALID, "the file holds data after the manifest: it was altered");
+                r = put_err(err, errlen, ERR_INVALID, "the file holds data after the manifest: it was altered");
                 goto Exit;
             }
         z += n;
@@ -851,7 +852,7 @@ int backup_open(const char *path, backup_file_t *f, char *err, size_t errlen)
     json_error_t jerr;
     f->manifest = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
     if (f->manifest == NULL) {
-        r = fail(err, errlen, ERR_INVALID, "the manifest is not valid JSON (%s): the file was altered", jerr.text);
+        r = put_err(err, errlen, ERR_INVALID, "the manifest is not valid JSON (%s): the file was altered", jerr.text);
         goto Exit;
     }
     r = manifest_ok(f->manifest, f->dump_size, err, errlen);
@@ -866,12 +867,11 @@ Exit:
     return r;
 }
 
-int backup_check_sha(const char *path, const backup_file_t *f, backup_tick_fn tick, void *arg, char *err,
-                     size_t errlen)
+int backup_check_sha(const char *path, const backup_file_t *f, backup_tick_fn tick, void *arg, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
+        return put_err(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     char *buf = malloc(CHUNK);
     if (md == NULL || buf == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
@@ -881,7 +881,7 @@ int backup_check_sha(const char *path, const backup_file_t *f, backup_tick_fn ti
     for (uint64_t done = 0; done < f->dump_size && r == 0;) {
         size_t n = f->dump_size - done < CHUNK ? (size_t)(f->dump_size - done) : CHUNK;
         if (pread_all(fd, buf, n, f->dump_offset + done) != 0) {
-            r = fail(err, errlen, ERR_INVALID, "cannot read the dump: the file was cut short");
+            r = put_err(err, errlen, ERR_INVALID, "cannot read the dump: the file was cut short");
             break;
         }
         EVP_DigestUpdate(md, buf, n);
@@ -903,9 +903,9 @@ int backup_check_sha(const char *path, const backup_file_t *f, backup_tick_fn ti
     to_hex(d, 32, hex);
     const char *want = json_string_value(json_object_get(json_object_get(f->manifest, "dump"), "sha256"));
     if (want == NULL || strcmp(hex, want) != 0)
-        return fail(err, errlen, ERR_INVALID,
-                    "the dump's SHA-256 is %s but the manifest says %s: the file is damaged or was altered", hex,
-                    want != NULL ? want : "nothing");
+        return put_err(err, errlen, ERR_INVALID,
+                       "the dump's SHA-256 is %s but the manifest says %s: the file is damaged or was altered", hex,
+                       want != NULL ? want : "nothing");
     return 0;
 }
 
@@ -922,7 +922,7 @@ int backup_verify(const char *path, backup_file_t *f, backup_tick_fn tick, void 
         return r;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
+        return put_err(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
     char *argv[] = {"pg_restore", "--data-only", "--file=-", NULL};
     child_t c;
     backup_counter_t counter;
@@ -931,7 +931,7 @@ int backup_verify(const char *path, backup_file_t *f, backup_tick_fn tick, void 
         r = child_run(&c, fd, f->dump_offset, f->dump_size, counter_sink, &counter, tick, arg, err, errlen);
     close(fd);
     if (r == 0 && backup_counter_finish(&counter) != 0)
-        r = fail(err, errlen, ERR_INVALID, "pg_restore's output is not what a dump gives: %s", counter.error);
+        r = put_err(err, errlen, ERR_INVALID, "pg_restore's output is not what a dump gives: %s", counter.error);
     const json_t *want = json_object_get(f->manifest, "tables");
     const char *k;
     json_t *v;
@@ -940,15 +940,15 @@ int backup_verify(const char *path, backup_file_t *f, backup_tick_fn tick, void 
         {
             json_t *got = json_object_get(counter.counts, k);
             if (got == NULL) {
-                r = fail(err, errlen, ERR_INVALID, "the dump holds no data for table %.200s, which the manifest lists",
-                         k);
+                r = put_err(err, errlen, ERR_INVALID,
+                            "the dump holds no data for table %.200s, which the manifest lists", k);
                 break;
             }
             if (json_integer_value(got) != json_integer_value(v)) {
-                r = fail(err, errlen, ERR_INVALID,
-                         "table %.200s holds %" JSON_INTEGER_FORMAT " rows in the dump but %" JSON_INTEGER_FORMAT
-                         " in the manifest",
-                         k, json_integer_value(got), json_integer_value(v));
+                r = put_err(err, errlen, ERR_INVALID,
+                            "table %.200s holds %" JSON_INTEGER_FORMAT " rows in the dump but %" JSON_INTEGER_FORMAT
+                            " in the manifest",
+                            k, json_integer_value(got), json_integer_value(v));
                 break;
             }
         }
@@ -957,7 +957,8 @@ int backup_verify(const char *path, backup_file_t *f, backup_tick_fn tick, void 
         json_object_foreach(counter.counts, k, v)
         {
             if (json_object_get(want, k) == NULL) {
-                r = fail(err, errlen, ERR_INVALID, "the dump holds table %.200s, which the manifest does not list", k);
+                r = put_err(err, errlen, ERR_INVALID, "the dump holds table %.200s, which the manifest does not list",
+                            k);
                 break;
             }
         }
@@ -971,8 +972,8 @@ static int no_sink(void *arg, const char *data, size_t len)
     return 0;
 }
 
-int backup_load(const char *path, const backup_file_t *f, const char *conninfo, const char *dbname,
-                backup_tick_fn tick, void *arg, char *err, size_t errlen)
+int backup_load(const char *path, const backup_file_t *f, const char *conninfo, const char *dbname, backup_tick_fn tick,
+                void *arg, char *err, size_t errlen)
 {
     conn_args_t ca;
     int r = conn_args(conninfo, dbname, &ca, err, errlen);
@@ -981,7 +982,7 @@ int backup_load(const char *path, const backup_file_t *f, const char *conninfo, 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         conn_args_free(&ca);
-        return fail(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
+        return put_err(err, errlen, ERR_INVALID, "cannot open %s: %s", path, strerror(errno));
     }
     size_t dl = strlen(ca.connstr) + 16;
     char *dbarg = malloc(dl);
@@ -1041,7 +1042,7 @@ json_t *backup_list(const char *dir, char *err, size_t errlen)
     char **names;
     size_t n;
     if (scan(dir, &names, &n) != 0) {
-        fail(err, errlen, ERR_INTERNAL, "cannot read the backup directory %s: %s", dir, strerror(errno));
+        put_err(err, errlen, ERR_INTERNAL, "cannot read the backup directory %s: %s", dir, strerror(errno));
         return NULL;
     }
     json_t *list = json_array();
@@ -1141,20 +1142,20 @@ static int exec_tick(PGconn *c, const char *sql, PGresult **out, backup_tick_fn 
 {
     *out = NULL;
     if (!PQsendQuery(c, sql))
-        return fail(err, errlen, ERR_UNAVAILABLE, "the database connection failed: %s", PQerrorMessage(c));
+        return put_err(err, errlen, ERR_UNAVAILABLE, "the database connection failed: %s", PQerrorMessage(c));
     PGresult *keep = NULL;
     int r = 0;
     for (;;) {
         while (PQisBusy(c)) {
             struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
             if (poll(&p, 1, TICK_MS) < 0 && errno != EINTR) {
-                r = fail(err, errlen, ERR_INTERNAL, "poll: %s", strerror(errno));
+                r = put_err(err, errlen, ERR_INTERNAL, "poll: %s", strerror(errno));
                 break;
             }
             if (tick != NULL && (r = tick(arg, 0)) != 0)
                 break;
             if (!PQconsumeInput(c)) {
-                r = fail(err, errlen, ERR_UNAVAILABLE, "the database connection was lost: %s", PQerrorMessage(c));
+                r = put_err(err, errlen, ERR_UNAVAILABLE, "the database connection was lost: %s", PQerrorMessage(c));
                 break;
             }
         }
@@ -1174,8 +1175,8 @@ static int exec_tick(PGconn *c, const char *sql, PGresult **out, backup_tick_fn 
     }
     ExecStatusType st = PQresultStatus(keep);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        r = fail(err, errlen, ERR_INTERNAL, "the database refused a statement of the backup: %s",
-                 keep != NULL ? PQresultErrorField(keep, PG_DIAG_MESSAGE_PRIMARY) : PQerrorMessage(c));
+        r = put_err(err, errlen, ERR_INTERNAL, "the database refused a statement of the backup: %s",
+                    keep != NULL ? PQresultErrorField(keep, PG_DIAG_MESSAGE_PRIMARY) : PQerrorMessage(c));
         PQclear(keep);
         return r;
     }
@@ -1243,11 +1244,11 @@ static int space_check(const char *dir, char *err, size_t errlen)
     uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
     if (backup_space_ok(avail, size))
         return 0;
-    return fail(err, errlen, ERR_INVALID,
-                "not enough free space for a backup in %s: %s free, but the last backup (%s) took %s and a new one"
-                " needs at least %s (%.1f times that); free some space or keep fewer backups",
-                dir, human(avail, a), last, human(size, b), human((uint64_t)((double)size * BACKUP_SPACE_FACTOR), c),
-                BACKUP_SPACE_FACTOR);
+    return put_err(err, errlen, ERR_INVALID,
+                   "not enough free space for a backup in %s: %s free, but the last backup (%s) took %s and a new one"
+                   " needs at least %s (%.1f times that); free some space or keep fewer backups",
+                   dir, human(avail, a), last, human(size, b), human((uint64_t)((double)size * BACKUP_SPACE_FACTOR), c),
+                   BACKUP_SPACE_FACTOR);
 }
 
 static PGconn *connect_session(const backup_conf_t *conf, char *err, size_t errlen)
@@ -1264,15 +1265,14 @@ static PGconn *connect_session(const backup_conf_t *conf, char *err, size_t errl
         snprintf(msg, sizeof(msg), "%s", c != NULL ? PQerrorMessage(c) : "out of memory");
         msg[strcspn(msg, "\n")] = '\0';
         PQfinish(c);
-        fail(err, errlen, ERR_UNAVAILABLE, "cannot connect to the database: %s", msg);
+        put_err(err, errlen, ERR_UNAVAILABLE, "cannot connect to the database: %s", msg);
         return NULL;
     }
     return c;
 }
 
 /* Counts each table's rows in the snapshot: {"schema.table": rows}; the total into *rows. */
-static int count_tables(PGconn *c, const backup_conf_t *conf, json_t *tables, int64_t *rows, char *err,
-                        size_t errlen)
+static int count_tables(PGconn *c, const backup_conf_t *conf, json_t *tables, int64_t *rows, char *err, size_t errlen)
 {
     PGresult *list;
     int r = exec_tick(c, SQL_TABLES, &list, conf->tick, conf->arg, err, errlen);
@@ -1316,7 +1316,7 @@ int backup_create(const backup_conf_t *conf, backup_result_t *out, char *err, si
     writer_t w = {.fd = -1};
 
     if (make_dir(conf->dir) != 0) {
-        r = fail(err, errlen, ERR_INTERNAL, "cannot create the backup directory %s: %s", conf->dir, strerror(errno));
+        r = put_err(err, errlen, ERR_INTERNAL, "cannot create the backup directory %s: %s", conf->dir, strerror(errno));
         goto Exit;
     }
     if ((r = space_check(conf->dir, err, errlen)) != 0 || (r = conn_args(conf->conninfo, NULL, &ca, err, errlen)) != 0)
@@ -1332,8 +1332,8 @@ int backup_create(const backup_conf_t *conf, backup_result_t *out, char *err, si
     }
     snprintf(partial, sizeof(partial), "%s/.%s" PARTIAL_SUFFIX, conf->dir, out->name);
     if ((fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640)) < 0) {
-        r = fail(err, errlen, errno == EEXIST ? ERR_CONFLICT : ERR_INTERNAL, "cannot create %s: %s", partial,
-                 strerror(errno));
+        r = put_err(err, errlen, errno == EEXIST ? ERR_CONFLICT : ERR_INTERNAL, "cannot create %s: %s", partial,
+                    strerror(errno));
         partial[0] = '\0'; /* not ours to remove */
         goto Exit;
     }
@@ -1382,7 +1382,7 @@ int backup_create(const backup_conf_t *conf, backup_result_t *out, char *err, si
     /* The dump member's header is written over once its size is known. */
     char hdr[512] = {0};
     if (write_all(fd, hdr, sizeof(hdr)) != 0) {
-        r = fail(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial, strerror(errno));
+        r = put_err(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial, strerror(errno));
         goto Exit;
     }
     w.fd = fd;
@@ -1393,8 +1393,8 @@ int backup_create(const backup_conf_t *conf, backup_result_t *out, char *err, si
         goto Exit;
     r = child_run(&child, -1, 0, 0, dump_sink, &w, conf->tick, conf->arg, err, errlen);
     if (r == ERR_INTERNAL && w.werr != 0)
-        r = fail(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial,
-                 w.werr == ENOSPC ? "the disk is full" : strerror(w.werr));
+        r = put_err(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial,
+                    w.werr == ENOSPC ? "the disk is full" : strerror(w.werr));
     if (r != 0)
         goto Exit;
     /* The snapshot has served its purpose. */
@@ -1411,35 +1411,35 @@ int backup_create(const backup_conf_t *conf, backup_result_t *out, char *err, si
     size_t pad = (size_t)(round512(w.bytes) - w.bytes);
     backup_tar_header(hdr, BACKUP_DUMP_MEMBER, w.bytes, now);
     if (write_all(fd, zeros, pad) != 0 || pwrite(fd, hdr, 512, 0) != 512) {
-        r = fail(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial, strerror(errno));
+        r = put_err(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial, strerror(errno));
         goto Exit;
     }
 
     json_error_t jerr;
     json_t *role_list = json_loads(PQgetvalue(roles, 0, 0), 0, &jerr);
-    manifest = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:{s:s, s:s, s:I, s:s}, s:O, s:I, s:[ss]}",
-                         "format", BACKUP_FORMAT, "created_at", PQgetvalue(info, 0, 3), "database",
-                         PQgetvalue(info, 0, 1), "server_version", PQgetvalue(info, 0, 2), "schema_version",
-                         PQgetvalue(info, 0, 4), "migrations", (json_int_t)strtoll(PQgetvalue(info, 0, 5), NULL, 10),
-                         "owner", PQgetvalue(info, 0, 6), "roles", role_list != NULL ? role_list : json_array(),
-                         "dump", "name", BACKUP_DUMP_MEMBER, "format", "pg_dump custom", "size", (json_int_t)w.bytes,
-                         "sha256", out->sha256, "tables", tables, "rows", (json_int_t)out->rows, "excluded",
-                         EXCLUDED_PATTERNS[0], EXCLUDED_PATTERNS[1]);
+    manifest =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:{s:s, s:s, s:I, s:s}, s:O, s:I, s:[ss]}", "format",
+                  BACKUP_FORMAT, "created_at", PQgetvalue(info, 0, 3), "database", PQgetvalue(info, 0, 1),
+                  "server_version", PQgetvalue(info, 0, 2), "schema_version", PQgetvalue(info, 0, 4), "migrations",
+                  (json_int_t)strtoll(PQgetvalue(info, 0, 5), NULL, 10), "owner", PQgetvalue(info, 0, 6), "roles",
+                  role_list != NULL ? role_list : json_array(), "dump", "name", BACKUP_DUMP_MEMBER, "format",
+                  "pg_dump custom", "size", (json_int_t)w.bytes, "sha256", out->sha256, "tables", tables, "rows",
+                  (json_int_t)out->rows, "excluded", EXCLUDED_PATTERNS[0], EXCLUDED_PATTERNS[1]);
     if (manifest == NULL || (text = json_dumps(manifest, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL)
         abort();
     size_t tl = strlen(text) + 1; /* and a line break */
     backup_tar_header(hdr, BACKUP_MANIFEST_MEMBER, tl, now);
     if (write_all(fd, hdr, 512) != 0 || write_all(fd, text, tl - 1) != 0 || write_all(fd, "\n", 1) != 0 ||
         write_all(fd, zeros, (size_t)(round512(tl) - tl)) != 0 || write_all(fd, zeros, 1024) != 0 || fsync(fd) != 0) {
-        r = fail(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial,
-                 errno == ENOSPC ? "the disk is full" : strerror(errno));
+        r = put_err(err, errlen, ERR_INTERNAL, "cannot write %s: %s", partial,
+                    errno == ENOSPC ? "the disk is full" : strerror(errno));
         goto Exit;
     }
     close(fd);
     fd = -1;
     if (link(partial, out->path) != 0) {
-        r = fail(err, errlen, errno == EEXIST ? ERR_CONFLICT : ERR_INTERNAL, "cannot create %s: %s", out->path,
-                 strerror(errno));
+        r = put_err(err, errlen, errno == EEXIST ? ERR_CONFLICT : ERR_INTERNAL, "cannot create %s: %s", out->path,
+                    strerror(errno));
         goto Exit;
     }
     unlink(partial);

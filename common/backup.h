@@ -43,7 +43,7 @@
 #define BACKUP_FORMAT "clientele-backup/1"
 #define BACKUP_DUMP_MEMBER "clientele.dump"
 #define BACKUP_MANIFEST_MEMBER "manifest.json"
-#define BACKUP_NAME_SIZE 33          /* "clientele-YYYYMMDD-HHMMSS.backup" and a NUL */
+#define BACKUP_NAME_SIZE 33           /* "clientele-YYYYMMDD-HHMMSS.backup" and a NUL */
 #define BACKUP_MANIFEST_MAX (4 << 20) /* the largest manifest read back */
 #define BACKUP_LIST_MAX 1000          /* the most files backup_list() describes */
 #define BACKUP_SPACE_FACTOR 1.2       /* free space needed, as a multiple of the last backup's size */
@@ -67,7 +67,7 @@ typedef struct st_backup_conf_t {
 typedef struct st_backup_result_t {
     char name[BACKUP_NAME_SIZE];
     char path[4200];
-    uint64_t size;  /* of the file */
+    uint64_t size;   /* of the file */
     char sha256[65]; /* of the dump member, lower-case hex */
     int64_t tables, rows;
     json_t *removed; /* names of the older files removed, newest first (owned: json_decref) */
@@ -115,8 +115,8 @@ int backup_verify(const char *path, backup_file_t *f, backup_tick_fn tick, void 
  * the dump member. Call backup_check_sha() first. On failure err holds what
  * pg_restore said last.
  */
-int backup_load(const char *path, const backup_file_t *f, const char *conninfo, const char *dbname,
-                backup_tick_fn tick, void *arg, char *err, size_t errlen);
+int backup_load(const char *path, const backup_file_t *f, const char *conninfo, const char *dbname, backup_tick_fn tick,
+                void *arg, char *err, size_t errlen);
 
 /*
  * The backups of dir, newest first, at most BACKUP_LIST_MAX: an array of

@@ -37,6 +37,7 @@ if [ -x scripts/demo.sh ]; then
 fi
 api_url=$CLIENTELE_DATABASE_URL
 worker_url=$CLIENTELE_DATABASE_URL
+roles_note=""
 if [ -z "$own_url" ]; then
     [ -s "$STACK_DIR/db_password" ] || head -c 24 /dev/urandom | base64 | tr -d '\n/+=' >"$STACK_DIR/db_password"
     chmod 600 "$STACK_DIR/db_password"
@@ -44,6 +45,9 @@ if [ -z "$own_url" ]; then
     for role in clientele_api clientele_worker; do
         printf '%s\n' "$db_password" | build/clientele-admin role-password "$role" >/dev/null
     done
+    roles_note="
+              (the owner; the API and the worker log in as clientele_api and clientele_worker,
+              their password in $STACK_DIR/db_password)"
     api_url="postgresql://clientele_api:$db_password@127.0.0.1:$STACK_PG_PORT/clientele"
     worker_url="postgresql://clientele_worker:$db_password@127.0.0.1:$STACK_PG_PORT/clientele"
 fi
@@ -71,8 +75,7 @@ done
 cat <<MSG
 
   Clientele is running at http://$CLIENTELE_LISTEN   (spec: http://$CLIENTELE_LISTEN/openapi.yaml)
-  PostgreSQL: $CLIENTELE_DATABASE_URL (the owner; the API and the worker log in as
-              clientele_api and clientele_worker, password in $STACK_DIR/db_password)
+  PostgreSQL: $CLIENTELE_DATABASE_URL$roles_note
   Backups:    $CLIENTELE_BACKUP_DIR (build/clientele-admin backup|verify|restore)
   Redis:      $CLIENTELE_REDIS_URL
   Press Ctrl-C to stop everything.

@@ -72,9 +72,9 @@ int wk_backup_job_run(wk_job_ctx_t *ctx, const json_t *params)
         log_msg(LOG_INFO, "run %" PRId64 ": removed %s/%s (CLIENTELE_BACKUP_KEEP is %d)", wk_job_run_id(ctx),
                 jc->backup_dir, json_string_value(name), jc->backup_keep);
     }
-    json_t *stats = json_pack("{s:s, s:I, s:s, s:I, s:I, s:o}", "file", res.name, "size", (json_int_t)res.size,
-                              "sha256", res.sha256, "tables", (json_int_t)res.tables, "rows", (json_int_t)res.rows,
-                              "removed", res.removed);
+    json_t *stats =
+        json_pack("{s:s, s:I, s:s, s:I, s:I, s:o}", "file", res.name, "size", (json_int_t)res.size, "sha256",
+                  res.sha256, "tables", (json_int_t)res.tables, "rows", (json_int_t)res.rows, "removed", res.removed);
     if (stats == NULL)
         abort();
     static const wk_job_step_t no_steps[] = {{.sql = NULL}};

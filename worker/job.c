@@ -114,7 +114,7 @@ struct st_wk_job_t {
     char *conninfo;
     char *name;
     int claim_idle_ms;
-    char *role;       /* "" for the login role */
+    char *role; /* "" for the login role */
     char *backup_dir;
     wk_job_config_t conf; /* the same, as the kinds see it */
     /* hand-over, under mutex */

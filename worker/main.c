@@ -73,7 +73,8 @@ int main(int argc, char **argv)
     /* Every zone, read before the loop runs: schedules may name any of them. */
     tzdb_t *tzdb = tzdb_open(NULL);
     if (tzdb_get(tzdb, cfg.timezone) == NULL) {
-        fprintf(stderr, "clientele-worker: CLIENTELE_TIMEZONE: no zone \"%s\" in the system's zoneinfo\n", cfg.timezone);
+        fprintf(stderr, "clientele-worker: CLIENTELE_TIMEZONE: no zone \"%s\" in the system's zoneinfo\n",
+                cfg.timezone);
         tzdb_close(tzdb);
         cfg_free(&cfg);
         return 2;

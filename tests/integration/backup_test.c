@@ -80,8 +80,8 @@ static admin_out_t *admin(const char *const *env, const char *const *args)
     const char *stack = getenv("STACK_DIR") != NULL ? getenv("STACK_DIR") : ".test";
     const char *outp = fmt("%s/logs/backup-admin-%d.out", stack, (int)getpid());
     const char *errp = fmt("%s/logs/backup-admin-%d.err", stack, (int)getpid());
-    const char *bin = fmt("%s/clientele-admin", getenv("CLIENTELE_TEST_BUILD") != NULL ? getenv("CLIENTELE_TEST_BUILD")
-                                                                                         : "build/asan");
+    const char *bin = fmt("%s/clientele-admin",
+                          getenv("CLIENTELE_TEST_BUILD") != NULL ? getenv("CLIENTELE_TEST_BUILD") : "build/asan");
     const char *argv[16] = {"clientele-admin"};
     int n = 1;
     for (const char *const *a = args; *a != NULL && n < 15; a++)
@@ -348,8 +348,8 @@ START_TEST(restore_drill)
     {
         json_t *n = json_object_get(json_object_get(manifest, "tables"), k);
         ck_assert_msg(n != NULL, "the manifest lacks %s", k);
-        long long want = atoll(json_string_value(v)) + (strcmp(k, "public.analytics_runs") == 0 ||
-                                                        strcmp(k, "public.outbox") == 0);
+        long long want =
+            atoll(json_string_value(v)) + (strcmp(k, "public.analytics_runs") == 0 || strcmp(k, "public.outbox") == 0);
         ck_assert_msg(want == json_integer_value(n), "%s: %lld rows, the manifest says %lld", k, want,
                       (long long)json_integer_value(n));
     }
@@ -378,8 +378,8 @@ START_TEST(restore_drill)
             ck_assert_int_eq(rows_in(restored, "public.analytics_runs"), rows_in(before, "public.analytics_runs") + 1);
             ck_assert_int_eq(rows_in(restored, "public.outbox"), rows_in(before, "public.outbox") + 1);
             char status[32];
-            th_sql_value(url_of(target), fmt("SELECT status || ' ' || worker FROM analytics_runs WHERE id = %lld",
-                                             jint(run, "id")),
+            th_sql_value(url_of(target),
+                         fmt("SELECT status || ' ' || worker FROM analytics_runs WHERE id = %lld", jint(run, "id")),
                          status, sizeof(status));
             ck_assert_str_eq(status, "running drill");
         }
@@ -463,13 +463,14 @@ START_TEST(only_backup_admins)
     expect_problem(call_as(-1, "GET", "/v1/admin/backups", NULL, NULL, NULL, NULL), 401, "unauthenticated");
     expect_problem(call_as(-1, "POST", "/v1/admin/backups", NULL, NULL, NULL, NULL), 401, "unauthenticated");
     expect_problem(http_get(ADMIN, "/v1/admin/backups?limit=5"), 400, "bad-request");
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND requested_by <> %lld",
-                            users[ADMIN].id),
-                     0);
+    ck_assert_int_eq(
+        sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND requested_by <> %lld", users[ADMIN].id),
+        0);
 
     /* A role given the module gets it; scope team is not enough (backups belong to nobody). */
-    ck_assert_int_eq(th_sql(db_url, "UPDATE roles SET permissions = permissions || "
-                                    "'{\"backups\": {\"read\": \"team\", \"create\": \"team\"}}' WHERE name = 'director'"),
+    ck_assert_int_eq(th_sql(db_url,
+                            "UPDATE roles SET permissions = permissions || "
+                            "'{\"backups\": {\"read\": \"team\", \"create\": \"team\"}}' WHERE name = 'director'"),
                      0);
     expect_problem(http_get(DIRECTOR, "/v1/admin/backups"), 403, "forbidden");
     ck_assert_int_eq(th_sql(db_url, "UPDATE roles SET permissions = permissions || "
@@ -477,7 +478,8 @@ START_TEST(only_backup_admins)
                      0);
     expect_status(http_get(DIRECTOR, "/v1/admin/backups"), 200);
     expect_problem(call_as(DIRECTOR, "POST", "/v1/admin/backups", NULL, NULL, NULL, NULL), 403, "forbidden");
-    ck_assert_int_eq(th_sql(db_url, "UPDATE roles SET permissions = permissions - 'backups' WHERE name = 'director'"), 0);
+    ck_assert_int_eq(th_sql(db_url, "UPDATE roles SET permissions = permissions - 'backups' WHERE name = 'director'"),
+                     0);
 }
 END_TEST
 
@@ -548,26 +550,31 @@ START_TEST(daily_backup_once_with_two_workers)
 
     /* The day comes (twice): one backup per due time, whichever worker leads. */
     for (int day = 0; day < 2; day++) {
-        long long before = sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL");
+        long long before =
+            sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL");
         ck_assert_int_eq(th_sql(db_url, "UPDATE analytics_schedules SET next_run_at = date_trunc('second', now())"
                                         " - interval '1 second' WHERE kind = 'backup'"),
                          0);
         until = th_now_ms() + 20000;
-        while (sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL") == before &&
+        while (sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL") ==
+                   before &&
                th_now_ms() < until)
             usleep(100 * 1000);
         long long id = sql_ll("SELECT max(id) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL");
         ck_assert_str_eq(wait_run(id, 60000), "succeeded");
         sleep(3); /* several scheduler passes of both workers */
-        ck_assert_int_eq(sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL"),
-                         before + 1);
-        ck_assert_int_eq(sql_ll("SELECT count(*) FROM analytics_runs r JOIN analytics_schedules s ON s.id = r.schedule_id"
-                                " WHERE r.id = %lld AND r.requested_by IS NULL AND s.last_run_id = r.id"
-                                " AND s.next_run_at > now()",
-                                id),
-                         1);
+        ck_assert_int_eq(
+            sql_ll("SELECT count(*) FROM analytics_runs WHERE kind = 'backup' AND schedule_id IS NOT NULL"),
+            before + 1);
+        ck_assert_int_eq(
+            sql_ll("SELECT count(*) FROM analytics_runs r JOIN analytics_schedules s ON s.id = r.schedule_id"
+                   " WHERE r.id = %lld AND r.requested_by IS NULL AND s.last_run_id = r.id"
+                   " AND s.next_run_at > now()",
+                   id),
+            1);
         char file[64];
-        th_sql_value(db_url, fmt("SELECT stats ->> 'file' FROM analytics_runs WHERE id = %lld", id), file, sizeof(file));
+        th_sql_value(db_url, fmt("SELECT stats ->> 'file' FROM analytics_runs WHERE id = %lld", id), file,
+                     sizeof(file));
         ck_assert_ptr_nonnull(listed(file));
     }
     crew_stop_worker(&a);

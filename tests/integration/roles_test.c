@@ -56,11 +56,11 @@ static const char *try_sql(PGconn *c, const char *sql)
     PQclear(PQexec(c, "BEGIN"));
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
-    const char *state = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK
-                            ? ""
-                            : fmt("%s", PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL
-                                            ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
-                                            : "?");
+    const char *state =
+        st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK
+            ? ""
+            : fmt("%s",
+                  PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "?");
     PQclear(r);
     PQclear(PQexec(c, "ROLLBACK"));
     return state;
@@ -130,8 +130,9 @@ START_TEST(api_role_holds_only_what_the_api_uses)
                      " VALUES (1, 1, 'x', 'y')");
     expect_denied(c, "UPDATE changes SET op = 'delete'");
     /* Nothing to truncate, drop or create; no catalogue of passwords; no owner to become. */
-    static const char *const tables[] = {"customers", "orders", "contacts", "users", "record_history", "changes",
-                                         "analytics_runs", "outbox", "schema_migrations", NULL};
+    static const char *const tables[] = {"customers",         "orders",  "contacts",       "users",
+                                         "record_history",    "changes", "analytics_runs", "outbox",
+                                         "schema_migrations", NULL};
     for (const char *const *t = tables; *t != NULL; t++) {
         expect_denied(c, fmt("TRUNCATE %s CASCADE", *t));
         expect_denied(c, fmt("DROP TABLE %s CASCADE", *t));
@@ -223,8 +224,9 @@ START_TEST(processes_act_as_their_roles)
     char owner[64], acl[1024], acl_after[1024];
     th_sql_value(db_url, "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'customer_analytics'::regclass",
                  owner, sizeof(owner));
-    th_sql_value(db_url, "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(relacl) a ORDER BY 1), ',')"
-                         " FROM pg_class WHERE oid = 'customer_analytics'::regclass",
+    th_sql_value(db_url,
+                 "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(relacl) a ORDER BY 1), ',')"
+                 " FROM pg_class WHERE oid = 'customer_analytics'::regclass",
                  acl, sizeof(acl));
     long long oid = sql_ll("SELECT 'customer_analytics'::regclass::oid::bigint");
 
@@ -234,7 +236,8 @@ START_TEST(processes_act_as_their_roles)
     expect_status(r, 202);
     long long id = jint(r->json, "id");
     long long until = th_now_ms() + 60000;
-    while (sql_ll("SELECT count(*) FROM analytics_runs WHERE id = %lld AND status IN ('succeeded', 'failed')", id) == 0 &&
+    while (sql_ll("SELECT count(*) FROM analytics_runs WHERE id = %lld AND status IN ('succeeded', 'failed')", id) ==
+               0 &&
            th_now_ms() < until)
         usleep(100 * 1000);
     char status[1024];
@@ -257,8 +260,9 @@ START_TEST(processes_act_as_their_roles)
     th_sql_value(db_url, "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'customer_analytics'::regclass",
                  owner_after, sizeof(owner_after));
     ck_assert_str_eq(owner_after, owner);
-    th_sql_value(db_url, "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(relacl) a ORDER BY 1), ',')"
-                         " FROM pg_class WHERE oid = 'customer_analytics'::regclass",
+    th_sql_value(db_url,
+                 "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(relacl) a ORDER BY 1), ',')"
+                 " FROM pg_class WHERE oid = 'customer_analytics'::regclass",
                  acl_after, sizeof(acl_after));
     ck_assert_str_eq(acl_after, acl);
     ck_assert_ptr_nonnull(strstr(acl, "clientele_api=r/"));

@@ -132,11 +132,21 @@ START_TEST(names)
     ck_assert(backup_name_ok("clientele-20240229-235959.backup"));
     static const char *const bad[] = {
         "clientele-20230229-000000.backup", /* not a leap year */
-        "clientele-20260132-000000.backup", "clientele-20261301-000000.backup", "clientele-20260101-240000.backup",
-        "clientele-20260101-006000.backup", "clientele-20260101-000060.backup", "clientele-2026011-000000.backup",
-        "clientele-20260101-000000.backup.partial", ".clientele-20260101-000000.backup", "clientele-20260101_000000.backup",
-        "Clientele-20260101-000000.backup", "clientele-2026010a-000000.backup", "clientele-19691231-235959.backup",
-        "clientele-20260101-000000.backuq", "", "x",
+        "clientele-20260132-000000.backup",
+        "clientele-20261301-000000.backup",
+        "clientele-20260101-240000.backup",
+        "clientele-20260101-006000.backup",
+        "clientele-20260101-000060.backup",
+        "clientele-2026011-000000.backup",
+        "clientele-20260101-000000.backup.partial",
+        ".clientele-20260101-000000.backup",
+        "clientele-20260101_000000.backup",
+        "Clientele-20260101-000000.backup",
+        "clientele-2026010a-000000.backup",
+        "clientele-19691231-235959.backup",
+        "clientele-20260101-000000.backuq",
+        "",
+        "x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!backup_name_ok(bad[i]), "%s was taken for a backup name", bad[i]);
@@ -157,8 +167,8 @@ END_TEST
 
 START_TEST(tar_round_trip)
 {
-    static const uint64_t sizes[] = {0, 1, 511, 512, 513, (UINT64_C(1) << 33) - 1, UINT64_C(1) << 33,
-                                     UINT64_C(123456789012345)};
+    static const uint64_t sizes[] = {
+        0, 1, 511, 512, 513, (UINT64_C(1) << 33) - 1, UINT64_C(1) << 33, UINT64_C(123456789012345)};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         char hdr[512], name[101];
         uint64_t size = 7;
@@ -194,7 +204,8 @@ START_TEST(tar_reads_our_archive)
     ck_assert_ptr_nonnull(fgets(out, sizeof(out), p));
     pclose(p);
     ck_assert_str_eq(out, BACKUP_DUMP_MEMBER " " BACKUP_MANIFEST_MEMBER " ");
-    snprintf(cmd, sizeof(cmd), "cd '%s' && tar xf clientele-20260131-020000.backup && sha256sum clientele.dump", tmpdir);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && tar xf clientele-20260131-020000.backup && sha256sum clientele.dump",
+             tmpdir);
     p = popen(cmd, "r");
     ck_assert_ptr_nonnull(fgets(out, sizeof(out), p));
     pclose(p);
@@ -375,9 +386,8 @@ START_TEST(list_describes_every_file)
     ck_assert_str_eq(json_string_value(json_object_get(older, "created_at")), "2026-01-31T02:00:00.000000Z");
     ck_assert_int_eq(json_integer_value(json_object_get(older, "size")),
                      file_size(path_in("clientele-20260131-020000.backup")));
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(older, "manifest"), "dump"),
-                                                       "sha256")),
-                     sha);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(json_object_get(older, "manifest"), "dump"), "sha256")), sha);
     ck_assert_ptr_null(json_object_get(older, "problem"));
     json_decref(list);
     remove_tmpdir();
@@ -386,14 +396,13 @@ END_TEST
 
 /* --- the COPY counter -------------------------------------------------------------------- */
 
-static const char RESTORE_OUTPUT[] =
-    "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n"
-    "COPY public.customers (id, name, notes) FROM stdin;\n"
-    "1\tAda\t\\N\n2\tBob\tline one\\nline two\n3\tCy\t\\\\.\n"
-    "\\.\n\n"
-    "COPY public.orders (id) FROM stdin;\n\\.\n\n"
-    "COPY \"Weird\".\"Table (x)\" (id) FROM stdin;\n7\n\\.\n\n"
-    "SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
+static const char RESTORE_OUTPUT[] = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n"
+                                     "COPY public.customers (id, name, notes) FROM stdin;\n"
+                                     "1\tAda\t\\N\n2\tBob\tline one\\nline two\n3\tCy\t\\\\.\n"
+                                     "\\.\n\n"
+                                     "COPY public.orders (id) FROM stdin;\n\\.\n\n"
+                                     "COPY \"Weird\".\"Table (x)\" (id) FROM stdin;\n7\n\\.\n\n"
+                                     "SELECT pg_catalog.setval('public.customers_id_seq', 3, true);\n";
 
 static void feed_in_pieces(backup_counter_t *c, const char *text, size_t piece)
 {
@@ -455,18 +464,16 @@ START_TEST(conn_args_keep_the_password_out)
 {
     conn_args_t a;
     char err[256];
-    ck_assert_int_eq(conn_args("postgresql://svc:s3cr%27t@db.example:5433/crm?sslmode=require", NULL, &a, err,
-                               sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        conn_args("postgresql://svc:s3cr%27t@db.example:5433/crm?sslmode=require", NULL, &a, err, sizeof(err)), 0);
     ck_assert_str_eq(a.password, "s3cr't");
     ck_assert_ptr_null(strstr(a.connstr, "s3cr"));
     ck_assert_ptr_nonnull(strstr(a.connstr, "user='svc'"));
     ck_assert_ptr_nonnull(strstr(a.connstr, "dbname='crm'"));
     ck_assert_ptr_nonnull(strstr(a.connstr, "sslmode='require'"));
     conn_args_free(&a);
-    ck_assert_int_eq(conn_args("host=h dbname=old application_name='it\\'s \\\\ here'", "new one", &a, err,
-                               sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        conn_args("host=h dbname=old application_name='it\\'s \\\\ here'", "new one", &a, err, sizeof(err)), 0);
     ck_assert_ptr_null(a.password);
     ck_assert_ptr_nonnull(strstr(a.connstr, "dbname='new one'"));
     ck_assert_ptr_null(strstr(a.connstr, "old"));

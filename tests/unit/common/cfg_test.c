@@ -529,12 +529,9 @@ END_TEST
 START_TEST(test_load_backups)
 {
     cfg_t cfg;
-    env_t env[] = {{"CLIENTELE_BACKUP_DIR", "/srv/backups"},
-                   {"CLIENTELE_BACKUP_KEEP", "1"},
-                   {"CLIENTELE_BACKUP_AT", "23:59"},
-                   {"CLIENTELE_TIMEZONE", "America/Argentina/Buenos_Aires"},
-                   {"CLIENTELE_WORKER_DB_ROLE", "crm_jobs2"},
-                   {NULL, NULL}};
+    env_t env[] = {{"CLIENTELE_BACKUP_DIR", "/srv/backups"},  {"CLIENTELE_BACKUP_KEEP", "1"},
+                   {"CLIENTELE_BACKUP_AT", "23:59"},          {"CLIENTELE_TIMEZONE", "America/Argentina/Buenos_Aires"},
+                   {"CLIENTELE_WORKER_DB_ROLE", "crm_jobs2"}, {NULL, NULL}};
     load_ok(env, &cfg);
     ck_assert_str_eq(cfg.backup_dir, "/srv/backups");
     ck_assert_int_eq(cfg.backup_keep, 1);
