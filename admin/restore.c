@@ -13,7 +13,7 @@
  *  5. every table's row count against the manifest;
  *  6. the migrations the backup predates (DIR, default schema).
  * The maintenance connection (for CREATE and DROP DATABASE) goes to the
- * database `postgres` with the same credentials.
+ * database `postgres` (else `template1`) with the same credentials.
  */
 #include <inttypes.h>
 #include <regex.h>
@@ -328,7 +328,10 @@ int admin_restore(const cfg_t *cfg, int argc, char **argv)
         fprintf(stderr, WHO ": %s refused: %s\n", file, err);
         goto Exit;
     }
-    if ((maint = connect_to(cfg->database_url, "postgres")) == NULL || ensure_roles(maint, f.manifest) != 0 ||
+    /* The maintenance database: postgres, or template1 where that was dropped. */
+    if ((maint = connect_to(cfg->database_url, "postgres")) == NULL)
+        maint = connect_to(cfg->database_url, "template1");
+    if (maint == NULL || ensure_roles(maint, f.manifest) != 0 ||
         prepare_database(cfg->database_url, maint, target, force) != 0)
         goto Exit;
     printf("restoring %s (made %s, schema %s) into database %s\n", file,
