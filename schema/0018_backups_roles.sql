@@ -78,9 +78,25 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 -- The API: exactly what its statements (api/*_db.c, api/engine_sql.c) and the triggers they
 -- fire use. Identity columns need no privilege on their sequences. Tables that later
 -- migrations create still get SELECT, INSERT, UPDATE and DELETE by default (0016); a
--- migration takes away what the API must not have.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM clientele_api;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM clientele_api;
+-- migration takes away what the API must not have. Only the tables named here are touched,
+-- so that this file means the same whether it runs before or after later ones.
+DO $$
+DECLARE
+    t text;
+    seq regclass;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['teams', 'roles', 'users', 'refresh_tokens', 'customers', 'orders', 'contacts',
+                             'changes', 'record_history', 'attachments', 'analytics_runs', 'analytics_schedules',
+                             'outbox', 'customer_analytics', 'customer_analytics_history', 'customer_clv',
+                             'customer_clv_history', 'schema_migrations'] LOOP
+        EXECUTE format('REVOKE ALL ON TABLE %I FROM clientele_api', t);
+        FOR seq IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                   WHERE d.classid = 'pg_class'::regclass AND d.refobjid = t::regclass AND d.deptype IN ('a', 'i') LOOP
+            EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM clientele_api', seq);
+        END LOOP;
+    END LOOP;
+END
+$$;
 GRANT SELECT, INSERT, UPDATE ON customers, contacts, orders, users, refresh_tokens, attachments, analytics_runs
     TO clientele_api;
 GRANT SELECT, INSERT, UPDATE, DELETE ON teams, roles, analytics_schedules TO clientele_api;
