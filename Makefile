@@ -1,6 +1,6 @@
-# Makefile - builds clientele-api and clientele-worker, and drives run/test.
+# Makefile - builds clientele-api, clientele-worker and clientele-admin, and drives run/test.
 #
-#   make            build build/clientele-api and build/clientele-worker
+#   make            build build/clientele-api, build/clientele-worker and build/clientele-admin
 #   make run        install what is missing, start PostgreSQL + Redis under .run/, migrate,
 #                   load demo data, run the API and the worker until Ctrl-C
 #   make test       the same set-up in a throwaway .test/ cluster, an ASan/UBSan build,
@@ -34,6 +34,7 @@ WORKER_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 API_OBJ := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/openapi_blob.o $(BUILD)/api/docs_blob.o
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+ADMIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard admin/*.c))
 
 UNIT_SRC := $(wildcard tests/unit/*/*_test.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
@@ -44,7 +45,7 @@ INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all run test unit-build memcheck clean deps format clients clients-check
 
-all: $(BUILD)/clientele-api $(BUILD)/clientele-worker
+all: $(BUILD)/clientele-api $(BUILD)/clientele-worker $(BUILD)/clientele-admin
 
 V ?= 0
 ifeq ($(V),0)
@@ -84,6 +85,9 @@ $(BUILD)/clientele-api: $(BUILD)/api/main.o $(BUILD)/libapi.a $(BUILD)/libcommon
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/clientele-worker: $(BUILD)/worker/main.o $(BUILD)/libworker.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/clientele-admin: $(ADMIN_OBJ) $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -10,7 +10,9 @@
  * through the customers' owner and team. Runs are shown through
  * run_json_for() (schema/0013): their stored statistics cover the whole
  * population, so readers whose scope is not `all` get statistics computed
- * over their own customers instead, and no population counts.
+ * over their own customers instead, and no population counts. Backup runs
+ * and the backup schedule share these tables but belong to /v1/admin/backups
+ * (api/backups_db.c): no statement here shows or touches them.
  */
 #include <stdio.h>
 
@@ -30,11 +32,11 @@ static const char SQL_RUN_CREATE[] =
 static const char SQL_RUN_GET[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json_for(r, caller.rscope,"
-    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3";
+    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3 AND r.kind <> 'backup'";
 
 static const char SQL_RUN_CANCEL[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND caller.rscope <> 'none'"
+    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND r.kind <> 'backup' AND caller.rscope <> 'none'"
     "   FOR NO KEY UPDATE OF r),"
     " upd AS (UPDATE analytics_runs r SET status = 'cancelled', finished_at = now(), updated_at = now()"
     "   FROM cur, caller WHERE r.id = cur.id AND cur.status IN ('queued', 'running') AND caller.dscope <> 'none'"
@@ -50,14 +52,15 @@ static const char SQL_RUN_LIST[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, p.id, p.id::text, p.doc, NULL FROM caller LEFT JOIN LATERAL ("
     "   SELECT r.id, run_json_for(r, caller.rscope, caller.uid, caller.tid)::text AS doc FROM analytics_runs r"
-    "   WHERE caller.rscope <> 'none'"
+    "   WHERE caller.rscope <> 'none' AND r.kind <> 'backup'"
     "   AND ($3::text IS NULL OR r.status = $3::text) AND ($4::text IS NULL OR r.kind = $4::text)"
     "   AND ($5::bigint IS NULL OR r.id < $5::bigint) ORDER BY r.id DESC LIMIT $6) p ON true ORDER BY p.id DESC";
 
 /* The run a summary describes: the one asked for, or the latest succeeded run of a kind. */
 #define RESULT_RUN(param)                                                                                              \
-    " run AS (SELECT id, status FROM analytics_runs WHERE (" param "::bigint IS NOT NULL AND id = " param "::bigint)"  \
-    "   OR (" param "::bigint IS NULL AND kind = 'rfm' AND status = 'succeeded')"                                      \
+    " run AS (SELECT id, status FROM analytics_runs WHERE kind <> 'backup'"                                           \
+    "   AND ((" param "::bigint IS NOT NULL AND id = " param "::bigint)"                                               \
+    "   OR (" param "::bigint IS NULL AND kind = 'rfm' AND status = 'succeeded'))"                                     \
     "   ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1),"
 
 static const char SQL_SUMMARY[] =
@@ -87,8 +90,8 @@ static const char SQL_SUMMARY[] =
  */
 static const char SQL_TRANSITIONS[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " runs AS (SELECT (SELECT status FROM analytics_runs WHERE id = $3) AS a, (SELECT status FROM analytics_runs"
-    "   WHERE id = $4) AS b),"
+    " runs AS (SELECT (SELECT status FROM analytics_runs WHERE id = $3 AND kind <> 'backup') AS a,"
+    "   (SELECT status FROM analytics_runs WHERE id = $4 AND kind <> 'backup') AS b),"
     " segs(s, o) AS (VALUES ('champions', 1), ('loyal_customers', 2), ('potential_loyalists', 3),"
     "   ('new_customers', 4), ('promising', 5), ('need_attention', 6), ('about_to_sleep', 7), ('at_risk', 8),"
     "   ('cant_lose_them', 9), ('hibernating', 10), ('prospect', 11)),"
@@ -130,7 +133,7 @@ static const char SQL_CUSTOMER_HISTORY[] =
 static const char SQL_SCHEDULE_GET[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN s.version END, " SCHEDULE_JSON("s") "::text"
-    " FROM caller LEFT JOIN analytics_schedules s ON s.id = $3";
+    " FROM caller LEFT JOIN analytics_schedules s ON s.id = $3 AND s.kind <> 'backup'";
 
 /* $3 kind, $4 cron, $5 timezone, $6 params, $7 enabled, $8 next_run_at. */
 static const char SQL_SCHEDULE_CREATE[] =
@@ -144,7 +147,8 @@ static const char SQL_SCHEDULE_CREATE[] =
 /* $3 id, $4 version read, $5 if-match, then the new values $6.. as in create. */
 static const char SQL_SCHEDULE_UPDATE[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " cur AS (SELECT s.* FROM caller JOIN analytics_schedules s ON s.id = $3 AND caller.rscope <> 'none' FOR UPDATE OF s),"
+    " cur AS (SELECT s.* FROM caller JOIN analytics_schedules s ON s.id = $3 AND s.kind <> 'backup'"
+    "   AND caller.rscope <> 'none' FOR UPDATE OF s),"
     " chk AS (SELECT cur.id, CASE WHEN caller.uscope = 'none' THEN 'forbidden'"
     "   WHEN $5::int IS NOT NULL AND $5::int <> 0 AND $5::int <> cur.version THEN 'precondition'"
     "   WHEN cur.version <> $4::int THEN 'precondition' ELSE 'ok' END AS outcome FROM caller, cur),"
@@ -157,7 +161,8 @@ static const char SQL_SCHEDULE_UPDATE[] =
 
 static const char SQL_SCHEDULE_DELETE[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " cur AS (SELECT s.* FROM caller JOIN analytics_schedules s ON s.id = $3 AND caller.rscope <> 'none' FOR UPDATE OF s),"
+    " cur AS (SELECT s.* FROM caller JOIN analytics_schedules s ON s.id = $3 AND s.kind <> 'backup'"
+    "   AND caller.rscope <> 'none' FOR UPDATE OF s),"
     " chk AS (SELECT cur.id, CASE WHEN caller.dscope = 'none' THEN 'forbidden'"
     "   WHEN $4::int IS NOT NULL AND $4::int <> 0 AND $4::int <> cur.version THEN 'precondition' ELSE 'ok' END"
     "   AS outcome FROM caller, cur),"
@@ -169,6 +174,7 @@ static const char SQL_SCHEDULE_LIST[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, p.id, p.id::text, p.doc, NULL FROM caller LEFT JOIN LATERAL ("
     "   SELECT s.id, " SCHEDULE_JSON("s") "::text AS doc FROM analytics_schedules s WHERE caller.rscope <> 'none'"
+    "   AND s.kind <> 'backup'"
     "   AND ($3::bigint IS NULL OR s.id > $3::bigint) ORDER BY s.id LIMIT $4) p ON true ORDER BY p.id";
 
 /* --- entry points --------------------------------------------------------------- */

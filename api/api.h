@@ -269,7 +269,4 @@ json_t *api_yaml_to_json(const char *yaml, size_t len, char *err, size_t errlen)
 /* api/useradd.c: `clientele-api user-add EMAIL NAME ROLE [TEAM]`; blocking. */
 int api_useradd(const char *conninfo, int argc, char **argv);
 
-/* api/migrate.c: applies schema/ files; blocking, run before serving. */
-int api_migrate(const char *conninfo, const char *dir);
-
 #endif

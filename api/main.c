@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "tables.h"
 #include "common/log.h"
+#include "common/migrate.h"
 #include "common/rnd.h"
 
 static void on_conn_close(void *data)
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
     }
     log_init(cfg.log_level, "api");
     if (argc >= 2 && strcmp(argv[1], "migrate") == 0) {
-        int r = api_migrate(cfg.database_url, argc >= 3 ? argv[2] : "schema");
+        int r = migrate_apply(cfg.database_url, argc >= 3 ? argv[2] : "schema", "clientele-api migrate");
         cfg_free(&cfg);
         return r;
     }

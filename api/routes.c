@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "analytics.h"
 #include "api.h"
+#include "backups.h"
 #include "engine_routes.h"
 #include "resources.h"
 
@@ -88,6 +89,9 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/v1/roles/{id:int}", admin_roles_get, 0, NULL},
     {ROUTER_PATCH, "/v1/roles/{id:int}", admin_roles_patch, API_BODY_MERGE_PATCH, NULL},
     {ROUTER_DELETE, "/v1/roles/{id:int}", admin_roles_delete, 0, NULL},
+
+    {ROUTER_GET, "/v1/admin/backups", backups_list, 0, NULL},
+    {ROUTER_POST, "/v1/admin/backups", backups_create, 0, NULL},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -402,6 +402,45 @@ int cfg_nets_contain(const cfg_net_t *nets, size_t n, int family, const unsigned
     return 0;
 }
 
+int cfg_parse_time_of_day(const char *s, int *minutes, const char **why)
+{
+    if (strcmp(s, "off") == 0) {
+        *minutes = -1;
+        return 0;
+    }
+    if (strlen(s) == 5 && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) && s[2] == ':' &&
+        isdigit((unsigned char)s[3]) && isdigit((unsigned char)s[4])) {
+        int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+        if (h < 24 && m < 60) {
+            *minutes = h * 60 + m;
+            return 0;
+        }
+    }
+    *why = "expected a time of day HH:MM from 00:00 to 23:59, or off";
+    return ERR_INVALID;
+}
+
+/* A PostgreSQL role name as the configuration takes them: lower-case letters, digits and _; "" allowed. */
+static int role_name_ok(const char *v)
+{
+    for (const char *c = v; *c != '\0'; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (c > v && *c >= '0' && *c <= '9')) || c - v >= 63)
+            return 0;
+    return 1;
+}
+
+/* An IANA zone name as tzdb files are named ("Europe/Berlin", "Etc/GMT+2", "UTC"); loaded later. */
+static int zone_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64 || v[0] == '/' || v[n - 1] == '/' || strstr(v, "..") != NULL || strstr(v, "//") != NULL)
+        return 0;
+    for (const char *c = v; *c != '\0'; c++)
+        if (!isalnum((unsigned char)*c) && strchr("/_+-", *c) == NULL)
+            return 0;
+    return 1;
+}
+
 #define FAIL(name, fmt, ...)                                                                                           \
     do {                                                                                                               \
         snprintf(err, errlen, "%s: " fmt, name, __VA_ARGS__);                                                          \
@@ -457,9 +496,8 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
         FAIL("CLIENTELE_DB_QUEUE_TIMEOUT", "%s: expected 1ms to 60m (got \"%s\")", why, v);
     cfg->db_queue_timeout_ms = (int)l;
     v = GET("CLIENTELE_DB_ROLE", "clientele_api");
-    for (const char *c = v; *c != '\0'; c++)
-        if (!((*c >= 'a' && *c <= 'z') || *c == '_' || (c > v && *c >= '0' && *c <= '9')) || c - v >= 63)
-            FAIL("CLIENTELE_DB_ROLE", "expected a role name of lower-case letters, digits and _ (got \"%s\")", v);
+    if (!role_name_ok(v))
+        FAIL("CLIENTELE_DB_ROLE", "expected a role name of lower-case letters, digits and _ (got \"%s\")", v);
     cfg->db_role = strdup(v);
     if (cfg_parse_duration_ms(GET("CLIENTELE_REDIS_TIMEOUT", "2s"), 10, 600000, &l, &why) != 0)
         FAIL("CLIENTELE_REDIS_TIMEOUT", "%s: expected 10ms to 10m (got \"%s\")", why, v);
@@ -574,6 +612,26 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
                                &why) != 0)
             FAIL("CLIENTELE_WORKER_LISTEN", "%s (got \"%s\"; empty turns the listener off)", why, v);
     }
+    v = GET("CLIENTELE_WORKER_DB_ROLE", "clientele_worker");
+    if (!role_name_ok(v))
+        FAIL("CLIENTELE_WORKER_DB_ROLE", "expected a role name of lower-case letters, digits and _ (got \"%s\")", v);
+    cfg->worker_db_role = strdup(v);
+
+    /* Backups: the zone is checked against the zone database by the worker, which loads it. */
+    v = GET("CLIENTELE_TIMEZONE", "UTC");
+    if (!zone_name_ok(v))
+        FAIL("CLIENTELE_TIMEZONE", "expected an IANA time zone name such as Europe/Berlin (got \"%s\")", v);
+    cfg->timezone = strdup(v);
+    /* Files are named <dir>/clientele-YYYYMMDD-HHMMSS.backup: leave room for that under PATH_MAX. */
+    v = GET("CLIENTELE_BACKUP_DIR", ".run/backups");
+    if (strlen(v) > 3900)
+        FAIL("CLIENTELE_BACKUP_DIR", "is longer than 3900 bytes (got %zu)", strlen(v));
+    cfg->backup_dir = strdup(v);
+    if (cfg_parse_int(GET("CLIENTELE_BACKUP_KEEP", "14"), 1, 10000, &l, &why) != 0)
+        FAIL("CLIENTELE_BACKUP_KEEP", "%s: expected 1 to 10000 (got \"%s\")", why, v);
+    cfg->backup_keep = (int)l;
+    if (cfg_parse_time_of_day(GET("CLIENTELE_BACKUP_AT", "02:00"), &cfg->backup_at_min, &why) != 0)
+        FAIL("CLIENTELE_BACKUP_AT", "%s (got \"%s\")", why, v);
 #undef GET
     return 0;
 
@@ -619,5 +677,8 @@ void cfg_free(cfg_t *cfg)
     free(cfg->worker_name);
     free(cfg->worker_listen_host);
     free(cfg->storage_dir);
+    free(cfg->worker_db_role);
+    free(cfg->timezone);
+    free(cfg->backup_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -61,6 +61,11 @@ typedef struct st_cfg_t {
     int worker_claim_idle_ms; /* CLIENTELE_WORKER_CLAIM_IDLE: idle time before another worker takes over (30s) */
     char *worker_listen_host; /* CLIENTELE_WORKER_LISTEN: the worker's /healthz, /readyz, /metrics; NULL: none */
     uint16_t worker_listen_port;
+    char *worker_db_role;     /* CLIENTELE_WORKER_DB_ROLE: the role the worker's sessions act as ("" for the login role) */
+    char *timezone;           /* CLIENTELE_TIMEZONE: the IANA zone of daily times such as CLIENTELE_BACKUP_AT */
+    char *backup_dir;         /* CLIENTELE_BACKUP_DIR: where backup files are written and listed */
+    int backup_keep;          /* CLIENTELE_BACKUP_KEEP: backup files kept (the newest; at least 1) */
+    int backup_at_min;        /* CLIENTELE_BACKUP_AT: daily backup time, minutes after midnight; -1 for "off" */
 } cfg_t;
 
 /*
@@ -80,6 +85,8 @@ int cfg_parse_duration_ms(const char *s, long min_ms, long max_ms, long *out, co
 int cfg_parse_size(const char *s, size_t min, size_t max, size_t *out, const char **why);
 int cfg_parse_hostport(const char *s, char **host, uint16_t *port, const char **why);
 int cfg_parse_redis_url(const char *s, cfg_t *cfg, const char **why);
+/* A time of day "HH:MM" (00:00 to 23:59) as minutes after midnight, or "off" as -1. */
+int cfg_parse_time_of_day(const char *s, int *minutes, const char **why);
 /*
  * A comma-separated list of addresses and CIDR networks ("10.0.0.0/8,
  * 192.168.1.7, fd00::/8"; an address alone is a /32 or /128). "" gives an

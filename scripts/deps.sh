@@ -13,6 +13,7 @@ PACKAGES=(
     check libsubunit-dev
     postgresql postgresql-contrib redis-server redis-tools pgbouncer
     curl openssl procps tzdata ca-certificates
+    postgresql-client # pg_dump and pg_restore for backups (clientele-admin, the worker)
 )
 [ "${CLIENTELE_BENCH_DEPS:-0}" = 1 ] && PACKAGES+=(wrk)
 # Node.js and npm: the spec's tooling (openapi/package.json: its linter, the /docs page, the browser

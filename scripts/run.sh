@@ -13,12 +13,18 @@ export STACK_DIR=${CLIENTELE_RUN_DIR:-.run}
 export STACK_PG_PORT=${CLIENTELE_RUN_PG_PORT:-55432}
 export STACK_REDIS_PORT=${CLIENTELE_RUN_REDIS_PORT:-56379}
 scripts/stack.sh start
+# The owner's URL migrates and loads the demo data; the API and the worker log in as their own
+# roles (schema/0018) with a password made once and kept with the run data. A URL given in
+# CLIENTELE_DATABASE_URL serves every process instead (its sessions SET ROLE to the roles).
+own_url=${CLIENTELE_DATABASE_URL:-}
 export CLIENTELE_DATABASE_URL=${CLIENTELE_DATABASE_URL:-postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele}
 export CLIENTELE_REDIS_URL=${CLIENTELE_REDIS_URL:-redis://127.0.0.1:$STACK_REDIS_PORT/0}
 export CLIENTELE_LISTEN=${CLIENTELE_LISTEN:-127.0.0.1:8080}
 export CLIENTELE_WORKER_LISTEN=${CLIENTELE_WORKER_LISTEN-127.0.0.1:8081}
 # Attachment contents, kept with the run data (git-ignored).
 export CLIENTELE_STORAGE_DIR=${CLIENTELE_STORAGE_DIR:-$STACK_DIR/storage}
+# Backups (daily at CLIENTELE_BACKUP_AT, and clientele-admin backup), kept with the run data.
+export CLIENTELE_BACKUP_DIR=${CLIENTELE_BACKUP_DIR:-$STACK_DIR/backups}
 if [ -z "${CLIENTELE_JWT_SECRET:-}" ]; then
     # A per-checkout secret, made once and kept with the run data.
     [ -s "$STACK_DIR/jwt_secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$STACK_DIR/jwt_secret"
@@ -29,6 +35,22 @@ fi
 build/clientele-api migrate
 if [ -x scripts/demo.sh ]; then
     scripts/demo.sh
+fi
+api_url=$CLIENTELE_DATABASE_URL
+worker_url=$CLIENTELE_DATABASE_URL
+roles_note=""
+if [ -z "$own_url" ]; then
+    [ -s "$STACK_DIR/db_password" ] || head -c 24 /dev/urandom | base64 | tr -d '\n/+=' >"$STACK_DIR/db_password"
+    chmod 600 "$STACK_DIR/db_password"
+    db_password=$(cat "$STACK_DIR/db_password")
+    for role in clientele_api clientele_worker; do
+        printf '%s\n' "$db_password" | build/clientele-admin role-password "$role" >/dev/null
+    done
+    roles_note="
+              (the owner; the API and the worker log in as clientele_api and clientele_worker,
+              their password in $STACK_DIR/db_password)"
+    api_url="postgresql://clientele_api:$db_password@127.0.0.1:$STACK_PG_PORT/clientele"
+    worker_url="postgresql://clientele_worker:$db_password@127.0.0.1:$STACK_PG_PORT/clientele"
 fi
 
 pids=()
@@ -42,9 +64,9 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-build/clientele-api &
+CLIENTELE_DATABASE_URL=$api_url build/clientele-api &
 pids+=($!)
-build/clientele-worker &
+CLIENTELE_DATABASE_URL=$worker_url build/clientele-worker &
 pids+=($!)
 
 for _ in $(seq 1 100); do
@@ -58,7 +80,8 @@ cat <<MSG
   Clientele is running at http://$CLIENTELE_LISTEN   (spec: http://$CLIENTELE_LISTEN/openapi.yaml)
   API reference: http://$CLIENTELE_LISTEN/docs
   Worker health and metrics: $worker_ops
-  PostgreSQL: $CLIENTELE_DATABASE_URL
+  PostgreSQL: $CLIENTELE_DATABASE_URL$roles_note
+  Backups:    $CLIENTELE_BACKUP_DIR (build/clientele-admin backup|verify|restore)
   Redis:      $CLIENTELE_REDIS_URL
   Press Ctrl-C to stop everything.
 

@@ -30,9 +30,28 @@ ensure_traversable() {
     done
 }
 
+# The API's and the worker's roles (schema/0016, 0018) log in with their passwords, as in
+# production; every other role keeps trust on this private loopback cluster. Added to clusters
+# made before too; HBA_CHANGED=1 when the file changed.
+HBA_CHANGED=0
+ensure_hba() {
+    local hba="$PGDATA/pg_hba.conf"
+    grep -q '^host all clientele_api,clientele_worker ' "$hba" && return 0
+    {
+        echo "# scripts/stack.sh: the services' roles log in with a password"
+        echo "host all clientele_api,clientele_worker 127.0.0.1/32 scram-sha-256"
+        echo "host all clientele_api,clientele_worker ::1/128 scram-sha-256"
+        echo "local all clientele_api,clientele_worker scram-sha-256"
+        cat "$hba"
+    } >"$DIR/pg_hba.conf.new"
+    cat "$DIR/pg_hba.conf.new" >"$hba" # in place: the file keeps its owner and mode
+    rm -f "$DIR/pg_hba.conf.new"
+    HBA_CHANGED=1
+}
+
 pg_init() {
     ensure_traversable
-    [ -f "$PGDATA/PG_VERSION" ] && return 0
+    [ -f "$PGDATA/PG_VERSION" ] && { ensure_hba; return 0; }
     mkdir -p "$PGDATA" "$DIR/pg-socket"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" "$DIR/pg-socket" && chmod 700 "$PGDATA"
     as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
@@ -47,11 +66,15 @@ shared_buffers = 256MB
 fsync = ${STACK_PG_FSYNC:-on}
 synchronous_commit = ${STACK_PG_SYNC_COMMIT:-on}
 CONF
+    ensure_hba
 }
 
 pg_start() {
     pg_init
-    if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then return 0; fi
+    if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+        [ $HBA_CHANGED = 0 ] || as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" reload >/dev/null
+        return 0
+    fi
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$DIR" 2>/dev/null || true
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$DIR/postgres.log" -w -t 60 -o "-p $PG_PORT" start >/dev/null ||
         { tail -n 20 "$DIR/postgres.log" >&2; exit 1; }

@@ -34,6 +34,15 @@ scripts/stack.sh start
 scripts/stack.sh psql -c "CREATE DATABASE clientele_template OWNER clientele" >/dev/null
 CLIENTELE_DATABASE_URL="postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele_template" \
     build/asan/clientele-api migrate
+# The API and the worker log in as their own roles (schema/0018) with a password made for this
+# run; the harness gives it to the processes it starts (tests/support/harness.c, th_db_url_as).
+CLIENTELE_TEST_DB_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
+export CLIENTELE_TEST_DB_PASSWORD
+for role in clientele_api clientele_worker; do
+    printf '%s\n' "$CLIENTELE_TEST_DB_PASSWORD" |
+        CLIENTELE_DATABASE_URL="postgresql://clientele@127.0.0.1:$STACK_PG_PORT/clientele_template" \
+            build/asan/clientele-admin role-password "$role" >/dev/null
+done
 mkdir -p "$STACK_DIR/logs"
 
 passed=0

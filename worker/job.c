@@ -65,6 +65,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "job.h"
+#include "backup_job.h"
 #include "clv_job.h"
 #include "rfm_job.h"
 
@@ -113,6 +114,9 @@ struct st_wk_job_t {
     char *conninfo;
     char *name;
     int claim_idle_ms;
+    char *role; /* "" for the login role */
+    char *backup_dir;
+    wk_job_config_t conf; /* the same, as the kinds see it */
     /* hand-over, under mutex */
     pthread_t thread;
     pthread_mutex_t mutex;
@@ -156,8 +160,11 @@ int64_t wk_job_now_ms(void)
 
 static PGconn *open_conn(wk_job_t *job, const char *options, const char *which)
 {
+    /* The role is checked by the configuration (letters, digits, _): safe in an options string. */
+    char opts[256];
+    snprintf(opts, sizeof(opts), "%s%s%s", options, job->role[0] != '\0' ? " -c role=" : "", job->role);
     const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
-    const char *vals[] = {job->conninfo, which, options, "5", NULL};
+    const char *vals[] = {job->conninfo, which, opts, "5", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         char msg[256];
@@ -441,6 +448,11 @@ h2o_mem_pool_t *wk_job_pool(wk_job_ctx_t *ctx)
 PGconn *wk_job_conn(wk_job_ctx_t *ctx)
 {
     return ctx->job->a;
+}
+
+const wk_job_config_t *wk_job_config(const wk_job_ctx_t *ctx)
+{
+    return &ctx->job->conf;
 }
 
 int wk_job_fail(wk_job_ctx_t *ctx, const char *fmt, ...)
@@ -952,6 +964,8 @@ static int dispatch_kind(wk_job_ctx_t *ctx, const char *kind, const char *params
         r = wk_rfm_job_run(ctx, params);
     else if (strcmp(kind, "clv") == 0)
         r = wk_clv_job_run(ctx, params);
+    else if (strcmp(kind, "backup") == 0)
+        r = wk_backup_job_run(ctx, params);
     else
         r = wk_job_fail(ctx, "kind %s is not known to this worker", kind);
     json_decref(params);
@@ -1136,6 +1150,16 @@ wk_job_t *wk_job_start(h2o_multithread_queue_t *queue, const wk_job_config_t *co
     job->conninfo = strdup(conf->conninfo);
     job->name = strdup(conf->worker_name);
     job->claim_idle_ms = conf->claim_idle_ms;
+    job->role = strdup(conf->role != NULL ? conf->role : "");
+    job->backup_dir = strdup(conf->backup_dir != NULL ? conf->backup_dir : ".run/backups");
+    if (job->conninfo == NULL || job->name == NULL || job->role == NULL || job->backup_dir == NULL)
+        abort();
+    job->conf = (wk_job_config_t){.conninfo = job->conninfo,
+                                  .worker_name = job->name,
+                                  .claim_idle_ms = job->claim_idle_ms,
+                                  .role = job->role,
+                                  .backup_dir = job->backup_dir,
+                                  .backup_keep = conf->backup_keep > 0 ? conf->backup_keep : 1};
     pthread_mutex_init(&job->mutex, NULL);
     pthread_cond_init(&job->cond, NULL);
     if (conf->metrics != NULL)
@@ -1192,5 +1216,7 @@ void wk_job_stop(wk_job_t *job)
     pthread_mutex_destroy(&job->mutex);
     free(job->conninfo);
     free(job->name);
+    free(job->role);
+    free(job->backup_dir);
     free(job);
 }

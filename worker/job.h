@@ -54,6 +54,9 @@ typedef struct st_wk_job_config_t {
     const char *worker_name;  /* copied; written to analytics_runs.worker */
     int claim_idle_ms;        /* a run whose heartbeat is older than this may be taken over */
     prom_registry_t *metrics; /* borrowed; where the job thread counts its runs (NULL: nowhere) */
+    const char *role;        /* copied; NULL or "": the login role. Else every session acts as it (SET ROLE) */
+    const char *backup_dir;  /* copied; where runs of kind backup write their files */
+    int backup_keep;         /* backup files kept (the newest) */
 } wk_job_config_t;
 
 /*
@@ -69,7 +72,7 @@ typedef struct st_wk_job_config_t {
 /* The kinds this worker runs, shown in its metrics from the start. */
 #define WK_JOB_KINDS                                                                                                   \
     {                                                                                                                  \
-        "rfm", "clv", NULL                                                                                             \
+        "rfm", "clv", "backup", NULL                                                                                   \
     }
 
 /* Longest stream entry id kept ("1700000000000-12345"). */
@@ -118,6 +121,8 @@ int64_t wk_job_run_id(const wk_job_ctx_t *ctx);
 h2o_mem_pool_t *wk_job_pool(wk_job_ctx_t *ctx);
 /* Connection A, connected and outside any transaction when a kind starts. Do not close it. */
 PGconn *wk_job_conn(wk_job_ctx_t *ctx);
+/* The job's configuration (connection string, role, backup directory): for kinds that open their own sessions. */
+const wk_job_config_t *wk_job_config(const wk_job_ctx_t *ctx);
 
 /*
  * Records why the run failed, in words a person can act on; the run is

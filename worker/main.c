@@ -75,6 +75,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Every zone, read before the loop runs: schedules may name any of them. */
+    tzdb_t *tzdb = tzdb_open(NULL);
+    if (tzdb_get(tzdb, cfg.timezone) == NULL) {
+        fprintf(stderr, "clientele-worker: CLIENTELE_TIMEZONE: no zone \"%s\" in the system's zoneinfo\n",
+                cfg.timezone);
+        tzdb_close(tzdb);
+        cfg_free(&cfg);
+        return 2;
+    }
+
     log_writer_start(LOG_BUFFER_BYTES); /* the loop never writes to stderr itself */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -98,7 +108,8 @@ int main(int argc, char **argv)
                           .app_name = "clientele-worker",
                           .pool_size = DB_POOL,
                           .queue_max = 64,
-                          .timeout_ms = cfg.db_timeout_ms};
+                          .timeout_ms = cfg.db_timeout_ms,
+                          .role = cfg.worker_db_role};
     kv_config_t kvconf = {.host = cfg.redis_host,
                           .port = cfg.redis_port,
                           .db = cfg.redis_db,
@@ -113,11 +124,16 @@ int main(int argc, char **argv)
 
     /* Counters of the runs and, as they are written, of every later feature of the worker. */
     prom_registry_t *metrics = prom_registry_new();
-    wk_runs_config_t rconf = {cfg.worker_name, cfg.worker_claim_idle_ms, cfg.database_url, metrics};
+    wk_runs_config_t rconf = {.worker_name = cfg.worker_name,
+                              .claim_idle_ms = cfg.worker_claim_idle_ms,
+                              .conninfo = cfg.database_url,
+                              .metrics = metrics,
+                              .role = cfg.worker_db_role,
+                              .backup_dir = cfg.backup_dir,
+                              .backup_keep = cfg.backup_keep};
     wk_runs_t *runs = wk_runs_start(loop, queue, db, kv, reader, &rconf);
-    /* Every zone, read before the loop runs: schedules may name any of them. */
-    tzdb_t *tzdb = tzdb_open(NULL);
-    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name);
+    wk_scheduler_backup_t backup = {.at_min = cfg.backup_at_min, .timezone = cfg.timezone};
+    wk_scheduler_t *scheduler = wk_scheduler_new(loop, db, kv, tzdb, cfg.worker_name, &backup);
     static watchdog_t watchdog; /* read by /metrics; static so that nothing outlives it */
     watchdog_start(&watchdog, loop, "worker loop");
     wk_ops_t *ops = NULL;

@@ -133,7 +133,7 @@ static const char SQL_UPSERT_FMT[] =
  * request on, not for none: a run adds too small a share of a long history for autovacuum to
  * analyze it soon. It runs while the side connection builds the new customer_analytics.
  */
-static const char SQL_ANALYZE_HISTORY[] = "ANALYZE customer_analytics_history";
+static const char SQL_ANALYZE_HISTORY[] = "SELECT customer_analytics_history_analyze()"; /* as the owner (0018) */
 static const char *const AFTER_SQL[] = {"SELECT customer_analytics_drop_retired(" DROP_LOCK_WAIT_MS ")", NULL};
 
 /*

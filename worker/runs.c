@@ -558,7 +558,13 @@ wk_runs_t *wk_runs_start(h2o_loop_t *loop, h2o_multithread_queue_t *queue, db_t 
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", conf->claim_idle_ms);
     snprintf(r->autoclaim_cursor, sizeof(r->autoclaim_cursor), "0-0");
     r->pending_mode = 1;
-    wk_job_config_t jconf = {conf->conninfo, conf->worker_name, conf->claim_idle_ms, conf->metrics};
+    wk_job_config_t jconf = {.conninfo = conf->conninfo,
+                             .worker_name = conf->worker_name,
+                             .claim_idle_ms = conf->claim_idle_ms,
+                             .metrics = conf->metrics,
+                             .role = conf->role,
+                             .backup_dir = conf->backup_dir,
+                             .backup_keep = conf->backup_keep};
     r->job = wk_job_start(queue, &jconf, on_job_done, r);
     h2o_timeout_init(loop, &r->tick_timeout, TICK_MS);
     r->tick.cb = on_tick;

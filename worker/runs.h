@@ -40,6 +40,9 @@ typedef struct st_wk_runs_config_t {
     int claim_idle_ms;        /* CLIENTELE_WORKER_CLAIM_IDLE */
     const char *conninfo;     /* for the job thread's own connections; copied */
     prom_registry_t *metrics; /* where the job thread registers its families (NULL: none) */
+    const char *role;        /* the role the job's sessions act as (SET ROLE), NULL or "" for the login role; copied */
+    const char *backup_dir;  /* where runs of kind backup write (CLIENTELE_BACKUP_DIR); copied */
+    int backup_keep;         /* backup files kept (CLIENTELE_BACKUP_KEEP) */
 } wk_runs_config_t;
 
 /*

@@ -92,6 +92,13 @@ struct st_wk_scheduler_t {
     int64_t now_us; /* the database's now() when the page was read */
 
     const tzdb_t *tzdb; /* every zone, loaded before the loop started (borrowed) */
+
+    /* the daily backup: written into its schedule once per leadership */
+    int has_backup;
+    int backup_at_min;
+    char backup_cron[32];
+    char *backup_zone;
+    int backup_synced, backup_busy;
     warned_t warned[WARNED_MAX];
     size_t nwarned;
 
@@ -328,6 +335,11 @@ static int handle_row(wk_scheduler_t *s, const sched_row_t *row)
     if (!row->has_next)
         return wk_scheduler_db__init_next(s->db, row->id, row->version, next_text, on_next_set, s) == 0 ? 1 : -1;
 
+    if (strcmp(row->kind, "backup") == 0) /* no params: a backup is of everything, as of when it runs */
+        return wk_scheduler_db__enqueue(s->db, row->id, row->version, row->kind, "{}", due_text, next_text, on_enqueued,
+                                        s) == 0
+                   ? 1
+                   : -1;
     if (!runparams_kind_ok(row->kind)) {
         warn_schedule(s, row, "unknown kind \"%s\"", row->kind);
         return 0;
@@ -407,6 +419,7 @@ static void lose(wk_scheduler_t *s, const char *why)
     if (!s->leader)
         return;
     s->leader = 0;
+    s->backup_synced = 0;
     log_msg(LOG_WARN, "scheduler: %s is no longer the leader: %s", s->name, why);
 }
 
@@ -476,6 +489,38 @@ static void elect(wk_scheduler_t *s, uint64_t now)
     s->next_elect = now + ELECT_EVERY_MS;
 }
 
+static void on_backup_synced(void *data, const PGresult *res, int err)
+{
+    wk_scheduler_t *s = data;
+    s->backup_busy = 0;
+    if (unref(s))
+        return;
+    if (err != 0) {
+        log_msg(LOG_WARN, "scheduler: could not write the daily backup's schedule: %s", err_name(err));
+        return; /* the next tick tries again */
+    }
+    s->backup_synced = 1;
+    if (PQntuples(res) > 0) {
+        if (s->backup_cron[0] != '\0')
+            log_msg(LOG_INFO, "scheduler: daily backup at %02d:%02d %s (schedule %s)", s->backup_at_min / 60,
+                    s->backup_at_min % 60, s->backup_zone, PQgetvalue(res, 0, 0));
+        else
+            log_msg(LOG_INFO, "scheduler: daily backups switched off (schedule %s)", PQgetvalue(res, 0, 0));
+    }
+}
+
+/* The leader writes its CLIENTELE_BACKUP_AT into the backup schedule, once per leadership. */
+static void sync_backup(wk_scheduler_t *s)
+{
+    if (!s->has_backup || !s->leader || s->backup_synced || s->backup_busy || s->closing)
+        return;
+    if (wk_scheduler_db__sync_backup(s->db, s->backup_cron[0] != '\0' ? s->backup_cron : NULL, s->backup_zone,
+                                     on_backup_synced, s) != 0)
+        return;
+    s->refs++;
+    s->backup_busy = 1;
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     wk_scheduler_t *s = H2O_STRUCT_FROM_MEMBER(wk_scheduler_t, tick, entry);
@@ -486,13 +531,15 @@ static void on_tick(h2o_timeout_entry_t *entry)
         lose(s, "the lock was not renewed in time");
     if (!s->kv_busy && now >= s->next_elect)
         elect(s, now);
+    sync_backup(s);
     start_pass(s);
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
 
 /* --- life cycle ----------------------------------------------------------- */
 
-wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name)
+wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name,
+                                 const wk_scheduler_backup_t *backup)
 {
     wk_scheduler_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -505,6 +552,15 @@ wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzd
     if (s->name == NULL)
         abort();
     s->refs = 1;
+    if (backup != NULL) {
+        s->has_backup = 1;
+        /* "M H * * *": minutes first, as cron has them ("" for off). */
+        s->backup_at_min = backup->at_min;
+        if (backup->at_min >= 0)
+            snprintf(s->backup_cron, sizeof(s->backup_cron), "%d %d * * *", backup->at_min % 60, backup->at_min / 60);
+        if ((s->backup_zone = strdup(backup->timezone != NULL ? backup->timezone : "UTC")) == NULL)
+            abort();
+    }
     h2o_timeout_init(loop, &s->tick_timeout, TICK_MS);
     s->tick.cb = on_tick;
     h2o_timeout_link(loop, &s->tick_timeout, &s->tick);
@@ -527,6 +583,8 @@ void wk_scheduler_free(wk_scheduler_t *s)
     free_rows(s);
     free(s->name);
     s->name = NULL;
+    free(s->backup_zone);
+    s->backup_zone = NULL;
     unref(s);
 }
 

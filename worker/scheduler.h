@@ -11,6 +11,13 @@
  * after now, not after the due time, so a schedule that missed several
  * slots while every worker was down gets exactly one run.
  *
+ * The daily backup is one more schedule, of kind `backup` (cron "M H * * *"
+ * in CLIENTELE_TIMEZONE for CLIENTELE_BACKUP_AT, params {}): whenever a
+ * worker becomes the leader it writes its configuration into that schedule
+ * (creating it, or disabling it for "off"), so the leader's configuration
+ * is the one that holds, and due backups are enqueued like any other run:
+ * one per day however many workers run.
+ *
  * Ownership: the scheduler borrows the loop, db and kv; it owns its
  * timers, its copy of the worker name and its cache of time zones.
  */
@@ -25,15 +32,23 @@
 
 typedef struct st_wk_scheduler_t wk_scheduler_t;
 
+/* The daily backup a leader writes into the schedule of kind backup. */
+typedef struct st_wk_scheduler_backup_t {
+    int at_min;           /* minutes after midnight (CLIENTELE_BACKUP_AT); -1: no daily backup */
+    const char *timezone; /* IANA zone (CLIENTELE_TIMEZONE); copied */
+} wk_scheduler_backup_t;
+
 /*
  * Starts the scheduler on the worker's loop: leader election and, while
  * leader, enqueuing due runs. worker_name is copied and must be unique
  * among the workers (it is the lock's value). Zones are looked up in tzdb
  * (loaded before the loop starts, so the loop never reads zoneinfo files).
- * Never fails; db, kv and tzdb must outlive the scheduler (see
- * wk_scheduler_free()).
+ * backup, when not NULL, is the daily backup to keep the backup schedule at
+ * (copied); NULL leaves that schedule as it is. Never fails; db, kv and
+ * tzdb must outlive the scheduler (see wk_scheduler_free()).
  */
-wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name);
+wk_scheduler_t *wk_scheduler_new(h2o_loop_t *loop, db_t *db, kv_t *kv, const tzdb_t *tzdb, const char *worker_name,
+                                 const wk_scheduler_backup_t *backup);
 
 /*
  * Gives up leadership (sends a script that deletes the lock if it still
@@ -86,5 +101,12 @@ int wk_scheduler_db__init_next(db_t *db, int64_t id, int64_t version, const char
  */
 int wk_scheduler_db__enqueue(db_t *db, int64_t id, int64_t version, const char *kind, const char *params,
                              const char *due_at, const char *next_run_at, db_cb cb, void *data);
+
+/*
+ * Makes the backup schedule run daily at `cron` in `timezone` (creating it,
+ * or changing it and resetting next_run_at), or, with cron NULL, disables
+ * it. One row (the schedule's id) when something changed, none otherwise.
+ */
+int wk_scheduler_db__sync_backup(db_t *db, const char *cron, const char *timezone, db_cb cb, void *data);
 
 #endif

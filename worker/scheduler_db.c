@@ -52,6 +52,25 @@ static const char SQL_ENQUEUE[] =
     "   RETURNING t.id)"
     " SELECT (SELECT id FROM ins), EXISTS (SELECT 1 FROM upd)";
 
+/* $1 cron, $2 timezone. Leaves the row alone (and its version) when it already says so. */
+static const char SQL_BACKUP_ON[] =
+    "INSERT INTO analytics_schedules (kind, cron, timezone, params, enabled) VALUES ('backup', $1, $2, '{}', true)"
+    " ON CONFLICT (kind) WHERE kind = 'backup' DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,"
+    " params = '{}', enabled = true, next_run_at = NULL"
+    " WHERE (analytics_schedules.cron, analytics_schedules.timezone, analytics_schedules.params,"
+    " analytics_schedules.enabled) IS DISTINCT FROM (EXCLUDED.cron, EXCLUDED.timezone, '{}'::jsonb, true)"
+    " RETURNING id";
+static const char SQL_BACKUP_OFF[] =
+    "UPDATE analytics_schedules SET enabled = false WHERE kind = 'backup' AND enabled RETURNING id";
+
+int wk_scheduler_db__sync_backup(db_t *db, const char *cron, const char *timezone, db_cb cb, void *data)
+{
+    if (cron == NULL)
+        return db_query(db, SQL_BACKUP_OFF, 0, NULL, cb, data);
+    const char *p[] = {cron, timezone};
+    return db_query(db, SQL_BACKUP_ON, 2, p, cb, data);
+}
+
 int wk_scheduler_db__due(db_t *db, int64_t after_id, int limit, db_cb cb, void *data)
 {
     char idbuf[24], limbuf[24];

@@ -233,12 +233,18 @@ static void assert_schedule_consistent(long long sid)
 
 static void open_worker(int i)
 {
-    db_config_t dbconf = {
-        .conninfo = db_url, .app_name = "scheduler-test", .pool_size = 2, .queue_max = 64, .timeout_ms = 5000};
+    /* As the worker connects: as its own role. */
+    static char svc_url[512];
+    db_config_t dbconf = {.conninfo = th_db_url_as(db_url, "clientele_worker", svc_url, sizeof(svc_url)),
+                          .app_name = "scheduler-test",
+                          .pool_size = 2,
+                          .queue_max = 64,
+                          .timeout_ms = 5000,
+                          .role = "clientele_worker"};
     kv_config_t kvconf = {.host = "127.0.0.1", .port = redis_port(), .db = REDIS_DB, .timeout_ms = 1000};
     fx.db[i] = db_open(fx.loop, &dbconf);
     fx.kv[i] = kv_open(fx.loop, &kvconf);
-    fx.s[i] = wk_scheduler_new(fx.loop, fx.db[i], fx.kv[i], zones, names[i]);
+    fx.s[i] = wk_scheduler_new(fx.loop, fx.db[i], fx.kv[i], zones, names[i], NULL);
 }
 
 /* What worker/main.c does at shutdown: free the scheduler, let the loop send its last command, close. */

@@ -109,13 +109,16 @@ static void worker_start(th_api_t *w, const char *name)
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", w->port);
     pid_t parent = getpid();
+    char svc_url[512];
+    const char *url = th_db_url_as(wdb, "clientele_worker", svc_url, sizeof(svc_url));
     w->pid = fork();
     if (w->pid == 0) {
         /* The worker dies with this test process, even when an assertion ends it early. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        setenv("CLIENTELE_DATABASE_URL", wdb, 1);
+        setenv("CLIENTELE_DATABASE_URL", url, 1);
+        setenv("CLIENTELE_BACKUP_AT", "off", 1);
         setenv("CLIENTELE_REDIS_URL", th_redis_url(REDIS_DB), 1);
         setenv("CLIENTELE_WORKER_NAME", name, 1);
         setenv("CLIENTELE_WORKER_CLAIM_IDLE", "2s", 1);

@@ -628,6 +628,9 @@ void crew_start_worker(th_api_t *w, const char *name, const char *const *env)
     /* Its health and metrics listener on a port of its own (env may name another, or "" for none). */
     w->port = th_free_port();
     const char *listen = fmt("127.0.0.1:%d", w->port);
+    char svc_url[512];
+    const char *url = th_db_url_as(db_url, "clientele_worker", svc_url, sizeof(svc_url));
+    const char *backups = fmt("%s/backups/%s", stack, conf->name);
     pid_t parent = getpid();
     w->pid = fork();
     ck_assert_int_ge(w->pid, 0);
@@ -636,9 +639,12 @@ void crew_start_worker(th_api_t *w, const char *name, const char *const *env)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        setenv("CLIENTELE_DATABASE_URL", db_url, 1);
+        setenv("CLIENTELE_DATABASE_URL", url, 1);
         setenv("CLIENTELE_REDIS_URL", redis, 1);
         setenv("CLIENTELE_WORKER_NAME", name, 1);
+        /* No daily backup unless a test asks for one (env); files, if any, in the suite's own folder. */
+        setenv("CLIENTELE_BACKUP_AT", "off", 1);
+        setenv("CLIENTELE_BACKUP_DIR", backups, 1);
         setenv("CLIENTELE_WORKER_CLAIM_IDLE", "2s", 1);
         setenv("CLIENTELE_REDIS_TIMEOUT", "1s", 1);
         setenv("CLIENTELE_LOG_LEVEL", "debug", 1);

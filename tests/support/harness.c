@@ -224,6 +224,18 @@ const char *th_db_create(const char *name)
     return url;
 }
 
+const char *th_db_url_as(const char *db_url, const char *role, char *buf, size_t len)
+{
+    const char *pw = getenv("CLIENTELE_TEST_DB_PASSWORD");
+    char owner[128];
+    snprintf(owner, sizeof(owner), "postgresql://clientele@127.0.0.1:%s/", pg_port());
+    if (pw == NULL || *pw == '\0' || strncmp(db_url, owner, strlen(owner)) != 0)
+        return db_url;
+    /* The password is letters and digits (scripts/test.sh): nothing to escape in a URL. */
+    snprintf(buf, len, "postgresql://%s:%s@127.0.0.1:%s/%s", role, pw, pg_port(), db_url + strlen(owner));
+    return buf;
+}
+
 const char *th_redis_url(int db)
 {
     static char url[128];
@@ -284,12 +296,14 @@ void th_api_start(th_api_t *api, const char *db_url, const char *redis_url, cons
     snprintf(dir, sizeof(dir), "mkdir -p %s/logs", env_or("STACK_DIR", ".test"));
     if (system(dir) != 0)
         abort();
+    char svc_url[512];
+    const char *api_url = th_db_url_as(db_url, "clientele_api", svc_url, sizeof(svc_url));
     api->pid = fork();
     if (api->pid == 0) {
         char listen[64];
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", api->port);
         setenv("CLIENTELE_LISTEN", listen, 1);
-        setenv("CLIENTELE_DATABASE_URL", db_url, 1);
+        setenv("CLIENTELE_DATABASE_URL", api_url, 1);
         setenv("CLIENTELE_REDIS_URL", redis_url, 1);
         /* A file store per suite database, under the stack (emptied with it); env may name another. */
         const char *dbname = strrchr(db_url, '/') != NULL ? strrchr(db_url, '/') + 1 : "default";

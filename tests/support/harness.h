@@ -50,6 +50,15 @@ char *th_raw(int port, const char *bytes, size_t len);
 
 /* Creates (or re-creates) database clientele_test_<name> from the migrated template; returns its URL (static). */
 const char *th_db_create(const char *name);
+/*
+ * The URL a service logs in with: db_url (a suite database's URL as
+ * th_db_create() gives it, which logs in as the owner) for `role`
+ * (clientele_api or clientele_worker) with the password scripts/test.sh gave
+ * those roles (CLIENTELE_TEST_DB_PASSWORD), written into buf. Returns buf,
+ * or db_url itself when that variable is unset or db_url is another
+ * server's (PgBouncer's): the owner's sessions then SET ROLE to the role.
+ */
+const char *th_db_url_as(const char *db_url, const char *role, char *buf, size_t len);
 /* The Redis URL for a suite's database number. */
 const char *th_redis_url(int db);
 /* Runs scripts/stack.sh with one command ("redis-stop", "pg-restart", ...); returns its exit status. */

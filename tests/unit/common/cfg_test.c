@@ -117,6 +117,11 @@ START_TEST(test_load_defaults)
     ck_assert_uint_eq(cfg.bulk_body_limit, 32 * 1024 * 1024);
     ck_assert_uint_eq(cfg.attachment_limit, 25 * 1024 * 1024);
     ck_assert_str_eq(cfg.storage_dir, ".run/storage");
+    ck_assert_str_eq(cfg.worker_db_role, "clientele_worker");
+    ck_assert_str_eq(cfg.timezone, "UTC");
+    ck_assert_str_eq(cfg.backup_dir, ".run/backups");
+    ck_assert_int_eq(cfg.backup_keep, 14);
+    ck_assert_int_eq(cfg.backup_at_min, 2 * 60);
     ck_assert_ptr_nonnull(cfg.cors_origins);
     ck_assert_ptr_null(cfg.cors_origins[0]);
     ck_assert_ptr_null(cfg.tls_cert);
@@ -536,6 +541,48 @@ START_TEST(test_load_attachments)
     assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "2GiB");
     assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "25 MiB");
     assert_refused("CLIENTELE_STORAGE_DIR", repeat_a(3901));
+}
+END_TEST
+
+START_TEST(test_load_backups)
+{
+    cfg_t cfg;
+    env_t env[] = {{"CLIENTELE_BACKUP_DIR", "/srv/backups"},  {"CLIENTELE_BACKUP_KEEP", "1"},
+                   {"CLIENTELE_BACKUP_AT", "23:59"},          {"CLIENTELE_TIMEZONE", "America/Argentina/Buenos_Aires"},
+                   {"CLIENTELE_WORKER_DB_ROLE", "crm_jobs2"}, {NULL, NULL}};
+    load_ok(env, &cfg);
+    ck_assert_str_eq(cfg.backup_dir, "/srv/backups");
+    ck_assert_int_eq(cfg.backup_keep, 1);
+    ck_assert_int_eq(cfg.backup_at_min, 23 * 60 + 59);
+    ck_assert_str_eq(cfg.timezone, "America/Argentina/Buenos_Aires");
+    ck_assert_str_eq(cfg.worker_db_role, "crm_jobs2");
+    cfg_free(&cfg);
+    load_one("CLIENTELE_BACKUP_AT", "off", &cfg);
+    ck_assert_int_eq(cfg.backup_at_min, -1);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_BACKUP_AT", "00:00", &cfg);
+    ck_assert_int_eq(cfg.backup_at_min, 0);
+    cfg_free(&cfg);
+    load_one("CLIENTELE_TIMEZONE", "Etc/GMT+2", &cfg);
+    ck_assert_str_eq(cfg.timezone, "Etc/GMT+2");
+    cfg_free(&cfg);
+
+    assert_refused("CLIENTELE_BACKUP_KEEP", "0");
+    assert_refused("CLIENTELE_BACKUP_KEEP", "10001");
+    assert_refused("CLIENTELE_BACKUP_KEEP", "seven");
+    assert_refused("CLIENTELE_BACKUP_AT", "24:00");
+    assert_refused("CLIENTELE_BACKUP_AT", "2:00");
+    assert_refused("CLIENTELE_BACKUP_AT", "02:60");
+    assert_refused("CLIENTELE_BACKUP_AT", "02:00:00");
+    assert_refused("CLIENTELE_BACKUP_AT", "never");
+    assert_refused("CLIENTELE_TIMEZONE", "../../etc/passwd");
+    assert_refused("CLIENTELE_TIMEZONE", "/etc/localtime");
+    assert_refused("CLIENTELE_TIMEZONE", "Europe/Berlin ");
+    assert_refused("CLIENTELE_TIMEZONE", repeat_a(65));
+    assert_refused("CLIENTELE_WORKER_DB_ROLE", "Worker");
+    assert_refused("CLIENTELE_WORKER_DB_ROLE", "1worker");
+    assert_refused("CLIENTELE_WORKER_DB_ROLE", "worker;drop");
+    assert_refused("CLIENTELE_BACKUP_DIR", repeat_a(3901));
 }
 END_TEST
 
@@ -1031,6 +1078,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_log_level);
     tcase_add_test(tc, test_load_body_limits);
     tcase_add_test(tc, test_load_attachments);
+    tcase_add_test(tc, test_load_backups);
     tcase_add_test(tc, test_load_cors_origins);
     tcase_add_test(tc, test_load_cors_origins_no_path);
     tcase_add_test(tc, test_load_trusted_proxies);

@@ -1,8 +1,8 @@
 /*
- * api/migrate.c - applies schema/NNNN_name.sql files in order.
+ * common/migrate.c - applies schema/NNNN_name.sql files in order.
  *
- * Runs as `clientele-api migrate`, before any loop exists, so it uses
- * blocking libpq calls. Each file runs in its own transaction together with
+ * Runs as `clientele-api migrate` (and after `clientele-admin restore`),
+ * before any loop exists, so it uses blocking libpq calls. Each file runs in its own transaction together with
  * the row that records it in schema_migrations; a session-level advisory
  * lock keeps two migrators (two API instances starting at once) from
  * racing. A failing file is rolled back and reported with its name and
@@ -16,8 +16,8 @@
 
 #include <libpq-fe.h>
 
-#include "api.h"
-#include "common/log.h"
+#include "log.h"
+#include "migrate.h"
 
 #define MIGRATE_LOCK_KEY "7340031" /* arbitrary, fixed: "clientele migrations" */
 
@@ -64,14 +64,14 @@ static char *read_file(const char *path)
     return buf;
 }
 
-static int exec_ok(PGconn *c, PGresult *r, const char *what)
+static int exec_ok(const char *who, PGresult *r, const char *what)
 {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         PQclear(r);
         return 1;
     }
-    fprintf(stderr, "clientele-api migrate: %s: %s", what, PQresultErrorMessage(r));
+    fprintf(stderr, "%s: %s: %s", who, what, PQresultErrorMessage(r));
     PQclear(r);
     return 0;
 }
@@ -81,26 +81,26 @@ static void ignore_notice(void *arg, const char *message)
     (void)arg, (void)message; /* "already exists, skipping" and the like */
 }
 
-int api_migrate(const char *conninfo, const char *dir)
+int migrate_apply(const char *conninfo, const char *dir, const char *who)
 {
     int ret = 1, applied = 0;
     char **names = NULL;
     size_t n = 0;
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "clientele-api migrate: cannot connect: %s", PQerrorMessage(c));
+        fprintf(stderr, "%s: cannot connect: %s", who, PQerrorMessage(c));
         PQfinish(c);
         return 1;
     }
     PQsetNoticeProcessor(c, ignore_notice, NULL);
     const char *lockp[] = {MIGRATE_LOCK_KEY};
-    if (!exec_ok(c, PQexecParams(c, SQL_LOCK, 1, NULL, lockp, NULL, NULL, 0), "taking the migration lock") ||
-        !exec_ok(c, PQexec(c, SQL_CREATE_TABLE), "creating schema_migrations"))
+    if (!exec_ok(who, PQexecParams(c, SQL_LOCK, 1, NULL, lockp, NULL, NULL, 0), "taking the migration lock") ||
+        !exec_ok(who, PQexec(c, SQL_CREATE_TABLE), "creating schema_migrations"))
         goto Exit;
 
     DIR *d = opendir(dir);
     if (d == NULL) {
-        fprintf(stderr, "clientele-api migrate: cannot open %s\n", dir);
+        fprintf(stderr, "%s: cannot open %s\n", who, dir);
         goto Exit;
     }
     struct dirent *de;
@@ -120,7 +120,7 @@ int api_migrate(const char *conninfo, const char *dir)
         PGresult *r = PQexecParams(c, SQL_IS_APPLIED, 1, NULL, p, NULL, NULL, 0);
         int done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            exec_ok(c, r, version);
+            exec_ok(who, r, version);
             goto Exit;
         }
         PQclear(r);
@@ -130,16 +130,16 @@ int api_migrate(const char *conninfo, const char *dir)
         snprintf(path, sizeof(path), "%s/%s", dir, version);
         char *sql = read_file(path);
         if (sql == NULL) {
-            fprintf(stderr, "clientele-api migrate: cannot read %s\n", path);
+            fprintf(stderr, "%s: cannot read %s\n", who, path);
             goto Exit;
         }
-        int ok = exec_ok(c, PQexec(c, "BEGIN"), version) && exec_ok(c, PQexec(c, sql), version) &&
-                 exec_ok(c, PQexecParams(c, SQL_RECORD, 1, NULL, p, NULL, NULL, 0), version) &&
-                 exec_ok(c, PQexec(c, "COMMIT"), version);
+        int ok = exec_ok(who, PQexec(c, "BEGIN"), version) && exec_ok(who, PQexec(c, sql), version) &&
+                 exec_ok(who, PQexecParams(c, SQL_RECORD, 1, NULL, p, NULL, NULL, 0), version) &&
+                 exec_ok(who, PQexec(c, "COMMIT"), version);
         free(sql);
         if (!ok) {
             PQclear(PQexec(c, "ROLLBACK"));
-            fprintf(stderr, "clientele-api migrate: %s failed; the database was left as it was\n", version);
+            fprintf(stderr, "%s: %s failed; the database was left as it was\n", who, version);
             goto Exit;
         }
         log_msg(LOG_INFO, "applied migration %s", version);
