@@ -1547,6 +1547,45 @@ export interface paths {
         patch: operations["updateRole"];
         trace?: never;
     };
+    "/v1/admin/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the backup files, the latest backup runs and the daily schedule.
+         * @description The backup files in `CLIENTELE_BACKUP_DIR`, newest first (at most
+         *     1,000), each with its size, the time in its name (UTC) and its
+         *     manifest (`manifest` null and `problem` set when it cannot be read:
+         *     a damaged or foreign file); the 20 latest backup runs, newest first;
+         *     and the daily backup's schedule (null until a worker has led). The
+         *     files are read by the server's helper threads, never by an event
+         *     loop. Needs `read` scope `all` for module `backups` (403 otherwise;
+         *     only the built-in `admin` role holds it).
+         */
+        get: operations["listBackups"];
+        put?: never;
+        /**
+         * Start a backup now.
+         * @description Queues a run of kind `backup` and answers 202 with it; a worker
+         *     makes the file (`pg_dump` of the whole database and a manifest, in
+         *     one tar file named `clientele-YYYYMMDD-HHMMSS.backup`, UTC), keeps
+         *     the newest `CLIENTELE_BACKUP_KEEP` files and removes older ones,
+         *     and records the file in the run's `stats`. Follow the run in `GET
+         *     /v1/admin/backups` (`runs`). A backup that would not fit (less free
+         *     space than 1.2 times the last backup's size) fails at once, with
+         *     the reason in the run's `error`. No request body. Needs `create`
+         *     scope `all` for module `backups`.
+         */
+        post: operations["createBackup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users": {
         parameters: {
             query?: never;
@@ -1965,7 +2004,7 @@ export interface components {
         ScopeOrNull: "none" | "own" | "team" | "all" | null;
         /**
          * @description Per module (`customers`, `contacts`, `orders`, `analytics`, `users`,
-         *     `teams`, `roles`, ...), the scope of each action. A missing module or action
+         *     `teams`, `roles`, `backups`, ...), the scope of each action. A missing module or action
          *     means `none`. `fields` holds the role's field rules.
          * @example {
          *       "customers": {
@@ -2019,6 +2058,112 @@ export interface components {
             };
         };
         RoleName: string;
+        /** @description A backup run, from its request (or its schedule) to its file. */
+        BackupRun: {
+            id: components["schemas"]["Id"];
+            /** @constant */
+            kind: "backup";
+            status: components["schemas"]["RunStatus"];
+            /** @description From 0 (queued) to 1 (done): bytes written against the last backup's size. */
+            progress: number;
+            /** @description The file a succeeded run wrote; null until then. */
+            stats: components["schemas"]["BackupRunStats"] | null;
+            /** @description Why the run failed (no room, the database unreachable, pg_dump's message); null otherwise. */
+            error: string | null;
+            /** @description The user who asked for it; null for the daily backup. */
+            requested_by: components["schemas"]["Id"] | null;
+            /** @description The daily backup's schedule for a scheduled run; null for a requested one. */
+            schedule_id: components["schemas"]["Id"] | null;
+            created_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: date-time
+             * @description When a worker started it.
+             */
+            started_at: string | null;
+            /**
+             * Format: date-time
+             * @description When it succeeded, failed or was cancelled.
+             */
+            finished_at: string | null;
+        };
+        BackupRunStats: {
+            /** @description The file's name in the backup directory. */
+            file: string;
+            /** @description The file's size in bytes. */
+            size: number;
+            /** @description The SHA-256 of the dump inside it. */
+            sha256: string;
+            tables: number;
+            /** @description Rows of every table together. */
+            rows: number;
+            /** @description Older files removed to keep `CLIENTELE_BACKUP_KEEP`. */
+            removed: string[];
+            duration_ms: number;
+        };
+        /**
+         * @description What a backup holds (its `manifest.json`): the row counts come from
+         *     the very snapshot the dump was taken from, and `dump.sha256` is the
+         *     dump's hash; `clientele-admin verify` and `restore` check both.
+         */
+        BackupManifest: {
+            /** @constant */
+            format: "clientele-backup/1";
+            created_at: components["schemas"]["Timestamp"];
+            database: string;
+            server_version: string;
+            /** @description The last migration applied (`0018_backups_roles.sql`). */
+            schema_version: string;
+            migrations: number;
+            /** @description The role that owns the schema's objects; a restore needs it. */
+            owner: string;
+            /** @description Every role the dump names (owners and grantees). */
+            roles: string[];
+            dump: {
+                /** @constant */
+                name: "clientele.dump";
+                /** @constant */
+                format: "pg_dump custom";
+                size: number;
+                sha256: string;
+            };
+            /** @description Rows per table (`schema.table`). */
+            tables: {
+                [key: string]: number;
+            };
+            rows: number;
+            /** @description Patterns of scratch tables left out. */
+            excluded?: string[];
+        };
+        BackupFile: {
+            name: string;
+            /** @description In bytes. */
+            size: number;
+            created_at: components["schemas"]["Timestamp"];
+            manifest: components["schemas"]["BackupManifest"] | null;
+            /** @description Why the manifest cannot be read; present only then. */
+            problem?: string;
+        };
+        /**
+         * @description The daily backup, as the workers' leader last wrote it from its
+         *     `CLIENTELE_BACKUP_AT` and `CLIENTELE_TIMEZONE`.
+         */
+        BackupSchedule: {
+            /** @example 0 2 * * * */
+            cron: string;
+            /** @example Europe/Berlin */
+            timezone: string;
+            /** @description False when `CLIENTELE_BACKUP_AT` is `off`. */
+            enabled: boolean;
+            /** Format: date-time */
+            next_run_at: string | null;
+            last_run_id: components["schemas"]["Id"] | null;
+        };
+        BackupOverview: {
+            data: components["schemas"]["BackupFile"][];
+            /** @description The 20 latest backup runs, newest first. */
+            runs: components["schemas"]["BackupRun"][];
+            schedule: components["schemas"]["BackupSchedule"] | null;
+        };
         LoginRequest: {
             email: string;
             password: string;
@@ -6288,6 +6433,68 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listBackups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The backups. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupOverview"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            /** @description The backup directory exists but cannot be read (the reason is in the server's log). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    createBackup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The backup run was queued. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupRun"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
