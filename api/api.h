@@ -101,6 +101,7 @@ typedef struct st_api_server_t {
     struct st_engine_t *engine;   /* every resource's statements (api/engine.h), built before the loops start */
     struct st_api_caller_cache_t *callers; /* callers of reads, shared by the loops (api/callers.c) */
     struct st_attachments_t *attachments; /* statements, file store and its I/O threads (api/attachments.h) */
+    struct st_api_modules_t *modules;     /* modules and which are switched off (api/modules.h) */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;
@@ -199,6 +200,8 @@ void api_add_header(api_req_t *ar, const char *name, const char *value);
  * without API_PUBLIC before the body is looked at; handlers never do.
  */
 int api_authenticate(api_req_t *ar);
+/* The same without answering: 0 with ar->claims and ar->user_id filled in, or ERR_UNAUTHENTICATED (public routes). */
+int api_authenticate_quiet(api_req_t *ar);
 /* The per-thread cache of verified tokens: created and freed by the thread that uses it. */
 struct st_api_token_cache_t *api_token_cache_new(void);
 void api_token_cache_free(struct st_api_token_cache_t *c);
@@ -235,6 +238,13 @@ int api_err_status(int err);
 int api_send_error(api_req_t *ar, int err, const char *detail);
 /* Answers 422 (or `status`) with errors: [{"field","code","message"}] (steals errors). */
 int api_send_invalid(api_req_t *ar, int status, const char *detail, json_t *errors);
+/*
+ * Answers with the problem of a kind that no err_t names, by its slug
+ * ("module-disabled": 404), with a sentence of detail. Returns 0.
+ */
+int api_send_problem(api_req_t *ar, const char *slug, const char *detail);
+/* The slug of problem kind i, NULL past the last (for the contract test). */
+const char *api_problem_slug(size_t i);
 /* Appends {"field","code","message"} to an errors array. */
 void api_error_add(json_t *errors, const char *field, const char *code, const char *message);
 /* Builds the problem body for a status (used for h2o's own error answers too). */

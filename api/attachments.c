@@ -34,6 +34,7 @@
 #include "crud.h"
 #include "engine_int.h"
 #include "file_http.h"
+#include "modules.h"
 #include "resources.h"
 #include "storage.h"
 
@@ -458,13 +459,22 @@ static void on_meta(api_req_t *ar, const PGresult *res, int err, void *arg)
         api_send_error(ar, ERR_UNAVAILABLE, "Too many files are being stored or read right now. Retry later.");
 }
 
-int attachments_download(api_req_t *ar)
+/* The files of records of a switched-off module are not found, but by administrators (api/modules.h). */
+static void download_with(api_req_t *ar, const char *disabled, void *arg)
 {
     char id[24];
     db_fmt_i64(id, api_param_i64(ar, "id"));
     CALLER(ar);
-    const char *p[] = {uid_, ver_, id};
-    return crud_query(ar, of(ar)->sql.get, 3, p, on_meta, NULL);
+    const char *p[] = {uid_, ver_, id, disabled};
+    int ret = crud_query(ar, of(ar)->sql.get, 4, p, on_meta, NULL);
+    if (ret != 0)
+        api_send_error(ar, ret, NULL);
+}
+
+int attachments_download(api_req_t *ar)
+{
+    api_modules_disabled_names(ar, download_with, NULL);
+    return 0;
 }
 
 /* --- delete ---------------------------------------------------------------------- */
@@ -482,11 +492,19 @@ static void on_delete(api_req_t *ar, const PGresult *res, int err, void *arg)
         api_send_error(ar, ERR_NOT_FOUND, NULL);
 }
 
-int attachments_delete(api_req_t *ar)
+static void delete_with(api_req_t *ar, const char *disabled, void *arg)
 {
     char id[24];
     db_fmt_i64(id, api_param_i64(ar, "id"));
     CALLER(ar);
-    const char *p[] = {uid_, ver_, id};
-    return crud_query(ar, of(ar)->sql.del, 3, p, on_delete, NULL);
+    const char *p[] = {uid_, ver_, id, disabled};
+    int ret = crud_query(ar, of(ar)->sql.del, 4, p, on_delete, NULL);
+    if (ret != 0)
+        api_send_error(ar, ret, NULL);
+}
+
+int attachments_delete(api_req_t *ar)
+{
+    api_modules_disabled_names(ar, delete_with, NULL);
+    return 0;
 }

@@ -106,7 +106,7 @@ static char *gen_get(const engine_t *e, const engine_resource_t *const *resource
 {
     engine_sql_t s = {0};
     esql_add(&s, "WITH " CALLER_ANY ", a AS (SELECT x.* FROM attachments x WHERE x.id = $3"
-                 " AND x.deleted_at IS NULL), ");
+                 " AND x.deleted_at IS NULL AND x.entity <> ALL ($4::text[])), ");
     visible_cte(&s, e, resources);
     esql_add(&s, " SELECT vis.id IS NOT NULL, a.sha256, a.size, a.media_type, a.filename, " DOC("a") "::text"
                  " FROM u LEFT JOIN vis ON true LEFT JOIN a ON a.id = vis.id");
@@ -117,7 +117,8 @@ static char *gen_delete(const engine_t *e, const engine_resource_t *const *resou
 {
     engine_sql_t s = {0};
     esql_add(&s, "WITH " CALLER_ANY
-                 ", a AS (SELECT x.* FROM attachments x WHERE x.id = $3 AND x.deleted_at IS NULL FOR UPDATE), ");
+                 ", a AS (SELECT x.* FROM attachments x WHERE x.id = $3 AND x.deleted_at IS NULL"
+                 " AND x.entity <> ALL ($4::text[]) FOR UPDATE), ");
     visible_cte(&s, e, resources);
     esql_add(&s, ", del AS (UPDATE attachments x SET deleted_at = now() FROM vis WHERE x.id = vis.id AND vis.updatable"
                  " RETURNING x.id)"

@@ -20,9 +20,11 @@
  *           api/callers.c), $3 record id, $4 id to continue below (NULL: newest),
  *           $5 rows, $6 count -> rscope, id, id as sort key, document, total,
  *           record found (the standard list shape of api/crud.h plus one column)
- *   get     $1, $2, $3 attachment id -> found, sha256, size, media_type,
- *           filename, document (found false: none the caller may read)
- *   delete  $1, $2, $3 attachment id -> outcome (deleted, not_found, forbidden)
+ *   get     $1, $2, $3 attachment id, $4 the modules switched off for the
+ *           caller (text[]: their files are not found) -> found, sha256, size,
+ *           media_type, filename, document (found false: none the caller may read)
+ *   delete  $1, $2, $3 attachment id, $4 as for get -> outcome (deleted,
+ *           not_found, forbidden)
  * No row at all (insert, get, delete): the caller's token is no longer
  * valid (401).
  *

@@ -25,6 +25,7 @@
 
 #include "api.h"
 #include "auth_db.h"
+#include "modules.h"
 #include "common/jx.h"
 #include "common/log.h"
 #include "common/rnd.h"
@@ -200,6 +201,21 @@ int api_authenticate(api_req_t *ar)
         api_send_unauthenticated(ar, 1, "The access token is invalid or expired.");
         return ERR_UNAUTHENTICATED;
     }
+    ar->user_id = ar->claims.sub;
+    return 0;
+}
+
+int api_authenticate_quiet(api_req_t *ar)
+{
+    h2o_req_t *req = ar->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return ERR_UNAUTHENTICATED;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    const char *why = NULL;
+    if (v.len < 8 || strncasecmp(v.base, "Bearer ", 7) != 0 ||
+        verify_cached(ar, v.base + 7, v.len - 7, &ar->claims, &why) != 0)
+        return ERR_UNAUTHENTICATED;
     ar->user_id = ar->claims.sub;
     return 0;
 }
@@ -666,6 +682,10 @@ static void on_me(void *data, const PGresult *res, int err)
             json_object_set_new(o, "field_rules", json_is_object(rules) ? json_deep_copy(rules) : json_object());
             json_object_set_new(o, "permissions", perms != NULL ? perms : json_object());
             json_object_set_new(o, "created_at", json_string(PQgetvalue(res, 0, 7)));
+            /* The modules this role may use and that are on (api/modules.h); administrators use every one. */
+            json_object_set_new(o, "modules",
+                                api_modules_usable(ar->thread->server->modules, json_object_get(o, "permissions"),
+                                                   strcmp(PQgetvalue(res, 0, 3), "admin") == 0, PQgetvalue(res, 0, 8)));
             api_send_json(ar, 200, o);
         }
     }

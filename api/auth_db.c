@@ -22,7 +22,8 @@ static const char SQL_REVOKE_FAMILY[] =
 
 static const char SQL_ME[] =
     "SELECT u.id, u.email, u.name, r.name, u.team_id, t.name, r.permissions::text,"
-    " to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    " (SELECT coalesce(json_agg(m.module), '[]') FROM module_settings m WHERE NOT m.enabled)::text"
     " FROM users u JOIN roles r ON r.id = u.role_id LEFT JOIN teams t ON t.id = u.team_id"
     " WHERE u.id = $1 AND u.active AND u.token_version = $2";
 

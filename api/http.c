@@ -9,7 +9,9 @@
  * headers (413, 415), ask the database whether the caller may write the
  * module of a bulk route (403), and only then parse the JSON body - on the
  * loop when small, on the offload pool (api/offload.c) when large - and
- * call the route's handler. A file body (API_BODY_RAW, attachments) is
+ * call the route's handler. Between authentication and the body, routes
+ * of a switched-off module answer 404 to all but administrators
+ * (api/modules.c). A file body (API_BODY_RAW, attachments) is
  * checked the same way against its own limit and never parsed. A
  * pool-linked guard notices when h2o disposes the request; it writes the
  * access log line, counts the request in the metrics and detaches the
@@ -34,6 +36,7 @@
 #include "common/rnd.h"
 #include "common/trace.h"
 #include "engine_routes.h"
+#include "modules.h"
 #include "scope.h"
 
 static uint64_t now_ns(void)
@@ -642,6 +645,27 @@ static void read_traceparent(api_req_t *ar, h2o_req_t *req)
 
 static int dispatch(api_req_t *ar);
 
+/* The route's policy once the caller is known and may use its module: the body's checks, then the handler. */
+static void serve(api_req_t *ar)
+{
+    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH | API_BODY_RAW)) == 0) {
+        run_handler(ar);
+        return;
+    }
+    if (ar->route->flags & API_BODY_RAW) {
+        if (check_raw_body(ar) == 0)
+            run_handler(ar);
+        return;
+    }
+    int ndjson;
+    if (check_body(ar, &ndjson) != 0)
+        return;
+    if ((ar->route->flags & API_BODY_BULK) && ar->route->resource != NULL && (ar->route->flags & API_PUBLIC) == 0)
+        probe_then_parse(ar, ndjson);
+    else
+        parse_and_run(ar, ndjson);
+}
+
 int api_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_thread_t *t = api_thread_of(req);
@@ -708,25 +732,14 @@ static int dispatch(api_req_t *ar)
     }
     ar->route = &api_routes[r];
     ar->route_index = r;
-    /* Policy from the route row, in this order: who (headers only), how big, may they write, then parse. */
-    if ((ar->route->flags & API_PUBLIC) == 0 && api_authenticate(ar) != 0)
-        return 0;
-    if ((ar->route->flags & (API_BODY_JSON | API_BODY_MERGE_PATCH | API_BODY_RAW)) == 0) {
-        run_handler(ar);
-        return 0;
-    }
-    if (ar->route->flags & API_BODY_RAW) {
-        if (check_raw_body(ar) == 0)
-            run_handler(ar);
-        return 0;
-    }
-    int ndjson;
-    if (check_body(ar, &ndjson) != 0)
-        return 0;
-    if ((ar->route->flags & API_BODY_BULK) && ar->route->resource != NULL && (ar->route->flags & API_PUBLIC) == 0)
-        probe_then_parse(ar, ndjson);
-    else
-        parse_and_run(ar, ndjson);
+    /*
+     * Policy from the route row, in this order: who (headers only), whether
+     * the route's module is on for them, how big, may they write, then parse.
+     */
+    if ((ar->route->flags & API_PUBLIC) != 0)
+        serve(ar);
+    else if (api_authenticate(ar) == 0)
+        api_modules_gate(ar, serve);
     return 0;
 }
 

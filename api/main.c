@@ -32,6 +32,7 @@
 #include "attachments.h"
 #include "common/tzdb.h"
 #include "engine.h"
+#include "modules.h"
 #include "tables.h"
 #include "common/log.h"
 #include "common/migrate.h"
@@ -249,8 +250,18 @@ int main(int argc, char **argv)
         rc = 1;
         goto Fail;
     }
+    /* The modules, derived from the route table, and the spec cut so that copies without some are cheap. */
+    if ((server.modules = api_modules_new(api_routes, api_nroutes, engine_resources, server.openapi_json, err,
+                                          sizeof(err))) == NULL) {
+        free((void *)server.openapi_json.base);
+        engine_free(server.engine);
+        fprintf(stderr, "clientele-api: cannot derive the modules: %s\n", err);
+        rc = 1;
+        goto Fail;
+    }
     /* The file store must be usable before the first upload is accepted. */
     if ((server.attachments = attachments_open(&cfg, server.engine, err, sizeof(err))) == NULL) {
+        api_modules_free(server.modules);
         free((void *)server.openapi_json.base);
         engine_free(server.engine);
         fprintf(stderr, "clientele-api: %s\n", err);
@@ -259,6 +270,7 @@ int main(int argc, char **argv)
     if (cfg.tls_cert != NULL && (server.ssl_ctx = make_ssl_ctx(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "clientele-api: %s\n", err);
         attachments_close(server.attachments);
+        api_modules_free(server.modules);
         free((void *)server.openapi_json.base);
         engine_free(server.engine);
         goto Fail;
@@ -356,6 +368,7 @@ int main(int argc, char **argv)
     attachments_close(server.attachments);
     tzdb_close(server.tzdb);
     api_caller_cache_free(server.callers);
+    api_modules_free(server.modules);
     engine_free(server.engine);
     api_metrics_free(server.metrics);
     free(templates);

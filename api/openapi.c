@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "api.h"
+#include "modules.h"
 
 extern const char api_openapi_yaml[];
 extern const char api_openapi_yaml_end[];
@@ -202,14 +203,13 @@ int api_openapi_load(api_server_t *server, char *err, size_t errlen)
     return 0;
 }
 
+/* Both documents leave out the routes of switched-off modules for everyone but administrators (api/modules.h). */
 int openapi_get_yaml(api_req_t *ar)
 {
-    h2o_iovec_t v = ar->thread->server->openapi_yaml;
-    return api_send_raw(ar, 200, "application/yaml", v.base, v.len);
+    return api_modules_send_spec(ar, 1);
 }
 
 int openapi_get_json(api_req_t *ar)
 {
-    h2o_iovec_t v = ar->thread->server->openapi_json;
-    return api_send_raw(ar, 200, "application/json", v.base, v.len);
+    return api_modules_send_spec(ar, 0);
 }

@@ -27,6 +27,7 @@ static const problem_kind_t kinds[] = {
     {401, "unauthenticated", "authentication required"},
     {403, "forbidden", "not allowed"},
     {404, "not-found", "resource not found"},
+    {404, "module-disabled", "module switched off"},
     {405, "method-not-allowed", "method not allowed"},
     {409, "conflict", "conflict with the current state"},
     {412, "precondition-failed", "precondition failed"},
@@ -40,6 +41,7 @@ static const problem_kind_t kinds[] = {
     {504, "timeout", "dependency timed out"},
 };
 
+/* The first kind of a status is the one its err_t answers with; later ones are sent by slug (api_send_problem). */
 static const problem_kind_t *kind_of(int status)
 {
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -150,9 +152,8 @@ static const char *default_detail(int status)
     }
 }
 
-json_t *api_problem_new(int status, const char *detail, const char *instance)
+static json_t *problem_of(const problem_kind_t *k, int status, const char *detail, const char *instance)
 {
-    const problem_kind_t *k = kind_of(status);
     char type[64];
     snprintf(type, sizeof(type), "/problems/%s", k->slug);
     json_t *o = json_object();
@@ -170,16 +171,31 @@ json_t *api_problem_new(int status, const char *detail, const char *instance)
     return o;
 }
 
-static json_t *problem_for(api_req_t *ar, int status, const char *detail)
+json_t *api_problem_new(int status, const char *detail, const char *instance)
+{
+    return problem_of(kind_of(status), status, detail, instance);
+}
+
+const char *api_problem_slug(size_t i)
+{
+    return i < sizeof(kinds) / sizeof(kinds[0]) ? kinds[i].slug : NULL;
+}
+
+static json_t *problem_for_kind(api_req_t *ar, const problem_kind_t *k, int status, const char *detail)
 {
     h2o_req_t *req = ar->req;
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *instance = h2o_mem_alloc_pool(&req->pool, len + 1);
     memcpy(instance, req->path.base, len);
     instance[len] = '\0';
-    json_t *o = api_problem_new(status, detail, instance);
+    json_t *o = problem_of(k, status, detail, instance);
     json_object_set_new(o, "request_id", json_string(ar->request_id));
     return o;
+}
+
+static json_t *problem_for(api_req_t *ar, int status, const char *detail)
+{
+    return problem_for_kind(ar, kind_of(status), status, detail);
 }
 
 int api_send_error(api_req_t *ar, int err, const char *detail)
@@ -190,6 +206,17 @@ int api_send_error(api_req_t *ar, int err, const char *detail)
     if (status == 401)
         api_add_header(ar, "www-authenticate", "Bearer");
     return api_send_json(ar, status, problem_for(ar, status, detail));
+}
+
+int api_send_problem(api_req_t *ar, const char *slug, const char *detail)
+{
+    const problem_kind_t *k = NULL;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && k == NULL; i++)
+        if (strcmp(kinds[i].slug, slug) == 0)
+            k = &kinds[i];
+    if (k == NULL)
+        return api_send_error(ar, ERR_INTERNAL, NULL);
+    return api_send_json(ar, k->status, problem_for_kind(ar, k, k->status, detail));
 }
 
 void api_error_add(json_t *errors, const char *field, const char *code, const char *message)

@@ -8,12 +8,18 @@
  * standard rows from ENGINE_ROUTES (api/engine_routes.h), which name the
  * resource the generic handlers serve. openapi/openapi.yaml must list
  * exactly these routes; tests/unit/api/openapi_test.c checks it.
+ *
+ * Each route belongs to a module that an administrator may switch off
+ * (api/modules.h): its resource's, else the first api_route_modules entry
+ * below whose prefix its template starts with, else the engine resource
+ * its template starts with; routes of no module are always served.
  */
 #include "admin.h"
 #include "analytics.h"
 #include "api.h"
 #include "backups.h"
 #include "engine_routes.h"
+#include "modules.h"
 #include "resources.h"
 
 int auth_token(api_req_t *ar);
@@ -34,6 +40,10 @@ const api_route_t api_routes[] = {
     {ROUTER_POST, "/v1/auth/refresh", auth_refresh, API_BODY_JSON | API_PUBLIC, NULL},
     {ROUTER_POST, "/v1/auth/logout", auth_logout, API_BODY_JSON | API_PUBLIC, NULL},
     {ROUTER_GET, "/v1/me", auth_me, 0, NULL},
+
+    {ROUTER_GET, "/v1/settings/modules", settings_modules_get, 0, NULL},
+    {ROUTER_PUT, "/v1/settings/modules", settings_modules_put, API_BODY_JSON, NULL},
+    {ROUTER_PATCH, "/v1/settings/modules", settings_modules_patch, API_BODY_MERGE_PATCH, NULL},
 
     ENGINE_ROUTES(customers_resource, "/v1/customers"),
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
@@ -95,3 +105,14 @@ const api_route_t api_routes[] = {
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* The modules that are not engine resources, by the templates they serve (earlier prefixes win). */
+const api_route_module_t api_route_modules[] = {
+    {"/v1/customers/{id:int}/analytics", "analytics"},
+    {"/v1/analytics", "analytics"},
+    {"/v1/users", "users"},
+    {"/v1/teams", "teams"},
+    {"/v1/roles", "roles"},
+    {"/v1/admin/backups", "backups"},
+    {NULL, NULL},
+};
