@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "admin_db.h"
+#include "ownership.h"
+#include "resources.h"
 #include "scope.h"
 
 /* A team is in scope through its own id; a role only through "all". */
@@ -174,9 +176,11 @@ const char *const admin_db_named_sorts[] = {"name", NULL};
 static const char SQL_USERS_SCOPE[] =
     "WITH " SCOPE_CALLER_CTE("users") " SELECT caller.rscope, caller.cscope, caller.uscope, caller.dscope FROM caller";
 
+/* A user read by id also shows how many live records they own, per owned resource named in $4 (text[]). */
 static const char SQL_USERS_GET[] =
     "WITH " SCOPE_CALLER_CTE("users")
-    " SELECT caller.rscope, u.version, user_json(u)::text"
+    " SELECT caller.rscope, u.version, CASE WHEN u.id IS NOT NULL THEN (user_json(u)::jsonb"
+    " || jsonb_build_object('owned_records', owned_record_counts(u.id, $4::text[])))::text END"
     " FROM caller LEFT JOIN users u ON u.id = $3 AND " SCOPE_OK("rscope", "u.id", "u.team_id");
 
 /* The role must exist and the team, when given, too. */
@@ -404,7 +408,12 @@ int admin_db_users_scope(api_req_t *ar, crud_done_fn done, void *arg)
 
 int admin_db_users_get(api_req_t *ar, int64_t id, crud_done_fn done, void *arg)
 {
-    return get_one(ar, SQL_USERS_GET, id, done, arg);
+    CALLER(ar);
+    char idb[24], owned[512];
+    if (ownership_owned_array(engine_resources, owned, sizeof(owned)) == NULL)
+        return ERR_INTERNAL;
+    const char *p[] = {uid_, ver_, db_fmt_i64(idb, id), owned};
+    return crud_query(ar, SQL_USERS_GET, 4, p, done, arg);
 }
 
 int admin_db_users_create(api_req_t *ar, const char *input, const char *password_hash, crud_done_fn done, void *arg)

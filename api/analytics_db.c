@@ -12,12 +12,16 @@
  * population, so readers whose scope is not `all` get statistics computed
  * over their own customers instead, and no population counts. Backup runs
  * and the backup schedule share these tables but belong to /v1/admin/backups
- * (api/backups_db.c): no statement here shows or touches them.
+ * (api/backups_db.c), and ownership transfer runs to /v1/ownership-transfers:
+ * no statement here shows or touches them.
  */
 #include <stdio.h>
 
 #include "analytics_db.h"
 #include "scope.h"
+
+/* Runs are also the workers' queue for other work (backups, ownership transfers): analytics shows its own kinds. */
+#define ANALYTICS_KIND(r) " " r ".kind IN ('rfm', 'clv')"
 
 static const char SQL_RUN_CREATE[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
@@ -32,12 +36,12 @@ static const char SQL_RUN_CREATE[] =
 static const char SQL_RUN_GET[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, CASE WHEN caller.rscope <> 'none' THEN r.id END, run_json_for(r, caller.rscope,"
-    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3 AND r.kind <> 'backup'";
+    " caller.uid, caller.tid)::text FROM caller LEFT JOIN analytics_runs r ON r.id = $3 AND" ANALYTICS_KIND("r");
 
 static const char SQL_RUN_CANCEL[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND r.kind <> 'backup' AND caller.rscope <> 'none'"
-    "   FOR NO KEY UPDATE OF r),"
+    " cur AS (SELECT r.* FROM analytics_runs r, caller WHERE r.id = $3 AND" ANALYTICS_KIND("r")
+    "   AND caller.rscope <> 'none' FOR NO KEY UPDATE OF r),"
     " upd AS (UPDATE analytics_runs r SET status = 'cancelled', finished_at = now(), updated_at = now()"
     "   FROM cur, caller WHERE r.id = cur.id AND cur.status IN ('queued', 'running') AND caller.dscope <> 'none'"
     "   RETURNING r.*)"
@@ -52,14 +56,14 @@ static const char SQL_RUN_LIST[] =
     "WITH " SCOPE_CALLER_CTE("analytics")
     " SELECT caller.rscope, p.id, p.id::text, p.doc, NULL FROM caller LEFT JOIN LATERAL ("
     "   SELECT r.id, run_json_for(r, caller.rscope, caller.uid, caller.tid)::text AS doc FROM analytics_runs r"
-    "   WHERE caller.rscope <> 'none' AND r.kind <> 'backup'"
+    "   WHERE caller.rscope <> 'none' AND" ANALYTICS_KIND("r")
     "   AND ($3::text IS NULL OR r.status = $3::text) AND ($4::text IS NULL OR r.kind = $4::text)"
     "   AND ($5::bigint IS NULL OR r.id < $5::bigint) ORDER BY r.id DESC LIMIT $6) p ON true ORDER BY p.id DESC";
 
 /* The run a summary describes: the one asked for, or the latest succeeded run of a kind. */
 #define RESULT_RUN(param)                                                                                              \
-    " run AS (SELECT id, status FROM analytics_runs WHERE kind <> 'backup'"                                           \
-    "   AND ((" param "::bigint IS NOT NULL AND id = " param "::bigint)"                                               \
+    " run AS (SELECT id, status FROM analytics_runs WHERE" ANALYTICS_KIND("analytics_runs") " AND ((" param          \
+    "::bigint IS NOT NULL AND id = " param "::bigint)"                                                                 \
     "   OR (" param "::bigint IS NULL AND kind = 'rfm' AND status = 'succeeded'))"                                     \
     "   ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1),"
 
@@ -90,8 +94,8 @@ static const char SQL_SUMMARY[] =
  */
 static const char SQL_TRANSITIONS[] =
     "WITH " SCOPE_CALLER_CTE("analytics") ","
-    " runs AS (SELECT (SELECT status FROM analytics_runs WHERE id = $3 AND kind <> 'backup') AS a,"
-    "   (SELECT status FROM analytics_runs WHERE id = $4 AND kind <> 'backup') AS b),"
+    " runs AS (SELECT (SELECT status FROM analytics_runs r WHERE r.id = $3 AND" ANALYTICS_KIND("r") ") AS a,"
+    " (SELECT status FROM analytics_runs r WHERE r.id = $4 AND" ANALYTICS_KIND("r") ") AS b),"
     " segs(s, o) AS (VALUES ('champions', 1), ('loyal_customers', 2), ('potential_loyalists', 3),"
     "   ('new_customers', 4), ('promising', 5), ('need_attention', 6), ('about_to_sleep', 7), ('at_risk', 8),"
     "   ('cant_lose_them', 9), ('hibernating', 10), ('prospect', 11)),"

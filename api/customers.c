@@ -14,6 +14,8 @@
 
 static const char *const kinds[] = {"person", "company", NULL};
 static const char *const statuses[] = {"prospect", "customer", "partner", "inactive", NULL};
+/* A customer the business no longer deals with: an ownership transfer of open records leaves it with its owner. */
+static const char *const closed_statuses[] = {"inactive", NULL};
 static const char *const segments[] = {
     "champions",      "loyal_customers", "potential_loyalists", "new_customers", "promising", "need_attention",
     "about_to_sleep", "at_risk",         "cant_lose_them",      "hibernating",   "prospect",  NULL};
@@ -181,4 +183,5 @@ const engine_resource_t customers_resource = {
     .embeds = embeds,
     .nembeds = ENGINE_COUNT(embeds),
     .bulk_max = 5000,
+    .closed = {"status", closed_statuses},
 };

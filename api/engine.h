@@ -153,6 +153,16 @@ struct st_engine_resource_t {
     size_t bulk_max; /* items per bulk request */
     int public_read;  /* every authenticated user reads every row, whatever the role says (settings, definitions) */
     const char *path; /* the collection's path when it is not "/v1/<name>" ("/v1/custom-fields"): Location headers */
+    /*
+     * ENGINE_OWNED: the records in a closed state, which an ownership
+     * transfer with only_open leaves with their owner (api/ownership.c): those
+     * whose field `field` holds one of `values` (NULL-terminated). No field:
+     * no record is closed.
+     */
+    struct {
+        const char *field;
+        const char *const *values;
+    } closed;
 };
 
 #define ENGINE_COUNT(table) (sizeof(table) / sizeof((table)[0]))

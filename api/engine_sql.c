@@ -1057,6 +1057,7 @@ static char *gen_history(const engine_res_t *res)
     esql_add(&s, ") SELECT caller.rscope, EXISTS (SELECT 1 FROM rec), h.id, h.doc::text FROM caller LEFT JOIN LATERAL"
                  " (SELECT h.id, json_build_object('id', h.id, 'at', iso_utc(h.at),"
                  " 'actor', json_build_object('type', h.actor_type, 'id', h.actor_id), 'request_id', h.request_id,"
+                 " 'transfer_id', h.transfer_id,"
                  " 'op', h.op, 'changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('field', e ->> 'field',"
                  " 'old', ");
     history_value(&s, res->r, "(e -> 'old')");

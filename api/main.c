@@ -33,6 +33,7 @@
 #include "common/tzdb.h"
 #include "engine.h"
 #include "modules.h"
+#include "ownership.h"
 #include "tables.h"
 #include "common/log.h"
 #include "common/migrate.h"
@@ -240,6 +241,12 @@ int main(int argc, char **argv)
     }
     /* Every resource's statements, generated once; a bad description refuses to start. */
     if ((server.engine = engine_build(engine_resources, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "clientele-api: a resource description is invalid: %s\n", err);
+        rc = 1;
+        goto Fail;
+    }
+    if (ownership_check_resources(engine_resources, err, sizeof(err)) != 0) {
+        engine_free(server.engine);
         fprintf(stderr, "clientele-api: a resource description is invalid: %s\n", err);
         rc = 1;
         goto Fail;

@@ -20,6 +20,7 @@
 #include "backups.h"
 #include "engine_routes.h"
 #include "modules.h"
+#include "ownership.h"
 #include "resources.h"
 
 int auth_token(api_req_t *ar);
@@ -87,6 +88,9 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/v1/users/{id:int}", admin_users_get, 0, NULL},
     {ROUTER_PATCH, "/v1/users/{id:int}", admin_users_patch, API_BODY_MERGE_PATCH, NULL},
     {ROUTER_DELETE, "/v1/users/{id:int}", admin_users_delete, 0, NULL},
+
+    {ROUTER_POST, "/v1/ownership-transfers", ownership_transfer_create, API_BODY_JSON, NULL},
+    {ROUTER_GET, "/v1/ownership-transfers/{id:int}", ownership_transfer_get, 0, NULL},
 
     {ROUTER_GET, "/v1/teams", admin_teams_list, 0, NULL},
     {ROUTER_POST, "/v1/teams", admin_teams_create, API_BODY_JSON, NULL},

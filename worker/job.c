@@ -68,6 +68,7 @@
 #include "backup_job.h"
 #include "clv_job.h"
 #include "rfm_job.h"
+#include "transfer_job.h"
 
 #define HEARTBEAT_EVERY_MS 500
 #define POLL_MS 100
@@ -602,11 +603,14 @@ static int copy_results_in(wk_job_ctx_t *ctx, const char *copy_sql, wk_job_produ
     return 0;
 }
 
-/* Runs one step on A, in the run's transaction. */
+/* Runs one step on A, in the run's transaction, and reports the progress it reaches. */
 static int run_step(wk_job_ctx_t *ctx, const wk_job_step_t *step)
 {
-    return step->produce != NULL ? copy_results_in(ctx, step->sql, step->produce, step->arg)
-                                 : write_step(ctx, step->sql, 0, NULL, NULL);
+    int r = step->produce != NULL ? copy_results_in(ctx, step->sql, step->produce, step->arg)
+                                  : write_step(ctx, step->sql, 0, NULL, NULL);
+    if (r == 0 && step->progress > 0)
+        r = wk_job_progress(ctx, step->progress, step->done, -1, 0);
+    return r;
 }
 
 static int run_steps(wk_job_ctx_t *ctx, const wk_job_step_t *steps)
@@ -966,6 +970,8 @@ static int dispatch_kind(wk_job_ctx_t *ctx, const char *kind, const char *params
         r = wk_clv_job_run(ctx, params);
     else if (strcmp(kind, "backup") == 0)
         r = wk_backup_job_run(ctx, params);
+    else if (strcmp(kind, "ownership_transfer") == 0)
+        r = wk_transfer_job_run(ctx, params);
     else
         r = wk_job_fail(ctx, "kind %s is not known to this worker", kind);
     json_decref(params);
@@ -1006,7 +1012,7 @@ static wk_job_outcome_t run_job(wk_job_t *job, int64_t run_id, const char *entry
         PQclear(res);
         return settle_lost(&ctx, 0, "was not claimed");
     }
-    char kind[16];
+    char kind[32];
     snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
     int attempts = atoi(PQgetvalue(res, 0, 2));
     /* Every line of the run names the request that started it (none for scheduled runs). */

@@ -1,5 +1,5 @@
 /*
- * worker/job.h - the job thread: claims and runs one analytics run at a time, off the loop.
+ * worker/job.h - the job thread: claims and runs one run at a time, off the loop.
  *
  * The loop thread (worker/runs.c) hands the job thread one stream entry at
  * a time with wk_job_submit(); the job thread claims the run in PostgreSQL,
@@ -179,6 +179,14 @@ typedef struct st_wk_job_step_t {
      * Ignored when the side steps run in line in the run's transaction.
      */
     int new_txn;
+    /*
+     * Steps of the run's transaction only: when progress > 0, the run's
+     * progress (0..1) and records done (`done`) once this step has run,
+     * written with the next heartbeat (what happened so far is still
+     * uncommitted; the progress only says how far the write is).
+     */
+    double progress;
+    int64_t done;
 } wk_job_step_t;
 
 /* A kind's results, for wk_job_write_results(). */
