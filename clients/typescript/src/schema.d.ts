@@ -245,6 +245,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settings/modules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Which modules are on.
+         * @description Every module the API has, in a fixed order (the record types first),
+         *     with whether it is on. Any authenticated user may read it.
+         */
+        get: operations["getModuleSettings"];
+        /**
+         * Set which modules are on.
+         * @description Sets every module: those the body names as it says, every other
+         *     one back on (the default). Administrators only (403). Routes of a
+         *     module switched off answer 404 (`/problems/module-disabled`) to
+         *     everyone else from the next request on in this API process, and
+         *     within about half a second in the others. 422 names each bad member: a
+         *     module the API does not have (`unknown_field`), a setting that is
+         *     not an object (`invalid_type`), a missing or non-boolean `enabled`
+         *     (`<module>.enabled`: `required`, `invalid_type`), any other member
+         *     (`unknown_field`).
+         */
+        put: operations["replaceModuleSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Switch some modules on or off (JSON Merge Patch).
+         * @description Changes only the modules the body names; `null` for a module puts
+         *     it back to its default (on). Otherwise as `PUT`.
+         */
+        patch: operations["updateModuleSettings"];
+        trace?: never;
+    };
     "/v1/customers": {
         parameters: {
             query?: never;
@@ -1653,6 +1691,85 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/v1/ownership-transfers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand every record a user owns to another user.
+         * @description Moves the live records of the resources named in `resources` (by
+         *     default every resource whose records have owners: `customers`
+         *     today) owned by `from_user_id` to `to_user_id`, and files them
+         *     under `team_id` when it is given (else each keeps its team).
+         *     Records of other resources follow their parent: a customer's
+         *     contacts and orders go with it. With `only_open` (the default)
+         *     records in a closed state stay with their owner: customers with
+         *     status `inactive`. The departing user may be deactivated already
+         *     (deactivating a user who owns records is allowed; `GET
+         *     /v1/users/{id}` shows `owned_records`).
+         *
+         *     Who may: anyone who could make each move with a `PATCH`, that is
+         *     whose role's `update` scope for the resource covers the record
+         *     and allows filing it with the recipient (an administrator or a
+         *     director: any user's records; a manager: records of their team, to
+         *     a member of their team), and who may read both users (`users` read
+         *     scope). A role without `update` on a resource named: 403. A record
+         *     the caller may not move: 403 saying how many, and nothing moves or
+         *     is recorded. A user the caller may not see or that does not exist,
+         *     a deactivated or identical recipient, or an unknown team: 422
+         *     naming `from_user_id`, `to_user_id` or `team_id`. A resource whose
+         *     records have no owner, or named twice: 422 naming `resources[i]`.
+         *
+         *     Up to 10,000 records move in the request's own transaction: 201
+         *     with the transfer, status `succeeded` and `counts` per resource.
+         *     More become a worker run: 202 with status `queued`; follow
+         *     `Location` (`GET /v1/ownership-transfers/{id}`) for `progress` and
+         *     `records_done`. The worker moves every record in one transaction
+         *     too (records the user came to own meanwhile included): until its
+         *     status is `succeeded` no record has moved, and a worker stopped
+         *     midway leaves none moved (another worker redoes the transfer from
+         *     the start). Either way each moved record's history gets an
+         *     `update` entry with the caller as `actor` and the transfer's id as
+         *     `transfer_id`, and its change feed a change.
+         */
+        post: operations["createOwnershipTransfer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ownership-transfers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The transfer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an ownership transfer and its progress.
+         * @description Visible to the user who asked for it and to whoever may read the
+         *     user whose records it moves (`users` read scope); 404 for anyone
+         *     else. Not cached (`Cache-Control: no-store`): a transfer done by a
+         *     worker changes as it goes.
+         */
+        get: operations["getOwnershipTransfer"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/customers/{id}/attachments": {
         parameters: {
             query?: never;
@@ -1939,6 +2056,7 @@ export interface components {
          *     `/problems/unauthenticated` (401, with `WWW-Authenticate`),
          *     `/problems/forbidden` (403),
          *     `/problems/not-found` (404: no such resource, or not visible to the caller),
+         *     `/problems/module-disabled` (404: the route's module is switched off, see Modules in the introduction),
          *     `/problems/method-not-allowed` (405, with an `Allow` header),
          *     `/problems/conflict` (409),
          *     `/problems/precondition-failed` (412: `If-Match` did not match),
@@ -1955,7 +2073,7 @@ export interface components {
          */
         Problem: {
             /** @enum {string} */
-            type: "/problems/bad-request" | "/problems/unauthenticated" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/conflict" | "/problems/precondition-failed" | "/problems/payload-too-large" | "/problems/unsupported-media-type" | "/problems/range-not-satisfiable" | "/problems/validation-failed" | "/problems/too-many-requests" | "/problems/internal" | "/problems/unavailable" | "/problems/timeout";
+            type: "/problems/bad-request" | "/problems/unauthenticated" | "/problems/forbidden" | "/problems/not-found" | "/problems/module-disabled" | "/problems/method-not-allowed" | "/problems/conflict" | "/problems/precondition-failed" | "/problems/payload-too-large" | "/problems/unsupported-media-type" | "/problems/range-not-satisfiable" | "/problems/validation-failed" | "/problems/too-many-requests" | "/problems/internal" | "/problems/unavailable" | "/problems/timeout";
             /** @description Short, lower-case summary of the problem type. */
             title: string;
             status: number;
@@ -2193,6 +2311,110 @@ export interface components {
             permissions: components["schemas"]["Permissions"];
             field_rules: components["schemas"]["FieldRules"];
             created_at: components["schemas"]["Timestamp"];
+            /**
+             * @description The modules the caller may use: those on which their role grants
+             *     any action and that are switched on (an administrator: every one
+             *     their role grants anything on, switched off or not).
+             * @example [
+             *       "customers",
+             *       "contacts",
+             *       "orders",
+             *       "analytics",
+             *       "teams"
+             *     ]
+             */
+            modules: string[];
+        };
+        ModuleSetting: {
+            /** @description Whether the module's routes are served (to everyone but administrators). */
+            enabled: boolean;
+        };
+        /**
+         * @description Per module, its setting. Answers name every module the API has;
+         *     requests may name some.
+         * @example {
+         *       "customers": {
+         *         "enabled": true
+         *       },
+         *       "orders": {
+         *         "enabled": true
+         *       },
+         *       "contacts": {
+         *         "enabled": true
+         *       },
+         *       "analytics": {
+         *         "enabled": false
+         *       },
+         *       "users": {
+         *         "enabled": true
+         *       },
+         *       "teams": {
+         *         "enabled": true
+         *       },
+         *       "roles": {
+         *         "enabled": true
+         *       },
+         *       "backups": {
+         *         "enabled": true
+         *       }
+         *     }
+         */
+        ModuleSettings: {
+            [key: string]: components["schemas"]["ModuleSetting"];
+        };
+        /** @description Per module, its new setting, or null for the default (on). */
+        ModuleSettingsPatch: {
+            [key: string]: components["schemas"]["ModuleSetting"] | null;
+        };
+        OwnershipTransferInput: {
+            /** @description The user whose records move (active or not). */
+            from_user_id: components["schemas"]["Id"];
+            /** @description The user who receives them (active, and another user). */
+            to_user_id: components["schemas"]["Id"];
+            /** @description The team the records are filed under; absent or null, each keeps its own. */
+            team_id?: components["schemas"]["Id"] | null;
+            /** @description The resources whose records move, each once; default every resource whose records have owners. */
+            resources?: string[];
+            /**
+             * @description Leave records in a closed state with their owner (customers with status `inactive`).
+             * @default true
+             */
+            only_open?: boolean;
+        };
+        OwnershipTransfer: {
+            id: components["schemas"]["Id"];
+            /**
+             * @description `succeeded` once every record has moved (at once for a transfer
+             *     the request made itself); `queued` and `running` while a worker
+             *     has it (nothing has moved yet, see the operation); `failed` when
+             *     it could not be done (`error` says why; nothing moved).
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            from_user_id: components["schemas"]["Id"];
+            to_user_id: components["schemas"]["Id"];
+            team_id: components["schemas"]["Id"] | null;
+            resources: string[];
+            only_open: boolean;
+            /** @description The records to move when the transfer was asked for. */
+            records_total: number;
+            /** @description The records moved so far (within the worker's uncommitted transaction until it succeeds). */
+            records_done: number;
+            progress: number;
+            /**
+             * @description Once succeeded, the records moved per resource; null before.
+             * @example {
+             *       "customers": 128
+             *     }
+             */
+            counts: {
+                [key: string]: number;
+            } | null;
+            /** @description Why a transfer failed. */
+            error: string | null;
+            requested_by: components["schemas"]["Id"];
+            created_at: components["schemas"]["Timestamp"];
+            finished_at: components["schemas"]["Timestamp"] | null;
         };
         /** @enum {string} */
         CustomerStatus: "prospect" | "customer" | "partner" | "inactive";
@@ -2538,6 +2760,8 @@ export interface components {
              *     a change no request made.
              */
             request_id: string | null;
+            /** @description The ownership transfer that made this change (`GET /v1/ownership-transfers/{id}`); null for any other. */
+            transfer_id: components["schemas"]["Id"] | null;
             /** @enum {string} */
             op: "create" | "update" | "delete";
             /**
@@ -3367,6 +3591,18 @@ export interface components {
             readonly created_at: components["schemas"]["Timestamp"];
             readonly updated_at: components["schemas"]["Timestamp"];
             readonly version: number;
+            /**
+             * @description Only from `GET /v1/users/{id}`: per resource whose records
+             *     have owners, how many live records the user owns (what
+             *     deactivating them would leave without an active owner; see
+             *     `POST /v1/ownership-transfers`).
+             * @example {
+             *       "customers": 42
+             *     }
+             */
+            readonly owned_records?: {
+                [key: string]: number;
+            };
         };
         UserInput: WithRequired<components["schemas"]["UserFields"], "email" | "name" | "password" | "role">;
         UserPatch: components["schemas"]["UserFields"];
@@ -3639,6 +3875,38 @@ export interface components {
                 "application/json": components["schemas"]["Schedule"];
             };
         };
+        /** @description Every module and whether it is on. */
+        ModuleSettingsOk: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ModuleSettings"];
+            };
+        };
+        /** @description The records moved in the request's transaction; the transfer, with `counts`. */
+        OwnershipTransferDone: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                Location: components["headers"]["Location"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OwnershipTransfer"];
+            };
+        };
+        /** @description More records than a request moves; a worker moves them (status `queued`). */
+        OwnershipTransferQueued: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                Location: components["headers"]["Location"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OwnershipTransfer"];
+            };
+        };
         /**
          * @description An error, as a problem. On the operations endpoints, the HTTP layer's
          *     own refusals, answered before any endpoint runs and for any path: a
@@ -3697,7 +3965,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No such record, or it is outside the caller's read scope (or deleted). */
+        /**
+         * @description No such record, or it is outside the caller's read scope (or
+         *     deleted); or the route's module is switched off
+         *     (`/problems/module-disabled`, see Modules in the introduction).
+         */
         NotFound: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -3725,6 +3997,16 @@ export interface components {
         };
         /** @description `If-Match` is malformed or names another version than the record's current one. */
         PreconditionFailed: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The route's module is switched off (`/problems/module-disabled`, see Modules in the introduction). */
+        ModuleDisabled: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
@@ -4331,6 +4613,69 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    getModuleSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ModuleSettingsOk"];
+            401: components["responses"]["Unauthenticated"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    replaceModuleSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModuleSettings"];
+            };
+        };
+        responses: {
+            200: components["responses"]["ModuleSettingsOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    updateModuleSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["ModuleSettingsPatch"];
+            };
+        };
+        responses: {
+            200: components["responses"]["ModuleSettingsOk"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     listCustomers: {
         parameters: {
             query?: {
@@ -4415,6 +4760,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -4436,6 +4782,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -4471,6 +4818,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -4739,6 +5087,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -4763,6 +5112,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -4817,6 +5167,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -4838,6 +5189,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -4873,6 +5225,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -5111,6 +5464,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5132,6 +5486,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -5167,6 +5522,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -5418,6 +5774,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             422: components["responses"]["ValidationFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
@@ -5495,6 +5852,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5540,6 +5898,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             422: components["responses"]["ValidationFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
@@ -5588,6 +5947,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5637,6 +5997,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             422: components["responses"]["ValidationFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
@@ -5690,6 +6051,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5721,6 +6083,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5752,6 +6115,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5783,6 +6147,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5818,6 +6183,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -5839,6 +6205,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
@@ -6005,6 +6372,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -6026,6 +6394,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
@@ -6158,6 +6527,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -6179,6 +6549,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -6314,6 +6685,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -6335,6 +6707,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -6459,6 +6832,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             /** @description The backup directory exists but cannot be read (the reason is in the server's log). */
             500: {
                 headers: {
@@ -6495,6 +6869,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -6540,6 +6915,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -6561,6 +6937,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModuleDisabled"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -6659,6 +7036,59 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    createOwnershipTransfer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OwnershipTransferInput"];
+            };
+        };
+        responses: {
+            201: components["responses"]["OwnershipTransferDone"];
+            202: components["responses"]["OwnershipTransferQueued"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getOwnershipTransfer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The transfer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transfer. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OwnershipTransfer"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };

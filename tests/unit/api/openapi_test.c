@@ -22,6 +22,7 @@
 #include "../../../api/openapi.c"
 #include "api/engine_int.h"
 #include "api/engine_routes.h"
+#include "api/modules.h"
 #include "api/resources.h"
 
 #define SPEC_PATH "openapi/openapi.yaml"
@@ -519,6 +520,12 @@ START_TEST(test_contract_problem_types_documented)
         json_t *p = api_problem_new(api_err_status(err), NULL, NULL);
         json_array_append(sent, json_object_get(p, "type"));
         json_decref(p);
+    }
+    /* And the kinds sent by name (api_send_problem), such as module-disabled. */
+    for (size_t k = 0; api_problem_slug(k) != NULL; k++) {
+        char type[96];
+        snprintf(type, sizeof(type), "/problems/%s", api_problem_slug(k));
+        json_array_append_new(sent, json_string(type));
     }
     size_t i;
     json_t *v;
@@ -1392,6 +1399,32 @@ START_TEST(test_contract_engine_bodies)
 }
 END_TEST
 
+START_TEST(test_contract_module_routes_document_404)
+{
+    /* A route of a module can answer 404 (module-disabled) whatever it does: the spec says so for each. */
+    json_t *spec = load_spec();
+    json_t *paths = json_object_get(spec, "paths");
+    static char report[8192];
+    report[0] = '\0';
+    int offenders = 0;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        if (api_route_module(&api_routes[i], engine_resources) == NULL)
+            continue;
+        char *p = spec_path_of(api_routes[i].path);
+        json_t *op = json_object_get(json_object_get(paths, p), method_name(api_routes[i].method));
+        if (json_object_get(json_object_get(op, "responses"), "404") == NULL) {
+            char mu[16];
+            report_add(report, sizeof(report), "  %s %s\n", upper(method_name(api_routes[i].method), mu), p);
+            offenders++;
+        }
+        free(p);
+    }
+    json_decref(spec);
+    ck_assert_msg(offenders == 0, "%d route(s) of a module document no 404 (module-disabled) in %s:\n%s", offenders,
+                  SPEC_PATH, report);
+}
+END_TEST
+
 START_TEST(test_contract_embedded_copy)
 {
     /* The binary serves the spec it embeds; it must be the file on disk, and load the same way. */
@@ -1457,6 +1490,7 @@ static Suite *openapi_suite(void)
     tcase_add_test(tc, test_contract_descriptions_match_spec);
     tcase_add_test(tc, test_contract_engine_query_params);
     tcase_add_test(tc, test_contract_engine_bodies);
+    tcase_add_test(tc, test_contract_module_routes_document_404);
     tcase_add_test(tc, test_contract_embedded_copy);
     suite_add_tcase(s, tc);
 
