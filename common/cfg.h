@@ -59,6 +59,8 @@ typedef struct st_cfg_t {
     int shutdown_timeout_ms;  /* CLIENTELE_SHUTDOWN_TIMEOUT */
     char *worker_name;        /* CLIENTELE_WORKER_NAME: consumer and lease name (default hostname:pid) */
     int worker_claim_idle_ms; /* CLIENTELE_WORKER_CLAIM_IDLE: idle time before another worker takes over (30s) */
+    /* CLIENTELE_PHONE_REGION: the region national phone numbers are read in (common/phone.h; static). */
+    const struct st_phone_region_t *phone_region;
 } cfg_t;
 
 /*

@@ -117,6 +117,7 @@ START_TEST(test_load_defaults)
     ck_assert_uint_eq(cfg.bulk_body_limit, 32 * 1024 * 1024);
     ck_assert_uint_eq(cfg.attachment_limit, 25 * 1024 * 1024);
     ck_assert_str_eq(cfg.storage_dir, ".run/storage");
+    ck_assert_str_eq(cfg.phone_region->iso, "CN");
     ck_assert_ptr_nonnull(cfg.cors_origins);
     ck_assert_ptr_null(cfg.cors_origins[0]);
     ck_assert_ptr_null(cfg.tls_cert);
@@ -518,6 +519,20 @@ START_TEST(test_load_attachments)
     assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "2GiB");
     assert_refused("CLIENTELE_ATTACHMENT_LIMIT", "25 MiB");
     assert_refused("CLIENTELE_STORAGE_DIR", repeat_a(3901));
+}
+END_TEST
+
+START_TEST(test_load_phone_region)
+{
+    cfg_t cfg;
+    env_t env[] = {{"CLIENTELE_PHONE_REGION", "US"}, {NULL, NULL}};
+    load_ok(env, &cfg);
+    ck_assert_str_eq(cfg.phone_region->iso, "US");
+    ck_assert_str_eq(cfg.phone_region->cc, "1");
+    cfg_free(&cfg);
+    assert_refused("CLIENTELE_PHONE_REGION", "cn");
+    assert_refused("CLIENTELE_PHONE_REGION", "XX");
+    assert_refused("CLIENTELE_PHONE_REGION", "CHN");
 }
 END_TEST
 
@@ -1012,6 +1027,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_log_level);
     tcase_add_test(tc, test_load_body_limits);
     tcase_add_test(tc, test_load_attachments);
+    tcase_add_test(tc, test_load_phone_region);
     tcase_add_test(tc, test_load_cors_origins);
     tcase_add_test(tc, test_load_cors_origins_no_path);
     tcase_add_test(tc, test_load_trusted_proxies);
