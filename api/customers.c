@@ -167,6 +167,10 @@ static const engine_sort_t sorts[] = {{.name = "name"},
                                       {.name = "clv", .list = clv_list, .check_key = clv_key_ok},
                                       {.name = NULL}};
 
+/* Duplicates: the same e-mail or phone, or a similar name in the same city (api/merge.c). */
+static const char *const phones[] = {"phone", NULL};
+static const engine_dedup_t dedup = {"email", phones, "{t}.name", "lower(btrim({t}.address ->> 'city'))"};
+
 const engine_resource_t customers_resource = {
     .name = "customers",
     .table = "customers",
@@ -181,4 +185,5 @@ const engine_resource_t customers_resource = {
     .embeds = embeds,
     .nembeds = ENGINE_COUNT(embeds),
     .bulk_max = 5000,
+    .dedup = &dedup,
 };
