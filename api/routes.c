@@ -13,6 +13,7 @@
 #include "analytics.h"
 #include "api.h"
 #include "engine_routes.h"
+#include "merge.h"
 #include "resources.h"
 
 int auth_token(api_req_t *ar);
@@ -33,10 +34,12 @@ const api_route_t api_routes[] = {
     {ROUTER_GET, "/v1/me", auth_me, 0, NULL},
 
     ENGINE_ROUTES(customers_resource, "/v1/customers"),
+    MERGE_ROUTES(customers_resource, "/v1/customers"),
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
     ENGINE_NESTED_ROUTES(contacts_resource, "/v1/customers/{id:int}/contacts"),
     ENGINE_ROUTES(orders_resource, "/v1/orders"),
     ENGINE_ROUTES(contacts_resource, "/v1/contacts"),
+    MERGE_ROUTES(contacts_resource, "/v1/contacts"),
 
     ENGINE_FEED_ROUTE(customers_resource, "/v1/changes/customers"),
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),
