@@ -112,7 +112,14 @@ static char *gen_duplicates(const engine_t *e, const engine_resource_t *r)
     char own[64], team[64];
     const engine_dedup_t *d = r->dedup;
     int first = 1;
-    esql_add(&s, "WITH " READ_CALLER ", me AS MATERIALIZED (SELECT t.*, caller.uid, caller.tid, caller.rscope, ");
+    /*
+     * pg_trgm's `%` answers from its index with the similarity threshold of
+     * the session; set for this statement's transaction only, in the CTE
+     * every name comparison takes its parameters from, so it is set before
+     * any of them runs.
+     */
+    esql_add(&s, "WITH " READ_CALLER ", me AS MATERIALIZED (SELECT t.*, caller.uid, caller.tid, caller.rscope,"
+                 " set_config('pg_trgm.similarity_threshold', '" MERGE_NAME_SIMILARITY "', true) AS _threshold, ");
     subst(&s, d->name, "t");
     esql_add(&s, " AS _name, ");
     subst(&s, d->group, "t");
@@ -136,7 +143,7 @@ static char *gen_duplicates(const engine_t *e, const engine_resource_t *r)
         first = 0;
         free(esql_take(&c));
     }
-    /* `%` (similarity above pg_trgm's threshold, 0.3 by default) is what the trigram index answers. */
+    /* `%` (similarity at least the threshold) is what the trigram index answers; then strictly above it. */
     subst(&c, d->group, "c");
     esql_add(&c, " = me._grp AND ");
     subst(&c, d->name, "c");

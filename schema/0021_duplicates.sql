@@ -38,12 +38,25 @@ BEGIN
 END
 $$;
 
+-- A company's name as names are compared: lower case, without its legal form ("Co., Ltd.",
+-- "Inc.", "GmbH", "有限公司", "股份有限公司", "集团" ...) and punctuation, so that "Huaxin
+-- Trading Co., Ltd." and "Huaxin Trading Company" are one name, and the words every company
+-- has neither make names look alike nor make the trigram index read half the table.
+CREATE FUNCTION name_key(n text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT btrim(regexp_replace(regexp_replace(lower(n),
+        '(股份|集团)?有限(责任)?公司|集团|\m(co|ltd|llc|inc|corp|corporation|company|group|holdings|limited'
+        '|international|gmbh|ag|kg|sa|sarl|plc|llp|bv|srl|spa|pte|pty)\M\.?', ' ', 'g'), '[[:space:][:punct:]]+', ' ', 'g'))
+$$;
+
 -- The comparisons of api/merge_db.c, each on an expression of the live rows. Names of
--- customers use customers_name_trgm_idx (schema/0003); names of contacts are compared
+-- customers are compared within a city: one GIN index holds both (btree_gin), so a lookup
+-- reads the trigrams of one city's names, never every name. Names of contacts are compared
 -- only among a customer's contacts (contacts_customer_idx).
+CREATE EXTENSION IF NOT EXISTS btree_gin;
 CREATE INDEX customers_email_key_idx ON customers (lower(btrim(email::text))) WHERE deleted_at IS NULL;
 CREATE INDEX customers_phone_key_idx ON customers (phone_key(phone)) WHERE deleted_at IS NULL;
-CREATE INDEX customers_city_key_idx ON customers (lower(btrim(address ->> 'city'))) WHERE deleted_at IS NULL;
+CREATE INDEX customers_city_name_idx ON customers
+    USING gin (lower(btrim(address ->> 'city')), name_key(name) gin_trgm_ops) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_email_key_idx ON contacts (lower(btrim(email::text))) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_phone_key_idx ON contacts (phone_key(phone)) WHERE deleted_at IS NULL;
 CREATE INDEX contacts_mobile_key_idx ON contacts (phone_key(mobile)) WHERE deleted_at IS NULL;
