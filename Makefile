@@ -105,10 +105,10 @@ $(BUILD)/tests/unit/worker/%_test: tests/unit/worker/%_test.c $(BUILD)/libworker
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(BUILD)/libworker.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
-$(BUILD)/tests/integration/%_test: tests/integration/%_test.c $(SUPPORT_OBJ) $(BUILD)/libcommon.a
+$(BUILD)/tests/integration/%_test: tests/integration/%_test.c $(SUPPORT_OBJ) $(BUILD)/libapi.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(SUPPORT_OBJ) $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< $(SUPPORT_OBJ) $(BUILD)/libapi.a $(BUILD)/libcommon.a -o $@ $(LDLIBS) $(CHECK_LIBS)
 $(BUILD)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@

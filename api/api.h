@@ -102,6 +102,7 @@ typedef struct st_api_server_t {
     struct st_api_caller_cache_t *callers; /* callers of reads, shared by the loops (api/callers.c) */
     struct st_attachments_t *attachments; /* statements, file store and its I/O threads (api/attachments.h) */
     struct st_api_modules_t *modules;     /* modules and which are switched off (api/modules.h) */
+    struct st_merge_t *merge;             /* duplicates and merges: statements and the phone region (api/merge.h) */
     api_thread_t *threads;
     int nthreads;
     _Atomic int shutting_down;
@@ -236,6 +237,12 @@ const char *api_status_reason(int status);
 int api_err_status(int err);
 /* Answers with an RFC 9457 problem for err, with a sentence of detail (may be NULL). */
 int api_send_error(api_req_t *ar, int err, const char *detail);
+/*
+ * Answers with the problem for err (no Retry-After or WWW-Authenticate: for
+ * 4xx answers) whose body also holds the members of extra, such as the
+ * survivor of a merged record; steals extra.
+ */
+int api_send_problem_extra(api_req_t *ar, int err, const char *detail, json_t *extra);
 /* Answers 422 (or `status`) with errors: [{"field","code","message"}] (steals errors). */
 int api_send_invalid(api_req_t *ar, int status, const char *detail, json_t *errors);
 /*

@@ -23,7 +23,7 @@ static const engine_field_t fields[] = {
      .ef = EF_SEARCH | EF_SORT},
     {.v = {.name = "title", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 100}},
     {.v = {.name = "department", .type = VT_STRING, .flags = VF_NULLABLE | VF_TRIM, .max_len = 100}, .ef = EF_GROUP},
-    {.v = {.name = "reports_to_id", .type = VT_ID, .flags = VF_NULLABLE}},
+    {.v = {.name = "reports_to_id", .type = VT_ID, .flags = VF_NULLABLE}, .ref = &contacts_resource},
     {.v = {.name = "email", .type = VT_EMAIL, .flags = VF_NULLABLE | VF_TRIM, .max_len = 254},
      .ef = EF_FILTER | EF_SEARCH,
      .sql_type = "citext"},
@@ -81,6 +81,11 @@ static const engine_check_t checks[] = {
 static const engine_sort_t sorts[] = {
     {.name = "last_name"}, {.name = "created_at"}, {.name = "updated_at"}, {.name = NULL}};
 
+/* Duplicates: the same e-mail, phone or mobile, or a similar name at the same customer (api/merge.c). */
+static const char *const phones[] = {"phone", "mobile", NULL};
+static const engine_dedup_t dedup = {"email", phones, "concat_ws(' ', {t}.first_name, {t}.last_name)",
+                                     "{t}.customer_id"};
+
 const engine_resource_t contacts_resource = {
     .name = "contacts",
     .table = "contacts",
@@ -94,4 +99,5 @@ const engine_resource_t contacts_resource = {
     .nchecks = ENGINE_COUNT(checks),
     .item_check = check_contact,
     .bulk_max = 5000,
+    .dedup = &dedup,
 };

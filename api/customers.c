@@ -169,6 +169,13 @@ static const engine_sort_t sorts[] = {{.name = "name"},
                                       {.name = "clv", .list = clv_list, .check_key = clv_key_ok, .field = "analytics"},
                                       {.name = NULL}};
 
+/*
+ * Duplicates: the same e-mail or phone, or a similar name, without its legal
+ * form, in the same city (api/merge.c; name_key() in schema/0021).
+ */
+static const char *const phones[] = {"phone", NULL};
+static const engine_dedup_t dedup = {"email", phones, "name_key({t}.name)", "lower(btrim({t}.address ->> 'city'))"};
+
 const engine_resource_t customers_resource = {
     .name = "customers",
     .table = "customers",
@@ -184,4 +191,5 @@ const engine_resource_t customers_resource = {
     .nembeds = ENGINE_COUNT(embeds),
     .bulk_max = 5000,
     .closed = {"status", closed_statuses},
+    .dedup = &dedup,
 };

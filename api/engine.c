@@ -348,12 +348,27 @@ int engine_read_using(api_req_t *ar, const char *sql, char *owned, int n, const 
 
 /* --- one record ---------------------------------------------------------------- */
 
+/* A record that was merged into another answers 404 naming the survivor (api/merge.c); others as every read. */
+static void on_get(api_req_t *ar, const PGresult *res, int err, void *arg)
+{
+    if (err == 0 && PQntuples(res) > 0 && PQnfields(res) > 3 && !PQgetisnull(res, 0, 3)) {
+        const engine_resource_t *r = ar->route->resource;
+        char detail[160];
+        snprintf(detail, sizeof(detail), "This %s was merged into %s %s.", r->singular, r->singular,
+                 PQgetvalue(res, 0, 3));
+        api_send_problem_extra(ar, ERR_NOT_FOUND, detail,
+                         json_pack("{s:I}", "merged_into", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10)));
+        return;
+    }
+    crud_on_read(ar, res, err, arg);
+}
+
 int engine_get(api_req_t *ar)
 {
     char *idb = h2o_mem_alloc_pool(&ar->req->pool, 24);
     const char *p[] = {NULL, NULL, db_fmt_i64(idb, api_param_i64(ar, "id"))};
     return engine_read(ar, engine_sql(engine_of(ar), ar->route->resource, ENGINE_SQL_GET), NULL, 3, p, DB_PIPELINE,
-                       crud_on_read, NULL);
+                       on_get, NULL);
 }
 
 /* The parent's id of a nested route ("/v1/customers/{id}/contacts"), or NULL. */

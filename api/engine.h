@@ -52,6 +52,12 @@ typedef struct st_engine_field_t {
     unsigned ef;          /* EF_* */
     const char *sql_type; /* the column's type when the default for v.type is wrong ("citext", "date") */
     const char *def;      /* SQL value on create when the input has none ("'prospect'", "'{}'") */
+    /*
+     * An id naming a record of this resource, other than a child's parent
+     * (scope.ref, a reference already): merging records re-points it to the
+     * survivor (api/merge.c).
+     */
+    const engine_resource_t *ref;
 } engine_field_t;
 
 /*
@@ -119,6 +125,20 @@ typedef struct st_engine_check_t {
     const char *constraint;
 } engine_check_t;
 
+/*
+ * Records of a resource that can be merged (api/merge.c): how duplicates
+ * are found. Its table has merged_into (the survivor of a merged record),
+ * so reading a merged record answers 404 naming the survivor, and its
+ * tombstone in the change feed names it too. Templates over "{t}", the
+ * record's row; each is indexed (schema/0021_duplicates.sql).
+ */
+typedef struct st_engine_dedup_t {
+    const char *email;         /* a column: equal when lower-cased and trimmed; or NULL */
+    const char *const *phones; /* NULL-terminated columns: equal as E.164 (common/phone.h); or NULL */
+    const char *name;          /* the name, compared by trigram similarity ("{t}.name") */
+    const char *group;         /* names are compared only within equal values of this ("{t}.customer_id") */
+} engine_dedup_t;
+
 typedef enum {
     ENGINE_OWNED,  /* rows carry owner_id and team_id */
     ENGINE_PARENT, /* rows follow the parent record named by ref (same owner and team) */
@@ -150,7 +170,8 @@ struct st_engine_resource_t {
     const engine_check_t *checks;
     size_t nchecks;
     engine_item_check_fn item_check;
-    size_t bulk_max; /* items per bulk request */
+    size_t bulk_max;             /* items per bulk request */
+    const engine_dedup_t *dedup; /* records can be merged (api/merge.c); NULL when not */
     int public_read;  /* every authenticated user reads every row, whatever the role says (settings, definitions) */
     const char *path; /* the collection's path when it is not "/v1/<name>" ("/v1/custom-fields"): Location headers */
     /*

@@ -559,6 +559,7 @@ static void write_ctx(engine_sql_t *s, int req_param)
 
 /* --- one record ---------------------------------------------------------------- */
 
+/* $3 id: rscope, ETag, document; for resources that merge, then the survivor of a merged record (or NULL). */
 static char *gen_get(const engine_res_t *res)
 {
     engine_sql_t s = {0};
@@ -570,7 +571,18 @@ static char *gen_get(const engine_res_t *res)
     etag(&s, res->r, "t.version");
     esql_add(&s, ", CASE WHEN t.id IS NOT NULL THEN ");
     doc_of(&s, res, "t", 1);
-    esql_add(&s, "::text END FROM caller LEFT JOIN ");
+    esql_add(&s, "::text END");
+    if (res->r->dedup != NULL) {
+        /* Not found but merged, and readable where it was: the survivor's id (api/merge.c). */
+        char mown[64], mteam[64];
+        scope_cols(res, "m", mown, mteam, sizeof(mown));
+        esql_add(&s, ", CASE WHEN t.id IS NULL THEN (SELECT m.merged_into FROM ");
+        from_item(&s, res, "m");
+        esql_add(&s, " WHERE m.id = $3 AND m.merged_into IS NOT NULL AND ");
+        scope_ok(&s, "rscope", mown, mteam);
+        esql_add(&s, ") END");
+    }
+    esql_add(&s, " FROM caller LEFT JOIN ");
     from_item_joined(&s, res, "t");
     esql_add(&s, " ON t.id = $3 AND t.deleted_at IS NULL AND ");
     scope_ok(&s, "rscope", own, team);
@@ -999,9 +1011,17 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
 static char *gen_feed(const engine_res_t *res)
 {
     engine_sql_t s = {0};
+    char merged[160] = "NULL::bigint";
+    if (res->r->dedup != NULL)
+        snprintf(merged, sizeof(merged),
+                 "CASE WHEN c.op = 'delete' THEN (SELECT mx.merged_into FROM %s mx WHERE mx.id = c.entity_id) END",
+                 res->r->table);
     esql_add(&s, "WITH ");
     caller_cte_read(&s, res->r);
-    esql_add(&s, " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.shown = 'delete' THEN"
+    /* The tombstone of a merged record names its survivor (merged_into never changes once set). */
+    esql_add(&s, " SELECT caller.rscope, ch.seq, ch.txid::text, CASE WHEN ch.merged_into IS NOT NULL THEN"
+                 " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
+                 " ch.at, 'merged_into', ch.merged_into) WHEN ch.shown = 'delete' THEN"
                  " json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id, 'changed_at',"
                  " ch.at) ELSE json_build_object('op', ch.shown, 'id', ch.entity_id, 'external_id', ch.external_id,"
                  " 'changed_at', ch.at, 'data', (SELECT ");
@@ -1011,7 +1031,7 @@ static char *gen_feed(const engine_res_t *res)
               " FROM caller LEFT JOIN LATERAL (SELECT c.seq, c.txid, c.entity_id, c.external_id, c.data,"
               " CASE WHEN NOT c.moved OR c.op = 'delete' THEN c.op WHEN c.new_in AND c.old_in THEN 'update'"
               " WHEN c.new_in THEN 'create' ELSE 'delete' END AS shown,"
-              " iso_utc(c.changed_at) AS at"
+              " iso_utc(c.changed_at) AS at, %s AS merged_into"
               " FROM (SELECT c0.*, coalesce(in_scope(caller.rscope, caller.uid, caller.tid, c0.owner_id, c0.team_id),"
               " false) AS new_in, c0.moved AND coalesce(in_scope(caller.rscope, caller.uid, caller.tid,"
               " c0.old_owner_id, c0.old_team_id), false) AS old_in"
@@ -1019,7 +1039,7 @@ static char *gen_feed(const engine_res_t *res)
               " AND (c0.txid, c0.seq) > ($3::xid8, $4::bigint)) c"
               " WHERE (c.new_in OR c.old_in) AND NOT (c.op = 'move' AND c.new_in AND c.old_in)"
               " ORDER BY c.txid, c.seq LIMIT $5) ch ON true ORDER BY ch.txid, ch.seq",
-              res->r->table, res->r->name);
+              res->r->table, merged, res->r->name);
     return esql_take(&s);
 }
 
@@ -1373,6 +1393,16 @@ static int check_description(const engine_res_t *res, char *err, size_t errlen)
          engine_field(r, r->scope.ref) == NULL ||
          (r->scope.ref_external != NULL && engine_field(r, r->scope.ref_external) == NULL))) {
         snprintf(err, errlen, "%s: a child resource names an owned parent and its reference field", r->name);
+        return -1;
+    }
+    const engine_dedup_t *d = r->dedup;
+    for (size_t i = 0; d != NULL && d->phones != NULL && d->phones[i] != NULL; i++)
+        if (engine_field(r, d->phones[i]) == NULL) {
+            snprintf(err, errlen, "%s: a phone column of its duplicates is not a field", r->name);
+            return -1;
+        }
+    if (d != NULL && ((d->email != NULL && engine_field(r, d->email) == NULL) || d->name == NULL || d->group == NULL)) {
+        snprintf(err, errlen, "%s: its duplicates need a name, a group and fields for e-mail", r->name);
         return -1;
     }
     for (size_t i = 0; i < r->nchecks; i++)

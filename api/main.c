@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "modules.h"
 #include "ownership.h"
+#include "merge.h"
 #include "tables.h"
 #include "common/log.h"
 #include "common/migrate.h"
@@ -274,8 +275,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "clientele-api: %s\n", err);
         goto Fail;
     }
+    if ((server.merge = merge_open(&cfg, server.engine, err, sizeof(err))) == NULL) {
+        attachments_close(server.attachments);
+        free((void *)server.openapi_json.base);
+        engine_free(server.engine);
+        fprintf(stderr, "clientele-api: a resource description is invalid: %s\n", err);
+        rc = 1;
+        goto Fail;
+    }
     if (cfg.tls_cert != NULL && (server.ssl_ctx = make_ssl_ctx(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "clientele-api: %s\n", err);
+        merge_close(server.merge);
         attachments_close(server.attachments);
         api_modules_free(server.modules);
         free((void *)server.openapi_json.base);
@@ -372,6 +382,7 @@ int main(int argc, char **argv)
 
     kdf_pool_destroy(server.kdf);
     offload_pool_destroy(server.offload);
+    merge_close(server.merge);
     attachments_close(server.attachments);
     tzdb_close(server.tzdb);
     api_caller_cache_free(server.callers);

@@ -219,6 +219,15 @@ int api_send_problem(api_req_t *ar, const char *slug, const char *detail)
     return api_send_json(ar, k->status, problem_for_kind(ar, k, k->status, detail));
 }
 
+int api_send_problem_extra(api_req_t *ar, int err, const char *detail, json_t *extra)
+{
+    int status = api_err_status(err);
+    json_t *o = problem_for(ar, status, detail);
+    json_object_update(o, extra);
+    json_decref(extra);
+    return api_send_json(ar, status, o);
+}
+
 void api_error_add(json_t *errors, const char *field, const char *code, const char *message)
 {
     json_t *e = json_object();

@@ -21,6 +21,7 @@
 #include "engine_routes.h"
 #include "modules.h"
 #include "ownership.h"
+#include "merge.h"
 #include "resources.h"
 
 int auth_token(api_req_t *ar);
@@ -47,6 +48,7 @@ const api_route_t api_routes[] = {
     {ROUTER_PATCH, "/v1/settings/modules", settings_modules_patch, API_BODY_MERGE_PATCH, NULL},
 
     ENGINE_ROUTES(customers_resource, "/v1/customers"),
+    MERGE_ROUTES(customers_resource, "/v1/customers"),
     {ROUTER_GET, "/v1/customers/{id:int}/analytics/history", analytics_customer_history, 0, NULL},
     ENGINE_NESTED_ROUTES(contacts_resource, "/v1/customers/{id:int}/contacts"),
     ENGINE_ROUTES(orders_resource, "/v1/orders"),
@@ -58,6 +60,7 @@ const api_route_t api_routes[] = {
     {ROUTER_PATCH, "/v1/custom-fields/{id:int}", engine_patch, API_BODY_MERGE_PATCH, &custom_fields_resource},
     {ROUTER_DELETE, "/v1/custom-fields/{id:int}", engine_delete, 0, &custom_fields_resource},
     {ROUTER_GET, "/v1/custom-fields/{id:int}/history", engine_history, 0, &custom_fields_resource},
+    MERGE_ROUTES(contacts_resource, "/v1/contacts"),
 
     ENGINE_FEED_ROUTE(customers_resource, "/v1/changes/customers"),
     ENGINE_FEED_ROUTE(orders_resource, "/v1/changes/orders"),

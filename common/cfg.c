@@ -22,6 +22,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "log.h"
+#include "phone.h"
 
 const char *cfg_getenv(const char *name, void *ctx)
 {
@@ -561,6 +562,12 @@ int cfg_load(cfg_t *cfg, cfg_lookup_fn lookup, void *ctx, char *err, size_t errl
     if (strlen(v) > 3900)
         FAIL("CLIENTELE_STORAGE_DIR", "is longer than 3900 bytes (got %zu)", strlen(v));
     cfg->storage_dir = strdup(v);
+    /* National phone numbers are read in this region when duplicates are looked for (common/phone.h). */
+    if ((cfg->phone_region = phone_region(GET("CLIENTELE_PHONE_REGION", "CN"))) == NULL)
+        FAIL("CLIENTELE_PHONE_REGION",
+             "must be an ISO 3166 country code of common/phone.c's table, such as CN or US"
+             " (got \"%s\")",
+             v);
 
     if (parse_origins(GET("CLIENTELE_CORS_ORIGINS", ""), &cfg->cors_origins, &why) != 0)
         FAIL("CLIENTELE_CORS_ORIGINS", "%s (got \"%s\")", why, v);

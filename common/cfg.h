@@ -66,6 +66,8 @@ typedef struct st_cfg_t {
     char *backup_dir;         /* CLIENTELE_BACKUP_DIR: where backup files are written and listed */
     int backup_keep;          /* CLIENTELE_BACKUP_KEEP: backup files kept (the newest; at least 1) */
     int backup_at_min;        /* CLIENTELE_BACKUP_AT: daily backup time, minutes after midnight; -1 for "off" */
+    /* CLIENTELE_PHONE_REGION: the region national phone numbers are read in (common/phone.h; static). */
+    const struct st_phone_region_t *phone_region;
 } cfg_t;
 
 /*

@@ -488,6 +488,81 @@ FROM p
 ORDER BY id;
 SELECT setval(pg_get_serial_sequence('contacts', 'id'), max(id)) AS demo_contacts_last FROM contacts \gset
 
+-- Duplicates -----------------------------------------------------------------------------------------------
+
+-- Records entered twice, as every CRM has them, for GET /v1/customers/{id}/duplicates and
+-- POST /v1/customers/{id}/merge (and the same for contacts), each by another rep than the
+-- original's owner (rep k + 1), so who sees which pair depends on the caller's scope:
+--   trade fair  the first German company with a phone, entered again without its legal form
+--               and with its number written 0049 ...: same phone, same name in the same city;
+--   legal form  the first British company, again as "... Limited" with its e-mail in capitals:
+--               same e-mail, same name;
+--   typo        the first French person with an e-mail, again with a misspelt last name and
+--               the e-mail with spaces and capitals (an import): same e-mail, similar name;
+--   Shanghai    a Chinese company entered from its business card and from an order, with its
+--               number in national and international form (the default phone region is CN),
+--               each with one contact whose mobile is written both ways; the second has an order.
+-- The British company's primary contact is entered a second time too.
+CREATE TEMP TABLE demo_dup ON COMMIT DROP AS
+SELECT x.how, x.id, (SELECT r2.user_id FROM demo_rep r1 JOIN demo_rep r2 ON r2.k = (r1.k + 1) % :demo_reps
+                     WHERE r1.user_id = x.owner_id) AS other_rep
+FROM ((SELECT 'trade_fair' AS how, c.id, c.owner_id FROM customers c
+       WHERE c.kind = 'company' AND c.phone IS NOT NULL AND c.address ->> 'country' = 'DE' ORDER BY c.id LIMIT 1)
+      UNION ALL
+      (SELECT 'legal_form', c.id, c.owner_id FROM customers c
+       WHERE c.kind = 'company' AND c.email IS NOT NULL AND c.address ->> 'country' = 'GB'
+         AND EXISTS (SELECT 1 FROM contacts k WHERE k.customer_id = c.id AND k.is_primary) ORDER BY c.id LIMIT 1)
+      UNION ALL
+      (SELECT 'typo', c.id, c.owner_id FROM customers c
+       WHERE c.kind = 'person' AND c.email IS NOT NULL AND c.address ->> 'country' = 'FR' ORDER BY c.id LIMIT 1)) x;
+INSERT INTO customers (kind, name, email, phone, address, industry, status, owner_id, team_id, tags, attrs,
+                       created_at, updated_at)
+SELECT c.kind,
+       CASE d.how WHEN 'trade_fair' THEN regexp_replace(c.name, ' (GmbH|AG|KG)$', '')
+                  WHEN 'legal_form' THEN regexp_replace(c.name, ' (Ltd|PLC)$', ' Limited')
+                  ELSE regexp_replace(c.name, '(.)$', '\1\1') END,
+       CASE d.how WHEN 'legal_form' THEN upper(c.email::text) WHEN 'typo' THEN '  ' || initcap(c.email::text) || ' ' END,
+       CASE d.how WHEN 'trade_fair' THEN regexp_replace(c.phone, '^\+(\d+) ', '00\1 (0)') END,
+       c.address, c.industry, 'prospect', u.id, u.team_id,
+       CASE d.how WHEN 'trade_fair' THEN '{trade_fair}'::text[] ELSE '{}' END, '{"source": "import"}',
+       :demo_ref::timestamptz - interval '20 days', :demo_ref::timestamptz - interval '20 days'
+FROM demo_dup d JOIN customers c ON c.id = d.id JOIN users u ON u.id = d.other_rep
+ORDER BY d.id;
+INSERT INTO contacts (customer_id, first_name, last_name, title, department, email, phone, is_primary, tags,
+                      created_at, updated_at)
+SELECT k.customer_id, left(k.first_name, 1) || '.', k.last_name, k.title, k.department, upper(k.email::text),
+       k.phone, false, '{}', :demo_ref::timestamptz - interval '20 days', :demo_ref::timestamptz - interval '20 days'
+FROM demo_dup d JOIN contacts k ON k.customer_id = d.id AND k.is_primary
+WHERE d.how = 'legal_form';
+WITH shanghai AS (
+    INSERT INTO customers (external_id, kind, name, email, phone, address, industry, status, owner_id, team_id, tags,
+                           attrs, created_at, updated_at)
+    SELECT v.ext, 'company', v.name, v.email, v.phone,
+           '{"line1": "延安西路 2299号", "city": "Shanghai", "postal_code": "200336", "country": "CN"}',
+           'wholesale', v.status, r.user_id, r.team_id, '{b2b}', jsonb_build_object('source', v.source),
+           :demo_ref::timestamptz - v.age, :demo_ref::timestamptz - v.age
+    FROM (VALUES (0, 'ERP-C-CN0001', '上海华鑫贸易有限公司', 'sales@huaxin-trading.cn', '021-6123 4567', 'customer',
+                  'trade_fair', interval '400 days'),
+                 (1, NULL, '上海华鑫贸易股份有限公司', NULL, '+86 21 6123 4567', 'prospect', 'web', interval '12 days'))
+         AS v(k, ext, name, email, phone, status, source, age)
+    JOIN demo_rep r ON r.k = v.k
+    RETURNING id, name, created_at
+), people AS (
+    INSERT INTO contacts (customer_id, first_name, last_name, title, department, email, mobile, is_primary, tags,
+                          created_at, updated_at)
+    SELECT s.id, '伟', '张', '采购经理', 'Purchasing',
+           CASE WHEN s.name = '上海华鑫贸易有限公司' THEN 'zhang.wei@huaxin-trading.cn' END,
+           CASE WHEN s.name = '上海华鑫贸易有限公司' THEN '138 0013 8000' ELSE '+86 138-0013-8000' END,
+           true, '{decision_maker}', s.created_at, s.created_at
+    FROM shanghai s
+    RETURNING id
+)
+INSERT INTO orders (external_id, customer_id, ordered_at, status, currency, total, lines, created_at, updated_at)
+SELECT 'ERP-O-CN0001', s.id, s.created_at + interval '2 days', 'completed', 'CNY', '12800.00',
+       '[{"sku": "TEA-500", "name": "龙井茶 500 g", "quantity": 40, "unit_price": "320.00"}]',
+       s.created_at + interval '2 days', s.created_at + interval '2 days'
+FROM shanghai s WHERE s.name = '上海华鑫贸易股份有限公司';
+
 ANALYZE customers;
 ANALYZE orders;
 ANALYZE contacts;

@@ -410,7 +410,12 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a customer. */
+        /**
+         * Get a customer.
+         * @description 404 when no live customer has this id inside the caller's read scope;
+         *     for a customer merged into another (that the caller could read), the
+         *     problem carries `merged_into`, the survivor's id.
+         */
         get: operations["getCustomer"];
         put?: never;
         post?: never;
@@ -471,6 +476,104 @@ export interface paths {
         get: operations["getCustomerHistory"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomerId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Likely duplicates of a customer, best first.
+         * @description Live customers the caller may read that are likely the same customer
+         *     as this one, each with its reasons and a score from 0 to 1, best
+         *     first (ties by id):
+         *
+         *     - `email`: the same e-mail, compared lower-cased and without
+         *       surrounding spaces (nothing else is normalised: dots and `+tags`
+         *       in Gmail addresses count); weight 0.9.
+         *     - `phone`: the same number once both are read as E.164 in the
+         *       default region `CLIENTELE_PHONE_REGION` (default `CN`), however
+         *       they were written: separators, full-width digits, a `+` or `00`
+         *       country code, a trunk prefix (`010-12345678`,
+         *       `+86 10 1234 5678` and `0086 (0)10 12345678` are one number);
+         *       an extension is ignored; weight 0.8.
+         *     - `name`: names more similar than 0.6 (trigram similarity,
+         *       `pg_trgm`) within the same city (`address.city`, compared
+         *       lower-cased; customers without a city are never compared by
+         *       name), each name without its legal form and punctuation
+         *       ("Huaxin Trading Co., Ltd." and "Huaxin Trading Company", or
+         *       华鑫贸易有限公司 and 华鑫贸易股份有限公司, are one name); its weight
+         *       is the similarity.
+         *
+         *     A candidate's `score` is 1 minus the product of (1 minus the weight)
+         *     over its reasons, so two reasons rank above either alone. Each
+         *     reason contributes at most 500 candidates before they are ranked.
+         *     Every comparison is an index probe, so the lookup stays fast at
+         *     millions of customers. 404 when the customer is not a live record the
+         *     caller may read; 403 when the caller's role reads no customers.
+         */
+        get: operations["listCustomerDuplicates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomerId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge customers into this one.
+         * @description Merges the customers of `merge_ids` into this one, the survivor, in
+         *     one transaction. Every record that refers to a merged customer is
+         *     re-pointed to the survivor, whatever its resource (the engine knows
+         *     every reference from its resource descriptions): its contacts (the
+         *     survivor keeps one primary contact: its own, else the first merged
+         *     customer's in the order of `merge_ids`) and its orders, and its
+         *     attachments. The survivor takes the value of each member named in
+         *     `fields` from the customer whose id is given there; members not
+         *     named keep the survivor's value. The merged customers are deleted
+         *     with `merged_into` naming the survivor. Each record written gets a
+         *     history entry under this request's id, and the change feeds show
+         *     it: the merged customers as tombstones carrying `merged_into`, so
+         *     integrators can re-point their ids, their contacts and orders as
+         *     updates. `GET /v1/customers/{merged id}` then answers 404 with
+         *     `merged_into`.
+         *
+         *     Every customer named must be live and inside the caller's read
+         *     scope (else 404, naming the first that is not) and update scope
+         *     (else 403); the caller must be allowed to update the records that
+         *     move (403 naming their resource: a role that may not update orders
+         *     cannot merge customers that have orders), and only a caller whose
+         *     update scope is `all` may move a customer's records out of its
+         *     team (403). Whatever is refused, nothing changes. `fields` may not
+         *     name `external_id` (each customer keeps its own), `owner_id` or
+         *     `team_id` (change the survivor's with `PATCH`). `If-Match` applies
+         *     to the survivor. Two merges of the same customers at once: one
+         *     wins, the other answers 404.
+         */
+        post: operations["mergeCustomers"];
         delete?: never;
         options?: never;
         head?: never;
@@ -850,7 +953,12 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a contact. */
+        /**
+         * Get a contact.
+         * @description 404 when no live contact has this id inside the caller's read scope;
+         *     for a contact merged into another (that the caller could read), the
+         *     problem carries `merged_into`, the survivor's id.
+         */
         get: operations["getContact"];
         put?: never;
         post?: never;
@@ -917,6 +1025,98 @@ export interface paths {
         get: operations["getContactHistory"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/contacts/{id}/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The contact's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Likely duplicates of a contact, best first.
+         * @description Live contacts the caller may read that are likely the same contact
+         *     as this one, each with its reasons and a score from 0 to 1, best
+         *     first (ties by id):
+         *
+         *     - `email`: the same e-mail, compared lower-cased and without
+         *       surrounding spaces (nothing else is normalised: dots and `+tags`
+         *       in Gmail addresses count); weight 0.9.
+         *     - `phone`: the same number once both are read as E.164 in the
+         *       default region `CLIENTELE_PHONE_REGION` (default `CN`), however
+         *       they were written: separators, full-width digits, a `+` or `00`
+         *       country code, a trunk prefix (`010-12345678`,
+         *       `+86 10 1234 5678` and `0086 (0)10 12345678` are one number);
+         *       an extension is ignored; a contact's `phone` and `mobile` are
+         *       compared with both of the other's; weight 0.8.
+         *     - `name`: names more similar than 0.6 (trigram similarity,
+         *       `pg_trgm`) among the contacts of the same customer (first and
+         *       last name together, in either order); its weight is the
+         *       similarity.
+         *
+         *     A candidate's `score` is 1 minus the product of (1 minus the weight)
+         *     over its reasons, so two reasons rank above either alone. Each
+         *     reason contributes at most 500 candidates before they are ranked.
+         *     Every comparison is an index probe, so the lookup stays fast at
+         *     millions of contacts. 404 when the contact is not a live record the
+         *     caller may read; 403 when the caller's role reads no contacts.
+         */
+        get: operations["listContactDuplicates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/contacts/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The contact's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge contacts into this one.
+         * @description Merges the contacts of `merge_ids`, all of the survivor's customer
+         *     (else 422 naming `merge_ids`), into this one, the survivor, in one
+         *     transaction. Every record that refers to a merged contact is
+         *     re-pointed to the survivor, whatever its resource (the engine knows
+         *     every reference from its resource descriptions): the contacts that
+         *     reported to a merged one now report to the survivor, and its
+         *     attachments move. The survivor takes the value of each member named
+         *     in `fields` from the contact whose id is given there; members not
+         *     named keep the survivor's value, except that the survivor becomes
+         *     the primary contact when a merged contact was, and a
+         *     `reports_to_id` that would name a merged contact or the survivor
+         *     itself is cleared. The merged contacts are deleted with
+         *     `merged_into` naming the survivor. Each record written gets a
+         *     history entry under this request's id, and the change feed shows
+         *     the merged contacts as tombstones carrying `merged_into`.
+         *     `GET /v1/contacts/{merged id}` then answers 404 with `merged_into`.
+         *
+         *     Every contact named must be live and inside the caller's read
+         *     scope (else 404, naming the first that is not) and update scope
+         *     (else 403); otherwise nothing changes. `fields` may not name
+         *     `external_id` (each contact keeps its own) or `customer_id`.
+         *     `If-Match` applies to the survivor. 422 when the org chart would
+         *     come back to a contact (`reports_to_id`).
+         */
+        post: operations["mergeContacts"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1095,7 +1295,10 @@ export interface paths {
          *     client already holds: nothing is ever skipped. `next_cursor` is
          *     always set; an empty page returns the cursor it was given, so
          *     clients poll with the last cursor they received. Deletes are
-         *     tombstones without `data`. Visibility follows the caller's read
+         *     tombstones without `data`; the tombstone of a customer merged into
+         *     another carries `merged_into`, the survivor's id (its orders and
+         *     contacts appear as updates naming the survivor as their customer).
+         *     Visibility follows the caller's read
          *     scope, judged by the owner and team the customer had at the time of
          *     each change. A change that moves a customer to another owner or team
          *     is shown by the side the caller can read: `update` when both,
@@ -1147,8 +1350,9 @@ export interface paths {
          *     caller's read scope for contacts, judged by the owner and team the
          *     contact's customer had at the time of each change. Besides the
          *     contacts' own writes, the feed shows the `update` of a contact that
-         *     lost `is_primary` to another contact of its customer, and a
-         *     tombstone for every contact deleted with its customer.
+         *     lost `is_primary` to another contact of its customer, a tombstone
+         *     for every contact deleted with its customer, and a tombstone with
+         *     `merged_into` for every contact merged into another.
          */
         get: operations["listContactChanges"];
         put?: never;
@@ -2083,6 +2287,11 @@ export interface components {
             instance?: string;
             request_id?: string;
             /**
+             * @description Only with not-found for a customer or contact that was merged into
+             *     another (and that the caller could read): the survivor's id.
+             */
+            merged_into?: components["schemas"]["Id"];
+            /**
              * @description Every bad field at once: with validation-failed, with bad-request
              *     for query parameters, and with conflict for a duplicate unique
              *     value (code `duplicate`, naming the member).
@@ -2713,6 +2922,11 @@ export interface components {
             changed_at: components["schemas"]["Timestamp"];
             /** @description The record as it was right after the change; absent for `delete`. */
             data?: Record<string, unknown>;
+            /**
+             * @description Only on the tombstone of a record merged into another (customers
+             *     and contacts): the survivor's id, to re-point to.
+             */
+            merged_into?: components["schemas"]["Id"];
         };
         CustomerChangeItem: components["schemas"]["ChangeItem"] & {
             data?: components["schemas"]["Customer"];
@@ -2736,6 +2950,66 @@ export interface components {
         };
         ContactChangeFeed: components["schemas"]["ChangeFeed"] & {
             data?: components["schemas"]["ContactChangeItem"][];
+        };
+        DuplicateReason: {
+            /**
+             * @description The same e-mail, the same phone number (E.164), or a similar name in the same group.
+             * @enum {string}
+             */
+            reason: "email" | "phone" | "name";
+            /** @description The reason's weight (e-mail 0.9, phone 0.8, a name its similarity), rounded to 3 places. */
+            score: number;
+        };
+        DuplicateCandidate: {
+            id: components["schemas"]["Id"];
+            /** @description 1 minus the product of (1 minus each reason's score), rounded to 3 places. */
+            score: number;
+            reasons: components["schemas"]["DuplicateReason"][];
+            /** @description The candidate as a read of it shows it. */
+            record: Record<string, unknown>;
+        };
+        CustomerDuplicates: {
+            data: (components["schemas"]["DuplicateCandidate"] & {
+                record?: components["schemas"]["Customer"];
+            })[];
+        };
+        ContactDuplicates: {
+            data: (components["schemas"]["DuplicateCandidate"] & {
+                record?: components["schemas"]["Contact"];
+            })[];
+        };
+        MergeRequest: {
+            /** @description The records merged into this one (the survivor's own id is refused). */
+            merge_ids: components["schemas"]["Id"][];
+            /**
+             * @description For each member to take from another record, the id of the record
+             *     whose value the survivor takes (the survivor's own id, or one of
+             *     `merge_ids`). Writable members only, but not `external_id`,
+             *     `owner_id`, `team_id` or a child's reference to its parent.
+             */
+            fields?: {
+                [key: string]: components["schemas"]["Id"];
+            };
+        };
+        MergeResult: {
+            /** @description The surviving record after the merge. */
+            survivor: Record<string, unknown>;
+            /** @description The records merged into it, now deleted with `merged_into`. */
+            merged_ids: components["schemas"]["Id"][];
+            /**
+             * @description How many records of each resource were re-pointed to the survivor
+             *     (for customers `orders` and `contacts`; for contacts, `contacts`
+             *     that reported to a merged one), and `attachments`.
+             */
+            moved: {
+                [key: string]: number;
+            };
+        };
+        CustomerMergeResult: components["schemas"]["MergeResult"] & {
+            survivor?: components["schemas"]["Customer"];
+        };
+        ContactMergeResult: components["schemas"]["MergeResult"] & {
+            survivor?: components["schemas"]["Contact"];
         };
         /** @description One create, update or delete of a record. */
         HistoryEntry: {
@@ -5000,6 +5274,88 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    listCustomerDuplicates: {
+        parameters: {
+            query?: {
+                /** @description How many candidates at most (1 to 50, default 10). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The customer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The candidates, best first; an empty list when there are none. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerDuplicates"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    mergeCustomers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Only change the record if its current version is the one this ETag
+                 *     names (`"3"`, or `"3-r40-c41"` from a scored customer), else 412;
+                 *     `*` imposes no condition. Strong comparison: weak tags (`W/"3"`)
+                 *     never match, and a value that is not such a tag is answered with
+                 *     412.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The customer's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["CustomerId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeRequest"];
+            };
+        };
+        responses: {
+            /** @description The survivor after the merge, with what moved to it. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerMergeResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
     getCustomerAnalyticsHistory: {
         parameters: {
             query?: never;
@@ -5700,6 +6056,88 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listContactDuplicates: {
+        parameters: {
+            query?: {
+                /** @description How many candidates at most (1 to 50, default 10). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The contact's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The candidates, best first; an empty list when there are none. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDuplicates"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    mergeContacts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Only change the record if its current version is the one this ETag
+                 *     names (`"3"`, or `"3-r40-c41"` from a scored customer), else 412;
+                 *     `*` imposes no condition. Strong comparison: weak tags (`W/"3"`)
+                 *     never match, and a value that is not such a tag is answered with
+                 *     412.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The contact's id. A value that is not a positive integer of at most 18 digits matches no route (404). */
+                id: components["parameters"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeRequest"];
+            };
+        };
+        responses: {
+            /** @description The survivor after the merge, with what moved to it. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactMergeResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };

@@ -122,6 +122,7 @@ START_TEST(test_load_defaults)
     ck_assert_str_eq(cfg.backup_dir, ".run/backups");
     ck_assert_int_eq(cfg.backup_keep, 14);
     ck_assert_int_eq(cfg.backup_at_min, 2 * 60);
+    ck_assert_str_eq(cfg.phone_region->iso, "CN");
     ck_assert_ptr_nonnull(cfg.cors_origins);
     ck_assert_ptr_null(cfg.cors_origins[0]);
     ck_assert_ptr_null(cfg.tls_cert);
@@ -583,6 +584,20 @@ START_TEST(test_load_backups)
     assert_refused("CLIENTELE_WORKER_DB_ROLE", "1worker");
     assert_refused("CLIENTELE_WORKER_DB_ROLE", "worker;drop");
     assert_refused("CLIENTELE_BACKUP_DIR", repeat_a(3901));
+}
+END_TEST
+
+START_TEST(test_load_phone_region)
+{
+    cfg_t cfg;
+    env_t env[] = {{"CLIENTELE_PHONE_REGION", "US"}, {NULL, NULL}};
+    load_ok(env, &cfg);
+    ck_assert_str_eq(cfg.phone_region->iso, "US");
+    ck_assert_str_eq(cfg.phone_region->cc, "1");
+    cfg_free(&cfg);
+    assert_refused("CLIENTELE_PHONE_REGION", "cn");
+    assert_refused("CLIENTELE_PHONE_REGION", "XX");
+    assert_refused("CLIENTELE_PHONE_REGION", "CHN");
 }
 END_TEST
 
@@ -1079,6 +1094,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, test_load_body_limits);
     tcase_add_test(tc, test_load_attachments);
     tcase_add_test(tc, test_load_backups);
+    tcase_add_test(tc, test_load_phone_region);
     tcase_add_test(tc, test_load_cors_origins);
     tcase_add_test(tc, test_load_cors_origins_no_path);
     tcase_add_test(tc, test_load_trusted_proxies);
