@@ -64,10 +64,16 @@ int merge_field_choosable(const engine_resource_t *r, const engine_field_t *f)
 
 /* --- reads ------------------------------------------------------------------------------ */
 
-/* The caller of reads (api/callers.c): $1 the user, $2 "<team id> <read scope>". */
+/*
+ * The caller of reads (api/callers.c): $1 the user, $2 "<team id> <read
+ * scope> <hidden fields>", with the hidden fields as engine_doc() needs them
+ * (see caller_cte_read in api/engine_sql.c).
+ */
+#define HIDDEN_PARAM "string_to_array(nullif(split_part($2::text, ' ', 3), ''), ',')"
 #define READ_CALLER                                                                                                    \
     "caller AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"                    \
-    " split_part($2::text, ' ', 2) AS rscope)"
+    " split_part($2::text, ' ', 2) AS rscope, " HIDDEN_PARAM " AS hidden, nullif(ARRAY(SELECT substr(k, 7)"           \
+    " FROM unnest(" HIDDEN_PARAM ") k WHERE k LIKE 'attrs.%'), '{}') AS hidden_attrs)"
 
 static char *gen_phones(const engine_resource_t *r)
 {
@@ -278,10 +284,14 @@ static char *gen_merge(const engine_t *e, const engine_resource_t *r)
     char own[64], team[64];
     const engine_res_t *res = engine_res(e, r);
     esql_addf(&s,
-              "WITH caller AS (SELECT u.id AS uid, u.team_id AS tid, r.permissions AS perms,"
+              "WITH caller0 AS (SELECT u.id AS uid, u.team_id AS tid, r.permissions AS perms,"
               " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
-              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope"
+              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
+              " nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields,%1$s}')"
+              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value = 'hidden'), '{}') AS hidden"
               " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2),"
+              " caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7) FROM unnest(hidden) k"
+              " WHERE k LIKE 'attrs.%%'), '{}') AS hidden_attrs FROM caller0),"
               " ctx AS (SELECT set_config('clientele.actor', $1::text, true) AS a,"
               " set_config('clientele.request_id', $7::text, true) AS r),",
               r->name);
