@@ -1861,9 +1861,9 @@ static void *feed_writer_main(void *p)
         w->failed |= pg_do(c, rollback ? "ROLLBACK" : "COMMIT") != 0;
         for (int s = 0; s < nstmt; s++) {
             if (rollback)
-                snprintf(w->rolled_back[w->nrolled++], 48, "%s", tokens[s]);
+                memcpy(w->rolled_back[w->nrolled++], tokens[s], sizeof(tokens[s]));
             else
-                snprintf(w->committed[w->ncommitted++], 48, "%s", tokens[s]);
+                memcpy(w->committed[w->ncommitted++], tokens[s], sizeof(tokens[s]));
         }
         usleep((useconds_t)(rand_r(&seed) % 4000));
     }
