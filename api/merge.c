@@ -235,6 +235,11 @@ static void on_merge(api_req_t *ar, const PGresult *res, int err, void *arg)
         api_send_error(ar, ERR_FORBIDDEN, detail);
     } else if (strcmp(outcome, "precondition") == 0) {
         api_send_error(ar, ERR_PRECONDITION, "The record has changed since the version named in If-Match.");
+    } else if (strncmp(outcome, "locked_", 7) == 0) {
+        json_t *errors = json_array();
+        snprintf(detail, sizeof(detail), "fields.%s", outcome + 7);
+        api_error_add(errors, detail, "read_only", "your role may not change this field");
+        api_send_invalid(ar, 403, "Your role may not choose a value for this field; nothing was merged.", errors);
     } else if (strcmp(outcome, "different_parent") == 0) {
         json_t *errors = json_array();
         snprintf(detail, sizeof(detail), "must name %s of the same %s as the surviving one", r->name,

@@ -288,7 +288,10 @@ static char *gen_merge(const engine_t *e, const engine_resource_t *r)
               " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
               " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
               " nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields,%1$s}')"
-              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value = 'hidden'), '{}') AS hidden"
+              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value = 'hidden'), '{}') AS hidden,"
+              " nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields,%1$s}')"
+              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value IN ('hidden', 'read')), '{}')"
+              " AS locked"
               " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2),"
               " caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7) FROM unnest(hidden) k"
               " WHERE k LIKE 'attrs.%%'), '{}') AS hidden_attrs FROM caller0),"
@@ -308,7 +311,10 @@ static char *gen_merge(const engine_t *e, const engine_resource_t *r)
               " WHERE NOT EXISTS (SELECT 1 FROM tgt WHERE tgt.id = u.x AND tgt._readable) ORDER BY u.o LIMIT 1),"
               " chk AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM missing) THEN 'not_found'"
               " WHEN EXISTS (SELECT 1 FROM tgt WHERE NOT tgt._updatable) THEN 'forbidden'"
-              " WHEN $6::int IS NOT NULL AND $6::int <> 0 AND $6::int <> (SELECT version FROM sur) THEN 'precondition'",
+              " WHEN $6::int IS NOT NULL AND $6::int <> 0 AND $6::int <> (SELECT version FROM sur) THEN 'precondition'"
+              /* A field the caller's role hides or makes read-only is not theirs to choose (field rules). */
+              " WHEN EXISTS (SELECT 1 FROM jsonb_object_keys($5::jsonb) k WHERE k = ANY (caller.locked))"
+              " THEN 'locked_' || (SELECT min(k) FROM jsonb_object_keys($5::jsonb) k WHERE k = ANY (caller.locked))",
               own, team, from.base);
     free(esql_take(&from));
     if (r->scope.kind == ENGINE_PARENT)

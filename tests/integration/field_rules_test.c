@@ -113,6 +113,14 @@ START_TEST(a_rep_reads_the_credit_limit_and_may_not_change_it)
     expect_error(r, "[0].credit_limit", "read_only");
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM customers WHERE external_id = '%s'", ext), 0);
 
+    /* Nor may a merge take another record's credit limit for the rep. */
+    rec_t twin = make_customer(REP1, "{\"credit_limit\": \"7000.00\"}");
+    r = http_post(REP1, fmt("%s/merge", path),
+                  fmt("{\"merge_ids\":[%lld],\"fields\":{\"credit_limit\":%lld}}", twin.id, twin.id));
+    expect_status(r, 403);
+    expect_error(r, "fields.credit_limit", "read_only");
+    ck_assert_int_eq(is_deleted(twin.id), 0);
+
     /* The director's role has no such rule. */
     r = http_patch(DIRECTOR, path, "{\"credit_limit\": \"9000\"}", NULL);
     expect_status(r, 200);
