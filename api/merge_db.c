@@ -137,14 +137,20 @@ static char *gen_duplicates(const engine_t *e, const engine_resource_t *r)
               own, team);
     if (d->email != NULL) {
         /* The expression of the index on lower-cased, trimmed addresses; an empty address matches nothing. */
-        esql_addf(&c, "lower(btrim(c.%1$s::text)) = lower(btrim(me.%1$s::text)) AND btrim(me.%1$s::text) <> ''",
+        /* A field the caller's role hides is no reason: a match would tell its value (field rules). */
+        esql_addf(&c,
+                  "lower(btrim(c.%1$s::text)) = lower(btrim(me.%1$s::text)) AND btrim(me.%1$s::text) <> ''"
+                  " AND (SELECT '%1$s' <> ALL (coalesce(caller.hidden, '{}')) FROM caller)",
                   d->email);
         reason(&s, r, "email", MERGE_EMAIL_WEIGHT, c.base, first);
         first = 0;
         free(esql_take(&c));
     }
     for (size_t i = 0; d->phones != NULL && d->phones[i] != NULL; i++) {
-        esql_addf(&c, "phone_key(c.%s) = ANY ($4::text[])", d->phones[i]);
+        esql_addf(&c,
+                  "phone_key(c.%1$s) = ANY ($4::text[]) AND (SELECT '%1$s' <> ALL (coalesce(caller.hidden, '{}'))"
+                  " FROM caller)",
+                  d->phones[i]);
         reason(&s, r, "phone", MERGE_PHONE_WEIGHT, c.base, first);
         first = 0;
         free(esql_take(&c));

@@ -175,6 +175,20 @@ START_TEST(an_analyst_never_sees_a_contacts_personal_details)
     r = http_get(DIRECTOR, fmt("/v1/contacts/export?format=csv&customer_id=%lld", c.id));
     ck_assert_ptr_nonnull(strstr(r->body, "mobile"));
 
+    /* Duplicates: a shared mobile is no reason for whoever may not see mobiles. */
+    r = http_post(DIRECTOR, "/v1/contacts",
+                  fmt("{\"customer_id\":%lld,\"first_name\":\"Yolanda\",\"last_name\":\"Zimmermann\","
+                      "\"mobile\":\"%s\"}",
+                      c.id, mobile));
+    expect_status(r, 201);
+    long long twin = jint(r->json, "id");
+    r = http_get(DIRECTOR, fmt("%s/duplicates", path));
+    expect_status(r, 200);
+    ck_assert_ptr_nonnull(strstr(r->body, fmt("\"id\" : %lld", twin)));
+    r = http_get(ANALYST, fmt("%s/duplicates", path));
+    expect_status(r, 200);
+    ck_assert_ptr_null(strstr(r->body, fmt("\"id\" : %lld", twin)));
+
     /* History and the change feed. */
     r = http_patch(DIRECTOR, path, "{\"mobile\":\"+49 170 0000000\",\"department\":\"Sales\"}", NULL);
     expect_status(r, 200);
