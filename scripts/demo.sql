@@ -1,7 +1,7 @@
 -- scripts/demo.sql - deterministic demo data for `make run`, loaded by scripts/demo.sh.
 --
 -- Teams north, south and west; one user per role (plus managers and reps for
--- every team), all with the password "clientele-demo"; and, unless
+-- every team), all with the password "clientele-demo"; three custom fields; and, unless
 -- demo_data is 0, 20,000 customers with about 20,000 contacts and 200,000
 -- orders over the three years before a FIXED reference date, so every machine
 -- and every run gets the same rows. All randomness comes from md5() of a salt
@@ -106,6 +106,16 @@ JOIN roles r ON r.name = v.role
 LEFT JOIN teams t ON t.name = v.team
 ORDER BY v.ord
 ON CONFLICT (email) DO NOTHING;
+
+-- Custom fields (GET /v1/custom-fields): the keys of attrs a front end can show and every write
+-- is checked against. The customers' lead source is the `source` the demo customers carry.
+INSERT INTO custom_fields (resource, key, label, type, options, max_length, description, position)
+VALUES ('customers', 'source', 'Lead source', 'enum', '{web,referral,trade_fair,partner,cold_call}', NULL,
+        'Where the customer first came from.', 1),
+       ('customers', 'finance_account', 'Finance account', 'text', NULL, 20,
+        'The customer''s account number in the finance system.', 2),
+       ('contacts', 'linkedin', 'LinkedIn profile', 'url', NULL, NULL, NULL, 1)
+ON CONFLICT DO NOTHING;
 
 \if :demo_data
 
