@@ -59,6 +59,16 @@ typedef struct st_engine_list_ctx_t {
 
 /* Appends the JSON document of the row alias (a "t.*" shaped row). */
 void engine_doc(engine_sql_t *s, const struct st_engine_res_t *res, const char *alias);
+/*
+ * "caller0 AS (...), caller AS (...)": the caller CTEs every engine statement
+ * starts with, for other statements about r's records (their documents need
+ * them). req_param 0: a read's, from $1 the user and $2 "<team> <scope>
+ * <hidden>" (api/callers.c). Else a write's, decided from the tables ($1 the
+ * user, $2 the token version: every scope, the role's permissions as perms,
+ * its locked fields), then ", ctx AS (...)" naming the actor and the request
+ * ($req_param) for the history trigger.
+ */
+void engine_caller(engine_sql_t *s, const engine_resource_t *r, int req_param);
 /* Appends the fields= projection of a document built over alias, as text. */
 void engine_doc_projected(engine_sql_t *s, const struct st_engine_res_t *res, const char *alias);
 

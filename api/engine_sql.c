@@ -219,6 +219,20 @@ static void doc_of(engine_sql_t *s, const engine_res_t *res, const char *a, int 
     esql_add(s, ") e WHERE e.key <> ALL (caller.hidden)) END");
 }
 
+static void caller_cte(engine_sql_t *s, const engine_resource_t *r);
+static void caller_cte_read(engine_sql_t *s, const engine_resource_t *r);
+static void write_ctx(engine_sql_t *s, int req_param);
+
+void engine_caller(engine_sql_t *s, const engine_resource_t *r, int req_param)
+{
+    if (req_param > 0) {
+        caller_cte(s, r);
+        write_ctx(s, req_param);
+    } else {
+        caller_cte_read(s, r);
+    }
+}
+
 void engine_doc(engine_sql_t *s, const engine_res_t *res, const char *a)
 {
     doc_of(s, res, a, 0);
@@ -359,7 +373,7 @@ static void insert_cte(engine_sql_t *s, const engine_resource_t *r, const char *
 static void caller_cte(engine_sql_t *s, const engine_resource_t *r)
 {
     const char *m = r->name;
-    esql_add(s, "caller0 AS (SELECT u.id AS uid, u.team_id AS tid, ");
+    esql_add(s, "caller0 AS (SELECT u.id AS uid, u.team_id AS tid, r.permissions AS perms, ");
     if (r->public_read)
         esql_add(s, "'all'::text AS rscope,");
     else
@@ -949,8 +963,9 @@ static char *gen_bulk(const engine_t *e, const engine_res_t *res)
         esql_add(&s, " ELSE 'update' END ELSE CASE WHEN caller.cscope <> 'all' THEN 'forbidden'");
         locked_checks(&s, r, "i", NULL);
         rule_checks(&s, r, "i", "NULL", NULL, 0);
-        esql_add(&s, " ELSE 'create' END END AS action, NULL::bigint AS owner_id, NULL::bigint AS team_id,"
-                     " NULL::bigint AS par_id FROM caller CROSS JOIN ctx CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx),");
+        esql_add(&s,
+                 " ELSE 'create' END END AS action, NULL::bigint AS owner_id, NULL::bigint AS team_id,"
+                 " NULL::bigint AS par_id FROM caller CROSS JOIN ctx CROSS JOIN i LEFT JOIN cur ON cur.idx = i.idx),");
     } else {
         esql_addf(&s,
                   " par AS (SELECT i.idx, p.id, p.owner_id, p.team_id FROM caller, i JOIN %s p ON p.deleted_at IS NULL"

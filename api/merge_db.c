@@ -64,23 +64,14 @@ int merge_field_choosable(const engine_resource_t *r, const engine_field_t *f)
 
 /* --- reads ------------------------------------------------------------------------------ */
 
-/*
- * The caller of reads (api/callers.c): $1 the user, $2 "<team id> <read
- * scope> <hidden fields>", with the hidden fields as engine_doc() needs them
- * (see caller_cte_read in api/engine_sql.c).
- */
-#define HIDDEN_PARAM "string_to_array(nullif(split_part($2::text, ' ', 3), ''), ',')"
-#define READ_CALLER                                                                                                    \
-    "caller AS (SELECT $1::bigint AS uid, nullif(split_part($2::text, ' ', 1), '')::bigint AS tid,"                    \
-    " split_part($2::text, ' ', 2) AS rscope, " HIDDEN_PARAM " AS hidden, nullif(ARRAY(SELECT substr(k, 7)"           \
-    " FROM unnest(" HIDDEN_PARAM ") k WHERE k LIKE 'attrs.%'), '{}') AS hidden_attrs)"
-
 static char *gen_phones(const engine_resource_t *r)
 {
     engine_sql_t s = {0};
     char own[64], team[64];
     const engine_dedup_t *d = r->dedup;
-    esql_add(&s, "WITH " READ_CALLER " SELECT caller.rscope, coalesce(x.found, false)");
+    esql_add(&s, "WITH ");
+    engine_caller(&s, r, 0);
+    esql_add(&s, " SELECT caller.rscope, coalesce(x.found, false)");
     for (size_t i = 0; d->phones != NULL && d->phones[i] != NULL; i++)
         esql_addf(&s, ", x.%s", d->phones[i]);
     esql_add(&s, " FROM caller LEFT JOIN LATERAL (SELECT true AS found");
@@ -124,7 +115,9 @@ static char *gen_duplicates(const engine_t *e, const engine_resource_t *r)
      * every name comparison takes its parameters from, so it is set before
      * any of them runs.
      */
-    esql_add(&s, "WITH " READ_CALLER ", me AS MATERIALIZED (SELECT t.*, caller.uid, caller.tid, caller.rscope,"
+    esql_add(&s, "WITH ");
+    engine_caller(&s, r, 0);
+    esql_add(&s, ", me AS MATERIALIZED (SELECT t.*, caller.uid, caller.tid, caller.rscope,"
                  " set_config('pg_trgm.similarity_threshold', '" MERGE_NAME_SIMILARITY "', true) AS _threshold, ");
     subst(&s, d->name, "t");
     esql_add(&s, " AS _name, ");
@@ -289,21 +282,9 @@ static char *gen_merge(const engine_t *e, const engine_resource_t *r)
     engine_sql_t s = {0};
     char own[64], team[64];
     const engine_res_t *res = engine_res(e, r);
-    esql_addf(&s,
-              "WITH caller0 AS (SELECT u.id AS uid, u.team_id AS tid, r.permissions AS perms,"
-              " coalesce(r.permissions #>> '{%1$s,read}', 'none') AS rscope,"
-              " coalesce(r.permissions #>> '{%1$s,update}', 'none') AS uscope,"
-              " nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields,%1$s}')"
-              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value = 'hidden'), '{}') AS hidden,"
-              " nullif(ARRAY(SELECT f.key FROM jsonb_each_text(CASE WHEN jsonb_typeof(r.permissions #> '{fields,%1$s}')"
-              " = 'object' THEN r.permissions #> '{fields,%1$s}' END) f WHERE f.value IN ('hidden', 'read')), '{}')"
-              " AS locked"
-              " FROM users u JOIN roles r ON r.id = u.role_id WHERE u.id = $1 AND u.active AND u.token_version = $2),"
-              " caller AS (SELECT caller0.*, nullif(ARRAY(SELECT substr(k, 7) FROM unnest(hidden) k"
-              " WHERE k LIKE 'attrs.%%'), '{}') AS hidden_attrs FROM caller0),"
-              " ctx AS (SELECT set_config('clientele.actor', $1::text, true) AS a,"
-              " set_config('clientele.request_id', $7::text, true) AS r),",
-              r->name);
+    esql_add(&s, "WITH ");
+    engine_caller(&s, r, 7); /* $7: the request id */
+    esql_add(&s, ",");
     /* Every record named, locked in the order of their ids (two merges never wait for each other in a circle). */
     esql_add(&s, " tgt AS (SELECT t.*, ");
     engine_sql_t from = {0};
